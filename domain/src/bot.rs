@@ -1,0 +1,446 @@
+//! The Bot aggregate: a trading bot's configuration, its lifecycle
+//! (configured → starting → running → stopping → stopped) and what it
+//! traded. Users request starts and stops; the bot runner (the `System`
+//! actor) records what actually happened.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::common::{bounded_text, ensure_positive, Actor, Pair, Side, Strategy};
+use crate::error::DomainError;
+use crate::services::{KeyDirectory, KeyStatus};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BotCommand {
+    Configure {
+        actor: Actor,
+        bot_id: Uuid,
+        key_id: Uuid,
+        pair: Pair,
+        strategy: Strategy,
+        at: DateTime<Utc>,
+    },
+    RequestStart {
+        actor: Actor,
+        at: DateTime<Utc>,
+    },
+    MarkStarted {
+        actor: Actor,
+        at: DateTime<Utc>,
+    },
+    RequestStop {
+        actor: Actor,
+        reason: Option<String>,
+        at: DateTime<Utc>,
+    },
+    MarkStopped {
+        actor: Actor,
+        reason: Option<String>,
+        at: DateTime<Utc>,
+    },
+    TriggerTrade {
+        actor: Actor,
+        trigger_id: Uuid,
+        at: DateTime<Utc>,
+    },
+    RecordTradeExecuted {
+        actor: Actor,
+        fill: Fill,
+    },
+    RecordTradeSkipped {
+        actor: Actor,
+        trigger_id: Option<Uuid>,
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    RecordError {
+        actor: Actor,
+        message: String,
+        at: DateTime<Utc>,
+    },
+}
+
+/// An order the exchange filled, with exact decimals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fill {
+    pub trigger_id: Option<Uuid>,
+    pub order_id: String,
+    pub side: Side,
+    pub quantity: Decimal,
+    pub price: Decimal,
+    pub fee: Decimal,
+    pub executed_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum BotEvent {
+    #[serde(rename = "bot.configured")]
+    BotConfigured {
+        bot_id: Uuid,
+        owner_id: Uuid,
+        key_id: Uuid,
+        pair: Pair,
+        strategy: Strategy,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename = "bot.start_requested")]
+    BotStartRequested {
+        bot_id: Uuid,
+        owner_id: Uuid,
+        key_id: Uuid,
+        pair: Pair,
+        strategy: Strategy,
+        requested_by: Option<Uuid>,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename = "bot.started")]
+    BotStarted { at: DateTime<Utc> },
+    #[serde(rename = "bot.stop_requested")]
+    BotStopRequested {
+        requested_by: Option<Uuid>,
+        reason: Option<String>,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename = "bot.stopped")]
+    BotStopped {
+        reason: Option<String>,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename = "bot.trade_triggered")]
+    TradeTriggered {
+        trigger_id: Uuid,
+        requested_by: Option<Uuid>,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename = "bot.trade.executed")]
+    TradeExecuted {
+        owner_id: Uuid,
+        pair: Pair,
+        fill: Fill,
+    },
+    #[serde(rename = "bot.trade.skipped")]
+    TradeSkipped {
+        trigger_id: Option<Uuid>,
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename = "bot.error")]
+    BotErrored {
+        owner_id: Uuid,
+        message: String,
+        at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for BotEvent {
+    fn event_type(&self) -> String {
+        match self {
+            BotEvent::BotConfigured { .. } => "bot.configured",
+            BotEvent::BotStartRequested { .. } => "bot.start_requested",
+            BotEvent::BotStarted { .. } => "bot.started",
+            BotEvent::BotStopRequested { .. } => "bot.stop_requested",
+            BotEvent::BotStopped { .. } => "bot.stopped",
+            BotEvent::TradeTriggered { .. } => "bot.trade_triggered",
+            BotEvent::TradeExecuted { .. } => "bot.trade.executed",
+            BotEvent::TradeSkipped { .. } => "bot.trade.skipped",
+            BotEvent::BotErrored { .. } => "bot.error",
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1.0".to_string()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BotState {
+    #[default]
+    Configured,
+    Starting,
+    Running,
+    Stopping,
+    Stopped,
+}
+
+/// How many recent exchange order ids a bot remembers to drop duplicate
+/// fills; the portfolio ledger keeps the full set.
+const REMEMBERED_ORDER_IDS: usize = 256;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Bot {
+    pub bot_id: Option<Uuid>,
+    pub owner_id: Option<Uuid>,
+    pub key_id: Option<Uuid>,
+    pub pair: Option<Pair>,
+    pub strategy: Option<Strategy>,
+    pub state: BotState,
+    pub trades_executed: u64,
+    pub trades_skipped: u64,
+    pub errors: u64,
+    pub recent_order_ids: VecDeque<String>,
+}
+
+#[derive(Clone)]
+pub struct BotServices {
+    pub keys: Arc<dyn KeyDirectory>,
+}
+
+impl Bot {
+    fn owner_for(&self, actor: &Actor) -> Result<Uuid, DomainError> {
+        actor.ensure_may_trade()?;
+        match self.owner_id {
+            Some(owner) if actor.may_act_for(owner) => Ok(owner),
+            _ => Err(DomainError::NotFound { entity: "bot" }),
+        }
+    }
+
+    fn existing_owner(&self) -> Result<Uuid, DomainError> {
+        self.owner_id.ok_or(DomainError::NotFound { entity: "bot" })
+    }
+
+    /// The key must exist, belong to the bot's owner and not be
+    /// disconnected; `require_tested` also asks for a passed test.
+    async fn check_key(
+        services: &BotServices,
+        key_id: Uuid,
+        owner_id: Uuid,
+        require_tested: bool,
+    ) -> Result<(), DomainError> {
+        let facts = services.keys.key_facts(key_id).await?;
+        match facts {
+            Some(facts)
+                if facts.owner_id == owner_id && facts.status != KeyStatus::Disconnected =>
+            {
+                if require_tested && facts.status != KeyStatus::Tested {
+                    return Err(DomainError::conflict(
+                        "the bot's exchange key has not passed a test; test it first",
+                    ));
+                }
+                Ok(())
+            }
+            _ => Err(DomainError::invalid(
+                "key_id",
+                "no connected exchange key with this id",
+            )),
+        }
+    }
+
+    fn state_conflict(&self, wanted: &str) -> DomainError {
+        DomainError::conflict(format!(
+            "cannot {wanted}: bot is {}",
+            serde_json::to_value(self.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        ))
+    }
+}
+
+impl Aggregate for Bot {
+    const TYPE: &'static str = "Bot";
+    type Command = BotCommand;
+    type Event = BotEvent;
+    type Error = DomainError;
+    type Services = BotServices;
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        let event = match command {
+            BotCommand::Configure {
+                actor,
+                bot_id,
+                key_id,
+                pair,
+                strategy,
+                at,
+            } => {
+                actor.ensure_may_trade()?;
+                let owner_id = actor
+                    .user_id()
+                    .ok_or_else(|| DomainError::forbidden("a bot belongs to a user"))?;
+                if self.bot_id.is_some() {
+                    return Err(DomainError::conflict("bot already configured"));
+                }
+                strategy.validate()?;
+                Self::check_key(services, key_id, owner_id, false).await?;
+                BotEvent::BotConfigured {
+                    bot_id,
+                    owner_id,
+                    key_id,
+                    pair,
+                    strategy,
+                    at,
+                }
+            }
+            BotCommand::RequestStart { actor, at } => {
+                let owner_id = self.owner_for(&actor)?;
+                if !matches!(self.state, BotState::Configured | BotState::Stopped) {
+                    return Err(self.state_conflict("start"));
+                }
+                let (Some(bot_id), Some(key_id), Some(pair), Some(strategy)) = (
+                    self.bot_id,
+                    self.key_id,
+                    self.pair.clone(),
+                    self.strategy.clone(),
+                ) else {
+                    return Err(DomainError::NotFound { entity: "bot" });
+                };
+                Self::check_key(services, key_id, owner_id, true).await?;
+                BotEvent::BotStartRequested {
+                    bot_id,
+                    owner_id,
+                    key_id,
+                    pair,
+                    strategy,
+                    requested_by: actor.user_id(),
+                    at,
+                }
+            }
+            BotCommand::MarkStarted { actor, at } => {
+                actor.ensure_system()?;
+                self.existing_owner()?;
+                match self.state {
+                    BotState::Starting => BotEvent::BotStarted { at },
+                    // A redelivered start message changes nothing.
+                    BotState::Running => return Ok(()),
+                    _ => return Err(self.state_conflict("mark started")),
+                }
+            }
+            BotCommand::RequestStop { actor, reason, at } => {
+                self.owner_for(&actor)?;
+                if !matches!(self.state, BotState::Starting | BotState::Running) {
+                    return Err(self.state_conflict("stop"));
+                }
+                let reason = reason
+                    .map(|reason| bounded_text("reason", &reason, 1, 500))
+                    .transpose()?;
+                BotEvent::BotStopRequested {
+                    requested_by: actor.user_id(),
+                    reason,
+                    at,
+                }
+            }
+            BotCommand::MarkStopped { actor, reason, at } => {
+                actor.ensure_system()?;
+                self.existing_owner()?;
+                match self.state {
+                    BotState::Starting | BotState::Running | BotState::Stopping => {
+                        BotEvent::BotStopped { reason, at }
+                    }
+                    BotState::Stopped => return Ok(()),
+                    BotState::Configured => return Err(self.state_conflict("mark stopped")),
+                }
+            }
+            BotCommand::TriggerTrade {
+                actor,
+                trigger_id,
+                at,
+            } => {
+                self.owner_for(&actor)?;
+                if self.state != BotState::Running {
+                    return Err(self.state_conflict("trigger a trade"));
+                }
+                BotEvent::TradeTriggered {
+                    trigger_id,
+                    requested_by: actor.user_id(),
+                    at,
+                }
+            }
+            BotCommand::RecordTradeExecuted { actor, fill } => {
+                actor.ensure_system()?;
+                let owner_id = self.existing_owner()?;
+                if self.recent_order_ids.contains(&fill.order_id) {
+                    // The same fill reported twice is recorded once.
+                    return Ok(());
+                }
+                if fill.order_id.trim().is_empty() {
+                    return Err(DomainError::invalid("order_id", "must not be empty"));
+                }
+                ensure_positive("quantity", fill.quantity)?;
+                ensure_positive("price", fill.price)?;
+                if fill.fee < Decimal::ZERO {
+                    return Err(DomainError::invalid("fee", "must not be negative"));
+                }
+                let pair = self.pair.clone().ok_or(DomainError::NotFound { entity: "bot" })?;
+                BotEvent::TradeExecuted {
+                    owner_id,
+                    pair,
+                    fill,
+                }
+            }
+            BotCommand::RecordTradeSkipped {
+                actor,
+                trigger_id,
+                reason,
+                at,
+            } => {
+                actor.ensure_system()?;
+                self.existing_owner()?;
+                BotEvent::TradeSkipped {
+                    trigger_id,
+                    reason: bounded_text("reason", &reason, 1, 500)?,
+                    at,
+                }
+            }
+            BotCommand::RecordError { actor, message, at } => {
+                actor.ensure_system()?;
+                let owner_id = self.existing_owner()?;
+                BotEvent::BotErrored {
+                    owner_id,
+                    message: bounded_text("message", &message, 1, 2000)?,
+                    at,
+                }
+            }
+        };
+        sink.write(event, self).await;
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            BotEvent::BotConfigured {
+                bot_id,
+                owner_id,
+                key_id,
+                pair,
+                strategy,
+                ..
+            } => {
+                self.bot_id = Some(bot_id);
+                self.owner_id = Some(owner_id);
+                self.key_id = Some(key_id);
+                self.pair = Some(pair);
+                self.strategy = Some(strategy);
+                self.state = BotState::Configured;
+            }
+            BotEvent::BotStartRequested { .. } => self.state = BotState::Starting,
+            BotEvent::BotStarted { .. } => self.state = BotState::Running,
+            BotEvent::BotStopRequested { .. } => self.state = BotState::Stopping,
+            BotEvent::BotStopped { .. } => self.state = BotState::Stopped,
+            BotEvent::TradeTriggered { .. } => {}
+            BotEvent::TradeExecuted { fill, .. } => {
+                self.trades_executed += 1;
+                self.recent_order_ids.push_back(fill.order_id);
+                while self.recent_order_ids.len() > REMEMBERED_ORDER_IDS {
+                    self.recent_order_ids.pop_front();
+                }
+            }
+            BotEvent::TradeSkipped { .. } => self.trades_skipped += 1,
+            BotEvent::BotErrored { .. } => self.errors += 1,
+        }
+    }
+}

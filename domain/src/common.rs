@@ -1,0 +1,264 @@
+//! Vocabulary shared by the aggregates.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::DomainError;
+
+/// A user's role. A user holds exactly one; granting another replaces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    User,
+    Admin,
+    Auditor,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "user" => Some(Role::User),
+            "admin" => Some(Role::Admin),
+            "auditor" => Some(Role::Auditor),
+            _ => None,
+        }
+    }
+}
+
+/// Who issues a command. `System` is the service itself (the bot runner, an
+/// operator's CLI), never a REST caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Actor {
+    User { user_id: Uuid, role: Role },
+    System,
+}
+
+impl Actor {
+    pub fn user(user_id: Uuid) -> Self {
+        Actor::User {
+            user_id,
+            role: Role::User,
+        }
+    }
+
+    pub fn admin(user_id: Uuid) -> Self {
+        Actor::User {
+            user_id,
+            role: Role::Admin,
+        }
+    }
+
+    pub fn auditor(user_id: Uuid) -> Self {
+        Actor::User {
+            user_id,
+            role: Role::Auditor,
+        }
+    }
+
+    pub fn user_id(&self) -> Option<Uuid> {
+        match self {
+            Actor::User { user_id, .. } => Some(*user_id),
+            Actor::System => None,
+        }
+    }
+
+    pub fn is_admin_or_system(&self) -> bool {
+        matches!(
+            self,
+            Actor::System
+                | Actor::User {
+                    role: Role::Admin,
+                    ..
+                }
+        )
+    }
+
+    /// Whether this actor may read or change something owned by `owner`.
+    pub fn may_act_for(&self, owner: Uuid) -> bool {
+        match self {
+            Actor::System => true,
+            Actor::User {
+                role: Role::Admin, ..
+            } => true,
+            Actor::User { user_id, .. } => *user_id == owner,
+        }
+    }
+
+    /// Trading commands (keys, bots) are refused to auditors: they read and
+    /// replay, they do not trade.
+    pub fn ensure_may_trade(&self) -> Result<(), DomainError> {
+        match self {
+            Actor::User {
+                role: Role::Auditor,
+                ..
+            } => Err(DomainError::forbidden("auditors issue no trading commands")),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn ensure_system(&self) -> Result<(), DomainError> {
+        match self {
+            Actor::System => Ok(()),
+            Actor::User { .. } => Err(DomainError::forbidden(
+                "only the bot runner records what a bot did",
+            )),
+        }
+    }
+}
+
+/// Buy or sell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Buy,
+    Sell,
+}
+
+/// A currency pair such as `XBT/USD`: base and quote, each 2 to 10
+/// upper-case letters or digits.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Pair(String);
+
+impl Pair {
+    pub fn parse(text: &str) -> Result<Pair, DomainError> {
+        let valid_part = |part: &str| {
+            (2..=10).contains(&part.len())
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        };
+        match text.split_once('/') {
+            Some((base, quote)) if valid_part(base) && valid_part(quote) && base != quote => {
+                Ok(Pair(text.to_string()))
+            }
+            _ => Err(DomainError::invalid(
+                "pair",
+                "expected BASE/QUOTE in upper case, e.g. XBT/USD",
+            )),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Pair {
+    type Error = DomainError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Pair::parse(&value)
+    }
+}
+
+impl From<Pair> for String {
+    fn from(pair: Pair) -> String {
+        pair.0
+    }
+}
+
+impl std::fmt::Display for Pair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How a bot decides to trade. Amounts are exact decimals in the quote
+/// currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Strategy {
+    /// Dollar-cost averaging: buy `quote_amount` every `interval_secs`.
+    Dca {
+        quote_amount: Decimal,
+        interval_secs: u64,
+    },
+    /// Buy `quote_amount` when the price falls to `buy_below`, sell the
+    /// position when it rises to `sell_above`.
+    Threshold {
+        buy_below: Decimal,
+        sell_above: Decimal,
+        quote_amount: Decimal,
+    },
+}
+
+/// The longest DCA interval accepted: 30 days.
+pub const MAX_INTERVAL_SECS: u64 = 30 * 24 * 3600;
+
+impl Strategy {
+    pub fn validate(&self) -> Result<(), DomainError> {
+        match self {
+            Strategy::Dca {
+                quote_amount,
+                interval_secs,
+            } => {
+                ensure_positive("strategy.quote_amount", *quote_amount)?;
+                if *interval_secs == 0 || *interval_secs > MAX_INTERVAL_SECS {
+                    return Err(DomainError::invalid(
+                        "strategy.interval_secs",
+                        format!("must be between 1 and {MAX_INTERVAL_SECS}"),
+                    ));
+                }
+                Ok(())
+            }
+            Strategy::Threshold {
+                buy_below,
+                sell_above,
+                quote_amount,
+            } => {
+                ensure_positive("strategy.buy_below", *buy_below)?;
+                ensure_positive("strategy.sell_above", *sell_above)?;
+                ensure_positive("strategy.quote_amount", *quote_amount)?;
+                if buy_below >= sell_above {
+                    return Err(DomainError::invalid(
+                        "strategy.sell_above",
+                        "must be greater than buy_below",
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+pub fn ensure_positive(field: &'static str, value: Decimal) -> Result<(), DomainError> {
+    if value > Decimal::ZERO {
+        Ok(())
+    } else {
+        Err(DomainError::invalid(field, "must be greater than zero"))
+    }
+}
+
+/// Trims `text` and checks its length in characters.
+pub fn bounded_text(
+    field: &'static str,
+    text: &str,
+    min: usize,
+    max: usize,
+) -> Result<String, DomainError> {
+    let trimmed = text.trim();
+    let length = trimmed.chars().count();
+    if length < min || length > max {
+        return Err(DomainError::invalid(
+            field,
+            format!("must be {min} to {max} characters"),
+        ));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(DomainError::invalid(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(trimmed.to_string())
+}

@@ -1,0 +1,28 @@
+//! The Muckard domain: aggregates, their commands and events, and the rules
+//! that decide which commands are accepted. Nothing here does IO.
+//!
+//! Layout, one file per aggregate with its commands and events beside it:
+//! - [`user`]: registration, log-ins, profile, onboarding and roles;
+//! - [`exchange_key`]: a connected Kraken API key (never its secret);
+//! - [`bot`]: a trading bot's configuration and lifecycle, and what it traded;
+//! - [`portfolio`]: a user's trade ledger, positions and realised P&L.
+//!
+//! Shared vocabulary lives in [`common`] (actors, roles, decimals, pairs,
+//! strategies) and the one error type every aggregate refuses with in
+//! [`error`]. Calls that leave the process (the exchange, reading another
+//! aggregate) are traits in [`services`], implemented by `command-side`.
+//!
+//! Every event's `event_type()` is its wire name on Kafka and RabbitMQ, and
+//! its payload is the event serialised with that name in a `type` field.
+
+pub mod bot;
+pub mod common;
+pub mod error;
+pub mod exchange_key;
+pub mod portfolio;
+pub mod services;
+pub mod user;
+
+pub use common::{Actor, Pair, Role, Side, Strategy};
+pub use error::DomainError;
+pub use rust_decimal::Decimal;

@@ -1,0 +1,199 @@
+//! The Portfolio aggregate: one per user (its id is the user id), the
+//! ledger of every fill with the resulting position and realised P&L per
+//! pair, by the average-cost method. Recording is idempotent by the
+//! exchange's order id.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::common::{ensure_positive, Actor, Pair, Side};
+use crate::error::DomainError;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PortfolioCommand {
+    RecordTrade { actor: Actor, trade: TradeFill },
+}
+
+/// A fill as the process manager forwards it from `bot.trade.executed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TradeFill {
+    pub user_id: Uuid,
+    pub bot_id: Uuid,
+    pub order_id: String,
+    pub pair: Pair,
+    pub side: Side,
+    pub quantity: Decimal,
+    pub price: Decimal,
+    pub fee: Decimal,
+    pub executed_at: DateTime<Utc>,
+}
+
+/// A holding in one pair after a fill. `cost_basis` is what the held
+/// quantity cost, fees included.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    pub quantity: Decimal,
+    pub cost_basis: Decimal,
+    pub average_cost: Decimal,
+    pub realised_pnl: Decimal,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum PortfolioEvent {
+    #[serde(rename = "trade.executed")]
+    TradeRecorded {
+        trade: TradeFill,
+        /// P&L realised by this fill alone (zero for buys).
+        realised_pnl: Decimal,
+        /// The position in `trade.pair` after this fill.
+        position: Position,
+    },
+}
+
+impl DomainEvent for PortfolioEvent {
+    fn event_type(&self) -> String {
+        match self {
+            PortfolioEvent::TradeRecorded { .. } => "trade.executed".to_string(),
+        }
+    }
+
+    fn event_version(&self) -> String {
+        "1.0".to_string()
+    }
+}
+
+/// Decimal places kept for averages and proportional cost.
+const PRECISION: u32 = 12;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Portfolio {
+    pub user_id: Option<Uuid>,
+    pub positions: BTreeMap<Pair, Position>,
+    pub order_ids: BTreeSet<String>,
+}
+
+impl Portfolio {
+    /// The position after `trade` and the P&L it realises.
+    pub fn position_after(
+        current: &Position,
+        trade: &TradeFill,
+    ) -> Result<(Position, Decimal), DomainError> {
+        let gross = trade.quantity * trade.price;
+        match trade.side {
+            Side::Buy => {
+                let quantity = current.quantity + trade.quantity;
+                let cost_basis = current.cost_basis + gross + trade.fee;
+                Ok((
+                    Position {
+                        quantity,
+                        cost_basis,
+                        average_cost: (cost_basis / quantity).round_dp(PRECISION),
+                        realised_pnl: current.realised_pnl,
+                    },
+                    Decimal::ZERO,
+                ))
+            }
+            Side::Sell => {
+                if trade.quantity > current.quantity {
+                    return Err(DomainError::invalid(
+                        "quantity",
+                        format!(
+                            "sells {} but the position holds {}",
+                            trade.quantity, current.quantity
+                        ),
+                    ));
+                }
+                let quantity = current.quantity - trade.quantity;
+                let cost_sold = if quantity.is_zero() {
+                    current.cost_basis
+                } else {
+                    (current.cost_basis * trade.quantity / current.quantity).round_dp(PRECISION)
+                };
+                let realised = gross - trade.fee - cost_sold;
+                let cost_basis = current.cost_basis - cost_sold;
+                Ok((
+                    Position {
+                        quantity,
+                        cost_basis,
+                        average_cost: if quantity.is_zero() {
+                            Decimal::ZERO
+                        } else {
+                            (cost_basis / quantity).round_dp(PRECISION)
+                        },
+                        realised_pnl: current.realised_pnl + realised,
+                    },
+                    realised,
+                ))
+            }
+        }
+    }
+}
+
+impl Aggregate for Portfolio {
+    const TYPE: &'static str = "Portfolio";
+    type Command = PortfolioCommand;
+    type Event = PortfolioEvent;
+    type Error = DomainError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        let PortfolioCommand::RecordTrade { actor, trade } = command;
+        actor.ensure_system()?;
+        if self.order_ids.contains(&trade.order_id) {
+            // The same exchange order recorded twice has one effect.
+            return Ok(());
+        }
+        if let Some(user_id) = self.user_id {
+            if user_id != trade.user_id {
+                return Err(DomainError::invalid(
+                    "user_id",
+                    "the trade belongs to another user's portfolio",
+                ));
+            }
+        }
+        if trade.order_id.trim().is_empty() {
+            return Err(DomainError::invalid("order_id", "must not be empty"));
+        }
+        ensure_positive("quantity", trade.quantity)?;
+        ensure_positive("price", trade.price)?;
+        if trade.fee < Decimal::ZERO {
+            return Err(DomainError::invalid("fee", "must not be negative"));
+        }
+        let current = self.positions.get(&trade.pair).cloned().unwrap_or_default();
+        let (position, realised_pnl) = Self::position_after(&current, &trade)?;
+        sink.write(
+            PortfolioEvent::TradeRecorded {
+                trade,
+                realised_pnl,
+                position,
+            },
+            self,
+        )
+        .await;
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            PortfolioEvent::TradeRecorded {
+                trade, position, ..
+            } => {
+                self.user_id = Some(trade.user_id);
+                self.order_ids.insert(trade.order_id);
+                self.positions.insert(trade.pair, position);
+            }
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! The User aggregate: a person who logs in, owns keys and bots, and holds
+//! one role. Passwords never reach it: the command side keeps their argon2id
+//! hashes in a side table.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::common::{bounded_text, Actor, Role};
+use crate::error::DomainError;
+
+/// Commands on a user. Imperative, as the caller asked them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserCommand {
+    Register {
+        user_id: Uuid,
+        email: String,
+        display_name: Option<String>,
+        at: DateTime<Utc>,
+    },
+    /// Recorded after the command side checked the password.
+    LogIn { at: DateTime<Utc> },
+    UpdateProfile {
+        actor: Actor,
+        display_name: String,
+        at: DateTime<Utc>,
+    },
+    CompleteOnboarding {
+        actor: Actor,
+        risk_profile: RiskProfile,
+        experience: Experience,
+        terms_version: String,
+        at: DateTime<Utc>,
+    },
+    AssignRole {
+        actor: Actor,
+        role: Role,
+        at: DateTime<Utc>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskProfile {
+    Conservative,
+    Balanced,
+    Aggressive,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Experience {
+    Beginner,
+    Intermediate,
+    Expert,
+}
+
+/// Events of a user, past tense, with their wire names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum UserEvent {
+    #[serde(rename = "user.created")]
+    UserCreated {
+        user_id: Uuid,
+        email: String,
+        display_name: Option<String>,
+        role: Role,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename = "user.logged_in")]
+    UserLoggedIn { at: DateTime<Utc> },
+    #[serde(rename = "user.updated")]
+    UserUpdated {
+        display_name: String,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename = "onboarding.completed")]
+    OnboardingCompleted {
+        risk_profile: RiskProfile,
+        experience: Experience,
+        terms_version: String,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename = "user.role_assigned")]
+    RoleAssigned {
+        role: Role,
+        assigned_by: Option<Uuid>,
+        at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for UserEvent {
+    fn event_type(&self) -> String {
+        match self {
+            UserEvent::UserCreated { .. } => "user.created",
+            UserEvent::UserLoggedIn { .. } => "user.logged_in",
+            UserEvent::UserUpdated { .. } => "user.updated",
+            UserEvent::OnboardingCompleted { .. } => "onboarding.completed",
+            UserEvent::RoleAssigned { .. } => "user.role_assigned",
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1.0".to_string()
+    }
+}
+
+/// The state a user's commands are decided against.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub user_id: Option<Uuid>,
+    pub email: String,
+    pub display_name: Option<String>,
+    pub role: Option<Role>,
+    pub onboarded: bool,
+    pub last_login_at: Option<DateTime<Utc>>,
+}
+
+impl User {
+    pub fn exists(&self) -> bool {
+        self.user_id.is_some()
+    }
+
+    fn ensure_actor_is_self_or_admin(&self, actor: &Actor) -> Result<Uuid, DomainError> {
+        let user_id = self.user_id.ok_or(DomainError::NotFound { entity: "user" })?;
+        if actor.may_act_for(user_id) {
+            Ok(user_id)
+        } else {
+            Err(DomainError::NotFound { entity: "user" })
+        }
+    }
+}
+
+/// A lenient shape check: one `@`, something either side, a dot in the
+/// domain. Deliverability is the mail server's business.
+pub fn normalise_email(email: &str) -> Result<String, DomainError> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && match email.split_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty()
+                    && !domain.contains('@')
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+            }
+            None => false,
+        };
+    if valid {
+        Ok(email)
+    } else {
+        Err(DomainError::invalid("email", "not a valid email address"))
+    }
+}
+
+impl Aggregate for User {
+    const TYPE: &'static str = "User";
+    type Command = UserCommand;
+    type Event = UserEvent;
+    type Error = DomainError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        let event = match command {
+            UserCommand::Register {
+                user_id,
+                email,
+                display_name,
+                at,
+            } => {
+                if self.exists() {
+                    return Err(DomainError::conflict("user already registered"));
+                }
+                let display_name = display_name
+                    .map(|name| bounded_text("display_name", &name, 1, 100))
+                    .transpose()?;
+                UserEvent::UserCreated {
+                    user_id,
+                    email: normalise_email(&email)?,
+                    display_name,
+                    role: Role::User,
+                    at,
+                }
+            }
+            UserCommand::LogIn { at } => {
+                if !self.exists() {
+                    return Err(DomainError::NotFound { entity: "user" });
+                }
+                UserEvent::UserLoggedIn { at }
+            }
+            UserCommand::UpdateProfile {
+                actor,
+                display_name,
+                at,
+            } => {
+                self.ensure_actor_is_self_or_admin(&actor)?;
+                UserEvent::UserUpdated {
+                    display_name: bounded_text("display_name", &display_name, 1, 100)?,
+                    at,
+                }
+            }
+            UserCommand::CompleteOnboarding {
+                actor,
+                risk_profile,
+                experience,
+                terms_version,
+                at,
+            } => {
+                self.ensure_actor_is_self_or_admin(&actor)?;
+                if self.onboarded {
+                    return Err(DomainError::conflict("onboarding already completed"));
+                }
+                UserEvent::OnboardingCompleted {
+                    risk_profile,
+                    experience,
+                    terms_version: bounded_text("terms_version", &terms_version, 1, 32)?,
+                    at,
+                }
+            }
+            UserCommand::AssignRole { actor, role, at } => {
+                if !actor.is_admin_or_system() {
+                    return Err(DomainError::forbidden("only an admin grants roles"));
+                }
+                if !self.exists() {
+                    return Err(DomainError::NotFound { entity: "user" });
+                }
+                if self.role == Some(role) {
+                    // Granting the role a user already holds changes nothing.
+                    return Ok(());
+                }
+                UserEvent::RoleAssigned {
+                    role,
+                    assigned_by: actor.user_id(),
+                    at,
+                }
+            }
+        };
+        sink.write(event, self).await;
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            UserEvent::UserCreated {
+                user_id,
+                email,
+                display_name,
+                role,
+                ..
+            } => {
+                self.user_id = Some(user_id);
+                self.email = email;
+                self.display_name = display_name;
+                self.role = Some(role);
+            }
+            UserEvent::UserLoggedIn { at } => self.last_login_at = Some(at),
+            UserEvent::UserUpdated { display_name, .. } => self.display_name = Some(display_name),
+            UserEvent::OnboardingCompleted { .. } => self.onboarded = true,
+            UserEvent::RoleAssigned { role, .. } => self.role = Some(role),
+        }
+    }
+}
