@@ -105,6 +105,7 @@ pub struct ExchangeKey {
     pub fingerprint: String,
     pub permissions: Vec<KeyPermission>,
     pub status: KeyStatus,
+    pub last_test_failure: Option<String>,
 }
 
 /// The services the ExchangeKey aggregate needs: the exchange, through the
@@ -304,8 +305,12 @@ impl Aggregate for ExchangeKey {
             ExchangeKeyEvent::KeyTested { permissions, .. } => {
                 self.permissions = permissions;
                 self.status = KeyStatus::Tested;
+                self.last_test_failure = None;
             }
-            ExchangeKeyEvent::KeyTestFailed { .. } => self.status = KeyStatus::TestFailed,
+            ExchangeKeyEvent::KeyTestFailed { reason, .. } => {
+                self.status = KeyStatus::TestFailed;
+                self.last_test_failure = Some(reason);
+            }
             ExchangeKeyEvent::KeyDisconnected { .. } => self.status = KeyStatus::Disconnected,
         }
     }

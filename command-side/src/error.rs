@@ -1,0 +1,41 @@
+//! The command side's one error type.
+
+use domain::DomainError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The aggregate refused the command.
+    #[error(transparent)]
+    Refused(#[from] DomainError),
+    /// Other writers kept winning the race for the same stream.
+    #[error("concurrent modification of {aggregate_type} {aggregate_id}; retry")]
+    Conflict {
+        aggregate_type: &'static str,
+        aggregate_id: String,
+    },
+    /// The email is already registered.
+    #[error("email: already registered")]
+    EmailTaken,
+    /// The credentials did not match.
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    /// A refresh token was unknown, expired or reused.
+    #[error("invalid refresh token")]
+    InvalidRefreshToken,
+    /// PostgreSQL could not be reached.
+    #[error("database unavailable: {0}")]
+    DatabaseUnavailable(String),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for CommandError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+                CommandError::DatabaseUnavailable(error.to_string())
+            }
+            other => CommandError::Unexpected(anyhow::Error::new(other)),
+        }
+    }
+}

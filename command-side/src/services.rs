@@ -1,0 +1,65 @@
+//! The domain's service traits, implemented against the side tables, the
+//! exchange and the event store.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use domain::exchange_key::ExchangeKey;
+use domain::services::{KeyDirectory, KeyFacts, KeyVerification, KeyVerifier};
+use domain::DomainError;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::crypto::SecretBox;
+use crate::exchange::{Exchange, ExchangeError};
+use crate::exchange_keys::load_credentials;
+use crate::store::load;
+
+/// Verifies a stored credential: decrypts it from `exchange_key_secrets`
+/// and asks the exchange.
+pub struct StoredKeyVerifier {
+    pub pool: PgPool,
+    pub secrets: Arc<SecretBox>,
+    pub exchange: Arc<dyn Exchange>,
+}
+
+#[async_trait]
+impl KeyVerifier for StoredKeyVerifier {
+    async fn verify(&self, key_id: Uuid) -> Result<KeyVerification, DomainError> {
+        let credentials = load_credentials(&self.pool, &self.secrets, key_id)
+            .await
+            .map_err(|error| DomainError::Unavailable {
+                reason: format!("credential store: {error}"),
+            })?;
+        let Some(credentials) = credentials else {
+            return Ok(KeyVerification::Rejected {
+                reason: "no stored credential for this key".to_string(),
+            });
+        };
+        self.exchange
+            .verify_credentials(&credentials)
+            .await
+            .map_err(|ExchangeError::Unavailable(reason)| DomainError::Unavailable { reason })
+    }
+}
+
+/// Reads exchange keys' state from the event store for the Bot aggregate.
+pub struct EventStoreKeyDirectory {
+    pub pool: PgPool,
+    pub snapshot_every: usize,
+}
+
+#[async_trait]
+impl KeyDirectory for EventStoreKeyDirectory {
+    async fn key_facts(&self, key_id: Uuid) -> Result<Option<KeyFacts>, DomainError> {
+        let (key, _) = load::<ExchangeKey>(&self.pool, self.snapshot_every, &key_id.to_string())
+            .await
+            .map_err(|error| DomainError::Unavailable {
+                reason: format!("event store: {error}"),
+            })?;
+        Ok(key.owner_id.map(|owner_id| KeyFacts {
+            owner_id,
+            status: key.status,
+        }))
+    }
+}

@@ -1,0 +1,367 @@
+//! Given/when/then tests of the User aggregate.
+
+mod support;
+
+use cqrs_es::test::{AggregateResultValidator, TestFramework};
+use cqrs_es::DomainEvent;
+use domain::user::{normalise_email, Experience, RiskProfile, User, UserCommand, UserEvent};
+use domain::{Actor, DomainError, Role};
+use support::{assert_wire_format, at, at_plus, id};
+use uuid::Uuid;
+
+fn me() -> Uuid {
+    id(1)
+}
+
+fn someone_else() -> Uuid {
+    id(2)
+}
+
+fn given(events: Vec<UserEvent>, command: UserCommand) -> AggregateResultValidator<User> {
+    TestFramework::<User>::with(()).given(events).when(command)
+}
+
+fn register(email: &str, display_name: Option<&str>) -> UserCommand {
+    UserCommand::Register {
+        user_id: me(),
+        email: email.to_string(),
+        display_name: display_name.map(str::to_string),
+        at: at(),
+    }
+}
+
+fn created() -> UserEvent {
+    UserEvent::UserCreated {
+        user_id: me(),
+        email: "ada@example.com".to_string(),
+        display_name: Some("Ada".to_string()),
+        role: Role::User,
+        at: at(),
+    }
+}
+
+fn update_profile(actor: Actor, display_name: &str) -> UserCommand {
+    UserCommand::UpdateProfile {
+        actor,
+        display_name: display_name.to_string(),
+        at: at_plus(10),
+    }
+}
+
+fn onboard(actor: Actor) -> UserCommand {
+    UserCommand::CompleteOnboarding {
+        actor,
+        risk_profile: RiskProfile::Balanced,
+        experience: Experience::Intermediate,
+        terms_version: " 2024-01 ".to_string(),
+        at: at_plus(20),
+    }
+}
+
+fn onboarded() -> UserEvent {
+    UserEvent::OnboardingCompleted {
+        risk_profile: RiskProfile::Balanced,
+        experience: Experience::Intermediate,
+        terms_version: "2024-01".to_string(),
+        at: at_plus(20),
+    }
+}
+
+fn assign(actor: Actor, role: Role) -> UserCommand {
+    UserCommand::AssignRole {
+        actor,
+        role,
+        at: at_plus(30),
+    }
+}
+
+fn invalid_field(result: Result<Vec<UserEvent>, DomainError>) -> &'static str {
+    match result {
+        Err(DomainError::Invalid { field, .. }) => field,
+        other => panic!("expected an invalid field, got {other:?}"),
+    }
+}
+
+// ---- register ----
+
+#[test]
+fn register_creates_a_user_with_a_lower_case_email() {
+    given(vec![], register("  Ada@Example.COM ", Some("  Ada "))).then_expect_events(vec![
+        UserEvent::UserCreated {
+            user_id: me(),
+            email: "ada@example.com".to_string(),
+            display_name: Some("Ada".to_string()),
+            role: Role::User,
+            at: at(),
+        },
+    ]);
+}
+
+#[test]
+fn register_without_a_display_name_is_accepted() {
+    given(vec![], register("ada@example.com", None)).then_expect_events(vec![
+        UserEvent::UserCreated {
+            user_id: me(),
+            email: "ada@example.com".to_string(),
+            display_name: None,
+            role: Role::User,
+            at: at(),
+        },
+    ]);
+}
+
+#[test]
+fn register_refuses_invalid_emails_on_the_email_field() {
+    for email in [
+        "",
+        "ada",
+        "@example.com",
+        "ada@example",
+        "ada@.example.com",
+        "ada@example.com.",
+        "ada@@example.com",
+        "a da@example.com",
+    ] {
+        let result = given(vec![], register(email, None)).inspect_result();
+        assert_eq!(invalid_field(result), "email", "email {email:?}");
+    }
+    given(vec![], register("ada", None)).then_expect_error_message("email: not a valid email address");
+}
+
+#[test]
+fn normalise_email_refuses_addresses_longer_than_254_characters() {
+    let long = format!("{}@example.com", "a".repeat(250));
+    assert_eq!(invalid_field(Err(normalise_email(&long).unwrap_err())), "email");
+}
+
+#[test]
+fn register_refuses_a_display_name_longer_than_100_characters() {
+    let name = "x".repeat(101);
+    given(vec![], register("ada@example.com", Some(&name)))
+        .then_expect_error_message("display_name: must be 1 to 100 characters");
+    let name = "x".repeat(100);
+    let events = given(vec![], register("ada@example.com", Some(&name)))
+        .inspect_result()
+        .expect("100 characters are accepted");
+    assert_eq!(events.len(), 1);
+}
+
+#[test]
+fn register_refuses_a_blank_display_name() {
+    let result = given(vec![], register("ada@example.com", Some("   "))).inspect_result();
+    assert_eq!(invalid_field(result), "display_name");
+}
+
+#[test]
+fn registering_twice_is_refused() {
+    given(vec![created()], register("ada@example.com", None))
+        .then_expect_error(DomainError::conflict("user already registered"));
+}
+
+// ---- log in ----
+
+#[test]
+fn log_in_records_the_time() {
+    given(vec![created()], UserCommand::LogIn { at: at_plus(5) })
+        .then_expect_events(vec![UserEvent::UserLoggedIn { at: at_plus(5) }]);
+}
+
+#[test]
+fn log_in_of_an_unknown_user_is_refused() {
+    given(vec![], UserCommand::LogIn { at: at() }).then_expect_error_message("user not found");
+}
+
+// ---- update profile ----
+
+#[test]
+fn a_user_updates_their_own_profile() {
+    given(vec![created()], update_profile(Actor::user(me()), " Ada L. ")).then_expect_events(
+        vec![UserEvent::UserUpdated {
+            display_name: "Ada L.".to_string(),
+            at: at_plus(10),
+        }],
+    );
+}
+
+#[test]
+fn updating_another_users_profile_reads_as_not_found() {
+    given(vec![created()], update_profile(Actor::user(someone_else()), "Eve"))
+        .then_expect_error(DomainError::NotFound { entity: "user" });
+    given(vec![created()], update_profile(Actor::auditor(someone_else()), "Eve"))
+        .then_expect_error(DomainError::NotFound { entity: "user" });
+}
+
+#[test]
+fn an_admin_or_the_system_updates_any_profile() {
+    for actor in [Actor::admin(someone_else()), Actor::System] {
+        given(vec![created()], update_profile(actor, "Countess")).then_expect_events(vec![
+            UserEvent::UserUpdated {
+                display_name: "Countess".to_string(),
+                at: at_plus(10),
+            },
+        ]);
+    }
+}
+
+#[test]
+fn updating_a_profile_refuses_an_invalid_display_name() {
+    let result = given(vec![created()], update_profile(Actor::user(me()), "")).inspect_result();
+    assert_eq!(invalid_field(result), "display_name");
+    let result = given(vec![created()], update_profile(Actor::user(me()), "a\u{7}b")).inspect_result();
+    assert_eq!(invalid_field(result), "display_name");
+}
+
+#[test]
+fn updating_the_profile_of_an_unknown_user_is_refused() {
+    given(vec![], update_profile(Actor::admin(someone_else()), "Ada"))
+        .then_expect_error_message("user not found");
+}
+
+// ---- onboarding ----
+
+#[test]
+fn onboarding_completes_once() {
+    given(vec![created()], onboard(Actor::user(me()))).then_expect_events(vec![onboarded()]);
+}
+
+#[test]
+fn onboarding_twice_is_refused() {
+    given(vec![created(), onboarded()], onboard(Actor::user(me())))
+        .then_expect_error_message("onboarding already completed");
+}
+
+#[test]
+fn onboarding_another_user_reads_as_not_found() {
+    given(vec![created()], onboard(Actor::user(someone_else())))
+        .then_expect_error_message("user not found");
+}
+
+#[test]
+fn onboarding_refuses_a_terms_version_longer_than_32_characters() {
+    let command = UserCommand::CompleteOnboarding {
+        actor: Actor::user(me()),
+        risk_profile: RiskProfile::Aggressive,
+        experience: Experience::Expert,
+        terms_version: "v".repeat(33),
+        at: at(),
+    };
+    let result = given(vec![created()], command).inspect_result();
+    assert_eq!(invalid_field(result), "terms_version");
+}
+
+// ---- assign role ----
+
+#[test]
+fn an_admin_assigns_a_role() {
+    given(vec![created()], assign(Actor::admin(someone_else()), Role::Auditor)).then_expect_events(
+        vec![UserEvent::RoleAssigned {
+            role: Role::Auditor,
+            assigned_by: Some(someone_else()),
+            at: at_plus(30),
+        }],
+    );
+}
+
+#[test]
+fn the_system_assigns_a_role_with_no_assigner() {
+    given(vec![created()], assign(Actor::System, Role::Admin)).then_expect_events(vec![
+        UserEvent::RoleAssigned {
+            role: Role::Admin,
+            assigned_by: None,
+            at: at_plus(30),
+        },
+    ]);
+}
+
+#[test]
+fn a_non_admin_may_not_assign_roles() {
+    for actor in [Actor::user(me()), Actor::auditor(someone_else())] {
+        let result = given(vec![created()], assign(actor, Role::Admin)).inspect_result();
+        assert!(
+            matches!(result, Err(DomainError::Forbidden { .. })),
+            "{actor:?}: {result:?}"
+        );
+    }
+    given(vec![created()], assign(Actor::user(me()), Role::Admin))
+        .then_expect_error_message("forbidden: only an admin grants roles");
+}
+
+#[test]
+fn assigning_the_role_already_held_records_nothing() {
+    given(vec![created()], assign(Actor::System, Role::User)).then_expect_events(vec![]);
+    let promoted = UserEvent::RoleAssigned {
+        role: Role::Admin,
+        assigned_by: None,
+        at: at(),
+    };
+    given(vec![created(), promoted], assign(Actor::System, Role::Admin)).then_expect_events(vec![]);
+}
+
+#[test]
+fn assigning_a_role_to_an_unknown_user_is_refused() {
+    given(vec![], assign(Actor::System, Role::Admin)).then_expect_error_message("user not found");
+}
+
+// ---- state and wire format ----
+
+#[test]
+fn events_build_the_user_state() {
+    let mut user = User::default();
+    for event in [
+        created(),
+        UserEvent::UserLoggedIn { at: at_plus(1) },
+        UserEvent::UserUpdated {
+            display_name: "Ada L.".to_string(),
+            at: at_plus(2),
+        },
+        onboarded(),
+        UserEvent::RoleAssigned {
+            role: Role::Admin,
+            assigned_by: None,
+            at: at_plus(3),
+        },
+    ] {
+        cqrs_es::Aggregate::apply(&mut user, event);
+    }
+    assert_eq!(
+        user,
+        User {
+            user_id: Some(me()),
+            email: "ada@example.com".to_string(),
+            display_name: Some("Ada L.".to_string()),
+            role: Some(Role::Admin),
+            onboarded: true,
+            last_login_at: Some(at_plus(1)),
+        }
+    );
+}
+
+#[test]
+fn every_user_event_has_its_wire_name_and_round_trips() {
+    let events = vec![
+        created(),
+        UserEvent::UserLoggedIn { at: at() },
+        UserEvent::UserUpdated {
+            display_name: "Ada".to_string(),
+            at: at(),
+        },
+        onboarded(),
+        UserEvent::RoleAssigned {
+            role: Role::Auditor,
+            assigned_by: Some(someone_else()),
+            at: at(),
+        },
+    ];
+    assert_wire_format(&events);
+    let names: Vec<String> = events.iter().map(DomainEvent::event_type).collect();
+    assert_eq!(
+        names,
+        [
+            "user.created",
+            "user.logged_in",
+            "user.updated",
+            "onboarding.completed",
+            "user.role_assigned"
+        ]
+    );
+}
