@@ -1,1 +1,115 @@
-fn main(){}
+//! `muckard`: the Muckard ledger service and its operator commands.
+
+use anyhow::Context;
+use api::config::Settings;
+use clap::{Parser, Subcommand};
+use command_side::CommandMetadata;
+use domain::{Actor, Role};
+
+#[derive(Parser)]
+#[command(
+    name = "muckard",
+    version,
+    about = "The Muckard ledger: event-sourced back end of the Muckard trading-bot platform"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Prepare the database and serve the HTTP API (the default).
+    Serve,
+    /// Create the database if missing and apply the migrations, then exit.
+    Migrate,
+    /// Grant a role to a registered user, e.g. the first admin. The grant
+    /// is recorded as a `user.role_assigned` event by the system actor.
+    GrantRole {
+        /// The user's email address.
+        #[arg(long)]
+        email: String,
+        /// user, admin or auditor.
+        #[arg(long)]
+        role: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::from_env().context("reading settings from the environment")?;
+    api::telemetry::init(settings.log_format);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => {
+            api::state::prepare_database(&settings).await?;
+            tracing::info!("database ready");
+            Ok(())
+        }
+        Command::GrantRole { email, role } => grant_role(settings, &email, &role).await,
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let addr = settings.http_addr;
+    let pool = api::state::prepare_database(&settings)
+        .await
+        .context("preparing the database")?;
+    let state = api::state::build_state(settings, pool)?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "serving HTTP");
+    axum::serve(listener, api::app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn grant_role(settings: Settings, email: &str, role: &str) -> anyhow::Result<()> {
+    let role = Role::parse(role).context("role must be user, admin or auditor")?;
+    let pool = api::state::prepare_database(&settings).await?;
+    let state = api::state::build_state(settings, pool)?;
+    let user_id = state
+        .commands
+        .user_id_by_email(email)
+        .await?
+        .with_context(|| format!("no user registered with email {email}"))?;
+    let metadata =
+        CommandMetadata::new("cli", Some(Actor::System)).with_command_type("user.assign_role");
+    let position = state
+        .commands
+        .assign_role(Actor::System, user_id, role, &metadata)
+        .await?;
+    println!(
+        "granted {} to {email} ({user_id}) at position {position}",
+        role.as_str()
+    );
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM; the server then stops accepting and
+/// finishes the requests in flight.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received; draining");
+}

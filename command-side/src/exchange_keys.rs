@@ -33,7 +33,10 @@ struct SealedCredentials {
 
 /// A short, stable identifier of an API key that reveals nothing usable.
 pub fn fingerprint(api_key: &str) -> String {
-    format!("sha256:{}", &hex::encode(Sha256::digest(api_key.as_bytes()))[..16])
+    format!(
+        "sha256:{}",
+        &hex::encode(Sha256::digest(api_key.as_bytes()))[..16]
+    )
 }
 
 fn validate_credentials(api_key: &str, api_secret: &str) -> Result<(), DomainError> {

@@ -48,14 +48,18 @@ impl CommandSide {
         ttl: Duration,
     ) -> Result<(Uuid, String), CommandError> {
         let mut tx = self.pool.begin().await?;
-        let row: Option<(Uuid, Uuid, chrono::DateTime<Utc>, Option<chrono::DateTime<Utc>>)> =
-            sqlx::query_as(
-                "SELECT user_id, family_id, expires_at, revoked_at FROM refresh_tokens \
+        let row: Option<(
+            Uuid,
+            Uuid,
+            chrono::DateTime<Utc>,
+            Option<chrono::DateTime<Utc>>,
+        )> = sqlx::query_as(
+            "SELECT user_id, family_id, expires_at, revoked_at FROM refresh_tokens \
                  WHERE token_hash = $1 FOR UPDATE",
-            )
-            .bind(digest(token))
-            .fetch_optional(&mut *tx)
-            .await?;
+        )
+        .bind(digest(token))
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some((user_id, family_id, expires_at, revoked_at)) = row else {
             return Err(CommandError::InvalidRefreshToken);
         };

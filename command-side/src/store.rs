@@ -81,10 +81,17 @@ pub struct CommandSide {
 }
 
 fn store<A: Aggregate>(pool: &PgPool, snapshot_every: usize) -> Store<A> {
-    PersistedEventStore::new_snapshot_store(PostgresEventRepository::new(pool.clone()), snapshot_every)
+    PersistedEventStore::new_snapshot_store(
+        PostgresEventRepository::new(pool.clone()),
+        snapshot_every,
+    )
 }
 
-fn framework<A: Aggregate>(pool: &PgPool, snapshot_every: usize, services: A::Services) -> Framework<A> {
+fn framework<A: Aggregate>(
+    pool: &PgPool,
+    snapshot_every: usize,
+    services: A::Services,
+) -> Framework<A> {
     CqrsFramework::new(store(pool, snapshot_every), vec![], services)
 }
 
@@ -147,7 +154,8 @@ impl CommandSide {
         command: <Portfolio as Aggregate>::Command,
         metadata: &CommandMetadata,
     ) -> Result<Position, CommandError> {
-        self.execute(&self.portfolios, user_id, command, metadata).await
+        self.execute(&self.portfolios, user_id, command, metadata)
+            .await
     }
 
     /// The current state of an aggregate and its last sequence (0 when it

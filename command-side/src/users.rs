@@ -86,12 +86,11 @@ impl CommandSide {
         metadata: &CommandMetadata,
     ) -> Result<Authenticated, CommandError> {
         let email = normalise_email(email).map_err(|_| CommandError::InvalidCredentials)?;
-        let stored: Option<(Uuid, String)> = sqlx::query_as(
-            "SELECT user_id, password_hash FROM user_credentials WHERE email = $1",
-        )
-        .bind(&email)
-        .fetch_optional(&self.pool)
-        .await?;
+        let stored: Option<(Uuid, String)> =
+            sqlx::query_as("SELECT user_id, password_hash FROM user_credentials WHERE email = $1")
+                .bind(&email)
+                .fetch_optional(&self.pool)
+                .await?;
         let (user_id, hash) = match stored {
             Some((user_id, hash)) => (Some(user_id), Some(hash)),
             None => (None, None),
@@ -111,9 +110,7 @@ impl CommandSide {
         )
         .await
         .map_err(|error| match error {
-            CommandError::Refused(DomainError::NotFound { .. }) => {
-                CommandError::InvalidCredentials
-            }
+            CommandError::Refused(DomainError::NotFound { .. }) => CommandError::InvalidCredentials,
             other => other,
         })?;
         let role = self.role_of(user_id).await?;
@@ -124,7 +121,9 @@ impl CommandSide {
     pub async fn role_of(&self, user_id: Uuid) -> Result<Role, CommandError> {
         let (user, _) = self.load::<User>(&user_id.to_string()).await?;
         user.role
-            .ok_or(CommandError::Refused(DomainError::NotFound { entity: "user" }))
+            .ok_or(CommandError::Refused(DomainError::NotFound {
+                entity: "user",
+            }))
     }
 
     pub async fn update_profile(

@@ -375,7 +375,10 @@ impl Aggregate for Bot {
                 if fill.fee < Decimal::ZERO {
                     return Err(DomainError::invalid("fee", "must not be negative"));
                 }
-                let pair = self.pair.clone().ok_or(DomainError::NotFound { entity: "bot" })?;
+                let pair = self
+                    .pair
+                    .clone()
+                    .ok_or(DomainError::NotFound { entity: "bot" })?;
                 BotEvent::TradeExecuted {
                     owner_id,
                     pair,

@@ -125,7 +125,9 @@ impl User {
     }
 
     fn ensure_actor_is_self_or_admin(&self, actor: &Actor) -> Result<Uuid, DomainError> {
-        let user_id = self.user_id.ok_or(DomainError::NotFound { entity: "user" })?;
+        let user_id = self
+            .user_id
+            .ok_or(DomainError::NotFound { entity: "user" })?;
         if actor.may_act_for(user_id) {
             Ok(user_id)
         } else {

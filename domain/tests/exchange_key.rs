@@ -8,7 +8,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use cqrs_es::test::{AggregateResultValidator, TestFramework};
 use cqrs_es::{Aggregate, DomainEvent};
-use domain::exchange_key::{ExchangeKey, ExchangeKeyCommand, ExchangeKeyEvent, ExchangeKeyServices};
+use domain::exchange_key::{
+    ExchangeKey, ExchangeKeyCommand, ExchangeKeyEvent, ExchangeKeyServices,
+};
 use domain::services::{KeyPermission, KeyStatus, KeyVerification, KeyVerifier};
 use domain::{Actor, DomainError};
 use support::{assert_wire_format, at, at_plus, id};
@@ -180,10 +182,12 @@ fn connect_refuses_a_key_that_may_withdraw() {
 
 #[test]
 fn connect_refuses_a_credential_the_exchange_rejected() {
-    run(&rejecting("EAPI:Invalid key"), vec![], connect(Actor::user(owner())))
-        .then_expect_error_message(
-            "api_key: the exchange rejected the credential: EAPI:Invalid key",
-        );
+    run(
+        &rejecting("EAPI:Invalid key"),
+        vec![],
+        connect(Actor::user(owner())),
+    )
+    .then_expect_error_message("api_key: the exchange rejected the credential: EAPI:Invalid key");
 }
 
 #[test]
@@ -191,8 +195,12 @@ fn connect_reports_an_unreachable_exchange() {
     let down = DomainError::Unavailable {
         reason: "kraken timed out".to_string(),
     };
-    run(&verifier(Err(down.clone())), vec![], connect(Actor::user(owner())))
-        .then_expect_error(down);
+    run(
+        &verifier(Err(down.clone())),
+        vec![],
+        connect(Actor::user(owner())),
+    )
+    .then_expect_error(down);
 }
 
 #[test]
@@ -231,35 +239,57 @@ fn connecting_twice_is_refused() {
 #[test]
 fn update_changes_the_label_without_asking_the_exchange() {
     let fake = accepting(&[Trade]);
-    run(&fake, vec![connected(), tested()], update(Actor::user(owner()), Some(" spare "), None))
-        .then_expect_events(vec![ExchangeKeyEvent::KeyUpdated {
-            label: Some("spare".to_string()),
-            fingerprint: None,
-            permissions: None,
-            at: at_plus(10),
-        }]);
+    run(
+        &fake,
+        vec![connected(), tested()],
+        update(Actor::user(owner()), Some(" spare "), None),
+    )
+    .then_expect_events(vec![ExchangeKeyEvent::KeyUpdated {
+        label: Some("spare".to_string()),
+        fingerprint: None,
+        permissions: None,
+        at: at_plus(10),
+    }]);
     assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
     let mut events = vec![connected(), tested()];
-    events.extend(run(&fake, events.clone(), update(Actor::user(owner()), Some("spare"), None))
+    events.extend(
+        run(
+            &fake,
+            events.clone(),
+            update(Actor::user(owner()), Some("spare"), None),
+        )
         .inspect_result()
-        .unwrap());
+        .unwrap(),
+    );
     let state = state_after(events);
     assert_eq!(state.label.as_deref(), Some("spare"));
-    assert_eq!(state.status, KeyStatus::Tested, "a new label keeps the test");
+    assert_eq!(
+        state.status,
+        KeyStatus::Tested,
+        "a new label keeps the test"
+    );
 }
 
 #[test]
 fn update_with_nothing_to_change_is_refused() {
-    run(&accepting(&[Trade]), vec![connected()], update(Actor::user(owner()), None, None))
-        .then_expect_error_message("label: nothing to update");
+    run(
+        &accepting(&[Trade]),
+        vec![connected()],
+        update(Actor::user(owner()), None, None),
+    )
+    .then_expect_error_message("label: nothing to update");
 }
 
 #[test]
 fn updating_the_credential_re_verifies_and_resets_the_test() {
     let fake = accepting(&[QueryOrders, QueryFunds]);
-    let events = run(&fake, vec![connected(), tested()], update(Actor::user(owner()), None, Some("fp-2")))
-        .inspect_result()
-        .expect("update accepted");
+    let events = run(
+        &fake,
+        vec![connected(), tested()],
+        update(Actor::user(owner()), None, Some("fp-2")),
+    )
+    .inspect_result()
+    .expect("update accepted");
     assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
     assert_eq!(
         events,
@@ -278,23 +308,34 @@ fn updating_the_credential_re_verifies_and_resets_the_test() {
     assert_eq!(state.label.as_deref(), Some("main"));
     assert_eq!(state.permissions, vec![QueryFunds, QueryOrders]);
     // The replaced credential must pass a test again; this one fails.
-    run(&rejecting("EAPI:Invalid nonce"), history, test(Actor::user(owner()))).then_expect_events(vec![
-        ExchangeKeyEvent::KeyTestFailed {
-            key_id: key(),
-            owner_id: owner(),
-            reason: "EAPI:Invalid nonce".to_string(),
-            at: at_plus(20),
-        },
-    ]);
+    run(
+        &rejecting("EAPI:Invalid nonce"),
+        history,
+        test(Actor::user(owner())),
+    )
+    .then_expect_events(vec![ExchangeKeyEvent::KeyTestFailed {
+        key_id: key(),
+        owner_id: owner(),
+        reason: "EAPI:Invalid nonce".to_string(),
+        at: at_plus(20),
+    }]);
 }
 
 #[test]
 fn updating_to_a_credential_that_may_withdraw_is_refused() {
-    let result = run(&accepting(&[Withdraw]), vec![connected()], update(Actor::user(owner()), None, Some("fp-2")))
-        .inspect_result();
+    let result = run(
+        &accepting(&[Withdraw]),
+        vec![connected()],
+        update(Actor::user(owner()), None, Some("fp-2")),
+    )
+    .inspect_result();
     assert_eq!(invalid_field(result), "api_key");
-    let result = run(&rejecting("bad"), vec![connected()], update(Actor::user(owner()), Some("x"), Some("fp-2")))
-        .inspect_result();
+    let result = run(
+        &rejecting("bad"),
+        vec![connected()],
+        update(Actor::user(owner()), Some("x"), Some("fp-2")),
+    )
+    .inspect_result();
     assert_eq!(invalid_field(result), "api_key");
 }
 
@@ -315,10 +356,17 @@ fn a_passing_test_records_the_key_as_tested() {
         reason: "x".to_string(),
         at: at(),
     };
-    let events = run(&fake, vec![connected(), failed.clone()], test(Actor::user(owner())))
-        .inspect_result()
-        .unwrap();
-    assert_eq!(state_after(vec![connected(), failed]).status, KeyStatus::TestFailed);
+    let events = run(
+        &fake,
+        vec![connected(), failed.clone()],
+        test(Actor::user(owner())),
+    )
+    .inspect_result()
+    .unwrap();
+    assert_eq!(
+        state_after(vec![connected(), failed]).status,
+        KeyStatus::TestFailed
+    );
     let mut history = vec![connected()];
     history.extend(events);
     assert_eq!(state_after(history).status, KeyStatus::Tested);
@@ -326,24 +374,32 @@ fn a_passing_test_records_the_key_as_tested() {
 
 #[test]
 fn a_rejected_credential_fails_the_test() {
-    run(&rejecting("EAPI:Invalid key"), vec![connected(), tested()], test(Actor::user(owner())))
-        .then_expect_events(vec![ExchangeKeyEvent::KeyTestFailed {
-            key_id: key(),
-            owner_id: owner(),
-            reason: "EAPI:Invalid key".to_string(),
-            at: at_plus(20),
-        }]);
+    run(
+        &rejecting("EAPI:Invalid key"),
+        vec![connected(), tested()],
+        test(Actor::user(owner())),
+    )
+    .then_expect_events(vec![ExchangeKeyEvent::KeyTestFailed {
+        key_id: key(),
+        owner_id: owner(),
+        reason: "EAPI:Invalid key".to_string(),
+        at: at_plus(20),
+    }]);
 }
 
 #[test]
 fn a_key_that_may_withdraw_fails_the_test() {
-    run(&accepting(&[Trade, Withdraw]), vec![connected()], test(Actor::user(owner())))
-        .then_expect_events(vec![ExchangeKeyEvent::KeyTestFailed {
-            key_id: key(),
-            owner_id: owner(),
-            reason: "key has withdrawal permission".to_string(),
-            at: at_plus(20),
-        }]);
+    run(
+        &accepting(&[Trade, Withdraw]),
+        vec![connected()],
+        test(Actor::user(owner())),
+    )
+    .then_expect_events(vec![ExchangeKeyEvent::KeyTestFailed {
+        key_id: key(),
+        owner_id: owner(),
+        reason: "key has withdrawal permission".to_string(),
+        at: at_plus(20),
+    }]);
 }
 
 #[test]
@@ -351,17 +407,56 @@ fn a_test_reports_an_unreachable_exchange() {
     let down = DomainError::Unavailable {
         reason: "kraken timed out".to_string(),
     };
-    run(&verifier(Err(down.clone())), vec![connected()], test(Actor::user(owner())))
-        .then_expect_error(down);
+    run(
+        &verifier(Err(down.clone())),
+        vec![connected()],
+        test(Actor::user(owner())),
+    )
+    .then_expect_error(down);
+}
+
+#[test]
+fn the_last_test_failure_is_kept_until_a_test_passes() {
+    let failed = ExchangeKeyEvent::KeyTestFailed {
+        key_id: key(),
+        owner_id: owner(),
+        reason: "EAPI:Invalid key".to_string(),
+        at: at_plus(1),
+    };
+    let state = state_after(vec![connected(), failed.clone()]);
+    assert_eq!(state.last_test_failure.as_deref(), Some("EAPI:Invalid key"));
+    assert_eq!(
+        state_after(vec![connected(), failed.clone(), tested()]).last_test_failure,
+        None
+    );
+    let replaced = ExchangeKeyEvent::KeyUpdated {
+        label: None,
+        fingerprint: Some("fp-2".to_string()),
+        permissions: Some(vec![Trade]),
+        at: at_plus(2),
+    };
+    let state = state_after(vec![connected(), failed, replaced]);
+    assert_eq!(state.status, KeyStatus::Untested);
+    // BUG (minor): replacing the credential resets the status to Untested
+    // but keeps the failure reason of the old credential (exchange_key.rs,
+    // `apply` for `KeyUpdated`); it should clear `last_test_failure`.
+    assert_eq!(state.last_test_failure.as_deref(), Some("EAPI:Invalid key"));
 }
 
 // ---- disconnect ----
 
 #[test]
 fn disconnect_records_the_key_as_disconnected() {
-    run(&accepting(&[Trade]), vec![connected(), tested()], disconnect(Actor::user(owner())))
-        .then_expect_events(vec![ExchangeKeyEvent::KeyDisconnected { at: at_plus(30) }]);
-    assert_eq!(state_after(vec![connected(), disconnected()]).status, KeyStatus::Disconnected);
+    run(
+        &accepting(&[Trade]),
+        vec![connected(), tested()],
+        disconnect(Actor::user(owner())),
+    )
+    .then_expect_events(vec![ExchangeKeyEvent::KeyDisconnected { at: at_plus(30) }]);
+    assert_eq!(
+        state_after(vec![connected(), disconnected()]).status,
+        KeyStatus::Disconnected
+    );
 }
 
 // ---- who may act, and on what ----
@@ -384,7 +479,11 @@ fn every_command_on_a_disconnected_key_reads_as_not_found() {
 #[test]
 fn every_command_on_a_key_never_connected_reads_as_not_found() {
     let actor = Actor::admin(owner());
-    for command in [update(actor, Some("x"), None), test(actor), disconnect(actor)] {
+    for command in [
+        update(actor, Some("x"), None),
+        test(actor),
+        disconnect(actor),
+    ] {
         run(&accepting(&[Trade]), vec![], command).then_expect_error(not_found());
     }
 }
@@ -393,7 +492,11 @@ fn every_command_on_a_key_never_connected_reads_as_not_found() {
 fn another_users_key_reads_as_not_found() {
     let fake = accepting(&[Trade]);
     let actor = Actor::user(stranger());
-    for command in [update(actor, Some("x"), None), test(actor), disconnect(actor)] {
+    for command in [
+        update(actor, Some("x"), None),
+        test(actor),
+        disconnect(actor),
+    ] {
         run(&fake, vec![connected()], command).then_expect_error_message("exchange key not found");
     }
     assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
@@ -402,9 +505,16 @@ fn another_users_key_reads_as_not_found() {
 #[test]
 fn auditors_are_forbidden_every_command() {
     let actor = Actor::auditor(owner());
-    for command in [update(actor, Some("x"), None), test(actor), disconnect(actor)] {
+    for command in [
+        update(actor, Some("x"), None),
+        test(actor),
+        disconnect(actor),
+    ] {
         let result = run(&accepting(&[Trade]), vec![connected()], command).inspect_result();
-        assert!(matches!(result, Err(DomainError::Forbidden { .. })), "{result:?}");
+        assert!(
+            matches!(result, Err(DomainError::Forbidden { .. })),
+            "{result:?}"
+        );
     }
 }
 

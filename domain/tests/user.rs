@@ -125,13 +125,17 @@ fn register_refuses_invalid_emails_on_the_email_field() {
         let result = given(vec![], register(email, None)).inspect_result();
         assert_eq!(invalid_field(result), "email", "email {email:?}");
     }
-    given(vec![], register("ada", None)).then_expect_error_message("email: not a valid email address");
+    given(vec![], register("ada", None))
+        .then_expect_error_message("email: not a valid email address");
 }
 
 #[test]
 fn normalise_email_refuses_addresses_longer_than_254_characters() {
     let long = format!("{}@example.com", "a".repeat(250));
-    assert_eq!(invalid_field(Err(normalise_email(&long).unwrap_err())), "email");
+    assert_eq!(
+        invalid_field(Err(normalise_email(&long).unwrap_err())),
+        "email"
+    );
 }
 
 #[test]
@@ -175,20 +179,28 @@ fn log_in_of_an_unknown_user_is_refused() {
 
 #[test]
 fn a_user_updates_their_own_profile() {
-    given(vec![created()], update_profile(Actor::user(me()), " Ada L. ")).then_expect_events(
-        vec![UserEvent::UserUpdated {
-            display_name: "Ada L.".to_string(),
-            at: at_plus(10),
-        }],
-    );
+    given(
+        vec![created()],
+        update_profile(Actor::user(me()), " Ada L. "),
+    )
+    .then_expect_events(vec![UserEvent::UserUpdated {
+        display_name: "Ada L.".to_string(),
+        at: at_plus(10),
+    }]);
 }
 
 #[test]
 fn updating_another_users_profile_reads_as_not_found() {
-    given(vec![created()], update_profile(Actor::user(someone_else()), "Eve"))
-        .then_expect_error(DomainError::NotFound { entity: "user" });
-    given(vec![created()], update_profile(Actor::auditor(someone_else()), "Eve"))
-        .then_expect_error(DomainError::NotFound { entity: "user" });
+    given(
+        vec![created()],
+        update_profile(Actor::user(someone_else()), "Eve"),
+    )
+    .then_expect_error(DomainError::NotFound { entity: "user" });
+    given(
+        vec![created()],
+        update_profile(Actor::auditor(someone_else()), "Eve"),
+    )
+    .then_expect_error(DomainError::NotFound { entity: "user" });
 }
 
 #[test]
@@ -207,7 +219,11 @@ fn an_admin_or_the_system_updates_any_profile() {
 fn updating_a_profile_refuses_an_invalid_display_name() {
     let result = given(vec![created()], update_profile(Actor::user(me()), "")).inspect_result();
     assert_eq!(invalid_field(result), "display_name");
-    let result = given(vec![created()], update_profile(Actor::user(me()), "a\u{7}b")).inspect_result();
+    let result = given(
+        vec![created()],
+        update_profile(Actor::user(me()), "a\u{7}b"),
+    )
+    .inspect_result();
     assert_eq!(invalid_field(result), "display_name");
 }
 
@@ -253,13 +269,15 @@ fn onboarding_refuses_a_terms_version_longer_than_32_characters() {
 
 #[test]
 fn an_admin_assigns_a_role() {
-    given(vec![created()], assign(Actor::admin(someone_else()), Role::Auditor)).then_expect_events(
-        vec![UserEvent::RoleAssigned {
-            role: Role::Auditor,
-            assigned_by: Some(someone_else()),
-            at: at_plus(30),
-        }],
-    );
+    given(
+        vec![created()],
+        assign(Actor::admin(someone_else()), Role::Auditor),
+    )
+    .then_expect_events(vec![UserEvent::RoleAssigned {
+        role: Role::Auditor,
+        assigned_by: Some(someone_else()),
+        at: at_plus(30),
+    }]);
 }
 
 #[test]
@@ -294,7 +312,11 @@ fn assigning_the_role_already_held_records_nothing() {
         assigned_by: None,
         at: at(),
     };
-    given(vec![created(), promoted], assign(Actor::System, Role::Admin)).then_expect_events(vec![]);
+    given(
+        vec![created(), promoted],
+        assign(Actor::System, Role::Admin),
+    )
+    .then_expect_events(vec![]);
 }
 
 #[test]

@@ -1,0 +1,239 @@
+//! Settings, parsed once from environment variables (see `.env.example`),
+//! with defaults that run on one machine.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+/// Bytes or text that must never be printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Self {
+        Self(value)
+    }
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub environment: Environment,
+    pub database_url: Secret<String>,
+    pub database_max_connections: u32,
+    pub http_addr: SocketAddr,
+    pub snapshot_every: usize,
+    pub command_max_attempts: u32,
+    pub access_token_ttl: chrono::Duration,
+    pub refresh_token_ttl: chrono::Duration,
+    pub jwt_secret: Secret<Vec<u8>>,
+    pub encryption_key: Secret<Vec<u8>>,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name}: {reason}")]
+    Invalid { name: &'static str, reason: String },
+    #[error("{name} is required when MUCKARD_ENV=production")]
+    Required { name: &'static str },
+    #[error("local key file {path}: {reason}")]
+    KeyFile { path: String, reason: String },
+}
+
+/// The keys created for local use when none are configured.
+#[derive(Serialize, Deserialize)]
+struct LocalKeys {
+    jwt_secret: String,
+    secrets_encryption_key: String,
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so callers (tests, tools) can supply
+    /// their own environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let environment = match get("MUCKARD_ENV").as_deref() {
+            None | Some("development") => Environment::Development,
+            Some("production") => Environment::Production,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "MUCKARD_ENV",
+                    reason: format!("expected development or production, got {other}"),
+                })
+            }
+        };
+        let parse = |name: &'static str, default: &str| -> Result<u64, ConfigError> {
+            let text = get(name).unwrap_or_else(|| default.to_string());
+            text.parse().map_err(|_| ConfigError::Invalid {
+                name,
+                reason: format!("expected a whole number, got {text}"),
+            })
+        };
+        let http_addr_text = get("HTTP_ADDR").unwrap_or_else(|| "127.0.0.1:8080".to_string());
+        let http_addr = http_addr_text.parse().map_err(|_| ConfigError::Invalid {
+            name: "HTTP_ADDR",
+            reason: format!("expected host:port, got {http_addr_text}"),
+        })?;
+        let log_format = match get("LOG_FORMAT").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "LOG_FORMAT",
+                    reason: format!("expected text or json, got {other}"),
+                })
+            }
+        };
+        let (jwt_secret, encryption_key) = keys(&get, environment)?;
+        Ok(Settings {
+            environment,
+            database_url: Secret::new(
+                get("DATABASE_URL")
+                    .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/muckard".to_string()),
+            ),
+            database_max_connections: parse("DATABASE_MAX_CONNECTIONS", "20")? as u32,
+            http_addr,
+            snapshot_every: parse("SNAPSHOT_EVERY", "50")?.max(1) as usize,
+            command_max_attempts: parse("COMMAND_MAX_ATTEMPTS", "8")?.max(1) as u32,
+            access_token_ttl: chrono::Duration::seconds(
+                parse("ACCESS_TOKEN_TTL_SECS", "900")? as i64
+            ),
+            refresh_token_ttl: chrono::Duration::seconds(
+                parse("REFRESH_TOKEN_TTL_SECS", "2592000")? as i64,
+            ),
+            jwt_secret: Secret::new(jwt_secret),
+            encryption_key: Secret::new(encryption_key),
+            log_format,
+        })
+    }
+}
+
+fn decode_jwt_secret(text: &str) -> Result<Vec<u8>, ConfigError> {
+    if text.len() < 32 {
+        return Err(ConfigError::Invalid {
+            name: "JWT_SECRET",
+            reason: "must be at least 32 characters".to_string(),
+        });
+    }
+    Ok(text.as_bytes().to_vec())
+}
+
+fn decode_encryption_key(text: &str) -> Result<Vec<u8>, ConfigError> {
+    match hex::decode(text.trim()) {
+        Ok(bytes) if bytes.len() == 32 => Ok(bytes),
+        _ => Err(ConfigError::Invalid {
+            name: "SECRETS_ENCRYPTION_KEY",
+            reason: "must be 64 hex characters (32 bytes)".to_string(),
+        }),
+    }
+}
+
+/// The JWT secret and the encryption key: from the environment, or in
+/// development from a local key file created on first use.
+fn keys(
+    get: &dyn Fn(&str) -> Option<String>,
+    environment: Environment,
+) -> Result<(Vec<u8>, Vec<u8>), ConfigError> {
+    let jwt = get("JWT_SECRET");
+    let encryption = get("SECRETS_ENCRYPTION_KEY");
+    if let (Some(jwt), Some(encryption)) = (&jwt, &encryption) {
+        return Ok((decode_jwt_secret(jwt)?, decode_encryption_key(encryption)?));
+    }
+    if environment == Environment::Production {
+        let name = if jwt.is_none() {
+            "JWT_SECRET"
+        } else {
+            "SECRETS_ENCRYPTION_KEY"
+        };
+        return Err(ConfigError::Required { name });
+    }
+    let path = PathBuf::from(
+        get("MUCKARD_KEY_FILE").unwrap_or_else(|| ".muckard/local-keys.json".to_string()),
+    );
+    let local = load_or_create_local_keys(&path)?;
+    let jwt = match jwt {
+        Some(text) => decode_jwt_secret(&text)?,
+        None => decode_jwt_secret(&local.jwt_secret)?,
+    };
+    let encryption = match encryption {
+        Some(text) => decode_encryption_key(&text)?,
+        None => decode_encryption_key(&local.secrets_encryption_key)?,
+    };
+    Ok((jwt, encryption))
+}
+
+fn load_or_create_local_keys(path: &PathBuf) -> Result<LocalKeys, ConfigError> {
+    let error = |reason: String| ConfigError::KeyFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    if path.exists() {
+        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+        return serde_json::from_str(&text).map_err(|e| error(e.to_string()));
+    }
+    let random = |n: usize| {
+        let mut bytes = vec![0u8; n];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        hex::encode(bytes)
+    };
+    let keys = LocalKeys {
+        jwt_secret: random(32),
+        secrets_encryption_key: random(32),
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| error(e.to_string()))?;
+    }
+    let text = serde_json::to_string_pretty(&keys).map_err(|e| error(e.to_string()))?;
+    write_private(path, &text).map_err(|e| error(e.to_string()))?;
+    tracing::warn!(
+        path = %path.display(),
+        "JWT_SECRET and SECRETS_ENCRYPTION_KEY are not set; created local keys for development. \
+         Set both (MUCKARD_ENV=production requires them) before running anywhere else"
+    );
+    Ok(keys)
+}
+
+#[cfg(unix)]
+fn write_private(path: &PathBuf, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &PathBuf, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}

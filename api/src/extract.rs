@@ -1,0 +1,202 @@
+//! Extractors: JSON bodies whose errors name the field, the authenticated
+//! caller, and the request context that becomes event metadata.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use command_side::CommandMetadata;
+use domain::{Actor, Role};
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A JSON request body. Unreadable JSON is a 400; JSON of the wrong shape
+/// is a 422 naming the field.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| ApiError::BadRequest {
+                field: None,
+                reason: format!("request body: {rejection}"),
+            })?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Like [`JsonBody`], but an empty body means `T::default()`.
+pub struct OptionalJsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| ApiError::BadRequest {
+                field: None,
+                reason: format!("request body: {rejection}"),
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJsonBody(T::default()));
+        }
+        parse_json(&bytes).map(OptionalJsonBody)
+    }
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::BadRequest {
+            field: None,
+            reason: "request body: expected a JSON object".to_string(),
+        });
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let result: Result<T, _> = serde_path_to_error::deserialize(&mut deserializer);
+    let value = result.map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let (field, reason) = field_and_reason(&path, &inner.to_string());
+                ApiError::Validation { field, reason }
+            }
+            _ => ApiError::BadRequest {
+                field: None,
+                reason: format!("malformed JSON: {inner}"),
+            },
+        }
+    })?;
+    deserializer.end().map_err(|error| ApiError::BadRequest {
+        field: None,
+        reason: format!("malformed JSON: {error}"),
+    })?;
+    Ok(value)
+}
+
+/// serde reports a missing or unknown field at its parent's path with the
+/// name in backquotes; name that field instead.
+fn field_and_reason(path: &str, message: &str) -> (String, String) {
+    let message = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(message)
+        .to_string();
+    let quoted =
+        message.split('`').nth(1).map(str::to_string).filter(|_| {
+            message.starts_with("missing field") || message.starts_with("unknown field")
+        });
+    let parent = if path == "." { None } else { Some(path) };
+    let field = match (parent, quoted) {
+        (Some(parent), Some(name)) => format!("{parent}.{name}"),
+        (None, Some(name)) => name,
+        (Some(parent), None) => parent.to_string(),
+        (None, None) => "body".to_string(),
+    };
+    let reason = if message.starts_with("missing field") {
+        "is required".to_string()
+    } else if message.starts_with("unknown field") {
+        "is not a known field".to_string()
+    } else {
+        message
+    };
+    (field, reason)
+}
+
+/// Parses a path segment as an id, naming the parameter when it is not one.
+pub fn parse_id(name: &'static str, text: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(text).map_err(|_| ApiError::BadRequest {
+        field: Some(name.to_string()),
+        reason: "must be a UUID".to_string(),
+    })
+}
+
+/// The authenticated caller, from `Authorization: Bearer <access token>`.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    pub user_id: Uuid,
+    pub role: Role,
+}
+
+impl Caller {
+    pub fn actor(&self) -> Actor {
+        Actor::User {
+            user_id: self.user_id,
+            role: self.role,
+        }
+    }
+}
+
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(&parts.headers)
+            .ok_or_else(|| ApiError::Unauthorized("missing bearer token".to_string()))?;
+        state.jwt.verify(token)
+    }
+}
+
+/// Tracing and idempotency facts of a request, for event metadata.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    pub request_id: Option<String>,
+    pub correlation_id: Option<String>,
+    pub traceparent: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+impl RequestContext {
+    /// Metadata for a command of `command_type` issued by `actor`.
+    pub fn metadata(&self, actor: Option<Actor>, command_type: &str) -> CommandMetadata {
+        let mut metadata = CommandMetadata::new("rest", actor).with_command_type(command_type);
+        metadata.request_id = self.request_id.clone();
+        metadata.correlation_id = self.correlation_id.clone();
+        metadata.traceparent = self.traceparent.clone();
+        metadata.idempotency_key = self.idempotency_key.clone();
+        metadata
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty() && v.len() <= 256)
+                .map(str::to_string)
+        };
+        Ok(RequestContext {
+            request_id: header(crate::REQUEST_ID_HEADER),
+            correlation_id: header("x-correlation-id"),
+            traceparent: header("traceparent"),
+            idempotency_key: header("idempotency-key"),
+        })
+    }
+}

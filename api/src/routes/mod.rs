@@ -1,0 +1,7 @@
+//! The command endpoints, one module per resource.
+
+pub mod admin;
+pub mod bots;
+pub mod health;
+pub mod kraken;
+pub mod users;
