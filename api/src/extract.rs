@@ -95,6 +95,10 @@ fn field_and_reason(path: &str, message: &str) -> (String, String) {
         });
     let parent = if path == "." { None } else { Some(path) };
     let field = match (parent, quoted) {
+        // An unknown field's path already ends with its name.
+        (Some(parent), Some(name)) if parent == name || parent.ends_with(&format!(".{name}")) => {
+            parent.to_string()
+        }
         (Some(parent), Some(name)) => format!("{parent}.{name}"),
         (None, Some(name)) => name,
         (Some(parent), None) => parent.to_string(),

@@ -9,6 +9,7 @@
 //!   bearer token, the request context that becomes event metadata;
 //! - [`auth`]: JWT access tokens and the register/login/refresh handlers;
 //! - [`idempotency`]: the `Idempotency-Key` middleware;
+//! - [`operator`]: commands for operators (granting the first admin);
 //! - [`routes`]: the command endpoints, one module per resource.
 //!
 //! [`app`] builds the router so tests can drive it without a socket.
@@ -18,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod operator;
 pub mod routes;
 pub mod state;
 pub mod telemetry;

@@ -3,6 +3,9 @@
 use anyhow::Context;
 use api::config::Settings;
 use clap::{Parser, Subcommand};
+use std::sync::Arc;
+
+use command_side::exchange::PaperExchange;
 use command_side::CommandMetadata;
 use domain::{Actor, Role};
 
@@ -56,7 +59,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let pool = api::state::prepare_database(&settings)
         .await
         .context("preparing the database")?;
-    let state = api::state::build_state(settings, pool)?;
+    let state = api::state::build_state(settings, pool, Arc::new(PaperExchange::new()))?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
@@ -71,18 +74,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 async fn grant_role(settings: Settings, email: &str, role: &str) -> anyhow::Result<()> {
     let role = Role::parse(role).context("role must be user, admin or auditor")?;
     let pool = api::state::prepare_database(&settings).await?;
-    let state = api::state::build_state(settings, pool)?;
-    let user_id = state
-        .commands
-        .user_id_by_email(email)
-        .await?
-        .with_context(|| format!("no user registered with email {email}"))?;
+    let state = api::state::build_state(settings, pool, Arc::new(PaperExchange::new()))?;
     let metadata =
         CommandMetadata::new("cli", Some(Actor::System)).with_command_type("user.assign_role");
-    let position = state
-        .commands
-        .assign_role(Actor::System, user_id, role, &metadata)
-        .await?;
+    let (user_id, position) = api::operator::grant_role(&state, email, role, &metadata).await?;
     println!(
         "granted {} to {email} ({user_id}) at position {position}",
         role.as_str()

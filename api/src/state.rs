@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use command_side::crypto::SecretBox;
-use command_side::exchange::PaperExchange;
+use command_side::exchange::Exchange;
 use command_side::{CommandSide, CommandSideSettings};
 use sqlx::PgPool;
 
@@ -33,8 +33,12 @@ pub async fn prepare_database(settings: &Settings) -> anyhow::Result<PgPool> {
     Ok(pool)
 }
 
-/// Builds the state on a prepared pool.
-pub fn build_state(settings: Settings, pool: PgPool) -> anyhow::Result<AppState> {
+/// Builds the state on a prepared pool, trading through `exchange`.
+pub fn build_state(
+    settings: Settings,
+    pool: PgPool,
+    exchange: Arc<dyn Exchange>,
+) -> anyhow::Result<AppState> {
     let secrets = SecretBox::new(settings.encryption_key.expose())?;
     let commands = CommandSide::new(
         pool,
@@ -42,7 +46,7 @@ pub fn build_state(settings: Settings, pool: PgPool) -> anyhow::Result<AppState>
             snapshot_every: settings.snapshot_every,
             max_attempts: settings.command_max_attempts,
             secrets: Arc::new(secrets),
-            exchange: Arc::new(PaperExchange),
+            exchange,
         },
     );
     Ok(AppState {

@@ -37,12 +37,36 @@ pub trait Exchange: Send + Sync {
 /// can be reproduced without a network:
 /// - a secret must be standard base64 of at least 32 bytes (Kraken's
 ///   secrets are base64 of 64 bytes), otherwise `EAPI:Invalid key`;
-/// - an API key containing `revoked` is rejected as `EAPI:Invalid key`;
+/// - a key revoked with [`PaperExchange::revoke_key`] (as a user would on
+///   Kraken's site) is rejected as `EAPI:Invalid key` from then on;
 /// - an API key containing `withdraw` holds the withdraw permission, as a
 ///   Kraken key created with "Withdraw Funds" ticked would;
 /// - every other key may query funds, query orders and trade.
-#[derive(Debug, Default, Clone)]
-pub struct PaperExchange;
+#[derive(Debug, Default)]
+pub struct PaperExchange {
+    revoked: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl PaperExchange {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Revokes an API key on the simulated exchange.
+    pub fn revoke_key(&self, api_key: &str) {
+        self.revoked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(api_key.to_string());
+    }
+
+    fn is_revoked(&self, api_key: &str) -> bool {
+        self.revoked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(api_key)
+    }
+}
 
 #[async_trait]
 impl Exchange for PaperExchange {
@@ -57,8 +81,7 @@ impl Exchange for PaperExchange {
         let secret_ok = base64::engine::general_purpose::STANDARD
             .decode(credentials.api_secret.expose())
             .is_ok_and(|bytes| bytes.len() >= 32);
-        let key = credentials.api_key.expose().to_ascii_lowercase();
-        if !secret_ok || key.contains("revoked") {
+        if !secret_ok || self.is_revoked(credentials.api_key.expose()) {
             return Ok(KeyVerification::Rejected {
                 reason: "EAPI:Invalid key".to_string(),
             });
@@ -68,7 +91,12 @@ impl Exchange for PaperExchange {
             KeyPermission::QueryOrders,
             KeyPermission::Trade,
         ];
-        if key.contains("withdraw") {
+        if credentials
+            .api_key
+            .expose()
+            .to_ascii_lowercase()
+            .contains("withdraw")
+        {
             permissions.push(KeyPermission::Withdraw);
         }
         Ok(KeyVerification::Accepted { permissions })

@@ -1,13 +1,16 @@
 //! Refresh tokens: random, stored only as SHA-256 digests, used once.
 
 use base64::Engine;
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::error::CommandError;
 use crate::store::CommandSide;
+
+/// `(user_id, family_id, expires_at, revoked_at)` of a stored token.
+type StoredRefreshToken = (Uuid, Uuid, DateTime<Utc>, Option<DateTime<Utc>>);
 
 fn digest(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -48,12 +51,7 @@ impl CommandSide {
         ttl: Duration,
     ) -> Result<(Uuid, String), CommandError> {
         let mut tx = self.pool.begin().await?;
-        let row: Option<(
-            Uuid,
-            Uuid,
-            chrono::DateTime<Utc>,
-            Option<chrono::DateTime<Utc>>,
-        )> = sqlx::query_as(
+        let row: Option<StoredRefreshToken> = sqlx::query_as(
             "SELECT user_id, family_id, expires_at, revoked_at FROM refresh_tokens \
                  WHERE token_hash = $1 FOR UPDATE",
         )

@@ -180,14 +180,18 @@ impl std::fmt::Display for Pair {
 pub enum Strategy {
     /// Dollar-cost averaging: buy `quote_amount` every `interval_secs`.
     Dca {
+        #[serde(with = "exact_decimal")]
         quote_amount: Decimal,
         interval_secs: u64,
     },
     /// Buy `quote_amount` when the price falls to `buy_below`, sell the
     /// position when it rises to `sell_above`.
     Threshold {
+        #[serde(with = "exact_decimal")]
         buy_below: Decimal,
+        #[serde(with = "exact_decimal")]
         sell_above: Decimal,
+        #[serde(with = "exact_decimal")]
         quote_amount: Decimal,
     },
 }
@@ -261,4 +265,25 @@ pub fn bounded_text(
         ));
     }
     Ok(trimmed.to_string())
+}
+
+/// Decimals as JSON strings only: a JSON number would pass through a
+/// binary float on the way in, and money must stay exact.
+pub mod exact_decimal {
+    use std::str::FromStr;
+
+    use rust_decimal::Decimal;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&value.to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
+        let text = String::deserialize(deserializer).map_err(|_| {
+            serde::de::Error::custom("expected a decimal number as a string, e.g. \"25.00\"")
+        })?;
+        Decimal::from_str(text.trim())
+            .map_err(|_| serde::de::Error::custom(format!("{text:?} is not a decimal number")))
+    }
 }

@@ -294,9 +294,11 @@ impl Aggregate for ExchangeKey {
                     self.label = Some(label);
                 }
                 if let Some(fingerprint) = fingerprint {
-                    // A new credential has not been tested yet.
+                    // A new credential has not been tested yet, and the old
+                    // one's failure no longer says anything.
                     self.fingerprint = fingerprint;
                     self.status = KeyStatus::Untested;
+                    self.last_test_failure = None;
                 }
                 if let Some(permissions) = permissions {
                     self.permissions = permissions;

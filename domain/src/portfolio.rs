@@ -80,21 +80,34 @@ pub struct Portfolio {
 }
 
 impl Portfolio {
-    /// The position after `trade` and the P&L it realises.
+    /// The position after `trade` and the P&L it realises. Amounts beyond
+    /// what a decimal holds (about 7.9e28) are refused, never a panic.
     pub fn position_after(
         current: &Position,
         trade: &TradeFill,
     ) -> Result<(Position, Decimal), DomainError> {
-        let gross = trade.quantity * trade.price;
+        let too_large = || DomainError::invalid("quantity", "amount too large to record");
+        let gross = trade
+            .quantity
+            .checked_mul(trade.price)
+            .ok_or_else(too_large)?;
         match trade.side {
             Side::Buy => {
-                let quantity = current.quantity + trade.quantity;
-                let cost_basis = current.cost_basis + gross + trade.fee;
+                let quantity = current
+                    .quantity
+                    .checked_add(trade.quantity)
+                    .ok_or_else(too_large)?;
+                let cost_basis = current
+                    .cost_basis
+                    .checked_add(gross)
+                    .and_then(|sum| sum.checked_add(trade.fee))
+                    .ok_or_else(too_large)?;
+                let average_cost = cost_basis.checked_div(quantity).ok_or_else(too_large)?;
                 Ok((
                     Position {
                         quantity,
                         cost_basis,
-                        average_cost: (cost_basis / quantity).round_dp(PRECISION),
+                        average_cost: average_cost.round_dp(PRECISION),
                         realised_pnl: current.realised_pnl,
                     },
                     Decimal::ZERO,
@@ -114,20 +127,36 @@ impl Portfolio {
                 let cost_sold = if quantity.is_zero() {
                     current.cost_basis
                 } else {
-                    (current.cost_basis * trade.quantity / current.quantity).round_dp(PRECISION)
+                    current
+                        .cost_basis
+                        .checked_mul(trade.quantity)
+                        .and_then(|product| product.checked_div(current.quantity))
+                        .ok_or_else(too_large)?
+                        .round_dp(PRECISION)
                 };
-                let realised = gross - trade.fee - cost_sold;
+                let realised = gross
+                    .checked_sub(trade.fee)
+                    .and_then(|net| net.checked_sub(cost_sold))
+                    .ok_or_else(too_large)?;
                 let cost_basis = current.cost_basis - cost_sold;
+                let realised_pnl = current
+                    .realised_pnl
+                    .checked_add(realised)
+                    .ok_or_else(too_large)?;
+                let average_cost = if quantity.is_zero() {
+                    Decimal::ZERO
+                } else {
+                    cost_basis
+                        .checked_div(quantity)
+                        .ok_or_else(too_large)?
+                        .round_dp(PRECISION)
+                };
                 Ok((
                     Position {
                         quantity,
                         cost_basis,
-                        average_cost: if quantity.is_zero() {
-                            Decimal::ZERO
-                        } else {
-                            (cost_basis / quantity).round_dp(PRECISION)
-                        },
-                        realised_pnl: current.realised_pnl + realised,
+                        average_cost,
+                        realised_pnl,
                     },
                     realised,
                 ))

@@ -1,1 +1,327 @@
-//! stub
+//! Test support: a fresh PostgreSQL database per test, the real router
+//! driven without a socket, and helpers for the common flows.
+//!
+//! Set `TEST_DATABASE_URL` to point at another server (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`, used only to create and
+//! drop the per-test databases) and `TEST_LOG=1` to see the service's logs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use api::config::Settings;
+use api::AppState;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use axum::Router;
+use command_side::exchange::PaperExchange;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use sqlx::{Connection, PgConnection, PgPool};
+use tower::ServiceExt;
+use uuid::Uuid;
+
+pub const PASSWORD: &str = "correct horse battery";
+/// A base64 secret of 64 bytes, shaped like Kraken's.
+pub const GOOD_SECRET: &str =
+    "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg==";
+
+pub struct TestApp {
+    pub router: Router,
+    /// The simulated exchange the service trades through.
+    pub exchange: Arc<PaperExchange>,
+    pub state: AppState,
+    pub pool: PgPool,
+    pub database_url: String,
+    database_name: String,
+    admin_url: String,
+}
+
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: Value,
+}
+
+impl TestResponse {
+    pub fn field(&self) -> Option<&str> {
+        self.body["error"]["field"].as_str()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: Uuid,
+    pub email: String,
+    pub token: String,
+    pub refresh_token: String,
+}
+
+fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+fn url_with_database(admin_url: &str, database: &str) -> String {
+    let (base, _) = admin_url
+        .rsplit_once('/')
+        .expect("TEST_DATABASE_URL has a database path");
+    format!("{base}/{database}")
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(&[]).await
+    }
+
+    /// A service on its own new database, with `overrides` applied to the
+    /// environment it reads its settings from.
+    pub async fn spawn_with(overrides: &[(&str, &str)]) -> TestApp {
+        if std::env::var_os("TEST_LOG").is_some() {
+            api::telemetry::init(api::config::LogFormat::Text);
+        }
+        let admin_url = admin_url();
+        let database_name = format!("muckard_test_{}", Uuid::new_v4().simple());
+        let database_url = url_with_database(&admin_url, &database_name);
+        let mut env: HashMap<String, String> = HashMap::from([
+            ("DATABASE_URL".to_string(), database_url.clone()),
+            ("DATABASE_MAX_CONNECTIONS".to_string(), "12".to_string()),
+            (
+                "JWT_SECRET".to_string(),
+                Uuid::new_v4().simple().to_string(),
+            ),
+            (
+                "SECRETS_ENCRYPTION_KEY".to_string(),
+                format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple()),
+            ),
+        ]);
+        for (name, value) in overrides {
+            env.insert(name.to_string(), value.to_string());
+        }
+        let settings = Settings::from_lookup(|name| env.get(name).cloned()).expect("test settings");
+        let pool = api::state::prepare_database(&settings)
+            .await
+            .expect("prepare the test database");
+        let exchange = Arc::new(PaperExchange::new());
+        let state =
+            api::state::build_state(settings, pool.clone(), exchange.clone()).expect("build state");
+        TestApp {
+            exchange,
+            router: api::app(state.clone()),
+            state,
+            pool,
+            database_url,
+            database_name,
+            admin_url,
+        }
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> TestResponse {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
+        if body.is_some() {
+            builder = builder.header("content-type", "application/json");
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let request = builder
+            .body(Body::from(body.unwrap_or_default().to_string()))
+            .expect("request");
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!("non-JSON response: {}", String::from_utf8_lossy(&bytes))
+            })
+        };
+        TestResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> TestResponse {
+        self.request(Method::POST, path, token, Some(&body.to_string()), &[])
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> TestResponse {
+        self.request(Method::PATCH, path, token, Some(&body.to_string()), &[])
+            .await
+    }
+
+    pub async fn post_empty(&self, path: &str, token: Option<&str>) -> TestResponse {
+        self.request(Method::POST, path, token, None, &[]).await
+    }
+
+    /// Registers and logs in a new user.
+    pub async fn user(&self) -> TestUser {
+        let email = format!("trader-{}@example.com", Uuid::new_v4().simple());
+        let registered = self
+            .post(
+                "/api/v1/auth/register",
+                None,
+                json!({ "email": email, "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(
+            registered.status,
+            StatusCode::CREATED,
+            "{}",
+            registered.body
+        );
+        self.login(&email).await
+    }
+
+    pub async fn login(&self, email: &str) -> TestUser {
+        let login = self
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({ "email": email, "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+        TestUser {
+            id: login.body["user_id"].as_str().unwrap().parse().unwrap(),
+            email: email.to_string(),
+            token: login.body["access_token"].as_str().unwrap().to_string(),
+            refresh_token: login.body["refresh_token"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// Connects a key for `user` and returns its id.
+    pub async fn connected_key(&self, user: &TestUser, api_key: &str) -> Uuid {
+        let response = self
+            .post(
+                "/api/v1/kraken/connect",
+                Some(&user.token),
+                json!({ "api_key": api_key, "api_secret": GOOD_SECRET, "label": "main" }),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
+        response.body["key_id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Connects and tests a key for `user`.
+    pub async fn tested_key(&self, user: &TestUser) -> Uuid {
+        let key_id = self.connected_key(user, "paper-key-trading").await;
+        let tested = self
+            .post_empty(
+                &format!("/api/v1/kraken/keys/{key_id}/test"),
+                Some(&user.token),
+            )
+            .await;
+        assert_eq!(tested.body["status"], "tested", "{}", tested.body);
+        key_id
+    }
+
+    /// Configures a DCA bot on a tested key.
+    pub async fn bot(&self, user: &TestUser) -> Uuid {
+        let key_id = self.tested_key(user).await;
+        let response = self
+            .post(
+                "/api/v1/bot",
+                Some(&user.token),
+                json!({
+                    "key_id": key_id,
+                    "pair": "XBT/USD",
+                    "strategy": { "kind": "dca", "quote_amount": "25.00", "interval_secs": 60 }
+                }),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
+        response.body["bot_id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Every stored event of one stream, in sequence order.
+    pub async fn stream(&self, aggregate_type: &str, aggregate_id: Uuid) -> Vec<StoredEvent> {
+        sqlx::query_as::<_, StoredEvent>(
+            "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, \
+             payload::text AS payload, metadata::text AS metadata, prev_hash, hash \
+             FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .expect("read stream")
+    }
+
+    pub async fn event_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .expect("count events")
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredEvent {
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: String,
+    pub metadata: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl StoredEvent {
+    pub fn payload_json(&self) -> Value {
+        serde_json::from_str(&self.payload).expect("payload is JSON")
+    }
+    pub fn metadata_json(&self) -> Value {
+        serde_json::from_str(&self.metadata).expect("metadata is JSON")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let name = self.database_name.clone();
+        let admin = self.admin_url.clone();
+        // Drop runs inside the test's runtime, so the clean-up gets a
+        // runtime of its own on another thread.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                if let Ok(mut connection) = PgConnection::connect(&admin).await {
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                            .execute(&mut connection)
+                            .await;
+                }
+            });
+        })
+        .join();
+    }
+}

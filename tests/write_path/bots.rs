@@ -1,0 +1,249 @@
+use axum::http::StatusCode;
+use chrono::Utc;
+use command_side::CommandMetadata;
+use domain::bot::BotCommand;
+use domain::{Actor, Role};
+use integration_tests::TestApp;
+use serde_json::json;
+
+async fn mark(app: &TestApp, bot_id: uuid::Uuid, command: BotCommand) {
+    let metadata =
+        CommandMetadata::new("bot-runner", Some(Actor::System)).with_command_type("bot.runner");
+    app.state
+        .commands
+        .execute_bot(&bot_id.to_string(), command, &metadata)
+        .await
+        .expect("runner command");
+}
+
+#[tokio::test]
+async fn configure_validates_pair_strategy_and_key() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    let stranger = app.user().await;
+    let key_id = app.connected_key(&user, "paper-key-untested").await;
+    let foreign_key = app.connected_key(&stranger, "paper-key-foreign").await;
+    let dca = json!({ "kind": "dca", "quote_amount": "25.00", "interval_secs": 60 });
+    let cases = vec![
+        (
+            json!({ "key_id": key_id, "pair": "xbt-usd", "strategy": dca }),
+            "pair",
+        ),
+        (
+            json!({ "key_id": key_id, "pair": "XBT/USD", "strategy": { "kind": "dca", "quote_amount": "0", "interval_secs": 60 } }),
+            "strategy.quote_amount",
+        ),
+        (
+            json!({ "key_id": key_id, "pair": "XBT/USD", "strategy": { "kind": "dca", "quote_amount": "25", "interval_secs": 0 } }),
+            "strategy.interval_secs",
+        ),
+        (
+            json!({ "key_id": key_id, "pair": "XBT/USD", "strategy": { "kind": "threshold", "buy_below": "50000", "sell_above": "40000", "quote_amount": "10" } }),
+            "strategy.sell_above",
+        ),
+        (
+            json!({ "key_id": key_id, "pair": "XBT/USD", "strategy": { "kind": "martingale" } }),
+            "strategy.kind",
+        ),
+        (
+            json!({ "key_id": key_id, "pair": "XBT/USD", "strategy": { "kind": "dca", "quote_amount": 25.5, "interval_secs": 60 } }),
+            "strategy",
+        ),
+        (
+            json!({ "key_id": "nope", "pair": "XBT/USD", "strategy": dca }),
+            "key_id",
+        ),
+        (
+            json!({ "key_id": foreign_key, "pair": "XBT/USD", "strategy": dca }),
+            "key_id",
+        ),
+        (
+            json!({ "key_id": uuid::Uuid::new_v4(), "pair": "XBT/USD", "strategy": dca }),
+            "key_id",
+        ),
+        (json!({ "pair": "XBT/USD", "strategy": dca }), "key_id"),
+    ];
+    for (body, field) in cases {
+        let response = app
+            .post("/api/v1/bot", Some(&user.token), body.clone())
+            .await;
+        assert_eq!(
+            response.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            response.body
+        );
+        assert_eq!(response.field(), Some(field), "{body}: {}", response.body);
+    }
+    let ok = app
+        .post(
+            "/api/v1/bot",
+            Some(&user.token),
+            json!({ "key_id": key_id, "pair": "ETH/EUR", "strategy": { "kind": "threshold", "buy_below": "1800.5", "sell_above": "2100", "quote_amount": "50" } }),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
+    let bot_id: uuid::Uuid = ok.body["bot_id"].as_str().unwrap().parse().unwrap();
+    let events = app.stream("Bot", bot_id).await;
+    let payload = events[0].payload_json();
+    assert_eq!(payload["type"], "bot.configured");
+    assert_eq!(
+        payload["strategy"]["buy_below"], "1800.5",
+        "decimals stay exact strings"
+    );
+}
+
+#[tokio::test]
+async fn bot_lifecycle_through_rest_and_the_runner() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    let stranger = app.user().await;
+    let untested_key = app.connected_key(&user, "paper-key-plain").await;
+    let untested_bot = app
+        .post(
+            "/api/v1/bot",
+            Some(&user.token),
+            json!({ "key_id": untested_key, "pair": "XBT/USD", "strategy": { "kind": "dca", "quote_amount": "10", "interval_secs": 30 } }),
+        )
+        .await;
+    let untested_bot = untested_bot.body["bot_id"].as_str().unwrap().to_string();
+    let refused = app
+        .post_empty(
+            &format!("/api/v1/bot/{untested_bot}/start"),
+            Some(&user.token),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    assert!(refused.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("test"));
+
+    let bot_id = app.bot(&user).await;
+    let base = format!("/api/v1/bot/{bot_id}");
+    let trigger_early = app
+        .post_empty(&format!("{base}/trigger-trade"), Some(&user.token))
+        .await;
+    assert_eq!(trigger_early.status, StatusCode::CONFLICT);
+    let stop_early = app
+        .post_empty(&format!("{base}/stop"), Some(&user.token))
+        .await;
+    assert_eq!(
+        stop_early.status,
+        StatusCode::CONFLICT,
+        "a never-started bot cannot stop"
+    );
+
+    let foreign = app
+        .post_empty(&format!("{base}/start"), Some(&stranger.token))
+        .await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+    let started = app
+        .post_empty(&format!("{base}/start"), Some(&user.token))
+        .await;
+    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
+    let twice = app
+        .post_empty(&format!("{base}/start"), Some(&user.token))
+        .await;
+    assert_eq!(twice.status, StatusCode::CONFLICT);
+
+    mark(
+        &app,
+        bot_id,
+        BotCommand::MarkStarted {
+            actor: Actor::System,
+            at: Utc::now(),
+        },
+    )
+    .await;
+    let trigger = app
+        .post_empty(&format!("{base}/trigger-trade"), Some(&user.token))
+        .await;
+    assert_eq!(trigger.status, StatusCode::ACCEPTED, "{}", trigger.body);
+    assert!(trigger.body["trigger_id"].is_string());
+    let foreign_trigger = app
+        .post_empty(&format!("{base}/trigger-trade"), Some(&stranger.token))
+        .await;
+    assert_eq!(foreign_trigger.status, StatusCode::NOT_FOUND);
+
+    let bad_stop = app
+        .post(
+            &format!("{base}/stop"),
+            Some(&user.token),
+            json!({ "reason": 7 }),
+        )
+        .await;
+    assert_eq!(bad_stop.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad_stop.field(), Some("reason"));
+    let stop = app
+        .post(
+            &format!("{base}/stop"),
+            Some(&user.token),
+            json!({ "reason": "taking profits" }),
+        )
+        .await;
+    assert_eq!(stop.status, StatusCode::ACCEPTED, "{}", stop.body);
+    mark(
+        &app,
+        bot_id,
+        BotCommand::MarkStopped {
+            actor: Actor::System,
+            reason: None,
+            at: Utc::now(),
+        },
+    )
+    .await;
+    let stop_stopped = app
+        .post_empty(&format!("{base}/stop"), Some(&user.token))
+        .await;
+    assert_eq!(
+        stop_stopped.status,
+        StatusCode::CONFLICT,
+        "stopping a stopped bot is refused"
+    );
+
+    // Users cannot pose as the bot runner.
+    let metadata = CommandMetadata::new(
+        "rest",
+        Some(Actor::User {
+            user_id: user.id,
+            role: Role::User,
+        }),
+    );
+    let posing = app
+        .state
+        .commands
+        .execute_bot(
+            &bot_id.to_string(),
+            BotCommand::MarkStarted {
+                actor: Actor::user(user.id),
+                at: Utc::now(),
+            },
+            &metadata,
+        )
+        .await;
+    assert!(posing.is_err());
+
+    let types: Vec<String> = app
+        .stream("Bot", bot_id)
+        .await
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "bot.configured",
+            "bot.start_requested",
+            "bot.started",
+            "bot.trade_triggered",
+            "bot.stop_requested",
+            "bot.stopped"
+        ]
+    );
+    let bad_id = app
+        .post_empty("/api/v1/bot/123/start", Some(&user.token))
+        .await;
+    assert_eq!(bad_id.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad_id.field(), Some("bot_id"));
+}

@@ -1,0 +1,8 @@
+//! The write path end to end against a real PostgreSQL: every command
+//! endpoint's success and refusal paths, and the event store's guarantees.
+
+mod auth;
+mod bots;
+mod event_store;
+mod keys;
+mod users;
