@@ -128,6 +128,42 @@ async fn the_log_refuses_update_delete_truncate_and_gaps() {
 }
 
 #[tokio::test]
+async fn the_application_role_may_append_but_never_change_the_log() {
+    let app = TestApp::spawn().await;
+    some_history(&app).await;
+    let mut connection = app.pool.acquire().await.unwrap();
+    sqlx::query("SET ROLE muckard_app")
+        .execute(&mut *connection)
+        .await
+        .unwrap();
+    for statement in [
+        "UPDATE events SET payload = '{}'",
+        "DELETE FROM events",
+        "TRUNCATE events",
+    ] {
+        let error = sqlx::query(statement)
+            .execute(&mut *connection)
+            .await
+            .expect_err(statement);
+        assert!(
+            error.to_string().contains("permission denied"),
+            "{statement}: {error}"
+        );
+    }
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES ('Bot', 'appended-by-app-role', 1, 'bot.started', '1.0', '{}', '{}')",
+    )
+    .execute(&mut *connection)
+    .await
+    .expect("the application role appends");
+    sqlx::query("RESET ROLE")
+        .execute(&mut *connection)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn thirty_two_concurrent_commands_on_one_bot_leave_a_contiguous_stream() {
     let app = TestApp::spawn_with(&[("COMMAND_MAX_ATTEMPTS", "4"), ("SNAPSHOT_EVERY", "5")]).await;
     let user = app.user().await;
