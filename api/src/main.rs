@@ -41,8 +41,8 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    api::telemetry::init(api::telemetry::format_from_env());
     let settings = Settings::from_env().context("reading settings from the environment")?;
-    api::telemetry::init(settings.log_format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Migrate => {
