@@ -51,6 +51,51 @@ pub struct Settings {
     pub jwt_secret: Secret<Vec<u8>>,
     pub encryption_key: Secret<Vec<u8>>,
     pub log_format: LogFormat,
+    /// The roles this process runs (`MUCKARD_ROLES`, default all).
+    pub roles: Roles,
+    pub projector_batch_size: i64,
+    pub projector_poll_interval: std::time::Duration,
+    /// How long a query with `min_position` waits for its read model.
+    pub query_wait_max: std::time::Duration,
+}
+
+/// Which parts of the service a process runs. Every role can run alone, so
+/// each scales out on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub api: bool,
+    pub projector: bool,
+}
+
+impl Roles {
+    pub const ALL: Roles = Roles {
+        api: true,
+        projector: true,
+    };
+
+    /// Parses a comma-separated list such as `api,projector` or `all`.
+    pub fn parse(text: &str) -> Result<Roles, String> {
+        let mut roles = Roles {
+            api: false,
+            projector: false,
+        };
+        for role in text.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+            match role {
+                "all" => roles = Roles::ALL,
+                "api" => roles.api = true,
+                "projector" => roles.projector = true,
+                other => {
+                    return Err(format!(
+                        "unknown role {other}; expected api, projector or all"
+                    ))
+                }
+            }
+        }
+        if !roles.api && !roles.projector {
+            return Err("no role given".to_string());
+        }
+        Ok(roles)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +157,11 @@ impl Settings {
                 })
             }
         };
+        let roles = Roles::parse(&get("MUCKARD_ROLES").unwrap_or_else(|| "all".to_string()))
+            .map_err(|reason| ConfigError::Invalid {
+                name: "MUCKARD_ROLES",
+                reason,
+            })?;
         let (jwt_secret, encryption_key) = keys(&get, environment)?;
         Ok(Settings {
             environment,
@@ -132,6 +182,13 @@ impl Settings {
             jwt_secret: Secret::new(jwt_secret),
             encryption_key: Secret::new(encryption_key),
             log_format,
+            roles,
+            projector_batch_size: parse("PROJECTOR_BATCH_SIZE", "500")?.clamp(1, 10_000) as i64,
+            projector_poll_interval: std::time::Duration::from_millis(parse(
+                "PROJECTOR_POLL_MS",
+                "500",
+            )?),
+            query_wait_max: std::time::Duration::from_millis(parse("QUERY_WAIT_MAX_MS", "2000")?),
         })
     }
 }

@@ -73,8 +73,21 @@ pub fn app(state: AppState) -> Router {
     let sessions = Router::new()
         .route("/api/v1/auth/login", post(auth::login))
         .route("/api/v1/auth/refresh", post(auth::refresh));
+    let queries = Router::new()
+        .route("/api/v1/user/me", get(routes::queries::me))
+        .route("/api/v1/admin/users", get(routes::queries::admin_users))
+        .route("/api/v1/kraken/keys", get(routes::queries::keys))
+        .route("/api/v1/bot", get(routes::queries::bots))
+        .route(
+            "/api/v1/bot/{bot_id}/status",
+            get(routes::queries::bot_status),
+        )
+        .route("/api/v1/trading/trades", get(routes::queries::trades))
+        .route("/api/v1/trading/positions", get(routes::queries::positions));
     Router::new()
         .route("/health", get(routes::health::health))
+        .route("/metrics", get(routes::metrics::metrics))
+        .merge(queries)
         .merge(commands)
         .merge(sessions)
         .fallback(routes::health::not_found)

@@ -4,6 +4,7 @@ use anyhow::Context;
 use api::config::Settings;
 use clap::{Parser, Subcommand};
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 use command_side::exchange::PaperExchange;
 use command_side::CommandMetadata;
@@ -22,8 +23,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Prepare the database and serve the HTTP API (the default).
-    Serve,
+    /// Prepare the database and run the service's roles (the default:
+    /// all of them in this process).
+    Serve {
+        /// Comma-separated roles to run: api, projector, or all. Overrides
+        /// MUCKARD_ROLES.
+        #[arg(long)]
+        roles: Option<String>,
+    },
     /// Create the database if missing and apply the migrations, then exit.
     Migrate,
     /// Grant a role to a registered user, e.g. the first admin. The grant
@@ -43,8 +50,15 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     api::telemetry::init(api::telemetry::format_from_env());
     let settings = Settings::from_env().context("reading settings from the environment")?;
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(settings).await,
+    match cli.command.unwrap_or(Command::Serve { roles: None }) {
+        Command::Serve { roles } => {
+            let mut settings = settings;
+            if let Some(roles) = roles {
+                settings.roles = api::config::Roles::parse(&roles)
+                    .map_err(|reason| anyhow::anyhow!("--roles: {reason}"))?;
+            }
+            serve(settings).await
+        }
         Command::Migrate => {
             api::state::prepare_database(&settings).await?;
             tracing::info!("database ready");
@@ -56,17 +70,40 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let addr = settings.http_addr;
+    let roles = settings.roles;
     let pool = api::state::prepare_database(&settings)
         .await
         .context("preparing the database")?;
     let state = api::state::build_state(settings, pool, Arc::new(PaperExchange::new()))?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
-    tracing::info!(addr = %listener.local_addr()?, "serving HTTP");
-    axum::serve(listener, api::app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let shutdown = CancellationToken::new();
+    let workers = api::state::start_workers(&state, shutdown.clone());
+    tracing::info!(
+        api = roles.api,
+        projector = roles.projector,
+        "roles started"
+    );
+    if roles.api {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        tracing::info!(addr = %listener.local_addr()?, "serving HTTP");
+        axum::serve(listener, api::app(state))
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+    } else {
+        shutdown_signal().await;
+    }
+    // Workers finish the batch in hand; a batch cut short is rolled back
+    // with its checkpoint, so the bound only limits how long we wait.
+    shutdown.cancel();
+    let drained = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        futures::future::join_all(workers),
+    )
+    .await;
+    if drained.is_err() {
+        tracing::warn!("workers did not stop within 10 s; exiting anyway");
+    }
     tracing::info!("stopped");
     Ok(())
 }

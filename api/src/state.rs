@@ -23,6 +23,26 @@ impl AppState {
     }
 }
 
+/// Starts the subscribers of the projector role when `settings.roles` asks
+/// for it; they stop when `shutdown` is cancelled.
+pub fn start_workers(
+    state: &AppState,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    if !state.settings.roles.projector {
+        return Vec::new();
+    }
+    projections::workers::spawn_projectors(
+        state.commands.clone(),
+        projections::SubscriberSettings {
+            batch_size: state.settings.projector_batch_size,
+            poll_interval: state.settings.projector_poll_interval,
+            ..projections::SubscriberSettings::default()
+        },
+        shutdown,
+    )
+}
+
 /// Creates the database if it is missing, applies the migrations and
 /// returns a pool on it.
 pub async fn prepare_database(settings: &Settings) -> anyhow::Result<PgPool> {

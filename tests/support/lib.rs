@@ -32,6 +32,8 @@ pub struct TestApp {
     pub state: AppState,
     pub pool: PgPool,
     pub database_url: String,
+    /// Stops the workers this app started.
+    pub shutdown: tokio_util::sync::CancellationToken,
     database_name: String,
     admin_url: String,
 }
@@ -104,7 +106,10 @@ impl TestApp {
         let exchange = Arc::new(PaperExchange::new());
         let state =
             api::state::build_state(settings, pool.clone(), exchange.clone()).expect("build state");
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        api::state::start_workers(&state, shutdown.clone());
         TestApp {
+            shutdown,
             exchange,
             router: api::app(state.clone()),
             state,
@@ -304,6 +309,7 @@ impl StoredEvent {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        self.shutdown.cancel();
         let name = self.database_name.clone();
         let admin = self.admin_url.clone();
         // Drop runs inside the test's runtime, so the clean-up gets a

@@ -4,4 +4,6 @@ pub mod admin;
 pub mod bots;
 pub mod health;
 pub mod kraken;
+pub mod metrics;
+pub mod queries;
 pub mod users;

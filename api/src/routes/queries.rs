@@ -1,0 +1,379 @@
+//! The query endpoints. They read only the read models, and each accepts
+//! `min_position=<token from a command response>`: the answer waits, at
+//! most `QUERY_WAIT_MAX_MS`, until the read model has handled that
+//! position, and is a 503 with `Retry-After` past the bound.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use command_side::Position;
+use domain::Role;
+use rust_decimal::Decimal;
+use serde::Serialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::extract::{parse_id, Caller};
+use crate::state::AppState;
+
+pub const MAX_PAGE: i64 = 500;
+const DEFAULT_PAGE: i64 = 100;
+
+/// Query-string parameters, checked against what an endpoint accepts.
+struct Params(HashMap<String, String>);
+
+impl Params {
+    fn new(raw: HashMap<String, String>, allowed: &[&str]) -> Result<Self, ApiError> {
+        if let Some(unknown) = raw
+            .keys()
+            .find(|name| *name != "min_position" && !allowed.contains(&name.as_str()))
+        {
+            return Err(ApiError::BadRequest {
+                field: Some(unknown.clone()),
+                reason: "is not a parameter of this endpoint".to_string(),
+            });
+        }
+        Ok(Params(raw))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    fn uuid(&self, name: &'static str) -> Result<Option<Uuid>, ApiError> {
+        self.get(name).map(|v| parse_id(name, v)).transpose()
+    }
+
+    fn time(&self, name: &'static str) -> Result<Option<DateTime<Utc>>, ApiError> {
+        self.get(name)
+            .map(|v| {
+                DateTime::parse_from_rfc3339(v)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|_| ApiError::BadRequest {
+                        field: Some(name.to_string()),
+                        reason: "must be an RFC 3339 time, e.g. 2026-11-23T08:00:00Z".to_string(),
+                    })
+            })
+            .transpose()
+    }
+
+    fn limit(&self) -> Result<i64, ApiError> {
+        match self.get("limit") {
+            None => Ok(DEFAULT_PAGE),
+            Some(text) => match text.parse::<i64>() {
+                Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+                _ => Err(ApiError::BadRequest {
+                    field: Some("limit".to_string()),
+                    reason: format!("must be a whole number from 1 to {MAX_PAGE}"),
+                }),
+            },
+        }
+    }
+
+    /// A page cursor is the last row's id, as the previous page gave it.
+    fn cursor(&self) -> Result<Option<i64>, ApiError> {
+        self.get("cursor")
+            .map(|text| {
+                text.parse::<i64>().map_err(|_| ApiError::BadRequest {
+                    field: Some("cursor".to_string()),
+                    reason: "must be a next_cursor from a previous page".to_string(),
+                })
+            })
+            .transpose()
+    }
+
+    /// Waits for `read_model` to reach `min_position`, if one was given.
+    async fn wait_for(&self, state: &AppState, read_model: &str) -> Result<(), ApiError> {
+        let Some(token) = self.get("min_position") else {
+            return Ok(());
+        };
+        let position: Position = token.parse().map_err(|reason| ApiError::BadRequest {
+            field: Some("min_position".to_string()),
+            reason,
+        })?;
+        let reached = projections::lag::wait_until_reached(
+            state.pool(),
+            read_model,
+            position,
+            state.settings.query_wait_max,
+        )
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("database unavailable: {e}")))?;
+        if reached {
+            Ok(())
+        } else {
+            Err(ApiError::Unavailable(format!(
+                "the {read_model} read model has not reached position {position} yet; retry"
+            )))
+        }
+    }
+}
+
+/// Admins and auditors read everyone's data; users only their own.
+fn sees_all(caller: &Caller) -> bool {
+    matches!(caller.role, Role::Admin | Role::Auditor)
+}
+
+fn database(error: sqlx::Error) -> ApiError {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => {
+            ApiError::Unavailable(format!("database unavailable: {error}"))
+        }
+        other => ApiError::Internal(other.into()),
+    }
+}
+
+#[derive(Serialize, sqlx::FromRow)]
+pub struct UserView {
+    user_id: Uuid,
+    email: String,
+    display_name: Option<String>,
+    role: String,
+    onboarded: bool,
+    risk_profile: Option<String>,
+    experience: Option<String>,
+    created_at: DateTime<Utc>,
+    last_login_at: Option<DateTime<Utc>>,
+}
+
+const USER_COLUMNS: &str = "user_id, email, display_name, role, onboarded, risk_profile, \
+     experience, created_at, last_login_at";
+
+/// `GET /api/v1/user/me`.
+pub async fn me(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Result<Json<UserView>, ApiError> {
+    let params = Params::new(raw, &[])?;
+    params.wait_for(&state, "users").await?;
+    sqlx::query_as::<_, UserView>(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE user_id = $1"
+    ))
+    .bind(caller.user_id)
+    .fetch_optional(state.pool())
+    .await
+    .map_err(database)?
+    .map(Json)
+    .ok_or_else(|| ApiError::NotFound("user not found".to_string()))
+}
+
+/// `GET /api/v1/admin/users` (admins): every user, oldest first, paged.
+pub async fn admin_users(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    if caller.role != Role::Admin {
+        return Err(ApiError::Forbidden("admins only".to_string()));
+    }
+    let params = Params::new(raw, &["limit", "cursor"])?;
+    let limit = params.limit()?;
+    let offset = params.cursor()?.unwrap_or(0);
+    params.wait_for(&state, "users").await?;
+    let users = sqlx::query_as::<_, UserView>(&format!(
+        "SELECT {USER_COLUMNS} FROM users ORDER BY created_at, user_id OFFSET $1 LIMIT $2"
+    ))
+    .bind(offset)
+    .bind(limit)
+    .fetch_all(state.pool())
+    .await
+    .map_err(database)?;
+    let next = (users.len() as i64 == limit).then(|| (offset + limit).to_string());
+    Ok(Json(json!({ "users": users, "next_cursor": next })))
+}
+
+#[derive(Serialize, sqlx::FromRow)]
+pub struct KeyView {
+    key_id: Uuid,
+    owner_id: Uuid,
+    exchange: String,
+    label: Option<String>,
+    fingerprint: String,
+    permissions: Value,
+    status: String,
+    last_test_failure: Option<String>,
+    connected_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// `GET /api/v1/kraken/keys`: connected keys, never their secrets.
+pub async fn keys(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let params = Params::new(raw, &[])?;
+    params.wait_for(&state, "exchange_keys").await?;
+    let keys = sqlx::query_as::<_, KeyView>(
+        "SELECT key_id, owner_id, exchange, label, fingerprint, permissions, status, \
+         last_test_failure, connected_at, updated_at FROM exchange_keys \
+         WHERE status <> 'disconnected' AND ($1 OR owner_id = $2) ORDER BY connected_at, key_id",
+    )
+    .bind(sees_all(&caller))
+    .bind(caller.user_id)
+    .fetch_all(state.pool())
+    .await
+    .map_err(database)?;
+    Ok(Json(json!({ "keys": keys })))
+}
+
+#[derive(Serialize, sqlx::FromRow)]
+pub struct BotView {
+    bot_id: Uuid,
+    owner_id: Uuid,
+    key_id: Uuid,
+    pair: String,
+    strategy: Value,
+    state: String,
+    trades_executed: i64,
+    trades_skipped: i64,
+    errors: i64,
+    last_trade: Option<Value>,
+    last_skip: Option<String>,
+    last_error: Option<String>,
+    last_error_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+const BOT_COLUMNS: &str = "bot_id, owner_id, key_id, pair, strategy, state, trades_executed, \
+     trades_skipped, errors, last_trade, last_skip, last_error, last_error_at, created_at, updated_at";
+
+/// `GET /api/v1/bot`: the caller's bots (an empty list for a new user).
+pub async fn bots(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let params = Params::new(raw, &[])?;
+    params.wait_for(&state, "bot_status").await?;
+    let bots = sqlx::query_as::<_, BotView>(&format!(
+        "SELECT {BOT_COLUMNS} FROM bot_status WHERE $1 OR owner_id = $2 ORDER BY created_at, bot_id"
+    ))
+    .bind(sees_all(&caller))
+    .bind(caller.user_id)
+    .fetch_all(state.pool())
+    .await
+    .map_err(database)?;
+    Ok(Json(json!({ "bots": bots })))
+}
+
+/// `GET /api/v1/bot/{bot_id}/status`; another user's bot is a 404.
+pub async fn bot_status(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(bot_id): Path<String>,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Result<Json<BotView>, ApiError> {
+    let bot_id = parse_id("bot_id", &bot_id)?;
+    let params = Params::new(raw, &[])?;
+    params.wait_for(&state, "bot_status").await?;
+    sqlx::query_as::<_, BotView>(&format!(
+        "SELECT {BOT_COLUMNS} FROM bot_status WHERE bot_id = $1 AND ($2 OR owner_id = $3)"
+    ))
+    .bind(bot_id)
+    .bind(sees_all(&caller))
+    .bind(caller.user_id)
+    .fetch_optional(state.pool())
+    .await
+    .map_err(database)?
+    .map(Json)
+    .ok_or_else(|| ApiError::NotFound("bot not found".to_string()))
+}
+
+#[derive(Serialize, sqlx::FromRow)]
+pub struct TradeView {
+    trade_id: i64,
+    user_id: Uuid,
+    bot_id: Uuid,
+    order_id: String,
+    pair: String,
+    side: String,
+    quantity: Decimal,
+    price: Decimal,
+    fee: Decimal,
+    executed_at: DateTime<Utc>,
+}
+
+/// `GET /api/v1/trading/trades?bot_id&pair&from&to&limit&cursor`: newest
+/// first. Pages follow `trade_id`, which the projector assigns in commit
+/// order, so trades arriving meanwhile never shift a later page.
+pub async fn trades(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let params = Params::new(raw, &["bot_id", "pair", "from", "to", "limit", "cursor"])?;
+    let bot_id = params.uuid("bot_id")?;
+    let pair = params.get("pair").map(str::to_string);
+    let from = params.time("from")?;
+    let to = params.time("to")?;
+    let limit = params.limit()?;
+    let before = params.cursor()?;
+    params.wait_for(&state, "trades").await?;
+    let trades = sqlx::query_as::<_, TradeView>(
+        "SELECT trade_id, user_id, bot_id, order_id, pair, side, quantity, price, fee, executed_at \
+           FROM trades \
+          WHERE ($1 OR user_id = $2) \
+            AND ($3::uuid IS NULL OR bot_id = $3) \
+            AND ($4::text IS NULL OR pair = $4) \
+            AND ($5::timestamptz IS NULL OR executed_at >= $5) \
+            AND ($6::timestamptz IS NULL OR executed_at < $6) \
+            AND ($7::bigint IS NULL OR trade_id < $7) \
+          ORDER BY trade_id DESC LIMIT $8",
+    )
+    .bind(sees_all(&caller))
+    .bind(caller.user_id)
+    .bind(bot_id)
+    .bind(pair)
+    .bind(from)
+    .bind(to)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(state.pool())
+    .await
+    .map_err(database)?;
+    let next = (trades.len() as i64 == limit)
+        .then(|| trades.last().map(|t| t.trade_id.to_string()))
+        .flatten();
+    Ok(Json(json!({ "trades": trades, "next_cursor": next })))
+}
+
+#[derive(Serialize, sqlx::FromRow)]
+pub struct PositionView {
+    user_id: Uuid,
+    pair: String,
+    quantity: Decimal,
+    cost_basis: Decimal,
+    average_cost: Decimal,
+    realised_pnl: Decimal,
+    trades: i64,
+    updated_at: DateTime<Utc>,
+}
+
+/// `GET /api/v1/trading/positions`: per pair, with realised P&L.
+pub async fn positions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let params = Params::new(raw, &[])?;
+    params.wait_for(&state, "positions").await?;
+    let positions = sqlx::query_as::<_, PositionView>(
+        "SELECT user_id, pair, quantity, cost_basis, average_cost, realised_pnl, trades, updated_at \
+           FROM positions WHERE $1 OR user_id = $2 ORDER BY user_id, pair",
+    )
+    .bind(sees_all(&caller))
+    .bind(caller.user_id)
+    .fetch_all(state.pool())
+    .await
+    .map_err(database)?;
+    Ok(Json(json!({ "positions": positions })))
+}

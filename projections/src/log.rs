@@ -1,0 +1,221 @@
+//! The log reader: committed events in commit order, from a checkpoint.
+//!
+//! Identity values are assigned at INSERT but become visible at COMMIT, so
+//! "every event after the last global position I saw" skips events whose
+//! transaction commits late. This reader only returns rows whose
+//! transaction is older than the oldest transaction still running
+//! (`transaction_id < pg_snapshot_xmin(pg_current_snapshot())`): no event
+//! can ever appear before such a row's position. Rows are ordered by
+//! `(transaction_id, global_position)` and the pair is the checkpoint.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use command_side::Position;
+use cqrs_es::persist::{EventUpcaster, SerializedEvent};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+/// One committed event as read from the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedEvent {
+    pub position: Position,
+    pub event_id: Uuid,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: Value,
+    pub metadata: Value,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl RecordedEvent {
+    /// The payload as a domain event type.
+    pub fn decode<E: DeserializeOwned>(&self) -> Result<E, serde_json::Error> {
+        serde_json::from_value(self.payload.clone())
+    }
+
+    pub fn metadata_str(&self, name: &str) -> Option<&str> {
+        self.metadata.get(name).and_then(Value::as_str)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("reading the log: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("event at {position} has a malformed transaction id {text}")]
+    MalformedTransactionId { position: i64, text: String },
+}
+
+const SELECT_COLUMNS: &str = "transaction_id::text AS transaction_id, global_position, event_id, \
+     aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at";
+
+/// Reads the log forward. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct LogReader {
+    upcasters: Arc<Vec<Box<dyn EventUpcaster>>>,
+}
+
+impl LogReader {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A reader that brings old event versions up to date with `upcasters`,
+    /// the same ones the event store loads aggregates with.
+    pub fn with_upcasters(upcasters: Vec<Box<dyn EventUpcaster>>) -> Self {
+        Self {
+            upcasters: Arc::new(upcasters),
+        }
+    }
+
+    /// Up to `limit` committed events after `after`, in commit order.
+    pub async fn read_after(
+        &self,
+        pool: &PgPool,
+        after: Position,
+        limit: i64,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        let mut connection = pool.acquire().await?;
+        self.read_after_on(&mut connection, after, limit).await
+    }
+
+    /// The same on a given connection, e.g. the transaction that will also
+    /// move a subscriber's checkpoint. Run it before that transaction writes
+    /// anything, so it holds no transaction id of its own yet.
+    pub async fn read_after_on(
+        &self,
+        connection: &mut PgConnection,
+        after: Position,
+        limit: i64,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        let query = format!(
+            "SELECT {SELECT_COLUMNS} FROM events \
+             WHERE (transaction_id, global_position) > ($1::text::xid8, $2) \
+               AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+             ORDER BY transaction_id, global_position \
+             LIMIT $3"
+        );
+        let rows = sqlx::query(&query)
+            .bind(after.transaction_id.to_string())
+            .bind(after.global_position)
+            .bind(limit)
+            .fetch_all(&mut *connection)
+            .await?;
+        rows.into_iter()
+            .map(|row| self.event_from_row(&row))
+            .collect()
+    }
+
+    /// The position of the newest committed, visible event (zero when the
+    /// log is empty).
+    pub async fn head(&self, pool: &PgPool) -> Result<Position, LogError> {
+        let row: Option<(String, i64)> = sqlx::query_as(
+            "SELECT transaction_id::text, global_position FROM events \
+             WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+             ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
+        )
+        .fetch_optional(pool)
+        .await?;
+        match row {
+            Some((text, global_position)) => Ok(Position {
+                transaction_id: parse_transaction_id(&text, global_position)?,
+                global_position,
+            }),
+            None => Ok(Position::default()),
+        }
+    }
+
+    fn event_from_row(&self, row: &sqlx::postgres::PgRow) -> Result<RecordedEvent, LogError> {
+        let transaction: String = row.try_get("transaction_id")?;
+        let global_position: i64 = row.try_get("global_position")?;
+        let event = RecordedEvent {
+            position: Position {
+                transaction_id: parse_transaction_id(&transaction, global_position)?,
+                global_position,
+            },
+            event_id: row.try_get("event_id")?,
+            aggregate_type: row.try_get("aggregate_type")?,
+            aggregate_id: row.try_get("aggregate_id")?,
+            sequence: row.try_get("sequence")?,
+            event_type: row.try_get("event_type")?,
+            event_version: row.try_get("event_version")?,
+            payload: row.try_get("payload")?,
+            metadata: row.try_get("metadata")?,
+            recorded_at: row.try_get("recorded_at")?,
+        };
+        Ok(self.upcast(event))
+    }
+
+    fn upcast(&self, mut event: RecordedEvent) -> RecordedEvent {
+        for upcaster in self.upcasters.iter() {
+            if !upcaster.can_upcast(&event.event_type, &event.event_version) {
+                continue;
+            }
+            let serialized = SerializedEvent {
+                aggregate_id: event.aggregate_id.clone(),
+                sequence: usize::try_from(event.sequence).unwrap_or_default(),
+                aggregate_type: event.aggregate_type.clone(),
+                event_type: event.event_type.clone(),
+                event_version: event.event_version.clone(),
+                payload: event.payload.clone(),
+                metadata: event.metadata.clone(),
+            };
+            let upcast = upcaster.upcast(serialized);
+            event.event_type = upcast.event_type;
+            event.event_version = upcast.event_version;
+            event.payload = upcast.payload;
+        }
+        event
+    }
+}
+
+fn parse_transaction_id(text: &str, global_position: i64) -> Result<u64, LogError> {
+    text.parse().map_err(|_| LogError::MalformedTransactionId {
+        position: global_position,
+        text: text.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use cqrs_es::persist::SemanticVersionEventUpcaster;
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn old_versions_are_upcast_on_read() {
+        let upcaster = SemanticVersionEventUpcaster::new(
+            "user.created",
+            "2.0",
+            Box::new(|mut payload: Value| {
+                payload["display_name"] = payload["name"].take();
+                payload
+            }),
+        );
+        let reader = LogReader::with_upcasters(vec![Box::new(upcaster)]);
+        let old = RecordedEvent {
+            position: Position::default(),
+            event_id: Uuid::nil(),
+            aggregate_type: "User".to_string(),
+            aggregate_id: "u".to_string(),
+            sequence: 1,
+            event_type: "user.created".to_string(),
+            event_version: "1.0".to_string(),
+            payload: json!({ "name": "Ada" }),
+            metadata: json!({}),
+            recorded_at: Utc::now(),
+        };
+        let read = reader.upcast(old.clone());
+        assert_eq!(read.event_version, "2.0.0");
+        assert_eq!(read.payload["display_name"], "Ada");
+        let current = reader.upcast(read.clone());
+        assert_eq!(current, read, "a current version is left alone");
+    }
+}

@@ -1,0 +1,106 @@
+//! `trade_recorder`: for every `bot.trade.executed`, records the fill on the
+//! owner's Portfolio (`trade.executed`). At-least-once; the Portfolio drops
+//! an exchange order id it already holds, so a redelivered batch has one
+//! effect. A fill the portfolio refuses is reported on the bot as
+//! `bot.error` rather than blocking the log.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use command_side::{CommandError, CommandMetadata, CommandSide};
+use cqrs_es::Aggregate;
+use domain::bot::{Bot, BotCommand, BotEvent};
+use domain::portfolio::{PortfolioCommand, TradeFill};
+use domain::Actor;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::log::RecordedEvent;
+use crate::subscriber::{Subscriber, SubscriberError};
+
+pub struct TradeRecorder {
+    pub commands: Arc<CommandSide>,
+}
+
+impl TradeRecorder {
+    fn metadata(event: &RecordedEvent, command_type: &str) -> CommandMetadata {
+        let mut metadata = CommandMetadata::new("process-manager", Some(Actor::System))
+            .with_command_type(command_type);
+        metadata.causation_id = Some(event.event_id.to_string());
+        metadata.correlation_id = event.metadata_str("correlation_id").map(str::to_string);
+        metadata.traceparent = event.metadata_str("traceparent").map(str::to_string);
+        metadata
+    }
+}
+
+#[async_trait]
+impl Subscriber for TradeRecorder {
+    fn name(&self) -> &'static str {
+        "trade_recorder"
+    }
+
+    async fn handle(
+        &self,
+        _transaction: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), SubscriberError> {
+        for event in events.iter().filter(|e| e.aggregate_type == Bot::TYPE) {
+            if event.event_type != "bot.trade.executed" {
+                continue;
+            }
+            let BotEvent::TradeExecuted {
+                owner_id,
+                pair,
+                fill,
+            } = event
+                .decode()
+                .map_err(|e| SubscriberError::undecodable(event, e))?
+            else {
+                continue;
+            };
+            let bot_id: Uuid = event
+                .aggregate_id
+                .parse()
+                .map_err(|e| SubscriberError::undecodable(event, e))?;
+            let order_id = fill.order_id.clone();
+            let command = PortfolioCommand::RecordTrade {
+                actor: Actor::System,
+                trade: TradeFill {
+                    user_id: owner_id,
+                    bot_id,
+                    order_id: fill.order_id,
+                    pair,
+                    side: fill.side,
+                    quantity: fill.quantity,
+                    price: fill.price,
+                    fee: fill.fee,
+                    executed_at: fill.executed_at,
+                },
+            };
+            let metadata = Self::metadata(event, "portfolio.record_trade");
+            match self
+                .commands
+                .execute_portfolio(&owner_id.to_string(), command, &metadata)
+                .await
+            {
+                Ok(_) => {}
+                Err(CommandError::Refused(refusal)) => {
+                    tracing::warn!(%bot_id, order_id = %order_id, reason = %refusal, "portfolio refused a fill");
+                    let report = BotCommand::RecordError {
+                        actor: Actor::System,
+                        message: format!("portfolio refused fill {order_id}: {refusal}"),
+                        at: Utc::now(),
+                    };
+                    let metadata = Self::metadata(event, "bot.record_error");
+                    self.commands
+                        .execute_bot(&bot_id.to_string(), report, &metadata)
+                        .await
+                        .map_err(|e| SubscriberError::Failed(e.to_string()))?;
+                }
+                Err(other) => return Err(SubscriberError::Failed(other.to_string())),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,84 @@
+//! `users`: one row per user, for `GET /user/me` and the admin listing.
+
+use async_trait::async_trait;
+use cqrs_es::Aggregate;
+use domain::user::{User, UserEvent};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::log::RecordedEvent;
+use crate::subscriber::{Subscriber, SubscriberError};
+
+pub struct UsersProjector;
+
+#[async_trait]
+impl Subscriber for UsersProjector {
+    fn name(&self) -> &'static str {
+        "users"
+    }
+
+    async fn handle(
+        &self,
+        transaction: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), SubscriberError> {
+        for event in events.iter().filter(|e| e.aggregate_type == User::TYPE) {
+            let decoded: UserEvent = event
+                .decode()
+                .map_err(|e| SubscriberError::undecodable(event, e))?;
+            let user_id: Uuid = event
+                .aggregate_id
+                .parse()
+                .map_err(|e| SubscriberError::undecodable(event, e))?;
+            let at = event.recorded_at;
+            let query = match decoded {
+                UserEvent::UserCreated {
+                    email,
+                    display_name,
+                    role,
+                    ..
+                } => sqlx::query(
+                    "INSERT INTO users (user_id, email, display_name, role, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (user_id) DO NOTHING",
+                )
+                .bind(user_id)
+                .bind(email)
+                .bind(display_name)
+                .bind(role.as_str())
+                .bind(at),
+                UserEvent::UserLoggedIn { at: logged_in } => sqlx::query(
+                    "UPDATE users SET last_login_at = $2, updated_at = $3 WHERE user_id = $1",
+                )
+                .bind(user_id)
+                .bind(logged_in)
+                .bind(at),
+                UserEvent::UserUpdated { display_name, .. } => sqlx::query(
+                    "UPDATE users SET display_name = $2, updated_at = $3 WHERE user_id = $1",
+                )
+                .bind(user_id)
+                .bind(display_name)
+                .bind(at),
+                UserEvent::OnboardingCompleted {
+                    risk_profile,
+                    experience,
+                    ..
+                } => sqlx::query(
+                    "UPDATE users SET onboarded = true, risk_profile = $2, experience = $3, \
+                     updated_at = $4 WHERE user_id = $1",
+                )
+                .bind(user_id)
+                .bind(serde_json::to_value(risk_profile).ok().and_then(|v| v.as_str().map(String::from)))
+                .bind(serde_json::to_value(experience).ok().and_then(|v| v.as_str().map(String::from)))
+                .bind(at),
+                UserEvent::RoleAssigned { role, .. } => sqlx::query(
+                    "UPDATE users SET role = $2, updated_at = $3 WHERE user_id = $1",
+                )
+                .bind(user_id)
+                .bind(role.as_str())
+                .bind(at),
+            };
+            query.execute(&mut *transaction).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,328 @@
+//! Named subscribers of the log, each with a checkpoint row.
+//!
+//! A batch is handled inside the transaction that also advances the
+//! checkpoint: a projector writes its view rows through that transaction,
+//! so a crash never applies an event twice or skips one. A subscriber with
+//! effects outside PostgreSQL (a broker, a command) does its work during
+//! the batch and is at-least-once; it must be idempotent.
+//!
+//! One instance of a subscriber is active at a time across every process:
+//! the active one holds a session advisory lock keyed by its name, the
+//! others wait for it. The checkpoint update also checks that the
+//! checkpoint did not move meanwhile, so even a lost lock cannot apply a
+//! batch twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use command_side::Position;
+use sha2::{Digest, Sha256};
+use sqlx::postgres::PgListener;
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::log::{LogError, LogReader, RecordedEvent};
+
+/// The channel the events table's trigger notifies on commit.
+pub const EVENTS_CHANNEL: &str = "muckard_events";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubscriberError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("event {event_id} ({event_type}) does not decode: {reason}")]
+    Undecodable {
+        event_id: uuid::Uuid,
+        event_type: String,
+        reason: String,
+    },
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl SubscriberError {
+    pub fn undecodable(event: &RecordedEvent, error: impl std::fmt::Display) -> Self {
+        SubscriberError::Undecodable {
+            event_id: event.event_id,
+            event_type: event.event_type.clone(),
+            reason: error.to_string(),
+        }
+    }
+}
+
+/// Something that consumes the log.
+#[async_trait]
+pub trait Subscriber: Send + Sync {
+    /// The name of its checkpoint row; stable across releases.
+    fn name(&self) -> &'static str;
+
+    /// Handles a batch, in commit order. `transaction` commits together
+    /// with the checkpoint that moves past the batch.
+    async fn handle(
+        &self,
+        transaction: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), SubscriberError>;
+}
+
+#[derive(Debug, Clone)]
+pub struct SubscriberSettings {
+    pub batch_size: i64,
+    /// How long an idle subscriber waits for a notification before it
+    /// looks at the log anyway.
+    pub poll_interval: Duration,
+    /// How often a standby instance tries to become the active one.
+    pub standby_retry: Duration,
+}
+
+impl Default for SubscriberSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            poll_interval: Duration::from_millis(500),
+            standby_retry: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Runs subscribers against one database.
+#[derive(Clone)]
+pub struct SubscriberRunner {
+    pool: PgPool,
+    reader: LogReader,
+    settings: SubscriberSettings,
+    wake: watch::Receiver<u64>,
+}
+
+/// The checkpoint of `subscriber`, creating its row on first use.
+pub async fn checkpoint(
+    connection: &mut PgConnection,
+    subscriber: &str,
+) -> Result<Position, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO subscriber_checkpoints (subscriber) VALUES ($1) ON CONFLICT DO NOTHING",
+    )
+    .bind(subscriber)
+    .execute(&mut *connection)
+    .await?;
+    let (transaction, global_position): (String, i64) = sqlx::query_as(
+        "SELECT transaction_id::text, global_position FROM subscriber_checkpoints WHERE subscriber = $1",
+    )
+    .bind(subscriber)
+    .fetch_one(&mut *connection)
+    .await?;
+    Ok(Position {
+        transaction_id: transaction.parse().unwrap_or_default(),
+        global_position,
+    })
+}
+
+fn lock_key(subscriber: &str) -> i64 {
+    let digest = Sha256::digest(format!("muckard.subscriber.{subscriber}").as_bytes());
+    i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+impl SubscriberRunner {
+    /// A runner whose subscribers are woken by `LISTEN muckard_events`
+    /// (started here, reconnecting in the background until `shutdown`).
+    pub fn new(
+        pool: PgPool,
+        reader: LogReader,
+        settings: SubscriberSettings,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let (sender, wake) = watch::channel(0u64);
+        tokio::spawn(listen_for_commits(pool.clone(), sender, shutdown));
+        Self {
+            pool,
+            reader,
+            settings,
+            wake,
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Handles the next batch after the checkpoint, if any, and returns how
+    /// many events it handled.
+    pub async fn step(&self, subscriber: &dyn Subscriber) -> Result<usize, SubscriberError> {
+        let mut transaction = self.pool.begin().await?;
+        let from = checkpoint(&mut transaction, subscriber.name()).await?;
+        let events = self
+            .reader
+            .read_after_on(&mut transaction, from, self.settings.batch_size)
+            .await?;
+        let Some(last) = events.last() else {
+            transaction.rollback().await?;
+            return Ok(0);
+        };
+        let to = last.position;
+        subscriber.handle(&mut transaction, &events).await?;
+        let moved = sqlx::query(
+            "UPDATE subscriber_checkpoints \
+             SET transaction_id = $2::text::xid8, global_position = $3, \
+                 events_handled = events_handled + $4, updated_at = now() \
+             WHERE subscriber = $1 AND transaction_id = $5::text::xid8 AND global_position = $6",
+        )
+        .bind(subscriber.name())
+        .bind(to.transaction_id.to_string())
+        .bind(to.global_position)
+        .bind(events.len() as i64)
+        .bind(from.transaction_id.to_string())
+        .bind(from.global_position)
+        .execute(&mut *transaction)
+        .await?
+        .rows_affected();
+        if moved != 1 {
+            transaction.rollback().await?;
+            return Err(SubscriberError::Failed(format!(
+                "checkpoint of {} moved under this instance; batch discarded",
+                subscriber.name()
+            )));
+        }
+        transaction.commit().await?;
+        Ok(events.len())
+    }
+
+    /// Handles batches until nothing committed is left; returns the count.
+    pub async fn catch_up(&self, subscriber: &dyn Subscriber) -> Result<u64, SubscriberError> {
+        let mut handled = 0u64;
+        loop {
+            match self.step(subscriber).await? {
+                0 => return Ok(handled),
+                n => handled += n as u64,
+            }
+        }
+    }
+
+    /// Runs `subscriber` until `shutdown`: waits to become the active
+    /// instance, then handles batches as events commit. Errors are logged
+    /// and retried with back-off; nothing is skipped.
+    pub async fn run(self, subscriber: Arc<dyn Subscriber>, shutdown: CancellationToken) {
+        let name = subscriber.name();
+        while !shutdown.is_cancelled() {
+            let lock = match self.become_active(name).await {
+                Ok(Some(lock)) => lock,
+                Ok(None) => {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(self.settings.standby_retry) => continue,
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(subscriber = name, error = %error, "cannot reach the database to take the subscriber lock");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(self.settings.standby_retry) => continue,
+                    }
+                }
+            };
+            tracing::info!(subscriber = name, "active");
+            self.run_active(subscriber.as_ref(), lock, &shutdown).await;
+        }
+    }
+
+    async fn become_active(&self, name: &str) -> Result<Option<PgConnection>, sqlx::Error> {
+        let mut connection = self.pool.connect_options().connect().await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(lock_key(name))
+            .fetch_one(&mut connection)
+            .await?;
+        Ok(locked.then_some(connection))
+    }
+
+    async fn run_active(
+        &self,
+        subscriber: &dyn Subscriber,
+        mut lock: PgConnection,
+        shutdown: &CancellationToken,
+    ) {
+        let name = subscriber.name();
+        let mut wake = self.wake.clone();
+        let mut failures = 0u32;
+        let mut lock_checked = tokio::time::Instant::now();
+        loop {
+            if shutdown.is_cancelled() {
+                let _ = lock.close().await;
+                return;
+            }
+            // The lock lives as long as its session: a dead session means
+            // another instance may have taken over.
+            if lock_checked.elapsed() > Duration::from_secs(5) {
+                if lock.ping().await.is_err() {
+                    tracing::warn!(
+                        subscriber = name,
+                        "lost the subscriber lock's session; standing by"
+                    );
+                    return;
+                }
+                lock_checked = tokio::time::Instant::now();
+            }
+            match self.step(subscriber).await {
+                Ok(0) => {
+                    failures = 0;
+                    tokio::select! {
+                        _ = shutdown.cancelled() => {}
+                        _ = wake.changed() => {}
+                        _ = tokio::time::sleep(self.settings.poll_interval) => {}
+                    }
+                }
+                Ok(_) => failures = 0,
+                Err(error) => {
+                    failures += 1;
+                    let pause = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
+                    tracing::warn!(subscriber = name, error = %error, retry_in_ms = pause.as_millis() as u64, "batch failed");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => {}
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Bumps `sender` on every commit notification, reconnecting with back-off.
+async fn listen_for_commits(pool: PgPool, sender: watch::Sender<u64>, shutdown: CancellationToken) {
+    let mut pause = Duration::from_millis(100);
+    while !shutdown.is_cancelled() {
+        let listener = async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(EVENTS_CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let mut listener = match listener.await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::debug!(error = %error, "cannot listen for commits; polling meanwhile");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        pause = Duration::from_millis(100);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                notification = listener.recv() => match notification {
+                    Ok(_) => {
+                        sender.send_modify(|count| *count = count.wrapping_add(1));
+                    }
+                    Err(error) => {
+                        tracing::debug!(error = %error, "commit listener dropped; reconnecting");
+                        break;
+                    }
+                },
+            }
+        }
+    }
+}
