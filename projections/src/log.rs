@@ -52,7 +52,7 @@ pub enum LogError {
     MalformedTransactionId { position: i64, text: String },
 }
 
-const SELECT_COLUMNS: &str = "transaction_id::text AS transaction_id, global_position, event_id, \
+const SELECT_COLUMNS: &str = "transaction_id::text AS transaction_text, global_position, event_id, \
      aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at";
 
 /// Reads the log forward. Cheap to clone.
@@ -98,7 +98,7 @@ impl LogReader {
             "SELECT {SELECT_COLUMNS} FROM events \
              WHERE (transaction_id, global_position) > ($1::text::xid8, $2) \
                AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
-             ORDER BY transaction_id, global_position \
+             ORDER BY events.transaction_id, events.global_position \
              LIMIT $3"
         );
         let rows = sqlx::query(&query)
@@ -118,7 +118,7 @@ impl LogReader {
         let row: Option<(String, i64)> = sqlx::query_as(
             "SELECT transaction_id::text, global_position FROM events \
              WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
-             ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
+             ORDER BY events.transaction_id DESC, events.global_position DESC LIMIT 1",
         )
         .fetch_optional(pool)
         .await?;
@@ -132,7 +132,7 @@ impl LogReader {
     }
 
     fn event_from_row(&self, row: &sqlx::postgres::PgRow) -> Result<RecordedEvent, LogError> {
-        let transaction: String = row.try_get("transaction_id")?;
+        let transaction: String = row.try_get("transaction_text")?;
         let global_position: i64 = row.try_get("global_position")?;
         let event = RecordedEvent {
             position: Position {

@@ -158,9 +158,9 @@ impl TestApp {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                panic!("non-JSON response: {}", String::from_utf8_lossy(&bytes))
-            })
+            // A text body (e.g. /metrics) is kept as a JSON string.
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
         TestResponse {
             status,
@@ -310,6 +310,10 @@ impl StoredEvent {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
+        if std::env::var_os("TEST_KEEP_DB").is_some() {
+            eprintln!("kept test database {}", self.database_name);
+            return;
+        }
         let name = self.database_name.clone();
         let admin = self.admin_url.clone();
         // Drop runs inside the test's runtime, so the clean-up gets a
@@ -329,5 +333,141 @@ impl Drop for TestApp {
             });
         })
         .join();
+    }
+}
+
+/// The `muckard` binary, built on first use with the same cargo and target
+/// directory as the running tests, for tests that run it as a process.
+pub fn muckard_binary() -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+            let status = std::process::Command::new(cargo)
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "api",
+                    "--bin",
+                    "muckard",
+                    "--manifest-path",
+                ])
+                .arg(manifest)
+                .status()
+                .expect("run cargo build");
+            assert!(status.success(), "building the muckard binary failed");
+            // This test runs from <target>/debug/deps/<test>; the binary sits
+            // in <target>/debug.
+            let exe = std::env::current_exe().expect("current exe");
+            let profile_dir = exe
+                .parent()
+                .and_then(|deps| deps.parent())
+                .expect("target dir");
+            let binary = profile_dir.join("muckard");
+            assert!(binary.exists(), "{} missing", binary.display());
+            binary
+        })
+        .clone()
+}
+
+impl TestApp {
+    /// The environment a `muckard` process needs to serve this app's
+    /// database with the same keys.
+    pub fn process_env(&self) -> Vec<(String, String)> {
+        let settings = &self.state.settings;
+        vec![
+            ("DATABASE_URL".to_string(), self.database_url.clone()),
+            (
+                "JWT_SECRET".to_string(),
+                String::from_utf8_lossy(settings.jwt_secret.expose()).into_owned(),
+            ),
+            (
+                "SECRETS_ENCRYPTION_KEY".to_string(),
+                hex::encode(settings.encryption_key.expose()),
+            ),
+            ("RUST_LOG".to_string(), "warn".to_string()),
+        ]
+    }
+
+    /// Waits, up to `seconds`, until `check` holds; panics naming `what`
+    /// otherwise.
+    pub async fn eventually<F, Fut>(&self, seconds: u64, what: &str, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(seconds);
+        while !check().await {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out after {seconds} s waiting for {what}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Starts a bot through the REST API and marks it running as the bot
+    /// runner would.
+    pub async fn running_bot(&self, user: &TestUser) -> Uuid {
+        let bot_id = self.bot(user).await;
+        let started = self
+            .post_empty(&format!("/api/v1/bot/{bot_id}/start"), Some(&user.token))
+            .await;
+        assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
+        self.runner_command(
+            bot_id,
+            domain::bot::BotCommand::MarkStarted {
+                actor: domain::Actor::System,
+                at: chrono::Utc::now(),
+            },
+        )
+        .await;
+        bot_id
+    }
+
+    /// Executes a bot command as the bot runner (the System actor).
+    pub async fn runner_command(
+        &self,
+        bot_id: Uuid,
+        command: domain::bot::BotCommand,
+    ) -> command_side::Position {
+        let metadata =
+            command_side::CommandMetadata::new("bot-runner", Some(domain::Actor::System))
+                .with_command_type("bot.runner");
+        self.state
+            .commands
+            .execute_bot(&bot_id.to_string(), command, &metadata)
+            .await
+            .expect("runner command")
+    }
+
+    /// Records a fill on a running bot as the bot runner would.
+    pub async fn fill(
+        &self,
+        bot_id: Uuid,
+        order_id: &str,
+        side: domain::Side,
+        quantity: &str,
+        price: &str,
+        executed_at: chrono::DateTime<chrono::Utc>,
+    ) -> command_side::Position {
+        self.runner_command(
+            bot_id,
+            domain::bot::BotCommand::RecordTradeExecuted {
+                actor: domain::Actor::System,
+                fill: domain::bot::Fill {
+                    trigger_id: None,
+                    order_id: order_id.to_string(),
+                    side,
+                    quantity: quantity.parse().unwrap(),
+                    price: price.parse().unwrap(),
+                    fee: "0.1".parse().unwrap(),
+                    executed_at,
+                },
+            },
+        )
+        .await
     }
 }

@@ -1,0 +1,695 @@
+//! `muckard-bench projection`: in one run, on a fresh database,
+//!
+//! 1. seeds N valid domain events with set-based SQL;
+//! 2. baseline: reads the whole log through `LogReader::read_after` in
+//!    batches and decodes every payload into its domain event type (and, as
+//!    a what-if, the same with the reader's ORDER BY fixed, see
+//!    [`crate::fixed_order`]);
+//! 3. catch-up: the five read-model projectors from zero, concurrently, one
+//!    `SubscriberRunner::catch_up` task each, as the workers run them;
+//! 4. lag: commit-to-read-model lag under a steady command load (see
+//!    [`crate::lag`]);
+//!
+//! then prints a table and writes the figures as JSON.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, ensure, Context, Result};
+use chrono::{DateTime, Utc};
+use clap::ValueEnum;
+use command_side::Position;
+use projections::{read_models, LogReader, SubscriberRunner, SubscriberSettings};
+use serde::Serialize;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::database::BenchDatabase;
+use crate::decode::AnyEvent;
+use crate::lag::{LagReport, LagSettings};
+use crate::machine::MachineFacts;
+use crate::seed::{ReadModelCounts, SeedPlan, SeedReport};
+use crate::stats::rate;
+use crate::ProjectionArgs;
+
+/// Which database the lag is measured on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LagDatabase {
+    /// The seeded database, after the catch-up.
+    Same,
+    /// A second, empty database.
+    Fresh,
+}
+
+#[derive(Debug, Serialize)]
+struct Parameters {
+    events: u64,
+    batch_size: i64,
+    plan: SeedPlan,
+    portfolio_share: f64,
+    rate: f64,
+    duration_seconds: f64,
+    lag_bots: u32,
+    lag_database: Option<LagDatabase>,
+    poll_interval_ms: u64,
+}
+
+/// Which query the baseline reads the log with.
+#[derive(Debug, Clone, Copy)]
+enum Reader {
+    /// `projections::LogReader::read_after`, as the projectors read.
+    LogReader,
+    /// The same query ordered by the xid8 column (`crate::fixed_order`).
+    FixedOrder,
+}
+
+impl Reader {
+    fn describe(self) -> &'static str {
+        match self {
+            Reader::LogReader => "projections::LogReader::read_after",
+            Reader::FixedOrder => "what-if: the same query with ORDER BY on the xid8 column",
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct BaselineReport {
+    reader: &'static str,
+    events: u64,
+    batches: u64,
+    seconds: f64,
+    events_per_second: f64,
+    /// Time inside `read_after` (query, transfer, row to `RecordedEvent`).
+    read_seconds: f64,
+    /// Time decoding payloads into domain events.
+    decode_seconds: f64,
+    by_aggregate: Vec<(&'static str, u64)>,
+}
+
+#[derive(Debug, Serialize)]
+struct ProjectorReport {
+    name: &'static str,
+    events_handled: u64,
+    seconds: f64,
+    events_per_second: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct CatchUpReport {
+    reader: &'static str,
+    events: u64,
+    wall_seconds: f64,
+    /// N / wall time of the slowest projector.
+    events_per_second: f64,
+    /// `events_per_second` / the baseline's read+decode rate.
+    ratio_to_baseline: f64,
+    projectors: Vec<ProjectorReport>,
+    read_models: ReadModelCounts,
+}
+
+#[derive(Debug, Serialize)]
+struct Results {
+    benchmark: &'static str,
+    started_at: DateTime<Utc>,
+    finished_at: DateTime<Utc>,
+    wall_seconds: f64,
+    load_average_at_end: String,
+    database: String,
+    machine: MachineFacts,
+    parameters: Parameters,
+    seed: SeedReport,
+    seed_checked_event_types: Vec<String>,
+    baseline: BaselineReport,
+    /// The baseline with the log reader's ORDER BY fixed (not what the
+    /// projectors run; for comparison).
+    baseline_fixed_order: Option<BaselineReport>,
+    catch_up: CatchUpReport,
+    /// The catch-up through a copy of the runner's step with the what-if
+    /// read (not what the workers run; for comparison). Its ratio is to
+    /// the what-if baseline.
+    catch_up_fixed_order: Option<CatchUpReport>,
+    lag: Option<LagReport>,
+}
+
+pub async fn run(args: ProjectionArgs) -> Result<()> {
+    let plan = SeedPlan::new(args.events, args.users, args.bots, args.portfolio_share)?;
+    ensure!(args.batch_size >= 1, "--batch-size must be at least 1");
+    ensure!(
+        args.rate.is_finite() && args.rate > 0.0,
+        "--rate must be greater than 0"
+    );
+    ensure!(
+        args.duration.is_finite() && args.duration > 0.0,
+        "--duration must be greater than 0"
+    );
+    ensure!(args.lag_bots >= 1, "--lag-bots must be at least 1");
+
+    let started_at = Utc::now();
+    let wall = Instant::now();
+    println!(
+        "muckard-bench projection: {} events, batch size {}",
+        thousands(plan.events() as f64),
+        args.batch_size
+    );
+    let (database, pool) = BenchDatabase::create(&args.server.database_url, 16).await?;
+    eprintln!("database {}", database.name);
+    let mut databases = vec![database];
+
+    // Ctrl-C drops the measurement (and the tasks' hold on the databases)
+    // and still drops the databases.
+    let outcome = tokio::select! {
+        outcome = measure(&args, &plan, &pool, &mut databases) => outcome,
+        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+    };
+    drop(pool);
+    for database in &databases {
+        if args.keep_database {
+            eprintln!("kept database {}", database.name);
+        } else if let Err(error) = database.drop_database().await {
+            eprintln!("warning: {error:#}");
+        }
+    }
+    let mut results = outcome?;
+    results.started_at = started_at;
+    results.finished_at = Utc::now();
+    results.wall_seconds = wall.elapsed().as_secs_f64();
+    results.load_average_at_end = crate::machine::load_average();
+    print_table(&results);
+    write_json(&args.output, &results)?;
+    println!(
+        "\nwall time {:.1} s; load average {} at the start, {} at the end; JSON in {}",
+        results.wall_seconds,
+        results.machine.load_average_at_start,
+        results.load_average_at_end,
+        args.output.display()
+    );
+    Ok(())
+}
+
+async fn measure(
+    args: &ProjectionArgs,
+    plan: &SeedPlan,
+    pool: &PgPool,
+    databases: &mut Vec<BenchDatabase>,
+) -> Result<Results> {
+    let machine = MachineFacts::collect(pool).await?;
+    machine.print();
+
+    eprintln!(
+        "seeding {} users, {} keys, {} bots, {} fills, {} portfolio trades",
+        plan.users, plan.users, plan.bots, plan.fills, plan.portfolio_trades
+    );
+    let seed = crate::seed::seed(pool, plan).await?;
+    eprintln!(
+        "  {:.1} s ({:.0} events/s), settle {:.1} s",
+        seed.seconds, seed.events_per_second, seed.settle_seconds
+    );
+    let checked = crate::seed::check_payloads(pool).await?;
+    eprintln!(
+        "  payloads round-trip through the domain types: {}",
+        checked.join(", ")
+    );
+
+    eprintln!("baseline: read+decode");
+    let baseline = read_and_decode(pool, Reader::LogReader, args.batch_size, plan).await?;
+    eprintln!(
+        "  {:.1} s ({:.0} events/s)",
+        baseline.seconds, baseline.events_per_second
+    );
+    let baseline_fixed_order = if args.no_what_if {
+        None
+    } else {
+        eprintln!("what-if baseline: read+decode, ORDER BY on the xid8 column");
+        let report = read_and_decode(pool, Reader::FixedOrder, args.batch_size, plan).await?;
+        eprintln!(
+            "  {:.1} s ({:.0} events/s)",
+            report.seconds, report.events_per_second
+        );
+        Some(report)
+    };
+
+    eprintln!("catch-up: five projectors from zero");
+    let mut catch_up = run_catch_up(pool, Reader::LogReader, args.batch_size, plan).await?;
+    catch_up.ratio_to_baseline = catch_up.events_per_second / baseline.events_per_second;
+    eprintln!(
+        "  {:.1} s ({:.0} events/s)",
+        catch_up.wall_seconds, catch_up.events_per_second
+    );
+    let catch_up_fixed_order = match &baseline_fixed_order {
+        None => None,
+        Some(fixed_baseline) => {
+            eprintln!("what-if catch-up: read models emptied, ORDER BY on the xid8 column");
+            reset_read_models(pool).await?;
+            let mut report = run_catch_up(pool, Reader::FixedOrder, args.batch_size, plan).await?;
+            report.ratio_to_baseline = report.events_per_second / fixed_baseline.events_per_second;
+            eprintln!(
+                "  {:.1} s ({:.0} events/s)",
+                report.wall_seconds, report.events_per_second
+            );
+            Some(report)
+        }
+    };
+
+    let lag = if args.no_lag {
+        None
+    } else {
+        let url = match args.lag_database {
+            LagDatabase::Same => databases[0].url.clone(),
+            LagDatabase::Fresh => {
+                let (fresh, fresh_pool) =
+                    BenchDatabase::create(&args.server.database_url, 2).await?;
+                fresh_pool.close().await;
+                eprintln!("database {} (lag)", fresh.name);
+                let url = fresh.url.clone();
+                databases.push(fresh);
+                url
+            }
+        };
+        eprintln!("lag: steady command load");
+        let settings = LagSettings {
+            rate: args.rate,
+            duration: Duration::from_secs_f64(args.duration),
+            bots: args.lag_bots,
+            batch_size: args.batch_size,
+        };
+        Some(crate::lag::measure(&url, &settings).await?)
+    };
+
+    Ok(Results {
+        benchmark: "projection",
+        started_at: Utc::now(),
+        finished_at: Utc::now(),
+        wall_seconds: 0.0,
+        load_average_at_end: String::new(),
+        database: databases[0].name.clone(),
+        machine,
+        parameters: Parameters {
+            events: plan.events(),
+            batch_size: args.batch_size,
+            plan: *plan,
+            portfolio_share: args.portfolio_share,
+            rate: args.rate,
+            duration_seconds: args.duration,
+            lag_bots: args.lag_bots,
+            lag_database: (!args.no_lag).then_some(args.lag_database),
+            poll_interval_ms: SubscriberSettings::default().poll_interval.as_millis() as u64,
+        },
+        seed,
+        seed_checked_event_types: checked,
+        baseline,
+        baseline_fixed_order,
+        catch_up,
+        catch_up_fixed_order,
+        lag,
+    })
+}
+
+/// Reads the whole log in batches through the log reader and decodes
+/// every payload, as a projector would without writing anything.
+async fn read_and_decode(
+    pool: &PgPool,
+    reader: Reader,
+    batch_size: i64,
+    plan: &SeedPlan,
+) -> Result<BaselineReport> {
+    let log_reader = LogReader::new();
+    let mut after = Position::default();
+    let mut read = Duration::ZERO;
+    let mut decode = Duration::ZERO;
+    let mut batches = 0u64;
+    let mut counts = [0u64; 4];
+    let started = Instant::now();
+    loop {
+        let at = Instant::now();
+        let events = match reader {
+            Reader::LogReader => log_reader
+                .read_after(pool, after, batch_size)
+                .await
+                .context("reading the log")?,
+            Reader::FixedOrder => crate::fixed_order::read_after(pool, after, batch_size).await?,
+        };
+        read += at.elapsed();
+        let Some(last) = events.last() else {
+            break;
+        };
+        after = last.position;
+        batches += 1;
+        let at = Instant::now();
+        for event in &events {
+            let index = match AnyEvent::decode(event)? {
+                AnyEvent::User(_) => 0,
+                AnyEvent::ExchangeKey(_) => 1,
+                AnyEvent::Bot(_) => 2,
+                AnyEvent::Portfolio(_) => 3,
+            };
+            counts[index] += 1;
+        }
+        decode += at.elapsed();
+    }
+    let elapsed = started.elapsed();
+    let by_aggregate: Vec<(&'static str, u64)> = plan
+        .by_aggregate()
+        .iter()
+        .zip(counts)
+        .map(|((name, _), count)| (*name, count))
+        .collect();
+    ensure!(
+        by_aggregate == plan.by_aggregate().to_vec(),
+        "the log reader returned {by_aggregate:?}, seeded {:?}",
+        plan.by_aggregate()
+    );
+    let events = counts.iter().sum();
+    Ok(BaselineReport {
+        reader: reader.describe(),
+        events,
+        batches,
+        seconds: elapsed.as_secs_f64(),
+        events_per_second: rate(events, elapsed),
+        read_seconds: read.as_secs_f64(),
+        decode_seconds: decode.as_secs_f64(),
+        by_aggregate,
+    })
+}
+
+/// Every read-model projector catching up from zero, each in its own task
+/// on one runner, as the workers run them (or, with `Reader::FixedOrder`,
+/// through the what-if copy of the runner's step).
+async fn run_catch_up(
+    pool: &PgPool,
+    reader: Reader,
+    batch_size: i64,
+    plan: &SeedPlan,
+) -> Result<CatchUpReport> {
+    let shutdown = CancellationToken::new();
+    let runner = SubscriberRunner::new(
+        pool.clone(),
+        LogReader::new(),
+        SubscriberSettings {
+            batch_size,
+            ..SubscriberSettings::default()
+        },
+        shutdown.clone(),
+    );
+    let started = Instant::now();
+    let tasks: Vec<_> = read_models::all()
+        .into_iter()
+        .map(|projector| {
+            let runner = runner.clone();
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let at = Instant::now();
+                let handled = match reader {
+                    Reader::LogReader => runner
+                        .catch_up(projector.as_ref())
+                        .await
+                        .map_err(anyhow::Error::from),
+                    Reader::FixedOrder => {
+                        crate::fixed_order::catch_up(&pool, projector.as_ref(), batch_size).await
+                    }
+                };
+                (projector.name(), handled, at.elapsed())
+            })
+        })
+        .collect();
+    let mut projectors = Vec::new();
+    let mut failure = None;
+    for task in tasks {
+        let (name, handled, elapsed) = task.await.context("a projector task panicked")?;
+        match handled {
+            Ok(handled) => projectors.push(ProjectorReport {
+                name,
+                events_handled: handled,
+                seconds: elapsed.as_secs_f64(),
+                events_per_second: rate(handled, elapsed),
+            }),
+            Err(error) => {
+                failure.get_or_insert(error.context(format!("projector {name}")));
+            }
+        }
+    }
+    let wall = started.elapsed();
+    shutdown.cancel();
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    for projector in &projectors {
+        ensure!(
+            projector.events_handled == plan.events(),
+            "{} handled {} events of {}",
+            projector.name,
+            projector.events_handled,
+            plan.events()
+        );
+    }
+    let read_models = ReadModelCounts::read(pool).await?;
+    ensure!(
+        read_models == plan.expected_read_models(),
+        "the read models do not match the seed: {read_models:?}, expected {:?}",
+        plan.expected_read_models()
+    );
+    Ok(CatchUpReport {
+        reader: reader.describe(),
+        events: plan.events(),
+        wall_seconds: wall.as_secs_f64(),
+        events_per_second: rate(plan.events(), wall),
+        ratio_to_baseline: 0.0,
+        projectors,
+        read_models,
+    })
+}
+
+/// Empties the read models and their checkpoints, for a second catch-up.
+async fn reset_read_models(pool: &PgPool) -> Result<()> {
+    let tables = read_models::ALL.join(", ");
+    sqlx::raw_sql(&format!("TRUNCATE {tables}"))
+        .execute(pool)
+        .await
+        .context("emptying the read models")?;
+    sqlx::query("DELETE FROM subscriber_checkpoints WHERE subscriber = ANY($1)")
+        .bind(read_models::ALL.map(str::to_string).to_vec())
+        .execute(pool)
+        .await
+        .context("removing the read models' checkpoints")?;
+    Ok(())
+}
+
+fn write_json(path: &Path, results: &Results) -> Result<()> {
+    if let Some(directory) = path.parent() {
+        std::fs::create_dir_all(directory)
+            .with_context(|| format!("creating {}", directory.display()))?;
+    }
+    let text = serde_json::to_string_pretty(results).context("serialising the results")?;
+    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+}
+
+fn print_table(results: &Results) {
+    let seed = &results.seed;
+    let baseline = &results.baseline;
+    let catch_up = &results.catch_up;
+    let plan = &results.parameters.plan;
+    println!();
+    println!(
+        "Log: {} events = {} users, {} keys (connected+tested), {} bots (3 events each), \
+         {} fills, {} portfolio trades; events table {:.0} MiB",
+        thousands(seed.events as f64),
+        plan.users,
+        plan.users,
+        plan.bots,
+        thousands(plan.fills as f64),
+        thousands(plan.portfolio_trades as f64),
+        seed.table_bytes as f64 / f64::from(1u32 << 20),
+    );
+    println!();
+    println!(
+        "{:<40} {:>11} {:>10} {:>12}",
+        "phase", "events", "seconds", "events/s"
+    );
+    let row = |name: &str, events: u64, seconds: f64, per_second: f64| {
+        println!(
+            "{:<40} {:>11} {:>10.2} {:>12}",
+            name,
+            thousands(events as f64),
+            seconds,
+            thousands(per_second)
+        );
+    };
+    row(
+        "seed (INSERT ... SELECT, trigger)",
+        seed.events,
+        seed.seconds,
+        seed.events_per_second,
+    );
+    println!(
+        "{:<40} {:>11} {:>10.2}",
+        "  settle (VACUUM ANALYZE, CHECKPOINT)", "", seed.settle_seconds
+    );
+    row(
+        &format!(
+            "baseline read+decode (batch {})",
+            results.parameters.batch_size
+        ),
+        baseline.events,
+        baseline.seconds,
+        baseline.events_per_second,
+    );
+    println!(
+        "{:<40} {:>11} {:>10.2} {:>12}",
+        "  of which read_after",
+        "",
+        baseline.read_seconds,
+        thousands(rate_f(baseline.events, baseline.read_seconds))
+    );
+    println!(
+        "{:<40} {:>11} {:>10.2} {:>12}",
+        "  of which decode",
+        "",
+        baseline.decode_seconds,
+        thousands(rate_f(baseline.events, baseline.decode_seconds))
+    );
+    if let Some(fixed) = &results.baseline_fixed_order {
+        row(
+            "what-if: read+decode, ORDER BY xid8",
+            fixed.events,
+            fixed.seconds,
+            fixed.events_per_second,
+        );
+    }
+    row(
+        "catch-up, 5 projectors concurrently",
+        catch_up.events,
+        catch_up.wall_seconds,
+        catch_up.events_per_second,
+    );
+    for projector in &catch_up.projectors {
+        row(
+            &format!("  {}", projector.name),
+            projector.events_handled,
+            projector.seconds,
+            projector.events_per_second,
+        );
+    }
+    println!(
+        "catch-up / baseline throughput: {:.3}",
+        catch_up.ratio_to_baseline
+    );
+    if let Some(fixed) = &results.catch_up_fixed_order {
+        row(
+            "what-if: catch-up, ORDER BY xid8",
+            fixed.events,
+            fixed.wall_seconds,
+            fixed.events_per_second,
+        );
+        for projector in &fixed.projectors {
+            row(
+                &format!("  {}", projector.name),
+                projector.events_handled,
+                projector.seconds,
+                projector.events_per_second,
+            );
+        }
+        println!(
+            "what-if catch-up / what-if baseline throughput: {:.3}",
+            fixed.ratio_to_baseline
+        );
+    }
+
+    let Some(lag) = &results.lag else {
+        return;
+    };
+    println!();
+    println!(
+        "Lag, command returned -> checkpoint reached ({} database, {} events in the log): \
+         {} at {}/s target for {:.0} s over {} bots",
+        match results.parameters.lag_database {
+            Some(LagDatabase::Fresh) => "fresh",
+            _ => "seeded",
+        },
+        thousands(lag.log_events_at_start as f64),
+        lag.command,
+        lag.target_rate,
+        lag.duration_seconds,
+        lag.bots,
+    );
+    println!(
+        "  issued {}, committed {}, failed {}; achieved {:.1} commands/s",
+        lag.issued, lag.committed, lag.failed, lag.achieved_rate
+    );
+    if let Some(failure) = &lag.first_failure {
+        println!("  first failure: {failure}");
+    }
+    println!(
+        "{:<26} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10}",
+        "", "samples", "p50 ms", "p90 ms", "p99 ms", "max ms", "unresolved"
+    );
+    if let Some(latency) = &lag.command_latency {
+        println!(
+            "{:<26} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+            "command latency",
+            latency.samples,
+            latency.p50_ms,
+            latency.p90_ms,
+            latency.p99_ms,
+            latency.max_ms
+        );
+    }
+    for subscriber in &lag.subscribers {
+        let name = format!("lag {}", subscriber.subscriber);
+        match &subscriber.lag {
+            Some(lag) => println!(
+                "{:<26} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>10}",
+                name,
+                lag.samples,
+                lag.p50_ms,
+                lag.p90_ms,
+                lag.p99_ms,
+                lag.max_ms,
+                subscriber.unresolved
+            ),
+            None => println!(
+                "{:<26} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10}",
+                name, 0, "-", "-", "-", "-", subscriber.unresolved
+            ),
+        }
+    }
+    if let Some(query) = &lag.poll_query {
+        println!(
+            "  poller: every {} ms, {} polls, checkpoint query p50 {:.2} ms p99 {:.2} ms",
+            lag.poll_interval_ms, lag.polls, query.p50_ms, query.p99_ms
+        );
+    }
+}
+
+fn rate_f(events: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        events as f64 / seconds
+    } else {
+        0.0
+    }
+}
+
+/// `1234567.8` as `1,234,568`.
+fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value.max(0.0));
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thousands;
+
+    #[test]
+    fn thousands_are_separated() {
+        assert_eq!(thousands(0.0), "0");
+        assert_eq!(thousands(999.4), "999");
+        assert_eq!(thousands(1000.0), "1,000");
+        assert_eq!(thousands(1_234_567.8), "1,234,568");
+    }
+}

@@ -1,0 +1,335 @@
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use integration_tests::TestApp;
+use projections::{
+    LogReader, RecordedEvent, Subscriber, SubscriberError, SubscriberRunner, SubscriberSettings,
+};
+use rand::Rng;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const WRITERS: usize = 16;
+const EVENTS_PER_WRITER: usize = 1_250;
+const STREAMS_PER_WRITER: usize = 5;
+const TOTAL: usize = WRITERS * EVENTS_PER_WRITER;
+
+/// Records what it was given, in order.
+struct Recorder {
+    name: &'static str,
+    seen: Arc<Mutex<Vec<(String, i64, Uuid)>>>,
+}
+
+#[async_trait]
+impl Subscriber for Recorder {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    async fn handle(
+        &self,
+        _: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), SubscriberError> {
+        let mut seen = self.seen.lock().unwrap();
+        for event in events {
+            seen.push((event.aggregate_id.clone(), event.sequence, event.event_id));
+        }
+        Ok(())
+    }
+}
+
+async fn append(
+    connection: &mut PgConnection,
+    stream: &str,
+    sequence: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES ('GapTest', $1, $2, 'gap.appended', '1.0', $3, '{}')",
+    )
+    .bind(stream)
+    .bind(sequence)
+    .bind(serde_json::json!({ "n": sequence }))
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// One writer: small transactions over its own streams; about a third of
+/// them stay open for a few random milliseconds before committing, so
+/// global positions commit out of order.
+async fn writer(url: String, writer: usize) {
+    let mut connection = PgConnection::connect(&url).await.expect("writer connects");
+    let mut next = [1i64; STREAMS_PER_WRITER];
+    let mut written = 0;
+    while written < EVENTS_PER_WRITER {
+        let (batch, hold_ms, stream) = {
+            let mut rng = rand::thread_rng();
+            let batch = rng.gen_range(1..=4).min(EVENTS_PER_WRITER - written);
+            let hold = if rng.gen_bool(0.35) {
+                rng.gen_range(1..=12)
+            } else {
+                0
+            };
+            (batch, hold, rng.gen_range(0..STREAMS_PER_WRITER))
+        };
+        let mut transaction = connection.begin().await.expect("begin");
+        for _ in 0..batch {
+            append(
+                &mut transaction,
+                &format!("w{writer}-s{stream}"),
+                next[stream],
+            )
+            .await
+            .expect("append");
+            next[stream] += 1;
+        }
+        if hold_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(hold_ms)).await;
+        }
+        transaction.commit().await.expect("commit");
+        written += batch;
+    }
+}
+
+/// The naive reader: "everything after the last global position I saw".
+async fn naive_reader(pool: PgPool, stop: CancellationToken, seen: Arc<Mutex<HashSet<Uuid>>>) {
+    let mut last = 0i64;
+    loop {
+        let stopping = stop.is_cancelled();
+        let rows: Vec<(i64, Uuid)> = sqlx::query_as(
+            "SELECT global_position, event_id FROM events WHERE global_position > $1 ORDER BY global_position LIMIT 1000",
+        )
+        .bind(last)
+        .fetch_all(&pool)
+        .await
+        .expect("naive read");
+        if let Some((position, _)) = rows.last() {
+            last = *position;
+        }
+        seen.lock().unwrap().extend(rows.iter().map(|(_, id)| *id));
+        if stopping && rows.is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_subscriber_sees_every_event_once_in_stream_order_where_global_position_skips() {
+    let app = TestApp::spawn_with(&[("MUCKARD_ROLES", "api")]).await;
+
+    // First, deterministically: a transaction that takes a position and
+    // commits after a later one is skipped by the naive reader.
+    let mut early = PgConnection::connect(&app.database_url).await.unwrap();
+    let mut late = PgConnection::connect(&app.database_url).await.unwrap();
+    let mut slow = early.begin().await.unwrap();
+    append(&mut slow, "demo-slow", 1).await.unwrap();
+    append(&mut late, "demo-fast", 1).await.unwrap();
+    let (naive_last, naive_count): (i64, i64) =
+        sqlx::query_as("SELECT max(global_position), count(*) FROM events")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(naive_count, 1, "only the committed event is visible");
+    let reader = LogReader::new();
+    let committed_order = reader
+        .read_after(&app.pool, Default::default(), 10)
+        .await
+        .unwrap();
+    assert!(
+        committed_order.is_empty(),
+        "the commit-order reader waits for the open transaction"
+    );
+    slow.commit().await.unwrap();
+    let after_naive: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE global_position > $1")
+            .bind(naive_last)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        after_naive, 0,
+        "the naive bookmark has passed the late event: it is skipped for good"
+    );
+    // Once every older transaction in the cluster has finished, the
+    // commit-order reader returns both.
+    app.eventually(
+        30,
+        "the commit-order reader to return both demo events",
+        || {
+            let reader = reader.clone();
+            let pool = app.pool.clone();
+            async move {
+                reader
+                    .read_after(&pool, Default::default(), 10)
+                    .await
+                    .unwrap()
+                    .len()
+                    == 2
+            }
+        },
+    )
+    .await;
+    drop((early, late));
+
+    // Then at scale, with subscribers running while the writers write.
+    let shutdown = CancellationToken::new();
+    let settings = SubscriberSettings {
+        batch_size: 200,
+        poll_interval: Duration::from_millis(50),
+        standby_retry: Duration::from_millis(100),
+    };
+    let runner = SubscriberRunner::new(
+        app.pool.clone(),
+        LogReader::new(),
+        settings,
+        shutdown.clone(),
+    );
+    let mut logs = Vec::new();
+    let mut tasks = Vec::new();
+    for name in ["gap_a", "gap_b", "gap_c"] {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        logs.push((name, seen.clone()));
+        // gap_a runs as two competing instances, as two processes would.
+        let instances = if name == "gap_a" { 2 } else { 1 };
+        for _ in 0..instances {
+            let recorder = Arc::new(Recorder {
+                name,
+                seen: seen.clone(),
+            });
+            tasks.push(tokio::spawn(runner.clone().run(recorder, shutdown.clone())));
+        }
+    }
+    let naive_seen = Arc::new(Mutex::new(HashSet::new()));
+    let naive_stop = CancellationToken::new();
+    let naive = tokio::spawn(naive_reader(
+        app.pool.clone(),
+        naive_stop.clone(),
+        naive_seen.clone(),
+    ));
+
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| tokio::spawn(writer(app.database_url.clone(), w)))
+        .collect();
+    for handle in writers {
+        handle.await.expect("writer");
+    }
+    naive_stop.cancel();
+    naive.await.unwrap();
+
+    let expected = TOTAL + 2;
+    for (name, seen) in &logs {
+        let seen = seen.clone();
+        app.eventually(120, &format!("{name} to see {expected} events"), || {
+            let seen = seen.clone();
+            async move { seen.lock().unwrap().len() >= expected }
+        })
+        .await;
+    }
+    shutdown.cancel();
+    for task in tasks {
+        task.await.unwrap();
+    }
+
+    for (name, seen) in &logs {
+        let seen = seen.lock().unwrap();
+        let mut counts: HashMap<Uuid, usize> = HashMap::new();
+        for (_, _, id) in seen.iter() {
+            *counts.entry(*id).or_default() += 1;
+        }
+        let twice: Vec<_> = seen
+            .iter()
+            .filter(|(_, _, id)| counts[id] > 1)
+            .take(6)
+            .collect();
+        eprintln!(
+            "{name}: {} seen, {} distinct, repeated e.g. {twice:?}",
+            seen.len(),
+            counts.len()
+        );
+    }
+    for (name, seen) in &logs {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), expected, "{name} saw every event exactly once");
+        let unique: HashSet<Uuid> = seen.iter().map(|(_, _, id)| *id).collect();
+        assert_eq!(unique.len(), expected, "{name} saw no event twice");
+        let mut last: HashMap<&str, i64> = HashMap::new();
+        for (stream, sequence, _) in seen.iter() {
+            let previous = last.insert(stream.as_str(), *sequence).unwrap_or(0);
+            assert_eq!(*sequence, previous + 1, "{name}: {stream} out of order");
+        }
+    }
+    let naive_count = naive_seen.lock().unwrap().len();
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored as usize, expected);
+    eprintln!(
+        "gap test: {expected} events; reading by global_position alone saw {naive_count}, skipped {}",
+        expected - naive_count
+    );
+    assert!(
+        naive_count < expected,
+        "reading by global_position alone skips events of late commits"
+    );
+}
+
+/// Transaction ids are numbers: 100000 comes after 99999 even though "1" <
+/// "9" as text. A text ordering once made subscribers skip and repeat
+/// events when the cluster's xid counter crossed a power of ten.
+#[tokio::test]
+async fn the_reader_orders_transaction_ids_as_numbers_across_digit_boundaries() {
+    let app = TestApp::spawn_with(&[("MUCKARD_ROLES", "api")]).await;
+    let mut connection = app.pool.acquire().await.unwrap();
+    // As a superuser with the chain trigger off, place rows at chosen ids.
+    sqlx::query("ALTER TABLE events DISABLE TRIGGER events_chain")
+        .execute(&mut *connection)
+        .await
+        .unwrap();
+    for (sequence, transaction) in [
+        (1, "9999"),
+        (2, "10000"),
+        (3, "10001"),
+        (4, "99999"),
+        (5, "100000"),
+    ] {
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, \
+             metadata, transaction_id, prev_hash, hash) \
+             VALUES ('Digits', 'd', $1, 'digits.appended', '1.0', '{}', '{}', $2::text::xid8, '', '')",
+        )
+        .bind(sequence)
+        .bind(transaction)
+        .execute(&mut *connection)
+        .await
+        .unwrap();
+    }
+    sqlx::query("ALTER TABLE events ENABLE TRIGGER events_chain")
+        .execute(&mut *connection)
+        .await
+        .unwrap();
+    drop(connection);
+
+    let reader = LogReader::new();
+    let mut after = command_side::Position::default();
+    let mut order = Vec::new();
+    loop {
+        let batch = reader.read_after(&app.pool, after, 2).await.unwrap();
+        let Some(last) = batch.last() else { break };
+        after = last.position;
+        order.extend(batch.iter().map(|e| e.position.transaction_id));
+    }
+    // The cluster is past xid 100000 (the tests burn many), so all five
+    // belong to finished transactions.
+    assert_eq!(order, [9_999, 10_000, 10_001, 99_999, 100_000]);
+    assert_eq!(
+        reader.head(&app.pool).await.unwrap().transaction_id,
+        100_000
+    );
+}
