@@ -8,7 +8,6 @@
 
 mod database;
 mod decode;
-mod fixed_order;
 mod lag;
 mod machine;
 mod projection;
@@ -93,11 +92,6 @@ pub struct ProjectionArgs {
     /// Skip the lag measurement.
     #[arg(long)]
     pub no_lag: bool,
-
-    /// Skip the what-if baseline and catch-up (the log reader's query with
-    /// its ORDER BY on the xid8 column instead of its text alias).
-    #[arg(long)]
-    pub no_what_if: bool,
 
     /// Where to write the JSON results.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/results/projection.json"))]

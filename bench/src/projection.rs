@@ -2,9 +2,7 @@
 //!
 //! 1. seeds N valid domain events with set-based SQL;
 //! 2. baseline: reads the whole log through `LogReader::read_after` in
-//!    batches and decodes every payload into its domain event type (and, as
-//!    a what-if, the same with the reader's ORDER BY fixed, see
-//!    [`crate::fixed_order`]);
+//!    batches and decodes every payload into its domain event type;
 //! 3. catch-up: the five read-model projectors from zero, concurrently, one
 //!    `SubscriberRunner::catch_up` task each, as the workers run them;
 //! 4. lag: commit-to-read-model lag under a steady command load (see
@@ -55,27 +53,8 @@ struct Parameters {
     poll_interval_ms: u64,
 }
 
-/// Which query the baseline reads the log with.
-#[derive(Debug, Clone, Copy)]
-enum Reader {
-    /// `projections::LogReader::read_after`, as the projectors read.
-    LogReader,
-    /// The same query ordered by the xid8 column (`crate::fixed_order`).
-    FixedOrder,
-}
-
-impl Reader {
-    fn describe(self) -> &'static str {
-        match self {
-            Reader::LogReader => "projections::LogReader::read_after",
-            Reader::FixedOrder => "what-if: the same query with ORDER BY on the xid8 column",
-        }
-    }
-}
-
 #[derive(Debug, Serialize)]
 struct BaselineReport {
-    reader: &'static str,
     events: u64,
     batches: u64,
     seconds: f64,
@@ -97,7 +76,6 @@ struct ProjectorReport {
 
 #[derive(Debug, Serialize)]
 struct CatchUpReport {
-    reader: &'static str,
     events: u64,
     wall_seconds: f64,
     /// N / wall time of the slowest projector.
@@ -121,14 +99,7 @@ struct Results {
     seed: SeedReport,
     seed_checked_event_types: Vec<String>,
     baseline: BaselineReport,
-    /// The baseline with the log reader's ORDER BY fixed (not what the
-    /// projectors run; for comparison).
-    baseline_fixed_order: Option<BaselineReport>,
     catch_up: CatchUpReport,
-    /// The catch-up through a copy of the runner's step with the what-if
-    /// read (not what the workers run; for comparison). Its ratio is to
-    /// the what-if baseline.
-    catch_up_fixed_order: Option<CatchUpReport>,
     lag: Option<LagReport>,
 }
 
@@ -212,45 +183,18 @@ async fn measure(
     );
 
     eprintln!("baseline: read+decode");
-    let baseline = read_and_decode(pool, Reader::LogReader, args.batch_size, plan).await?;
+    let baseline = read_and_decode(pool, args.batch_size, plan).await?;
     eprintln!(
         "  {:.1} s ({:.0} events/s)",
         baseline.seconds, baseline.events_per_second
     );
-    let baseline_fixed_order = if args.no_what_if {
-        None
-    } else {
-        eprintln!("what-if baseline: read+decode, ORDER BY on the xid8 column");
-        let report = read_and_decode(pool, Reader::FixedOrder, args.batch_size, plan).await?;
-        eprintln!(
-            "  {:.1} s ({:.0} events/s)",
-            report.seconds, report.events_per_second
-        );
-        Some(report)
-    };
-
     eprintln!("catch-up: five projectors from zero");
-    let mut catch_up = run_catch_up(pool, Reader::LogReader, args.batch_size, plan).await?;
+    let mut catch_up = run_catch_up(pool, args.batch_size, plan).await?;
     catch_up.ratio_to_baseline = catch_up.events_per_second / baseline.events_per_second;
     eprintln!(
         "  {:.1} s ({:.0} events/s)",
         catch_up.wall_seconds, catch_up.events_per_second
     );
-    let catch_up_fixed_order = match &baseline_fixed_order {
-        None => None,
-        Some(fixed_baseline) => {
-            eprintln!("what-if catch-up: read models emptied, ORDER BY on the xid8 column");
-            reset_read_models(pool).await?;
-            let mut report = run_catch_up(pool, Reader::FixedOrder, args.batch_size, plan).await?;
-            report.ratio_to_baseline = report.events_per_second / fixed_baseline.events_per_second;
-            eprintln!(
-                "  {:.1} s ({:.0} events/s)",
-                report.wall_seconds, report.events_per_second
-            );
-            Some(report)
-        }
-    };
-
     let lag = if args.no_lag {
         None
     } else {
@@ -298,9 +242,7 @@ async fn measure(
         seed,
         seed_checked_event_types: checked,
         baseline,
-        baseline_fixed_order,
         catch_up,
-        catch_up_fixed_order,
         lag,
     })
 }
@@ -309,11 +251,10 @@ async fn measure(
 /// every payload, as a projector would without writing anything.
 async fn read_and_decode(
     pool: &PgPool,
-    reader: Reader,
     batch_size: i64,
     plan: &SeedPlan,
 ) -> Result<BaselineReport> {
-    let log_reader = LogReader::new();
+    let reader = LogReader::new();
     let mut after = Position::default();
     let mut read = Duration::ZERO;
     let mut decode = Duration::ZERO;
@@ -322,13 +263,10 @@ async fn read_and_decode(
     let started = Instant::now();
     loop {
         let at = Instant::now();
-        let events = match reader {
-            Reader::LogReader => log_reader
-                .read_after(pool, after, batch_size)
-                .await
-                .context("reading the log")?,
-            Reader::FixedOrder => crate::fixed_order::read_after(pool, after, batch_size).await?,
-        };
+        let events = reader
+            .read_after(pool, after, batch_size)
+            .await
+            .context("reading the log")?;
         read += at.elapsed();
         let Some(last) = events.last() else {
             break;
@@ -361,7 +299,6 @@ async fn read_and_decode(
     );
     let events = counts.iter().sum();
     Ok(BaselineReport {
-        reader: reader.describe(),
         events,
         batches,
         seconds: elapsed.as_secs_f64(),
@@ -373,14 +310,8 @@ async fn read_and_decode(
 }
 
 /// Every read-model projector catching up from zero, each in its own task
-/// on one runner, as the workers run them (or, with `Reader::FixedOrder`,
-/// through the what-if copy of the runner's step).
-async fn run_catch_up(
-    pool: &PgPool,
-    reader: Reader,
-    batch_size: i64,
-    plan: &SeedPlan,
-) -> Result<CatchUpReport> {
+/// on one runner, as the workers run them.
+async fn run_catch_up(pool: &PgPool, batch_size: i64, plan: &SeedPlan) -> Result<CatchUpReport> {
     let shutdown = CancellationToken::new();
     let runner = SubscriberRunner::new(
         pool.clone(),
@@ -396,18 +327,9 @@ async fn run_catch_up(
         .into_iter()
         .map(|projector| {
             let runner = runner.clone();
-            let pool = pool.clone();
             tokio::spawn(async move {
                 let at = Instant::now();
-                let handled = match reader {
-                    Reader::LogReader => runner
-                        .catch_up(projector.as_ref())
-                        .await
-                        .map_err(anyhow::Error::from),
-                    Reader::FixedOrder => {
-                        crate::fixed_order::catch_up(&pool, projector.as_ref(), batch_size).await
-                    }
-                };
+                let handled = runner.catch_up(projector.as_ref()).await;
                 (projector.name(), handled, at.elapsed())
             })
         })
@@ -424,7 +346,7 @@ async fn run_catch_up(
                 events_per_second: rate(handled, elapsed),
             }),
             Err(error) => {
-                failure.get_or_insert(error.context(format!("projector {name}")));
+                failure.get_or_insert(anyhow!(error).context(format!("projector {name}")));
             }
         }
     }
@@ -449,7 +371,6 @@ async fn run_catch_up(
         plan.expected_read_models()
     );
     Ok(CatchUpReport {
-        reader: reader.describe(),
         events: plan.events(),
         wall_seconds: wall.as_secs_f64(),
         events_per_second: rate(plan.events(), wall),
@@ -457,21 +378,6 @@ async fn run_catch_up(
         projectors,
         read_models,
     })
-}
-
-/// Empties the read models and their checkpoints, for a second catch-up.
-async fn reset_read_models(pool: &PgPool) -> Result<()> {
-    let tables = read_models::ALL.join(", ");
-    sqlx::raw_sql(&format!("TRUNCATE {tables}"))
-        .execute(pool)
-        .await
-        .context("emptying the read models")?;
-    sqlx::query("DELETE FROM subscriber_checkpoints WHERE subscriber = ANY($1)")
-        .bind(read_models::ALL.map(str::to_string).to_vec())
-        .execute(pool)
-        .await
-        .context("removing the read models' checkpoints")?;
-    Ok(())
 }
 
 fn write_json(path: &Path, results: &Results) -> Result<()> {
@@ -547,14 +453,6 @@ fn print_table(results: &Results) {
         baseline.decode_seconds,
         thousands(rate_f(baseline.events, baseline.decode_seconds))
     );
-    if let Some(fixed) = &results.baseline_fixed_order {
-        row(
-            "what-if: read+decode, ORDER BY xid8",
-            fixed.events,
-            fixed.seconds,
-            fixed.events_per_second,
-        );
-    }
     row(
         "catch-up, 5 projectors concurrently",
         catch_up.events,
@@ -573,26 +471,6 @@ fn print_table(results: &Results) {
         "catch-up / baseline throughput: {:.3}",
         catch_up.ratio_to_baseline
     );
-    if let Some(fixed) = &results.catch_up_fixed_order {
-        row(
-            "what-if: catch-up, ORDER BY xid8",
-            fixed.events,
-            fixed.wall_seconds,
-            fixed.events_per_second,
-        );
-        for projector in &fixed.projectors {
-            row(
-                &format!("  {}", projector.name),
-                projector.events_handled,
-                projector.seconds,
-                projector.events_per_second,
-            );
-        }
-        println!(
-            "what-if catch-up / what-if baseline throughput: {:.3}",
-            fixed.ratio_to_baseline
-        );
-    }
 
     let Some(lag) = &results.lag else {
         return;
