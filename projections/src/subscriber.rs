@@ -25,6 +25,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::log::{LogError, LogReader, RecordedEvent};
 
+/// Quick looks after a wake-up that found nothing: 10, 20, 40, 80, 160 and
+/// 320 ms, each capped at the poll interval.
+const QUICK_RETRIES: u32 = 6;
+
 /// The channel the events table's trigger notifies on commit.
 pub const EVENTS_CHANNEL: &str = "muckard_events";
 
@@ -246,6 +250,11 @@ impl SubscriberRunner {
         let name = subscriber.name();
         let mut wake = self.wake.clone();
         let mut failures = 0u32;
+        // An empty step right after a notification or a batch usually means
+        // an older transaction (often another subscriber's batch) still
+        // holds back the snapshot xmin; its commit sends no notification, so
+        // look again soon, backing off towards the poll interval.
+        let mut quick_retries = 0u32;
         let mut lock_checked = tokio::time::Instant::now();
         loop {
             if shutdown.is_cancelled() {
@@ -267,13 +276,23 @@ impl SubscriberRunner {
             match self.step(subscriber).await {
                 Ok(0) => {
                     failures = 0;
+                    let pause = if quick_retries > 0 {
+                        quick_retries -= 1;
+                        Duration::from_millis(10 << (QUICK_RETRIES - 1 - quick_retries))
+                            .min(self.settings.poll_interval)
+                    } else {
+                        self.settings.poll_interval
+                    };
                     tokio::select! {
                         _ = shutdown.cancelled() => {}
-                        _ = wake.changed() => {}
-                        _ = tokio::time::sleep(self.settings.poll_interval) => {}
+                        _ = wake.changed() => quick_retries = QUICK_RETRIES,
+                        _ = tokio::time::sleep(pause) => {}
                     }
                 }
-                Ok(_) => failures = 0,
+                Ok(_) => {
+                    failures = 0;
+                    quick_retries = QUICK_RETRIES;
+                }
                 Err(error) => {
                     failures += 1;
                     let pause = Duration::from_millis(100 * 2u64.pow(failures.min(6)));

@@ -333,3 +333,65 @@ async fn the_reader_orders_transaction_ids_as_numbers_across_digit_boundaries() 
         100_000
     );
 }
+
+/// A commit that appends no events (another subscriber's batch, say)
+/// sends no notification. A subscriber woken for an event that such a
+/// transaction still held back looks again soon instead of waiting for its
+/// next poll.
+#[tokio::test]
+async fn a_subscriber_held_back_by_an_older_transaction_does_not_wait_for_its_poll() {
+    let app = TestApp::spawn_with(&[("MUCKARD_ROLES", "api")]).await;
+    let shutdown = CancellationToken::new();
+    let settings = SubscriberSettings {
+        batch_size: 100,
+        poll_interval: Duration::from_secs(10),
+        standby_retry: Duration::from_millis(100),
+    };
+    let runner = SubscriberRunner::new(
+        app.pool.clone(),
+        LogReader::new(),
+        settings,
+        shutdown.clone(),
+    );
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let recorder = Arc::new(Recorder {
+        name: "tail",
+        seen: seen.clone(),
+    });
+    let task = tokio::spawn(runner.run(recorder, shutdown.clone()));
+    let count = |expected: usize| {
+        let seen = seen.clone();
+        move || {
+            let seen = seen.clone();
+            async move { seen.lock().unwrap().len() >= expected }
+        }
+    };
+    let mut writer = PgConnection::connect(&app.database_url).await.unwrap();
+    append(&mut writer, "tail", 1).await.unwrap();
+    app.eventually(10, "the subscriber to be running", count(1))
+        .await;
+
+    // An older transaction holds an xid while the event commits.
+    let mut blocker = PgConnection::connect(&app.database_url).await.unwrap();
+    let mut open = blocker.begin().await.unwrap();
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut *open)
+        .await
+        .unwrap();
+    append(&mut writer, "tail", 2).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await; // the blocker's work
+    open.commit().await.unwrap();
+    let released = std::time::Instant::now();
+    app.eventually(
+        2,
+        "the held-back event, well before the 10 s poll",
+        count(2),
+    )
+    .await;
+    eprintln!(
+        "held-back event handled {} ms after the blocker committed",
+        released.elapsed().as_millis()
+    );
+    shutdown.cancel();
+    task.await.unwrap();
+}
