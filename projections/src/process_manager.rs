@@ -6,18 +6,16 @@
 
 use std::sync::Arc;
 
+use crate::log::RecordedEvent;
+use crate::read_models::{executed_fills, ExecutedFill};
+use crate::subscriber::{Subscriber, SubscriberError};
 use async_trait::async_trait;
 use chrono::Utc;
 use command_side::{CommandError, CommandMetadata, CommandSide};
-use cqrs_es::Aggregate;
-use domain::bot::{Bot, BotCommand, BotEvent};
+use domain::bot::BotCommand;
 use domain::portfolio::{PortfolioCommand, TradeFill};
 use domain::Actor;
 use sqlx::PgConnection;
-use uuid::Uuid;
-
-use crate::log::RecordedEvent;
-use crate::subscriber::{Subscriber, SubscriberError};
 
 pub struct TradeRecorder {
     pub commands: Arc<CommandSide>,
@@ -45,24 +43,14 @@ impl Subscriber for TradeRecorder {
         _transaction: &mut PgConnection,
         events: &[RecordedEvent],
     ) -> Result<(), SubscriberError> {
-        for event in events.iter().filter(|e| e.aggregate_type == Bot::TYPE) {
-            if event.event_type != "bot.trade.executed" {
-                continue;
-            }
-            let BotEvent::TradeExecuted {
+        for executed in executed_fills(events) {
+            let ExecutedFill {
+                event,
+                bot_id,
                 owner_id,
                 pair,
                 fill,
-            } = event
-                .decode()
-                .map_err(|e| SubscriberError::undecodable(event, e))?
-            else {
-                continue;
-            };
-            let bot_id: Uuid = event
-                .aggregate_id
-                .parse()
-                .map_err(|e| SubscriberError::undecodable(event, e))?;
+            } = executed?;
             let order_id = fill.order_id.clone();
             let command = PortfolioCommand::RecordTrade {
                 actor: Actor::System,

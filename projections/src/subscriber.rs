@@ -58,6 +58,21 @@ impl SubscriberError {
     }
 }
 
+impl RecordedEvent {
+    /// The payload as a domain event, or an error naming this event.
+    pub fn payload_as<E: serde::de::DeserializeOwned>(&self) -> Result<E, SubscriberError> {
+        self.decode()
+            .map_err(|e| SubscriberError::undecodable(self, e))
+    }
+
+    /// The aggregate id as a UUID, or an error naming this event.
+    pub fn aggregate_uuid(&self) -> Result<uuid::Uuid, SubscriberError> {
+        self.aggregate_id
+            .parse()
+            .map_err(|e| SubscriberError::undecodable(self, e))
+    }
+}
+
 /// Something that consumes the log.
 #[async_trait]
 pub trait Subscriber: Send + Sync {

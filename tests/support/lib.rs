@@ -345,11 +345,13 @@ pub fn muckard_binary() -> std::path::PathBuf {
             let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
             let status = std::process::Command::new(cargo)
+                // --workspace resolves features as `cargo test --workspace`
+                // does, so this build reuses its artefacts instead of
+                // rebuilding sqlx and friends with another feature set.
                 .args([
                     "build",
                     "--quiet",
-                    "-p",
-                    "api",
+                    "--workspace",
                     "--bin",
                     "muckard",
                     "--manifest-path",

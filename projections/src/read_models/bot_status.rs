@@ -36,13 +36,8 @@ impl Subscriber for BotStatusProjector {
         events: &[RecordedEvent],
     ) -> Result<(), SubscriberError> {
         for event in events.iter().filter(|e| e.aggregate_type == Bot::TYPE) {
-            let decoded: BotEvent = event
-                .decode()
-                .map_err(|e| SubscriberError::undecodable(event, e))?;
-            let bot_id: Uuid = event
-                .aggregate_id
-                .parse()
-                .map_err(|e| SubscriberError::undecodable(event, e))?;
+            let decoded: BotEvent = event.payload_as()?;
+            let bot_id: Uuid = event.aggregate_uuid()?;
             let at = event.recorded_at;
             let query = match decoded {
                 BotEvent::BotConfigured {

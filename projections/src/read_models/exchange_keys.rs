@@ -26,13 +26,8 @@ impl Subscriber for ExchangeKeysProjector {
             .iter()
             .filter(|e| e.aggregate_type == ExchangeKey::TYPE)
         {
-            let decoded: ExchangeKeyEvent = event
-                .decode()
-                .map_err(|e| SubscriberError::undecodable(event, e))?;
-            let key_id: Uuid = event
-                .aggregate_id
-                .parse()
-                .map_err(|e| SubscriberError::undecodable(event, e))?;
+            let decoded: ExchangeKeyEvent = event.payload_as()?;
+            let key_id: Uuid = event.aggregate_uuid()?;
             let at = event.recorded_at;
             let query = match decoded {
                 ExchangeKeyEvent::KeyConnected {

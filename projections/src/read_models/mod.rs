@@ -12,7 +12,13 @@ pub mod users;
 
 use std::sync::Arc;
 
-use crate::subscriber::Subscriber;
+use cqrs_es::Aggregate;
+use domain::bot::{Bot, BotEvent, Fill};
+use domain::Pair;
+use uuid::Uuid;
+
+use crate::log::RecordedEvent;
+use crate::subscriber::{Subscriber, SubscriberError};
 
 /// Every read-model projector, by name.
 pub fn all() -> Vec<Arc<dyn Subscriber>> {
@@ -33,3 +39,44 @@ pub const ALL: [&str; 5] = [
     "trades",
     "positions",
 ];
+
+/// A `bot.trade.executed` event, decoded.
+pub struct ExecutedFill<'a> {
+    pub event: &'a RecordedEvent,
+    pub bot_id: Uuid,
+    pub owner_id: Uuid,
+    pub pair: Pair,
+    pub fill: Fill,
+}
+
+/// The fills a batch holds, in commit order.
+pub fn executed_fills(
+    events: &[RecordedEvent],
+) -> impl Iterator<Item = Result<ExecutedFill<'_>, SubscriberError>> {
+    events
+        .iter()
+        .filter(|e| e.aggregate_type == Bot::TYPE && e.event_type == "bot.trade.executed")
+        .filter_map(|event| {
+            let decoded = event
+                .payload_as::<BotEvent>()
+                .and_then(|decoded| Ok((decoded, event.aggregate_uuid()?)));
+            match decoded {
+                Ok((
+                    BotEvent::TradeExecuted {
+                        owner_id,
+                        pair,
+                        fill,
+                    },
+                    bot_id,
+                )) => Some(Ok(ExecutedFill {
+                    event,
+                    bot_id,
+                    owner_id,
+                    pair,
+                    fill,
+                })),
+                Ok(_) => None,
+                Err(error) => Some(Err(error)),
+            }
+        })
+}

@@ -28,9 +28,7 @@ impl Subscriber for PositionsProjector {
         {
             let PortfolioEvent::TradeRecorded {
                 trade, position, ..
-            } = event
-                .decode()
-                .map_err(|e| SubscriberError::undecodable(event, e))?;
+            } = event.payload_as()?;
             sqlx::query(
                 "INSERT INTO positions (user_id, pair, quantity, cost_basis, average_cost, realised_pnl, \
                  trades, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 1, $7) \

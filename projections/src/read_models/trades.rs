@@ -1,13 +1,10 @@
 //! `trades`: every fill, numbered in commit order for stable paging.
 
-use async_trait::async_trait;
-use cqrs_es::Aggregate;
-use domain::bot::{Bot, BotEvent};
-use sqlx::PgConnection;
-use uuid::Uuid;
-
 use crate::log::RecordedEvent;
+use crate::read_models::{executed_fills, ExecutedFill};
 use crate::subscriber::{Subscriber, SubscriberError};
+use async_trait::async_trait;
+use sqlx::PgConnection;
 
 pub struct TradesProjector;
 
@@ -23,24 +20,14 @@ impl Subscriber for TradesProjector {
         events: &[RecordedEvent],
     ) -> Result<(), SubscriberError> {
         let mut next_id: Option<i64> = None;
-        for event in events.iter().filter(|e| e.aggregate_type == Bot::TYPE) {
-            if event.event_type != "bot.trade.executed" {
-                continue;
-            }
-            let BotEvent::TradeExecuted {
+        for executed in executed_fills(events) {
+            let ExecutedFill {
+                event,
+                bot_id,
                 owner_id,
                 pair,
                 fill,
-            } = event
-                .decode()
-                .map_err(|e| SubscriberError::undecodable(event, e))?
-            else {
-                continue;
-            };
-            let bot_id: Uuid = event
-                .aggregate_id
-                .parse()
-                .map_err(|e| SubscriberError::undecodable(event, e))?;
+            } = executed?;
             // Only the active instance writes, so max + 1 numbers the fills
             // in the order they committed.
             let trade_id = match next_id {

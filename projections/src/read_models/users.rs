@@ -23,13 +23,8 @@ impl Subscriber for UsersProjector {
         events: &[RecordedEvent],
     ) -> Result<(), SubscriberError> {
         for event in events.iter().filter(|e| e.aggregate_type == User::TYPE) {
-            let decoded: UserEvent = event
-                .decode()
-                .map_err(|e| SubscriberError::undecodable(event, e))?;
-            let user_id: Uuid = event
-                .aggregate_id
-                .parse()
-                .map_err(|e| SubscriberError::undecodable(event, e))?;
+            let decoded: UserEvent = event.payload_as()?;
+            let user_id: Uuid = event.aggregate_uuid()?;
             let at = event.recorded_at;
             let query = match decoded {
                 UserEvent::UserCreated {
