@@ -32,3 +32,53 @@ ensure_tools() {
   command -v python3 >/dev/null || { echo "services: python3 is required by the hash-chain test" >&2; return 1; }
   command -v psql >/dev/null || { echo "services: psql is required by the hash-chain test" >&2; return 1; }
 }
+
+# The Kafka-compatible broker for development and CI: tansu, from
+# crates.io. A broker already answering on KAFKA_PORT_CHECK is reused;
+# otherwise tansu is installed if missing (about 20 minutes on 2 cores the
+# first time, then cached in ~/.cargo/bin) and started in the background
+# with the in-memory storage engine (fast; forgets everything on restart;
+# see ARCHITECTURE.md). Its log goes to $MUCKARD_STATE_DIR/tansu.log.
+TANSU_VERSION=0.6.0
+TANSU_FEATURES=dynostore,libsql
+
+port_open() {
+  (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
+}
+
+tansu_binary() {
+  if [ -n "${TANSU_BIN:-}" ]; then
+    echo "$TANSU_BIN"
+  elif command -v tansu >/dev/null; then
+    command -v tansu
+  else
+    echo "$HOME/.cargo/bin/tansu"
+  fi
+}
+
+ensure_tansu_installed() {
+  local bin
+  bin=$(tansu_binary)
+  if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
+    return 0
+  fi
+  echo "services: installing tansu $TANSU_VERSION (features $TANSU_FEATURES); the first time takes about 20 minutes" >&2
+  cargo install tansu --version "$TANSU_VERSION" --locked --features "$TANSU_FEATURES"
+}
+
+ensure_kafka() {
+  local host=127.0.0.1 port=${KAFKA_PORT_CHECK:-9092}
+  if port_open "$host" "$port"; then
+    return 0
+  fi
+  ensure_tansu_installed
+  local state=${MUCKARD_STATE_DIR:-$HOME/.cache/muckard}
+  mkdir -p "$state"
+  echo "services: no Kafka broker on $host:$port; starting tansu (log: $state/tansu.log)" >&2
+  setsid nohup "$(tansu_binary)" broker \
+    --listener-url "tcp://$host:$port" \
+    --advertised-listener-url "tcp://$host:$port" \
+    --storage-engine "memory://tansu/" \
+    >"$state/tansu.log" 2>&1 </dev/null &
+  wait_for 60 "tansu on $host:$port" port_open "$host" "$port"
+}

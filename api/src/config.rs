@@ -57,6 +57,8 @@ pub struct Settings {
     pub projector_poll_interval: std::time::Duration,
     /// How long a query with `min_position` waits for its read model.
     pub query_wait_max: std::time::Duration,
+    /// The Kafka mirror's broker, topics and producer settings.
+    pub kafka: kafka_mirror::KafkaSettings,
 }
 
 /// Which parts of the service a process runs. Every role can run alone, so
@@ -65,33 +67,42 @@ pub struct Settings {
 pub struct Roles {
     pub api: bool,
     pub projector: bool,
+    pub kafka_mirror: bool,
 }
 
 impl Roles {
     pub const ALL: Roles = Roles {
         api: true,
         projector: true,
+        kafka_mirror: true,
     };
+
+    /// The role names, as `--roles` and `MUCKARD_ROLES` take them.
+    pub const NAMES: &'static str = "api, projector, kafka-mirror or all";
 
     /// Parses a comma-separated list such as `api,projector` or `all`.
     pub fn parse(text: &str) -> Result<Roles, String> {
         let mut roles = Roles {
             api: false,
             projector: false,
+            kafka_mirror: false,
         };
         for role in text.split(',').map(str::trim).filter(|r| !r.is_empty()) {
             match role {
                 "all" => roles = Roles::ALL,
                 "api" => roles.api = true,
                 "projector" => roles.projector = true,
-                other => {
-                    return Err(format!(
-                        "unknown role {other}; expected api, projector or all"
-                    ))
-                }
+                "kafka-mirror" => roles.kafka_mirror = true,
+                other => return Err(format!("unknown role {other}; expected {}", Roles::NAMES)),
             }
         }
-        if !roles.api && !roles.projector {
+        if roles
+            == (Roles {
+                api: false,
+                projector: false,
+                kafka_mirror: false,
+            })
+        {
             return Err("no role given".to_string());
         }
         Ok(roles)
@@ -189,6 +200,12 @@ impl Settings {
                 "500",
             )?),
             query_wait_max: std::time::Duration::from_millis(parse("QUERY_WAIT_MAX_MS", "2000")?),
+            kafka: kafka_mirror::KafkaSettings::from_lookup(&get).map_err(|e| {
+                ConfigError::Invalid {
+                    name: e.name,
+                    reason: e.reason,
+                }
+            })?,
         })
     }
 }

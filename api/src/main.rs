@@ -26,7 +26,7 @@ enum Command {
     /// Prepare the database and run the service's roles (the default:
     /// all of them in this process).
     Serve {
-        /// Comma-separated roles to run: api, projector, or all. Overrides
+        /// Comma-separated roles to run: api, projector, kafka-mirror, or all. Overrides
         /// MUCKARD_ROLES.
         #[arg(long)]
         roles: Option<String>,
@@ -80,6 +80,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(
         api = roles.api,
         projector = roles.projector,
+        kafka_mirror = roles.kafka_mirror,
         "roles started"
     );
     if roles.api {

@@ -23,24 +23,34 @@ impl AppState {
     }
 }
 
-/// Starts the subscribers of the projector role when `settings.roles` asks
-/// for it; they stop when `shutdown` is cancelled.
+/// Starts the background roles `settings.roles` asks for (the projectors,
+/// the Kafka mirror); they stop when `shutdown` is cancelled.
 pub fn start_workers(
     state: &AppState,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    if !state.settings.roles.projector {
-        return Vec::new();
+    let subscriber_settings = projections::SubscriberSettings {
+        batch_size: state.settings.projector_batch_size,
+        poll_interval: state.settings.projector_poll_interval,
+        ..projections::SubscriberSettings::default()
+    };
+    let mut workers = Vec::new();
+    if state.settings.roles.projector {
+        workers.extend(projections::workers::spawn_projectors(
+            state.commands.clone(),
+            subscriber_settings.clone(),
+            shutdown.clone(),
+        ));
     }
-    projections::workers::spawn_projectors(
-        state.commands.clone(),
-        projections::SubscriberSettings {
-            batch_size: state.settings.projector_batch_size,
-            poll_interval: state.settings.projector_poll_interval,
-            ..projections::SubscriberSettings::default()
-        },
-        shutdown,
-    )
+    if state.settings.roles.kafka_mirror {
+        workers.push(kafka_mirror::spawn_mirror(
+            state.pool().clone(),
+            state.settings.kafka.clone(),
+            subscriber_settings,
+            shutdown,
+        ));
+    }
+    workers
 }
 
 /// Creates the database if it is missing, applies the migrations and

@@ -5,9 +5,13 @@
 //! - `projection`: seeds a log, then measures the log reader's raw
 //!   read+decode rate, the read-model projectors' catch-up rate, and the
 //!   commit-to-read-model lag under a steady command load.
+//! - `kafka`: the Kafka mirror's throughput against a raw rdkafka producer
+//!   on the same broker, and its commit-to-acknowledged latency at a steady
+//!   rate.
 
 mod database;
 mod decode;
+mod kafka;
 mod lag;
 mod machine;
 mod projection;
@@ -31,6 +35,9 @@ enum Command {
     /// Seeds a log, then measures read+decode, projector catch-up and
     /// commit-to-read-model lag.
     Projection(ProjectionArgs),
+    /// Seeds a log, then measures the Kafka mirror against a raw producer
+    /// and its commit-to-acknowledged latency at a steady rate.
+    Kafka(kafka::KafkaArgs),
 }
 
 /// Where the benchmark's database lives: PostgreSQL's admin URL, used to
@@ -125,6 +132,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Projection(args) => projection::run(args).await,
+            Command::Kafka(args) => kafka::run(args).await,
         }
     });
     // Subscriber tasks may still be parked on the database; do not wait.

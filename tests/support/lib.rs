@@ -95,6 +95,8 @@ impl TestApp {
                 "SECRETS_ENCRYPTION_KEY".to_string(),
                 format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple()),
             ),
+            // Tests that mirror to Kafka ask for it, with their own topics.
+            ("MUCKARD_ROLES".to_string(), "api,projector".to_string()),
         ]);
         for (name, value) in overrides {
             env.insert(name.to_string(), value.to_string());

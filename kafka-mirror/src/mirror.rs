@@ -1,0 +1,198 @@
+//! `KafkaMirror`: the subscriber that publishes the log to Kafka.
+//!
+//! A batch is sent as a whole and awaited: only when the broker has
+//! acknowledged every message (`acks=all`) does `handle` return, and only
+//! then does the runtime move the checkpoint. A batch with any failed
+//! delivery fails as a whole and is sent again from the checkpoint, so
+//! delivery is at least once: a message acknowledged before a crash or a
+//! failed batch can arrive twice, and consumers deduplicate by `event_id`.
+//! The idempotent producer keeps its own retries from duplicating or
+//! reordering within a partition.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use projections::{RecordedEvent, Subscriber, SubscriberError};
+use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::ClientConfig;
+use sqlx::PgConnection;
+
+use crate::envelope::{headers, Envelope};
+use crate::topics::TopicLayout;
+
+/// The mirror's checkpoint name; stable across releases.
+pub const MIRROR_SUBSCRIBER: &str = "kafka_mirror";
+
+/// Counters of the mirror in this process, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct MirrorMetrics {
+    /// Messages the broker acknowledged.
+    pub published: AtomicU64,
+    /// Messages the broker did not acknowledge (their batch is retried).
+    pub failed: AtomicU64,
+    /// Batches published and acknowledged.
+    pub batches: AtomicU64,
+    /// Sum of the time from sending a batch to its last acknowledgement.
+    pub ack_wait_micros: AtomicU64,
+}
+
+static METRICS: MirrorMetrics = MirrorMetrics {
+    published: AtomicU64::new(0),
+    failed: AtomicU64::new(0),
+    batches: AtomicU64::new(0),
+    ack_wait_micros: AtomicU64::new(0),
+};
+
+/// This process's mirror counters.
+pub fn metrics() -> &'static MirrorMetrics {
+    &METRICS
+}
+
+pub struct KafkaMirror {
+    config: ClientConfig,
+    producer: Mutex<FutureProducer>,
+    layout: TopicLayout,
+}
+
+impl KafkaMirror {
+    /// A mirror whose producer is made from `config` (see
+    /// `KafkaSettings::producer_config`); no broker is contacted yet.
+    pub fn new(config: ClientConfig, layout: TopicLayout) -> Result<Self, RdKafkaError> {
+        let producer = config.create()?;
+        Ok(Self {
+            config,
+            producer: Mutex::new(producer),
+            layout,
+        })
+    }
+
+    /// The producer in use (a cheap handle).
+    pub fn producer(&self) -> FutureProducer {
+        self.producer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// An idempotent producer that hit a fatal error (its sequence state
+    /// lost, say, after the broker forgot it) refuses every later message;
+    /// the batch is retried on a new one.
+    fn replace_producer_if_fatal(&self, producer: &FutureProducer) {
+        let Some((code, reason)) = producer.client().fatal_error() else {
+            return;
+        };
+        tracing::warn!(error = %code, reason = %reason, "kafka producer failed fatally; starting a new one");
+        match self.config.create::<FutureProducer>() {
+            Ok(fresh) => {
+                *self
+                    .producer
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+            }
+            Err(error) => tracing::error!(error = %error, "cannot create a kafka producer"),
+        }
+    }
+}
+
+#[async_trait]
+impl Subscriber for KafkaMirror {
+    fn name(&self) -> &'static str {
+        MIRROR_SUBSCRIBER
+    }
+
+    #[tracing::instrument(skip_all, fields(events = events.len()))]
+    async fn handle(
+        &self,
+        _transaction: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), SubscriberError> {
+        let started = Instant::now();
+        let producer = self.producer();
+        let mut deliveries = Vec::with_capacity(events.len());
+        for event in events {
+            let Some(topic) = self.layout.topic_for(&event.event_type) else {
+                // Publishing it anywhere would hide it; skipping it would
+                // lose it. Stop here so an operator adds its route.
+                tracing::error!(event_id = %event.event_id, event_type = %event.event_type, "no topic for this event type; the mirror is stopped at it");
+                return Err(SubscriberError::Failed(format!(
+                    "no kafka topic for event type {} (event {})",
+                    event.event_type, event.event_id
+                )));
+            };
+            let value = serde_json::to_vec(&Envelope::of(event))
+                .map_err(|e| SubscriberError::undecodable(event, e))?;
+            let record = FutureRecord::to(&topic)
+                .key(event.aggregate_id.as_bytes())
+                .payload(&value)
+                .headers(headers(event))
+                .timestamp(event.recorded_at.timestamp_millis());
+            match producer.send_result(record) {
+                Ok(delivery) => deliveries.push(delivery),
+                Err((error, _)) => {
+                    // Nothing after this event may be sent before it, so
+                    // the batch ends here; what was queued is awaited and
+                    // the whole batch is sent again from the checkpoint.
+                    let queued = futures::future::join_all(deliveries).await;
+                    let failed = events.len() as u64 - count_acknowledged(&queued);
+                    METRICS.failed.fetch_add(failed, Ordering::Relaxed);
+                    self.replace_producer_if_fatal(&producer);
+                    return Err(SubscriberError::Failed(format!(
+                        "kafka producer refused event {}: {}",
+                        event.event_id,
+                        describe(&error)
+                    )));
+                }
+            }
+        }
+        let results = futures::future::join_all(deliveries).await;
+        let acknowledged = count_acknowledged(&results);
+        let failed = events.len() as u64 - acknowledged;
+        if failed > 0 {
+            METRICS.failed.fetch_add(failed, Ordering::Relaxed);
+            self.replace_producer_if_fatal(&producer);
+            let first_error = results
+                .iter()
+                .find_map(|result| match result {
+                    Ok(Err((error, _))) => Some(describe(error)),
+                    Err(_) => Some("producer closed before delivery".to_string()),
+                    Ok(Ok(_)) => None,
+                })
+                .unwrap_or_default();
+            return Err(SubscriberError::Failed(format!(
+                "kafka acknowledged {acknowledged} of {} events; the batch will be sent again: {first_error}",
+                events.len()
+            )));
+        }
+        METRICS.published.fetch_add(acknowledged, Ordering::Relaxed);
+        METRICS.batches.fetch_add(1, Ordering::Relaxed);
+        METRICS
+            .ack_wait_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+type DeliveryOutcome = Result<
+    rdkafka::producer::future_producer::OwnedDeliveryResult,
+    futures::channel::oneshot::Canceled,
+>;
+
+fn count_acknowledged(results: &[DeliveryOutcome]) -> u64 {
+    results
+        .iter()
+        .filter(|result| matches!(result, Ok(Ok(_))))
+        .count() as u64
+}
+
+fn describe(error: &RdKafkaError) -> String {
+    match error.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::MessageTimedOut) => {
+            "message timed out: the broker is unreachable or not acknowledging".to_string()
+        }
+        Some(RDKafkaErrorCode::QueueFull) => "the producer queue is full".to_string(),
+        _ => error.to_string(),
+    }
+}

@@ -1,0 +1,188 @@
+//! Faults: commands keep flowing while the broker is down or the relay
+//! process is killed; when they come back, the topics hold every event.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use integration_tests::{muckard_binary, TestApp};
+use kafka_mirror::MIRROR_SUBSCRIBER;
+
+use crate::mirror::check_against_log;
+use crate::support::{
+    bootstrap, consume_until, delete_topics, log_rows, trading_day, unique_prefix, OwnBroker,
+};
+
+async fn mirror_reaches_head(app: &TestApp, seconds: u64) {
+    // The trade recorder may still be appending; settle on a head that
+    // stays put while the mirror passes it.
+    let reader = projections::LogReader::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let head = reader.head(&app.pool).await.unwrap();
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let reached =
+            projections::lag::wait_until_reached(&app.pool, MIRROR_SUBSCRIBER, head, left)
+                .await
+                .unwrap();
+        assert!(
+            reached,
+            "the mirror did not reach {head} within {seconds} s"
+        );
+        if reader.head(&app.pool).await.unwrap() == head {
+            return;
+        }
+    }
+}
+
+async fn mirror_lag(app: &TestApp) -> i64 {
+    projections::lag::all(&app.pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|lag| lag.subscriber == MIRROR_SUBSCRIBER)
+        .map(|lag| lag.events_behind)
+        .unwrap_or(0)
+}
+
+async fn consume_everything(app: &TestApp, bootstrap: &str) -> Vec<crate::support::Consumed> {
+    let expected = log_rows(app).await.len();
+    let topics: Vec<String> = app
+        .state
+        .settings
+        .kafka
+        .layout
+        .specs()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    let bootstrap = bootstrap.to_string();
+    tokio::task::spawn_blocking(move || {
+        consume_until(&bootstrap, &topics, 120, |read| {
+            let unique: std::collections::HashSet<&str> = read
+                .iter()
+                .filter_map(|m| m.headers.get("event_id").map(String::as_str))
+                .collect();
+            unique.len() >= expected
+        })
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_wait_in_the_log_while_the_broker_is_down_and_drain_when_it_returns() {
+    let mut broker = OwnBroker::start();
+    let prefix = unique_prefix();
+    let app = TestApp::spawn_with(&[
+        ("MUCKARD_ROLES", "api,projector,kafka-mirror"),
+        ("KAFKA_BOOTSTRAP_SERVERS", &broker.bootstrap()),
+        ("KAFKA_TOPIC_PREFIX", &prefix),
+        ("KAFKA_MESSAGE_TIMEOUT_MS", "2000"),
+        ("KAFKA_MIRROR_BATCH_SIZE", "10"),
+    ])
+    .await;
+    let first = app.user().await;
+    trading_day(&app, &first, 3).await;
+    mirror_reaches_head(&app, 90).await;
+
+    broker.kill();
+    // Commands keep succeeding with the broker gone; their events wait.
+    for _ in 0..2 {
+        let user = app.user().await;
+        trading_day(&app, &user, 4).await;
+    }
+    app.eventually(30, "the mirror to fall behind", || async {
+        mirror_lag(&app).await > 0
+    })
+    .await;
+    let behind = mirror_lag(&app).await;
+
+    broker.resume();
+    let late = app.user().await;
+    trading_day(&app, &late, 2).await;
+    mirror_reaches_head(&app, 120).await;
+
+    let consumed = consume_everything(&app, &broker.bootstrap()).await;
+    let log = log_rows(&app).await;
+    let duplicates = check_against_log(&prefix, &log, &consumed, true);
+    eprintln!(
+        "broker outage: {} events in the log, {behind} waited for the broker, {} messages read, {duplicates} duplicates",
+        log.len(),
+        consumed.len()
+    );
+    app.shutdown.cancel();
+}
+
+fn relay_process(app: &TestApp, bootstrap: &str, prefix: &str) -> Child {
+    Command::new(muckard_binary())
+        .args(["serve", "--roles", "kafka-mirror"])
+        .envs(app.process_env())
+        .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
+        .env("KAFKA_TOPIC_PREFIX", prefix)
+        .env("KAFKA_MIRROR_BATCH_SIZE", "5")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the relay process")
+}
+
+async fn mirrored(app: &TestApp) -> i64 {
+    sqlx::query_scalar(
+        "SELECT coalesce(max(events_handled), 0) FROM subscriber_checkpoints WHERE subscriber = $1",
+    )
+    .bind(MIRROR_SUBSCRIBER)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_relay_killed_mid_run_and_restarted_loses_nothing() {
+    let bootstrap = bootstrap();
+    let prefix = unique_prefix();
+    // The API and projectors here; the relay in a process of its own.
+    let app = TestApp::spawn_with(&[
+        ("KAFKA_BOOTSTRAP_SERVERS", &bootstrap),
+        ("KAFKA_TOPIC_PREFIX", &prefix),
+    ])
+    .await;
+    let mut relay = relay_process(&app, &bootstrap, &prefix);
+    for _ in 0..2 {
+        let user = app.user().await;
+        trading_day(&app, &user, 5).await;
+    }
+    app.eventually(90, "the relay to publish some events", || async {
+        mirrored(&app).await >= 20
+    })
+    .await;
+    // Keep commands coming while the relay dies.
+    let user = app.user().await;
+    let traffic = trading_day(&app, &user, 8);
+    let kill = async {
+        relay.kill().expect("SIGKILL the relay");
+        relay.wait().unwrap();
+    };
+    tokio::join!(traffic, kill);
+    let at_kill = mirrored(&app).await;
+    let mut relay = relay_process(&app, &bootstrap, &prefix);
+    let after = app.user().await;
+    trading_day(&app, &after, 3).await;
+    mirror_reaches_head(&app, 120).await;
+    relay.kill().unwrap();
+    relay.wait().unwrap();
+
+    let consumed = consume_everything(&app, &bootstrap).await;
+    let log = log_rows(&app).await;
+    let duplicates = check_against_log(&prefix, &log, &consumed, true);
+    eprintln!(
+        "relay killed after {at_kill} events: {} in the log, {} messages read, {duplicates} duplicates",
+        log.len(),
+        consumed.len()
+    );
+    app.shutdown.cancel();
+    delete_topics(
+        &app.state.settings.kafka,
+        &app.state.settings.kafka.layout.specs(),
+    )
+    .await;
+}

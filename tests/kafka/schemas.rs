@@ -1,0 +1,879 @@
+//! The Kafka JSON Schemas in `schemas/kafka/` against real events.
+//!
+//! Every variant of every event enum is built (Option fields both set and
+//! unset, every strategy kind), serialised exactly as the event store does
+//! (`serde_json::to_value` of the enum) and validated against
+//! `events/<wire name>.schema.json`; each is also wrapped in a Kafka envelope
+//! and validated against `envelope.schema.json`, whose `$ref`s to the event
+//! schemas are resolved offline from the files. The set of schema files must
+//! equal the set of wire names the enums themselves declare, so an event type
+//! without a schema fails; and broken payloads and envelopes must be refused,
+//! so the schemas are not vacuous.
+//!
+//! The end-to-end mirror test validates every message it reads with
+//! [`envelope_validator`] too.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::str::FromStr;
+
+use chrono::{DateTime, TimeZone, Utc};
+use cqrs_es::DomainEvent;
+use domain::bot::{BotEvent, Fill};
+use domain::exchange_key::ExchangeKeyEvent;
+use domain::portfolio::{Portfolio, PortfolioEvent, Position, TradeFill};
+use domain::services::KeyPermission;
+use domain::user::{Experience, RiskProfile, UserEvent};
+use domain::{Decimal, Pair, Role, Side, Strategy};
+use jsonschema::{Registry, Validator};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// The schemas, at the repository's root.
+const SCHEMA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/kafka");
+
+const SCHEMA_SUFFIX: &str = ".schema.json";
+
+// ---------------------------------------------------------------------------
+// Loading the schemas
+// ---------------------------------------------------------------------------
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
+    serde_json::from_str(&text)
+        .unwrap_or_else(|error| panic!("{} is not JSON: {error}", path.display()))
+}
+
+/// `events/*.schema.json` by wire name. Any other file in `events/` fails.
+fn event_schemas() -> BTreeMap<String, Value> {
+    let dir = Path::new(SCHEMA_DIR).join("events");
+    let entries = std::fs::read_dir(&dir)
+        .unwrap_or_else(|error| panic!("cannot list {}: {error}", dir.display()));
+    let mut schemas = BTreeMap::new();
+    for entry in entries {
+        let path = entry.expect("directory entry").path();
+        let file = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let name = file
+            .strip_suffix(SCHEMA_SUFFIX)
+            .unwrap_or_else(|| panic!("unexpected file in events/: {}", path.display()));
+        schemas.insert(name.to_string(), read_json(&path));
+    }
+    schemas
+}
+
+fn envelope_schema() -> Value {
+    read_json(&Path::new(SCHEMA_DIR).join("envelope.schema.json"))
+}
+
+fn id_of(schema: &Value) -> &str {
+    schema["$id"]
+        .as_str()
+        .expect("every schema has a string $id")
+}
+
+/// A validator that checks `format` too (2020-12 makes it an annotation by
+/// default), so UUIDs and date-times are really checked.
+fn validator(schema: &Value) -> Validator {
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(schema)
+        .unwrap_or_else(|error| panic!("schema {} does not compile: {error}", id_of(schema)))
+}
+
+fn event_validators() -> BTreeMap<String, Validator> {
+    event_schemas()
+        .iter()
+        .map(|(name, schema)| (name.clone(), validator(schema)))
+        .collect()
+}
+
+/// The envelope validator; the event schemas are registered under their
+/// `$id`s, so the envelope's relative `$ref`s resolve without any fetching.
+pub fn envelope_validator() -> Validator {
+    let events = event_schemas();
+    let registry = Registry::new()
+        .extend(
+            events
+                .values()
+                .map(|schema| (id_of(schema).to_string(), schema.clone())),
+        )
+        .expect("event schema $ids are URIs")
+        .prepare()
+        .expect("event schemas form a registry");
+    jsonschema::options()
+        .should_validate_formats(true)
+        .with_registry(&registry)
+        .build(&envelope_schema())
+        .unwrap_or_else(|error| panic!("envelope schema does not compile: {error}"))
+}
+
+pub fn errors(validator: &Validator, instance: &Value) -> Vec<String> {
+    validator
+        .iter_errors(instance)
+        .map(|error| format!("{} (at {})", error, error.instance_path()))
+        .collect()
+}
+
+fn assert_valid(validator: &Validator, instance: &Value, what: &str) {
+    let errors = errors(validator, instance);
+    assert!(
+        errors.is_empty(),
+        "{what} does not match its schema:\n  {}\ninstance: {}",
+        errors.join("\n  "),
+        serde_json::to_string_pretty(instance).unwrap_or_default()
+    );
+}
+
+fn assert_invalid(validator: &Validator, instance: &Value, what: &str) {
+    assert!(
+        !validator.is_valid(instance),
+        "{what} was accepted but must be refused: {instance}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The wire names, from the Rust types themselves
+// ---------------------------------------------------------------------------
+
+/// Every wire name of an event enum, read from serde's refusal of an unknown
+/// `type` ("unknown variant `x`, expected one of `a`, `b`, …"), so a variant
+/// added to the enum shows up here without anyone listing it.
+fn wire_names<E: DomainEvent>() -> BTreeSet<String> {
+    let error = serde_json::from_value::<E>(json!({"type": "no such event"}))
+        .expect_err("an unknown event type is refused")
+        .to_string();
+    let (_, expected) = error
+        .split_once("expected")
+        .unwrap_or_else(|| panic!("unexpected serde error: {error}"));
+    let names: BTreeSet<String> = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect();
+    assert!(!names.is_empty(), "no wire names in: {error}");
+    names
+}
+
+/// Wire name → aggregate type, for every event enum.
+fn all_wire_names() -> BTreeMap<String, &'static str> {
+    let mut all = BTreeMap::new();
+    for (aggregate, names) in [
+        ("User", wire_names::<UserEvent>()),
+        ("ExchangeKey", wire_names::<ExchangeKeyEvent>()),
+        ("Bot", wire_names::<BotEvent>()),
+        ("Portfolio", wire_names::<PortfolioEvent>()),
+    ] {
+        for name in names {
+            let previous = all.insert(name.clone(), aggregate);
+            assert!(previous.is_none(), "wire name {name} used twice");
+        }
+    }
+    all
+}
+
+// ---------------------------------------------------------------------------
+// One or more real events of every variant
+// ---------------------------------------------------------------------------
+
+struct Sample {
+    event_type: String,
+    event_version: String,
+    aggregate_type: &'static str,
+    payload: Value,
+}
+
+fn sample<E: DomainEvent>(aggregate_type: &'static str, event: E) -> Sample {
+    Sample {
+        event_type: event.event_type(),
+        event_version: event.event_version(),
+        aggregate_type,
+        payload: serde_json::to_value(&event).expect("an event serialises"),
+    }
+}
+
+fn dec(text: &str) -> Decimal {
+    Decimal::from_str(text).expect("a decimal literal")
+}
+
+fn pair(text: &str) -> Pair {
+    Pair::parse(text).expect("a valid pair")
+}
+
+fn id() -> Uuid {
+    Uuid::new_v4()
+}
+
+/// Two kinds of timestamps: with nanoseconds, and on a whole second (which
+/// chrono writes without a fraction).
+fn times() -> [DateTime<Utc>; 2] {
+    [
+        Utc::now(),
+        Utc.with_ymd_and_hms(2026, 11, 24, 2, 26, 15)
+            .single()
+            .expect("a valid time"),
+    ]
+}
+
+fn strategies() -> Vec<Strategy> {
+    vec![
+        Strategy::Dca {
+            quote_amount: dec("25.00"),
+            interval_secs: 60,
+        },
+        Strategy::Dca {
+            quote_amount: dec("0.5"),
+            interval_secs: domain::common::MAX_INTERVAL_SECS,
+        },
+        Strategy::Threshold {
+            buy_below: dec("58000"),
+            sell_above: dec("61000.125"),
+            quote_amount: dec("100"),
+        },
+    ]
+}
+
+fn samples() -> Vec<Sample> {
+    let mut out = Vec::new();
+    let [now, whole] = times();
+    let user = id();
+
+    // User
+    for (display_name, at) in [(Some("Ada Lovelace".to_string()), now), (None, whole)] {
+        out.push(sample(
+            "User",
+            UserEvent::UserCreated {
+                user_id: user,
+                email: "ada@example.com".to_string(),
+                display_name,
+                role: Role::User,
+                at,
+            },
+        ));
+    }
+    out.push(sample("User", UserEvent::UserLoggedIn { at: now }));
+    for display_name in ["Ada", "Zoë Ørsted-Łukasz 🚀"] {
+        out.push(sample(
+            "User",
+            UserEvent::UserUpdated {
+                display_name: display_name.to_string(),
+                at: whole,
+            },
+        ));
+    }
+    for (risk_profile, experience) in [
+        (RiskProfile::Conservative, Experience::Beginner),
+        (RiskProfile::Balanced, Experience::Intermediate),
+        (RiskProfile::Aggressive, Experience::Expert),
+    ] {
+        out.push(sample(
+            "User",
+            UserEvent::OnboardingCompleted {
+                risk_profile,
+                experience,
+                terms_version: "2026-01".to_string(),
+                at: now,
+            },
+        ));
+    }
+    for (role, assigned_by) in [
+        (Role::Admin, Some(id())),
+        (Role::Auditor, None),
+        (Role::User, Some(id())),
+    ] {
+        out.push(sample(
+            "User",
+            UserEvent::RoleAssigned {
+                role,
+                assigned_by,
+                at: now,
+            },
+        ));
+    }
+
+    // ExchangeKey
+    let key = id();
+    let all_permissions = vec![
+        KeyPermission::QueryFunds,
+        KeyPermission::QueryOrders,
+        KeyPermission::Trade,
+    ];
+    for (label, permissions) in [
+        (Some("main".to_string()), all_permissions.clone()),
+        (None, vec![KeyPermission::QueryFunds]),
+        (Some("empty".to_string()), vec![]),
+    ] {
+        out.push(sample(
+            "ExchangeKey",
+            ExchangeKeyEvent::KeyConnected {
+                key_id: key,
+                owner_id: user,
+                exchange: "kraken".to_string(),
+                label,
+                fingerprint: "sha256:0123456789abcdef".to_string(),
+                permissions,
+                at: now,
+            },
+        ));
+    }
+    for (label, fingerprint, permissions) in [
+        (Some("renamed".to_string()), None, None),
+        (
+            None,
+            Some("sha256:fedcba9876543210".to_string()),
+            Some(all_permissions.clone()),
+        ),
+        (
+            Some("both".to_string()),
+            Some("sha256:00000000ffffffff".to_string()),
+            Some(vec![KeyPermission::Trade]),
+        ),
+    ] {
+        out.push(sample(
+            "ExchangeKey",
+            ExchangeKeyEvent::KeyUpdated {
+                label,
+                fingerprint,
+                permissions,
+                at: whole,
+            },
+        ));
+    }
+    out.push(sample(
+        "ExchangeKey",
+        ExchangeKeyEvent::KeyTested {
+            permissions: all_permissions,
+            at: now,
+        },
+    ));
+    for reason in ["key has withdrawal permission", "EAPI:Invalid key", ""] {
+        out.push(sample(
+            "ExchangeKey",
+            ExchangeKeyEvent::KeyTestFailed {
+                key_id: key,
+                owner_id: user,
+                reason: reason.to_string(),
+                at: now,
+            },
+        ));
+    }
+    out.push(sample(
+        "ExchangeKey",
+        ExchangeKeyEvent::KeyDisconnected { at: whole },
+    ));
+
+    // Bot
+    let bot = id();
+    for (index, strategy) in strategies().into_iter().enumerate() {
+        out.push(sample(
+            "Bot",
+            BotEvent::BotConfigured {
+                bot_id: bot,
+                owner_id: user,
+                key_id: key,
+                pair: pair("XBT/USD"),
+                strategy: strategy.clone(),
+                at: now,
+            },
+        ));
+        out.push(sample(
+            "Bot",
+            BotEvent::BotStartRequested {
+                bot_id: bot,
+                owner_id: user,
+                key_id: key,
+                pair: pair("ETH/EUR"),
+                strategy,
+                requested_by: index.is_multiple_of(2).then_some(user),
+                at: whole,
+            },
+        ));
+    }
+    out.push(sample("Bot", BotEvent::BotStarted { at: now }));
+    for (requested_by, reason) in [
+        (Some(user), Some("market too volatile".to_string())),
+        (None, None),
+        (Some(user), None),
+        (None, Some("operator".to_string())),
+    ] {
+        out.push(sample(
+            "Bot",
+            BotEvent::BotStopRequested {
+                requested_by,
+                reason,
+                at: now,
+            },
+        ));
+    }
+    for reason in [Some("stop requested".to_string()), None] {
+        out.push(sample("Bot", BotEvent::BotStopped { reason, at: whole }));
+    }
+    for requested_by in [Some(user), None] {
+        out.push(sample(
+            "Bot",
+            BotEvent::TradeTriggered {
+                trigger_id: id(),
+                requested_by,
+                at: now,
+            },
+        ));
+    }
+    let fills = [
+        Fill {
+            trigger_id: Some(id()),
+            order_id: "OQCLML-BW3P3-BUCMWZ".to_string(),
+            side: Side::Buy,
+            quantity: dec("0.00041234"),
+            price: dec("60625.1"),
+            fee: dec("0.065"),
+            executed_at: now,
+        },
+        Fill {
+            trigger_id: None,
+            order_id: "paper-2".to_string(),
+            side: Side::Sell,
+            quantity: dec("0.0004"),
+            price: dec("59000"),
+            fee: dec("0"),
+            executed_at: whole,
+        },
+    ];
+    for fill in &fills {
+        out.push(sample(
+            "Bot",
+            BotEvent::TradeExecuted {
+                owner_id: user,
+                pair: pair("XBT/USD"),
+                fill: fill.clone(),
+            },
+        ));
+    }
+    for trigger_id in [Some(id()), None] {
+        out.push(sample(
+            "Bot",
+            BotEvent::TradeSkipped {
+                trigger_id,
+                reason: "price above buy_below".to_string(),
+                at: now,
+            },
+        ));
+    }
+    out.push(sample(
+        "Bot",
+        BotEvent::BotErrored {
+            owner_id: user,
+            message: "exchange timed out after 3 attempts".to_string(),
+            at: now,
+        },
+    ));
+
+    // Portfolio: the positions and P&L the aggregate itself computes, a buy
+    // then a losing sell of part and a sell of the rest.
+    let mut position = Position::default();
+    for fill in fills.iter().chain([&Fill {
+        trigger_id: None,
+        order_id: "paper-3".to_string(),
+        side: Side::Sell,
+        quantity: dec("0.00001234"),
+        price: dec("61000"),
+        fee: dec("0.0001"),
+        executed_at: now,
+    }]) {
+        let trade = TradeFill {
+            user_id: user,
+            bot_id: bot,
+            order_id: fill.order_id.clone(),
+            pair: pair("XBT/USD"),
+            side: fill.side,
+            quantity: fill.quantity,
+            price: fill.price,
+            fee: fill.fee,
+            executed_at: fill.executed_at,
+        };
+        let (after, realised_pnl) =
+            Portfolio::position_after(&position, &trade).expect("a recordable trade");
+        position = after.clone();
+        out.push(sample(
+            "Portfolio",
+            PortfolioEvent::TradeRecorded {
+                trade,
+                realised_pnl,
+                position: after,
+            },
+        ));
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Envelopes
+// ---------------------------------------------------------------------------
+
+fn rest_metadata(user: Uuid) -> Value {
+    let command = id().to_string();
+    json!({
+        "command_id": command,
+        "command_type": "bot.configure",
+        "source": "rest",
+        "correlation_id": command,
+        "causation_id": "req-7f3a",
+        "user_id": user.to_string(),
+        "role": "user",
+        "idempotency_key": "8d6c1e2a",
+        "request_id": "req-7f3a",
+        "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    })
+}
+
+fn system_metadata() -> Value {
+    let command = id().to_string();
+    json!({
+        "command_id": command,
+        "command_type": "portfolio.record_trade",
+        "source": "process-manager",
+        "correlation_id": command,
+        "causation_id": id().to_string(),
+        "role": "system",
+    })
+}
+
+fn envelope(sample: &Sample, index: usize) -> Value {
+    let index = index as u64;
+    let metadata = if index.is_multiple_of(2) {
+        rest_metadata(id())
+    } else {
+        system_metadata()
+    };
+    json!({
+        "event_id": id().to_string(),
+        "event_type": sample.event_type,
+        "event_version": sample.event_version,
+        "aggregate_type": sample.aggregate_type,
+        "aggregate_id": id().to_string(),
+        "sequence": index + 1,
+        "global_position": 1_000 + index,
+        "position": format!("{}.{}", 7_000_000 + index, 1_000 + index),
+        "recorded_at": "2026-11-24T02:26:15.123456Z",
+        "metadata": metadata,
+        "payload": sample.payload,
+    })
+}
+
+/// `value` with the JSON pointer `at` replaced by `new`, or removed.
+fn changed(value: &Value, at: &str, new: Option<Value>) -> Value {
+    let mut value = value.clone();
+    let (parent, key) = at.rsplit_once('/').expect("a pointer below the root");
+    let parent = value
+        .pointer_mut(parent)
+        .and_then(Value::as_object_mut)
+        .unwrap_or_else(|| panic!("no object at {parent}"));
+    match new {
+        Some(new) => {
+            parent.insert(key.to_string(), new);
+        }
+        None => {
+            parent
+                .remove(key)
+                .unwrap_or_else(|| panic!("nothing to remove at {at}"));
+        }
+    }
+    value
+}
+
+fn first_of<'a>(samples: &'a [Sample], event_type: &str) -> &'a Sample {
+    samples
+        .iter()
+        .find(|sample| sample.event_type == event_type)
+        .unwrap_or_else(|| panic!("no sample of {event_type}"))
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------
+
+#[test]
+fn schema_files_are_exactly_the_wire_names() {
+    let wire_names: BTreeSet<String> = all_wire_names().into_keys().collect();
+    let files: BTreeSet<String> = event_schemas().into_keys().collect();
+    let missing: Vec<_> = wire_names.difference(&files).collect();
+    let extra: Vec<_> = files.difference(&wire_names).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "events/ must hold one schema per wire name; missing: {missing:?}, without an event: {extra:?}"
+    );
+
+    let envelope = envelope_schema();
+    let base = id_of(&envelope)
+        .strip_suffix("envelope.schema.json")
+        .expect("the envelope's $id ends in envelope.schema.json");
+    let listed: BTreeSet<String> = envelope["properties"]["event_type"]["enum"]
+        .as_array()
+        .expect("the envelope lists the event types")
+        .iter()
+        .map(|name| name.as_str().expect("a string").to_string())
+        .collect();
+    assert_eq!(listed, wire_names, "envelope event_type enum");
+
+    let aggregates = all_wire_names();
+    for (name, schema) in event_schemas() {
+        assert_eq!(
+            id_of(&schema),
+            format!("{base}events/{name}{SCHEMA_SUFFIX}"),
+            "$id of {name}"
+        );
+        assert_eq!(schema["title"], json!(name), "title of {name}");
+        assert_eq!(schema["properties"]["type"]["const"], json!(name));
+        assert_eq!(schema["additionalProperties"], json!(false), "{name}");
+        assert_eq!(
+            schema["x-aggregate-type"],
+            json!(aggregates[&name]),
+            "{name}"
+        );
+        assert!(
+            schema["description"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty()),
+            "{name} needs a description"
+        );
+    }
+}
+
+#[test]
+fn every_event_variant_matches_its_schema() {
+    let validators = event_validators();
+    let samples = samples();
+    let aggregates = all_wire_names();
+
+    let sampled: BTreeSet<&str> = samples.iter().map(|s| s.event_type.as_str()).collect();
+    let unsampled: Vec<_> = aggregates
+        .keys()
+        .filter(|name| !sampled.contains(name.as_str()))
+        .collect();
+    assert!(
+        unsampled.is_empty(),
+        "event types without a sample: {unsampled:?}"
+    );
+
+    for sample in &samples {
+        assert_eq!(
+            sample.payload["type"],
+            json!(sample.event_type),
+            "event_type() and the serialised type of {} differ",
+            sample.event_type
+        );
+        assert_eq!(
+            aggregates.get(&sample.event_type).copied(),
+            Some(sample.aggregate_type)
+        );
+        let schema = validators
+            .get(&sample.event_type)
+            .unwrap_or_else(|| panic!("no schema for {}", sample.event_type));
+        assert_valid(schema, &sample.payload, &sample.event_type);
+    }
+}
+
+#[test]
+fn envelopes_of_every_event_match_the_envelope_schema() {
+    let envelope_validator = envelope_validator();
+    let schemas = event_schemas();
+    for (index, sample) in samples().iter().enumerate() {
+        assert_eq!(
+            schemas[&sample.event_type]["x-event-version"],
+            json!(sample.event_version),
+            "event_version of {} changed: bump its schema",
+            sample.event_type
+        );
+        let message = envelope(sample, index);
+        assert_valid(
+            &envelope_validator,
+            &message,
+            &format!("envelope of {}", sample.event_type),
+        );
+    }
+}
+
+#[test]
+fn broken_payloads_are_refused() {
+    let validators = event_validators();
+    let samples = samples();
+    let check = |event_type: &str, at: &str, new: Option<Value>, what: &str| {
+        let payload = changed(&first_of(&samples, event_type).payload, at, new);
+        assert_invalid(&validators[event_type], &payload, what);
+    };
+
+    check(
+        "bot.trade.executed",
+        "/fill/price",
+        Some(json!(60625.1)),
+        "a price as a JSON number",
+    );
+    check(
+        "trade.executed",
+        "/realised_pnl",
+        Some(json!(0)),
+        "realised P&L as a JSON number",
+    );
+    check(
+        "bot.configured",
+        "/strategy/quote_amount",
+        Some(json!(25)),
+        "a strategy amount as a JSON number",
+    );
+    check("user.created", "/email", None, "user.created without email");
+    check(
+        "user.created",
+        "/email",
+        Some(json!("not an address")),
+        "a malformed email",
+    );
+    check(
+        "user.updated",
+        "/display_name",
+        Some(json!(" Ada")),
+        "an untrimmed display name",
+    );
+    check(
+        "user.updated",
+        "/display_name",
+        Some(json!("Ada\u{7}")),
+        "a display name with a control character",
+    );
+    check(
+        "user.updated",
+        "/display_name",
+        Some(json!("x".repeat(101))),
+        "a display name over 100 characters",
+    );
+    check(
+        "bot.stopped",
+        "/reason",
+        None,
+        "a missing Option field (it serialises as null, never absent)",
+    );
+    check(
+        "user.logged_in",
+        "/password_hash",
+        Some(json!("$argon2id$v=19$...")),
+        "an unknown (secret) field",
+    );
+    check(
+        "kraken.key.connected",
+        "/api_secret",
+        Some(json!("c2VjcmV0")),
+        "an API secret",
+    );
+    check(
+        "kraken.key.connected",
+        "/permissions",
+        Some(json!(["trade", "withdraw"])),
+        "a withdrawal permission",
+    );
+    check(
+        "kraken.key.connected",
+        "/fingerprint",
+        Some(json!("the-api-key-itself")),
+        "a fingerprint that is not one",
+    );
+    check(
+        "bot.configured",
+        "/strategy/kind",
+        Some(json!("grid")),
+        "an unknown strategy kind",
+    );
+    check(
+        "bot.configured",
+        "/pair",
+        Some(json!("xbt-usd")),
+        "a malformed pair",
+    );
+    check(
+        "user.role_assigned",
+        "/role",
+        Some(json!("root")),
+        "an unknown role",
+    );
+    check(
+        "bot.trade.executed",
+        "/fill/side",
+        Some(json!("short")),
+        "an unknown side",
+    );
+    check(
+        "bot.started",
+        "/at",
+        Some(json!("yesterday")),
+        "a time that is not RFC 3339",
+    );
+    check(
+        "bot.trade_triggered",
+        "/trigger_id",
+        Some(json!("not-a-uuid")),
+        "an id that is not a UUID",
+    );
+    check(
+        "bot.started",
+        "/type",
+        Some(json!("bot.stopped")),
+        "another event's type",
+    );
+    // A key update changes something, and permissions come exactly with a
+    // new credential.
+    let renamed = first_of(&samples, "kraken.key.updated").payload.clone();
+    let validator = &validators["kraken.key.updated"];
+    assert_invalid(
+        validator,
+        &changed(&renamed, "/label", Some(Value::Null)),
+        "a key update that changes nothing",
+    );
+    assert_invalid(
+        validator,
+        &changed(&renamed, "/permissions", Some(json!(["trade"]))),
+        "permissions without a new credential",
+    );
+}
+
+#[test]
+fn broken_envelopes_are_refused() {
+    let validator = envelope_validator();
+    let samples = samples();
+    let executed = envelope(first_of(&samples, "bot.trade.executed"), 0);
+    assert_valid(&validator, &executed, "the sample envelope");
+
+    let cases = [
+        ("/payload/fill/price", Some(json!(1.5)), "a bad payload"),
+        (
+            "/event_type",
+            Some(json!("bot.started")),
+            "an event_type other than payload.type",
+        ),
+        (
+            "/event_type",
+            Some(json!("bot.exploded")),
+            "an unknown type",
+        ),
+        (
+            "/aggregate_type",
+            Some(json!("User")),
+            "the wrong aggregate type",
+        ),
+        ("/event_version", Some(json!("2.0")), "an unknown version"),
+        ("/sequence", Some(json!(0)), "sequence 0"),
+        ("/position", Some(json!("1234")), "a position without a dot"),
+        ("/recorded_at", None, "no recorded_at"),
+        ("/metadata/command_id", None, "no command id"),
+        (
+            "/metadata/password",
+            Some(json!("hunter2")),
+            "a secret in metadata",
+        ),
+        ("/metadata/role", Some(json!("root")), "an unknown role"),
+        ("/partition", Some(json!(1)), "an unknown field"),
+    ];
+    for (at, new, what) in cases {
+        assert_invalid(&validator, &changed(&executed, at, new), what);
+    }
+}
