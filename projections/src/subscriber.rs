@@ -25,9 +25,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::log::{LogError, LogReader, RecordedEvent};
 
-/// Quick looks after a wake-up that found nothing: 10, 20, 40, 80, 160 and
-/// 320 ms, each capped at the poll interval.
-const QUICK_RETRIES: u32 = 6;
+/// While committed events wait behind an older transaction, look again
+/// after 10 ms, doubling up to this bound (and never past the poll
+/// interval): the event is handled within about this long of the older
+/// transaction's commit, which sends no notification.
+const HELD_BACK_MAX_PAUSE: Duration = Duration::from_millis(80);
 
 /// The channel the events table's trigger notifies on commit.
 pub const EVENTS_CHANNEL: &str = "muckard_events";
@@ -247,6 +249,19 @@ impl SubscriberRunner {
         }
     }
 
+    /// Whether committed events after `subscriber`'s checkpoint exist that
+    /// the reader cannot return yet (an older transaction is still open).
+    async fn held_back(&self, subscriber: &str) -> Result<bool, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM events e JOIN subscriber_checkpoints c \
+               ON c.subscriber = $1 \
+              WHERE (e.transaction_id, e.global_position) > (c.transaction_id, c.global_position))",
+        )
+        .bind(subscriber)
+        .fetch_one(&self.pool)
+        .await
+    }
+
     async fn become_active(&self, name: &str) -> Result<Option<PgConnection>, sqlx::Error> {
         let mut connection = self.pool.connect_options().connect().await?;
         let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
@@ -265,11 +280,7 @@ impl SubscriberRunner {
         let name = subscriber.name();
         let mut wake = self.wake.clone();
         let mut failures = 0u32;
-        // An empty step right after a notification or a batch usually means
-        // an older transaction (often another subscriber's batch) still
-        // holds back the snapshot xmin; its commit sends no notification, so
-        // look again soon, backing off towards the poll interval.
-        let mut quick_retries = 0u32;
+        let mut held_back_pause = Duration::from_millis(10);
         let mut lock_checked = tokio::time::Instant::now();
         loop {
             if shutdown.is_cancelled() {
@@ -291,22 +302,31 @@ impl SubscriberRunner {
             match self.step(subscriber).await {
                 Ok(0) => {
                     failures = 0;
-                    let pause = if quick_retries > 0 {
-                        quick_retries -= 1;
-                        Duration::from_millis(10 << (QUICK_RETRIES - 1 - quick_retries))
-                            .min(self.settings.poll_interval)
-                    } else {
-                        self.settings.poll_interval
+                    // Nothing readable. Committed events may still wait
+                    // behind an older transaction (often another
+                    // subscriber's batch) that holds back the snapshot
+                    // xmin; its commit sends no notification, so look
+                    // again soon while that is so.
+                    let pause = match self.held_back(name).await {
+                        Ok(true) => {
+                            let pause = held_back_pause.min(self.settings.poll_interval);
+                            held_back_pause = (held_back_pause * 2).min(HELD_BACK_MAX_PAUSE);
+                            pause
+                        }
+                        _ => {
+                            held_back_pause = Duration::from_millis(10);
+                            self.settings.poll_interval
+                        }
                     };
                     tokio::select! {
                         _ = shutdown.cancelled() => {}
-                        _ = wake.changed() => quick_retries = QUICK_RETRIES,
+                        _ = wake.changed() => {}
                         _ = tokio::time::sleep(pause) => {}
                     }
                 }
                 Ok(_) => {
                     failures = 0;
-                    quick_retries = QUICK_RETRIES;
+                    held_back_pause = Duration::from_millis(10);
                 }
                 Err(error) => {
                     failures += 1;
@@ -344,6 +364,9 @@ async fn listen_for_commits(pool: PgPool, sender: watch::Sender<u64>, shutdown: 
             }
         };
         pause = Duration::from_millis(100);
+        // Commits made while nobody listened sent their notifications to
+        // no one: have every subscriber look once now.
+        sender.send_modify(|count| *count = count.wrapping_add(1));
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
