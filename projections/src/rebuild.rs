@@ -77,7 +77,10 @@ pub enum Stop {
 }
 
 /// A position as its `<transaction>.<global position>` token.
-fn position_token<S: serde::Serializer>(position: &Position, serializer: S) -> Result<S::Ok, S::Error> {
+fn position_token<S: serde::Serializer>(
+    position: &Position,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     serializer.collect_str(position)
 }
 
@@ -177,7 +180,11 @@ pub async fn rebuild(
         let connection = shadow_connection(pool, &schema).await?;
         let (sender, receiver) = mpsc::channel::<Arc<Vec<RecordedEvent>>>(4);
         senders.push(sender);
-        workers.push(tokio::spawn(project(connection, projector.clone(), receiver)));
+        workers.push(tokio::spawn(project(
+            connection,
+            projector.clone(),
+            receiver,
+        )));
     }
 
     let feed = async {
@@ -544,10 +551,11 @@ pub async fn swap(pool: &PgPool, name: &str, tables: &[&'static str]) -> Result<
         sqlx::query(&format!("ALTER TABLE {schema}.{table} SET SCHEMA public"))
             .execute(&mut *transaction)
             .await?;
-        let role_exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'muckard_app')")
-                .fetch_one(&mut *transaction)
-                .await?;
+        let role_exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'muckard_app')",
+        )
+        .fetch_one(&mut *transaction)
+        .await?;
         if role_exists {
             sqlx::query(&format!(
                 "GRANT SELECT, INSERT, UPDATE, DELETE ON public.{table} TO muckard_app"

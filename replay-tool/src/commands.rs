@@ -84,7 +84,8 @@ async fn rebuild(pool: &PgPool, args: RebuildArgs, json: bool) -> Result<Outcome
         report.events_per_second
     );
     for checkpoint in &checkpoints {
-        let show = |p: Option<command_side::Position>| p.map_or("none".to_string(), |p| p.to_string());
+        let show =
+            |p: Option<command_side::Position>| p.map_or("none".to_string(), |p| p.to_string());
         println!(
             "  {:<14} shadow at {}, live at {}",
             checkpoint.subscriber,
@@ -189,7 +190,11 @@ async fn verify(pool: &PgPool, args: VerifyArgs, json: bool) -> Result<Outcome> 
 async fn export(pool: &PgPool, args: ExportArgs, json: bool) -> Result<Outcome> {
     let report = build_report(pool, args.user, args.from, args.to).await?;
     if report.content.streams.is_empty() {
-        anyhow::bail!("user {} has no events up to {}", args.user, report.content.to);
+        anyhow::bail!(
+            "user {} has no events up to {}",
+            args.user,
+            report.content.to
+        );
     }
     let text = serde_json::to_string_pretty(&report)?;
     std::fs::write(&args.out, text + "\n")

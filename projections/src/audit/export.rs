@@ -132,7 +132,8 @@ pub async fn build_report(
         event_count,
         streams,
     };
-    let value = serde_json::to_value(&content).map_err(|e| AuditError::Unexpected(e.to_string()))?;
+    let value =
+        serde_json::to_value(&content).map_err(|e| AuditError::Unexpected(e.to_string()))?;
     Ok(AuditReport {
         content,
         digest: digest_of(&value),
@@ -258,7 +259,9 @@ pub async fn verify_report(pool: &PgPool, text: &str) -> Result<ReportVerificati
         .collect();
     for (kind, id) in &expected {
         if !listed.contains(&(*kind, id.clone())) {
-            problems.push(format!("{kind}/{id}: in the log but missing from the report"));
+            problems.push(format!(
+                "{kind}/{id}: in the log but missing from the report"
+            ));
         }
     }
     for stream in &content.streams {
