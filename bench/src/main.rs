@@ -5,12 +5,16 @@
 //! - `projection`: seeds a log, then measures the log reader's raw
 //!   read+decode rate, the read-model projectors' catch-up rate, and the
 //!   commit-to-read-model lag under a steady command load.
+//! - `replay`: seeds a log the same way, then measures the replay tool's
+//!   rebuild of every read model and its chain verification against the
+//!   raw read+decode rate.
 
 mod database;
 mod decode;
 mod lag;
 mod machine;
 mod projection;
+mod replay;
 mod seed;
 mod stats;
 
@@ -31,6 +35,39 @@ enum Command {
     /// Seeds a log, then measures read+decode, projector catch-up and
     /// commit-to-read-model lag.
     Projection(ProjectionArgs),
+    /// Seeds a log, then measures the replay tool's rebuild and verify
+    /// against the raw read+decode rate.
+    Replay(ReplayArgs),
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+
+    /// Events to seed in the log.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+
+    /// Users to seed (each with one tested exchange key).
+    #[arg(long, default_value_t = 1_000)]
+    pub users: u64,
+
+    /// Running bots to seed, owned round-robin by the users.
+    #[arg(long, default_value_t = 2_000)]
+    pub bots: u64,
+
+    /// Events per log read, for the baseline and the rebuild.
+    #[arg(long, default_value_t = 500)]
+    pub batch_size: i64,
+
+    /// Where to write the JSON results.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/results/replay.json"))]
+    pub output: PathBuf,
+
+    /// Keep the benchmark database instead of dropping it (for inspection).
+    #[arg(long)]
+    pub keep_database: bool,
 }
 
 /// Where the benchmark's database lives: PostgreSQL's admin URL, used to
@@ -125,6 +162,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Projection(args) => projection::run(args).await,
+            Command::Replay(args) => replay::run(args).await,
         }
     });
     // Subscriber tasks may still be parked on the database; do not wait.

@@ -54,7 +54,7 @@ async fn the_audit_endpoints_answer_auditors_and_admins_only() {
     for path in [
         format!("/api/v1/audit/streams/Bot/{unknown}/events"),
         format!("/api/v1/audit/streams/bot/{unknown}/state"),
-        format!("/api/v1/audit/streams/User/not-a-uuid/state"),
+        "/api/v1/audit/streams/User/not-a-uuid/state".to_string(),
     ] {
         let response = get(&app, &path, Some(&auditor.token)).await;
         assert_eq!(

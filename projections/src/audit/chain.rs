@@ -390,7 +390,7 @@ pub async fn verify_log(
             global_position: fields.global_position,
         });
         checked += 1;
-        if checked % 1024 == 0 {
+        if checked.is_multiple_of(1024) {
             progress.advance(1024);
         }
     }
