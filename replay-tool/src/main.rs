@@ -94,7 +94,9 @@ pub struct RebuildArgs {
     /// Events per log read and per projector transaction.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=100_000))]
     pub batch_size: i64,
-    /// Compare the rebuilt read models with the live ones by primary key.
+    /// Compare the rebuilt read models with the live ones by primary key
+    /// and byte for byte. Meant for live projectors that are caught up:
+    /// both sides' checkpoints are printed, so lag is told from drift.
     #[arg(long)]
     pub compare: bool,
     /// Differing rows listed per table by `--compare`.

@@ -79,6 +79,32 @@ async fn rebuilding_twice_gives_byte_identical_read_models_equal_to_the_live_one
     assert_eq!(count(&live, "bot_status"), 2);
     assert_eq!(count(&live, "trades"), 6);
     assert_eq!(count(&live, "positions"), 2);
+
+    // One read model alone, and a name that is none.
+    let output = replay(
+        &app,
+        &[
+            "rebuild",
+            "--name",
+            "trades_only",
+            "--projection",
+            "trades",
+            "--compare",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let printed: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(printed["rebuild"]["projections"], json!(["trades"]));
+    assert_eq!(printed["compare"].as_array().unwrap().len(), 1);
+    let output = replay(&app, &["rebuild", "--projection", "wallets"]).await;
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("unknown projection \"wallets\""),
+        "{}",
+        describe(&output)
+    );
 }
 
 #[tokio::test]

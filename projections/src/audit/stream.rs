@@ -72,7 +72,7 @@ impl FromStr for AggregateKind {
 
 /// Where to stop reading a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(tag = "until", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Until {
     /// Every event.
     #[default]
@@ -131,7 +131,6 @@ impl StreamEvent {
 pub struct StreamState {
     pub aggregate_type: AggregateKind,
     pub aggregate_id: String,
-    #[serde(flatten)]
     pub until: Until,
     /// The sequence of the last event folded in; 0 before the first.
     pub sequence: i64,
