@@ -6,7 +6,7 @@
 //! 2. rebuild: `projections::rebuild::rebuild` of all five read models
 //!    into a shadow schema from zero to the head, as `muckard-replay
 //!    rebuild` runs it, checked against the seed afterwards;
-//! 3. verify: `projections::audit::chain::verify_log` over the whole log,
+//! 3. verify: `projections::audit::verify::verify_log` over the whole log,
 //!    as `muckard-replay verify` runs it, which must find nothing broken;
 //!
 //! then prints a table and writes the figures as JSON.
@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, ensure, Context, Result};
 use chrono::{DateTime, Utc};
-use projections::audit::chain::{verify_log, VerifyRange};
+use projections::audit::verify::{verify_log, VerifyRange};
 use projections::audit::NoProgress;
 use projections::rebuild::{self, RebuildPlan, Stop};
 use serde::Serialize;

@@ -2,9 +2,9 @@
 //! outcome as text or JSON, and say whether a discrepancy was found.
 
 use anyhow::{Context, Result};
-use projections::audit::chain::{verify_log, VerifyRange};
 use projections::audit::export::{build_report, verify_report};
 use projections::audit::stream::{state_as_of, AggregateKind, Until};
+use projections::audit::verify::{verify_log, VerifyRange};
 use projections::rebuild::{self, RebuildPlan, Stop};
 use serde::Serialize;
 use serde_json::json;

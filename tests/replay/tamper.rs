@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use integration_tests::TestApp;
-use projections::audit::chain::{verify_log, VerifyRange, VerifyReport};
+use projections::audit::verify::{verify_log, VerifyRange, VerifyReport};
 use projections::audit::NoProgress;
 use serde_json::Value;
 use uuid::Uuid;

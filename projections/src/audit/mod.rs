@@ -1,9 +1,9 @@
 //! What an auditor asks of the log, shared by the replay tool
 //! (`muckard-replay`) and the REST audit endpoints:
 //!
-//! - [`chain`]: a row's hash recomputed exactly as specified, and
-//!   [`chain::verify_log`], which checks every stream's chain, sequences and
-//!   ids and names each broken row;
+//! - [`chain`]: a row's hash recomputed exactly as specified;
+//! - [`verify`]: [`verify::verify_log`], which checks every stream's chain,
+//!   sequences and ids and names each broken row;
 //! - [`stream`]: one aggregate's events and its state as of a time or a
 //!   sequence, folded with the domain's own `apply`;
 //! - [`export`]: a user's audit report with a SHA-256 digest over its
@@ -15,6 +15,7 @@
 pub mod chain;
 pub mod export;
 pub mod stream;
+pub mod verify;
 
 /// Failures of an audit query.
 #[derive(Debug, thiserror::Error)]
