@@ -84,10 +84,20 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/trading/trades", get(routes::queries::trades))
         .route("/api/v1/trading/positions", get(routes::queries::positions));
+    let audit = Router::new()
+        .route(
+            "/api/v1/audit/streams/{aggregate_type}/{id}/events",
+            get(routes::audit::events),
+        )
+        .route(
+            "/api/v1/audit/streams/{aggregate_type}/{id}/state",
+            get(routes::audit::state),
+        );
     Router::new()
         .route("/health", get(routes::health::health))
         .route("/metrics", get(routes::metrics::metrics))
         .merge(queries)
+        .merge(audit)
         .merge(commands)
         .merge(sessions)
         .fallback(routes::health::not_found)

@@ -8,6 +8,9 @@
 //! - `kafka`: the Kafka mirror's throughput against a raw rdkafka producer
 //!   on the same broker, and its commit-to-acknowledged latency at a steady
 //!   rate.
+//! - `replay`: seeds a log the same way, then measures the replay tool's
+//!   rebuild of every read model and its chain verification against the
+//!   raw read+decode rate.
 
 mod database;
 mod decode;
@@ -15,6 +18,7 @@ mod kafka;
 mod lag;
 mod machine;
 mod projection;
+mod replay;
 mod seed;
 mod stats;
 
@@ -38,6 +42,39 @@ enum Command {
     /// Seeds a log, then measures the Kafka mirror against a raw producer
     /// and its commit-to-acknowledged latency at a steady rate.
     Kafka(kafka::KafkaArgs),
+    /// Seeds a log, then measures the replay tool's rebuild and verify
+    /// against the raw read+decode rate.
+    Replay(ReplayArgs),
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+
+    /// Events to seed in the log.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+
+    /// Users to seed (each with one tested exchange key).
+    #[arg(long, default_value_t = 1_000)]
+    pub users: u64,
+
+    /// Running bots to seed, owned round-robin by the users.
+    #[arg(long, default_value_t = 2_000)]
+    pub bots: u64,
+
+    /// Events per log read, for the baseline and the rebuild.
+    #[arg(long, default_value_t = 500)]
+    pub batch_size: i64,
+
+    /// Where to write the JSON results.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/results/replay.json"))]
+    pub output: PathBuf,
+
+    /// Keep the benchmark database instead of dropping it (for inspection).
+    #[arg(long)]
+    pub keep_database: bool,
 }
 
 /// Where the benchmark's database lives: PostgreSQL's admin URL, used to
@@ -133,6 +170,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Projection(args) => projection::run(args).await,
             Command::Kafka(args) => kafka::run(args).await,
+            Command::Replay(args) => replay::run(args).await,
         }
     });
     // Subscriber tasks may still be parked on the database; do not wait.

@@ -54,11 +54,11 @@ struct Parameters {
 }
 
 #[derive(Debug, Serialize)]
-struct BaselineReport {
-    events: u64,
+pub(crate) struct BaselineReport {
+    pub(crate) events: u64,
     batches: u64,
-    seconds: f64,
-    events_per_second: f64,
+    pub(crate) seconds: f64,
+    pub(crate) events_per_second: f64,
     /// Time inside `read_after` (query, transfer, row to `RecordedEvent`).
     read_seconds: f64,
     /// Time decoding payloads into domain events.
@@ -249,7 +249,7 @@ async fn measure(
 
 /// Reads the whole log in batches through the log reader and decodes
 /// every payload, as a projector would without writing anything.
-async fn read_and_decode(
+pub(crate) async fn read_and_decode(
     pool: &PgPool,
     batch_size: i64,
     plan: &SeedPlan,
@@ -547,7 +547,7 @@ fn rate_f(events: u64, seconds: f64) -> f64 {
 }
 
 /// `1234567.8` as `1,234,568`.
-fn thousands(value: f64) -> String {
+pub(crate) fn thousands(value: f64) -> String {
     let digits = format!("{:.0}", value.max(0.0));
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, digit) in digits.chars().enumerate() {

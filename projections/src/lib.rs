@@ -13,11 +13,18 @@
 //!   `Portfolio::RecordTrade`.
 //! - [`lag`]: how far each subscriber is behind, and read-your-writes waits.
 //! - [`workers`]: starts the projector role's subscribers.
+//! - [`audit`]: what auditors ask of the log (hash-chain verification, a
+//!   stream's state as of a time or sequence, audit reports), shared by the
+//!   replay tool and the REST audit endpoints.
+//! - [`rebuild`]: rebuilding read models from the log into a shadow schema
+//!   with the live projectors' code, comparing them and swapping them in.
 
+pub mod audit;
 pub mod lag;
 pub mod log;
 pub mod process_manager;
 pub mod read_models;
+pub mod rebuild;
 pub mod subscriber;
 pub mod workers;
 

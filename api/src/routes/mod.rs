@@ -1,6 +1,7 @@
 //! The command endpoints, one module per resource.
 
 pub mod admin;
+pub mod audit;
 pub mod bots;
 pub mod health;
 pub mod kraken;

@@ -1,0 +1,134 @@
+//! The audit endpoints, for auditors and admins only: one aggregate's
+//! events straight from the log, and its state as of a time or a sequence.
+//! They read `events` itself (through `projections::audit`), not a read
+//! model: an auditor wants what the log says.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use domain::Role;
+use projections::audit::stream::{self, AggregateKind, StreamEvent, Until};
+use projections::audit::AuditError;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::extract::Caller;
+use crate::state::AppState;
+
+const PARAMETERS: [&str; 2] = ["as_of", "at_sequence"];
+
+/// `GET /api/v1/audit/streams/{aggregate_type}/{id}/events[?as_of|at_sequence]`
+pub async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((aggregate_type, aggregate_id)): Path<(String, String)>,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let (kind, until) = request(&caller, &aggregate_type, &raw)?;
+    let events = stream::stream_events(state.pool(), kind, &aggregate_id, until)
+        .await
+        .map_err(audit_error)?;
+    if events.is_empty()
+        && !stream::stream_exists(state.pool(), kind, &aggregate_id)
+            .await
+            .map_err(audit_error)?
+    {
+        return Err(unknown_stream(kind, &aggregate_id));
+    }
+    Ok(Json(json!({
+        "aggregate_type": kind,
+        "aggregate_id": aggregate_id,
+        "until": until,
+        "events": events.iter().map(StreamEvent::to_json).collect::<Vec<_>>(),
+    })))
+}
+
+/// `GET /api/v1/audit/streams/{aggregate_type}/{id}/state[?as_of|at_sequence]`:
+/// the aggregate folded from its events up to then, with those events.
+pub async fn state(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((aggregate_type, aggregate_id)): Path<(String, String)>,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let (kind, until) = request(&caller, &aggregate_type, &raw)?;
+    match stream::state_as_of(state.pool(), kind, &aggregate_id, until)
+        .await
+        .map_err(audit_error)?
+    {
+        Some(found) => Ok(Json(found.to_json())),
+        None => Err(unknown_stream(kind, &aggregate_id)),
+    }
+}
+
+/// Checks the caller's role and reads the path and query.
+fn request(
+    caller: &Caller,
+    aggregate_type: &str,
+    raw: &HashMap<String, String>,
+) -> Result<(AggregateKind, Until), ApiError> {
+    if !matches!(caller.role, Role::Auditor | Role::Admin) {
+        return Err(ApiError::Forbidden(
+            "the audit endpoints are for auditors and admins".to_string(),
+        ));
+    }
+    if let Some(unknown) = raw.keys().find(|name| !PARAMETERS.contains(&name.as_str())) {
+        return Err(bad(unknown, "is not a parameter of this endpoint"));
+    }
+    let kind: AggregateKind = aggregate_type.parse().map_err(|_| {
+        bad(
+            "aggregate_type",
+            "must be one of User, ExchangeKey, Bot, Portfolio",
+        )
+    })?;
+    let as_of = raw.get("as_of").map(|text| parse_time(text)).transpose()?;
+    let at_sequence = raw
+        .get("at_sequence")
+        .map(|text| match text.parse::<i64>() {
+            Ok(n) if n >= 0 => Ok(n),
+            _ => Err(bad("at_sequence", "must be a whole number, 0 or more")),
+        })
+        .transpose()?;
+    let until = match (as_of, at_sequence) {
+        (Some(_), Some(_)) => {
+            return Err(bad("at_sequence", "give as_of or at_sequence, not both"));
+        }
+        (Some(as_of), None) => Until::AsOf { as_of },
+        (None, Some(sequence)) => Until::Sequence { sequence },
+        (None, None) => Until::End,
+    };
+    Ok((kind, until))
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            bad(
+                "as_of",
+                "must be an RFC 3339 time, e.g. 2026-11-23T08:00:00Z",
+            )
+        })
+}
+
+fn bad(field: &str, reason: &str) -> ApiError {
+    ApiError::BadRequest {
+        field: Some(field.to_string()),
+        reason: reason.to_string(),
+    }
+}
+
+fn unknown_stream(kind: AggregateKind, aggregate_id: &str) -> ApiError {
+    ApiError::NotFound(format!("no events for {kind}/{aggregate_id}"))
+}
+
+fn audit_error(error: AuditError) -> ApiError {
+    match error {
+        AuditError::Database(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut) => {
+            ApiError::Unavailable("database unavailable".to_string())
+        }
+        other => ApiError::Internal(anyhow::anyhow!(other)),
+    }
+}

@@ -1,0 +1,280 @@
+//! `muckard-bench replay`: in one run, on a fresh database seeded as the
+//! projection benchmark seeds it,
+//!
+//! 1. baseline: the raw read+decode rate of the whole log through
+//!    `LogReader` (the projection benchmark's own baseline);
+//! 2. rebuild: `projections::rebuild::rebuild` of all five read models
+//!    into a shadow schema from zero to the head, as `muckard-replay
+//!    rebuild` runs it, checked against the seed afterwards;
+//! 3. verify: `projections::audit::verify::verify_log` over the whole log,
+//!    as `muckard-replay verify` runs it, which must find nothing broken;
+//!
+//! then prints a table and writes the figures as JSON.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{anyhow, ensure, Context, Result};
+use chrono::{DateTime, Utc};
+use projections::audit::verify::{verify_log, VerifyRange};
+use projections::audit::NoProgress;
+use projections::rebuild::{self, RebuildPlan, Stop};
+use serde::Serialize;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+
+use crate::database::BenchDatabase;
+use crate::machine::MachineFacts;
+use crate::projection::{read_and_decode, thousands, BaselineReport};
+use crate::seed::{ReadModelCounts, SeedPlan, SeedReport};
+use crate::ReplayArgs;
+
+const SHADOW: &str = "bench";
+
+#[derive(Debug, Serialize)]
+struct RebuildFigures {
+    events: u64,
+    seconds: f64,
+    events_per_second: f64,
+    /// `events_per_second` / the baseline's read+decode rate.
+    ratio_to_baseline: f64,
+    read_models: ReadModelCounts,
+}
+
+#[derive(Debug, Serialize)]
+struct VerifyFigures {
+    events: u64,
+    streams: u64,
+    seconds: f64,
+    events_per_second: f64,
+    broken_rows: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct Results {
+    benchmark: &'static str,
+    started_at: DateTime<Utc>,
+    finished_at: DateTime<Utc>,
+    wall_seconds: f64,
+    load_average_at_end: String,
+    machine: MachineFacts,
+    events: u64,
+    batch_size: i64,
+    plan: SeedPlan,
+    seed: SeedReport,
+    baseline: BaselineReport,
+    rebuild: RebuildFigures,
+    verify: VerifyFigures,
+}
+
+pub async fn run(args: ReplayArgs) -> Result<()> {
+    let plan = SeedPlan::new(args.events, args.users, args.bots, 1.0)?;
+    ensure!(args.batch_size >= 1, "--batch-size must be at least 1");
+    let started_at = Utc::now();
+    let wall = Instant::now();
+    println!(
+        "muckard-bench replay: {} events, batch size {}",
+        thousands(plan.events() as f64),
+        args.batch_size
+    );
+    let (database, pool) = BenchDatabase::create(&args.server.database_url, 16).await?;
+    eprintln!("database {}", database.name);
+    let outcome = tokio::select! {
+        outcome = measure(&args, &plan, &pool) => outcome,
+        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+    };
+    pool.close().await;
+    if args.keep_database {
+        eprintln!("kept database {}", database.name);
+    } else if let Err(error) = database.drop_database().await {
+        eprintln!("warning: {error:#}");
+    }
+    let (machine, seed, baseline, rebuild, verify) = outcome?;
+    let results = Results {
+        benchmark: "replay",
+        started_at,
+        finished_at: Utc::now(),
+        wall_seconds: wall.elapsed().as_secs_f64(),
+        load_average_at_end: crate::machine::load_average(),
+        machine,
+        events: plan.events(),
+        batch_size: args.batch_size,
+        plan,
+        seed,
+        baseline,
+        rebuild,
+        verify,
+    };
+    print_table(&results);
+    write_json(&args.output, &results)?;
+    println!(
+        "\nwall time {:.1} s; load average {} at the start, {} at the end; JSON in {}",
+        results.wall_seconds,
+        results.machine.load_average_at_start,
+        results.load_average_at_end,
+        args.output.display()
+    );
+    Ok(())
+}
+
+type Measured = (
+    MachineFacts,
+    SeedReport,
+    BaselineReport,
+    RebuildFigures,
+    VerifyFigures,
+);
+
+async fn measure(args: &ReplayArgs, plan: &SeedPlan, pool: &PgPool) -> Result<Measured> {
+    let machine = MachineFacts::collect(pool).await?;
+    machine.print();
+    eprintln!(
+        "seeding {} users, {} keys, {} bots, {} fills, {} portfolio trades",
+        plan.users, plan.users, plan.bots, plan.fills, plan.portfolio_trades
+    );
+    let seed = crate::seed::seed(pool, plan).await?;
+    eprintln!(
+        "  {:.1} s ({:.0} events/s)",
+        seed.seconds, seed.events_per_second
+    );
+
+    eprintln!("baseline: read+decode");
+    let baseline = read_and_decode(pool, args.batch_size, plan).await?;
+    eprintln!(
+        "  {:.1} s ({:.0} events/s)",
+        baseline.seconds, baseline.events_per_second
+    );
+
+    eprintln!("rebuild: five read models into schema replay_{SHADOW}");
+    let report = rebuild::rebuild(
+        pool,
+        &RebuildPlan {
+            name: SHADOW.to_string(),
+            projections: projections::read_models::all(),
+            stop: Stop::Head,
+            batch_size: args.batch_size,
+        },
+        &NoProgress,
+    )
+    .await
+    .context("rebuilding")?;
+    ensure!(
+        report.events_read == plan.events(),
+        "the rebuild read {} events of {}",
+        report.events_read,
+        plan.events()
+    );
+    let shadow = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            pool.connect_options()
+                .as_ref()
+                .clone()
+                .options([("search_path", format!("replay_{SHADOW},public"))]),
+        )
+        .await?;
+    let read_models = ReadModelCounts::read(&shadow).await?;
+    shadow.close().await;
+    ensure!(
+        read_models == plan.expected_read_models(),
+        "the rebuilt read models do not match the seed: {read_models:?}, expected {:?}",
+        plan.expected_read_models()
+    );
+    let rebuild = RebuildFigures {
+        events: report.events_read,
+        seconds: report.seconds,
+        events_per_second: report.events_per_second,
+        ratio_to_baseline: report.events_per_second / baseline.events_per_second,
+        read_models,
+    };
+    eprintln!(
+        "  {:.1} s ({:.0} events/s)",
+        rebuild.seconds, rebuild.events_per_second
+    );
+
+    eprintln!("verify: every hash chain");
+    let verified = verify_log(pool, VerifyRange::default(), &NoProgress)
+        .await
+        .context("verifying")?;
+    ensure!(
+        verified.is_clean(),
+        "verify found {} broken rows in a clean log, the first: {}",
+        verified.broken_rows.len(),
+        verified.broken_rows[0]
+    );
+    ensure!(
+        verified.events_checked == plan.events(),
+        "verify checked {} events of {}",
+        verified.events_checked,
+        plan.events()
+    );
+    let verify = VerifyFigures {
+        events: verified.events_checked,
+        streams: verified.streams_checked,
+        seconds: verified.seconds,
+        events_per_second: verified.events_checked as f64 / verified.seconds.max(1e-9),
+        broken_rows: verified.broken_rows.len(),
+    };
+    eprintln!(
+        "  {:.1} s ({:.0} events/s)",
+        verify.seconds, verify.events_per_second
+    );
+    Ok((machine, seed, baseline, rebuild, verify))
+}
+
+fn print_table(results: &Results) {
+    println!();
+    println!(
+        "{:<44} {:>11} {:>10} {:>12}",
+        "phase", "events", "seconds", "events/s"
+    );
+    let row = |name: &str, events: u64, seconds: f64, per_second: f64| {
+        println!(
+            "{:<44} {:>11} {:>10.2} {:>12}",
+            name,
+            thousands(events as f64),
+            seconds,
+            thousands(per_second)
+        );
+    };
+    row(
+        "seed (INSERT ... SELECT, trigger)",
+        results.seed.events,
+        results.seed.seconds,
+        results.seed.events_per_second,
+    );
+    row(
+        &format!("baseline read+decode (batch {})", results.batch_size),
+        results.baseline.events,
+        results.baseline.seconds,
+        results.baseline.events_per_second,
+    );
+    row(
+        "rebuild, 5 read models into a shadow schema",
+        results.rebuild.events,
+        results.rebuild.seconds,
+        results.rebuild.events_per_second,
+    );
+    row(
+        &format!(
+            "verify, {} streams",
+            thousands(results.verify.streams as f64)
+        ),
+        results.verify.events,
+        results.verify.seconds,
+        results.verify.events_per_second,
+    );
+    println!(
+        "rebuild / baseline throughput: {:.3}",
+        results.rebuild.ratio_to_baseline
+    );
+}
+
+fn write_json(path: &Path, results: &Results) -> Result<()> {
+    if let Some(directory) = path.parent() {
+        std::fs::create_dir_all(directory)
+            .with_context(|| format!("creating {}", directory.display()))?;
+    }
+    let text = serde_json::to_string_pretty(results).context("serialising the results")?;
+    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+}

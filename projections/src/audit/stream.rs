@@ -1,0 +1,276 @@
+//! One aggregate's stream as an auditor sees it: its events with their
+//! hashes, and the aggregate's state as of a time or a sequence, folded
+//! with the domain's own `Aggregate::apply`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
+use domain::bot::Bot;
+use domain::exchange_key::ExchangeKey;
+use domain::portfolio::Portfolio;
+use domain::user::User;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::PgPool;
+
+use crate::audit::chain::{HashedFields, HASHED_COLUMNS};
+use crate::audit::AuditError;
+
+/// The aggregate types of the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AggregateKind {
+    User,
+    ExchangeKey,
+    Bot,
+    Portfolio,
+}
+
+impl AggregateKind {
+    pub const ALL: [AggregateKind; 4] = [
+        AggregateKind::User,
+        AggregateKind::ExchangeKey,
+        AggregateKind::Bot,
+        AggregateKind::Portfolio,
+    ];
+
+    /// The `aggregate_type` the log stores.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AggregateKind::User => User::TYPE,
+            AggregateKind::ExchangeKey => ExchangeKey::TYPE,
+            AggregateKind::Bot => Bot::TYPE,
+            AggregateKind::Portfolio => Portfolio::TYPE,
+        }
+    }
+}
+
+impl fmt::Display for AggregateKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AggregateKind {
+    type Err = AuditError;
+
+    /// The stored name (`ExchangeKey`) or its snake-case form
+    /// (`exchange_key`, `exchange-key`), in any case.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let folded: String = text
+            .chars()
+            .filter(|c| *c != '_' && *c != '-')
+            .flat_map(char::to_lowercase)
+            .collect();
+        AggregateKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str().to_lowercase() == folded)
+            .ok_or_else(|| AuditError::UnknownAggregateType(text.to_string()))
+    }
+}
+
+/// Where to stop reading a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Until {
+    /// Every event.
+    #[default]
+    End,
+    /// Events recorded at or before this time.
+    AsOf { as_of: DateTime<Utc> },
+    /// Events up to and including this sequence.
+    Sequence { sequence: i64 },
+}
+
+/// One stored event of a stream, with everything its hash covers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamEvent {
+    #[serde(flatten)]
+    pub fields: HashedFields,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl StreamEvent {
+    pub fn payload_json(&self) -> Result<Value, AuditError> {
+        serde_json::from_str(&self.fields.payload).map_err(|e| self.undecodable(e))
+    }
+
+    fn undecodable(&self, error: impl fmt::Display) -> AuditError {
+        AuditError::Undecodable {
+            aggregate_type: self.fields.aggregate_type.clone(),
+            aggregate_id: self.fields.aggregate_id.clone(),
+            sequence: self.fields.sequence,
+            reason: error.to_string(),
+        }
+    }
+
+    /// The event as an auditor reads it: payload and metadata as JSON.
+    pub fn to_json(&self) -> Value {
+        let parse = |text: &str| {
+            serde_json::from_str::<Value>(text).unwrap_or_else(|_| Value::String(text.to_string()))
+        };
+        serde_json::json!({
+            "sequence": self.fields.sequence,
+            "event_id": self.fields.event_id,
+            "event_type": self.fields.event_type,
+            "event_version": self.fields.event_version,
+            "global_position": self.fields.global_position,
+            "recorded_at": self.fields.recorded_at,
+            "payload": parse(&self.fields.payload),
+            "metadata": parse(&self.fields.metadata),
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        })
+    }
+}
+
+/// An aggregate's state after some prefix of its stream.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamState {
+    pub aggregate_type: AggregateKind,
+    pub aggregate_id: String,
+    pub until: Until,
+    /// The sequence of the last event folded in; 0 before the first.
+    pub sequence: i64,
+    /// The aggregate as the domain serialises it; `null` before the first
+    /// event.
+    pub state: Value,
+    pub events: Vec<StreamEvent>,
+}
+
+impl StreamState {
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "aggregate_type": self.aggregate_type,
+            "aggregate_id": self.aggregate_id,
+            "until": self.until,
+            "sequence": self.sequence,
+            "state": self.state,
+            "events": self.events.iter().map(StreamEvent::to_json).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// Whether the stream has any event at all.
+pub async fn stream_exists(
+    pool: &PgPool,
+    kind: AggregateKind,
+    aggregate_id: &str,
+) -> Result<bool, AuditError> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM events WHERE aggregate_type = $1 AND aggregate_id = $2)",
+    )
+    .bind(kind.as_str())
+    .bind(aggregate_id)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// The stream's events up to `until`, in sequence order.
+pub async fn stream_events(
+    pool: &PgPool,
+    kind: AggregateKind,
+    aggregate_id: &str,
+    until: Until,
+) -> Result<Vec<StreamEvent>, AuditError> {
+    let (as_of, sequence) = match until {
+        Until::End => (None, None),
+        Until::AsOf { as_of } => (Some(as_of), None),
+        Until::Sequence { sequence } => (None, Some(sequence)),
+    };
+    let query = format!(
+        "SELECT {HASHED_COLUMNS} FROM events \
+         WHERE aggregate_type = $1 AND aggregate_id = $2 \
+           AND ($3::timestamptz IS NULL OR recorded_at <= $3) \
+           AND ($4::bigint IS NULL OR sequence <= $4) \
+         ORDER BY sequence"
+    );
+    let rows = sqlx::query(&query)
+        .bind(kind.as_str())
+        .bind(aggregate_id)
+        .bind(as_of)
+        .bind(sequence)
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            use sqlx::Row;
+            Ok(StreamEvent {
+                fields: HashedFields::from_row(row)?,
+                prev_hash: row.try_get("prev_hash")?,
+                hash: row.try_get("hash")?,
+            })
+        })
+        .collect()
+}
+
+/// The aggregate's state after `events` (a prefix of its stream), folded
+/// with the domain's `apply`; `null` when there are none.
+pub fn fold_state(kind: AggregateKind, events: &[StreamEvent]) -> Result<Value, AuditError> {
+    if events.is_empty() {
+        return Ok(Value::Null);
+    }
+    match kind {
+        AggregateKind::User => fold::<User>(events),
+        AggregateKind::ExchangeKey => fold::<ExchangeKey>(events),
+        AggregateKind::Bot => fold::<Bot>(events),
+        AggregateKind::Portfolio => fold::<Portfolio>(events),
+    }
+}
+
+fn fold<A: Aggregate>(events: &[StreamEvent]) -> Result<Value, AuditError> {
+    let mut aggregate = A::default();
+    for event in events {
+        let decoded: A::Event =
+            serde_json::from_str(&event.fields.payload).map_err(|e| event.undecodable(e))?;
+        aggregate.apply(decoded);
+    }
+    serde_json::to_value(&aggregate).map_err(|e| AuditError::Unexpected(e.to_string()))
+}
+
+/// The aggregate's state as of `until` with the events that built it, or
+/// `None` when the stream has no events at all.
+pub async fn state_as_of(
+    pool: &PgPool,
+    kind: AggregateKind,
+    aggregate_id: &str,
+    until: Until,
+) -> Result<Option<StreamState>, AuditError> {
+    let events = stream_events(pool, kind, aggregate_id, until).await?;
+    if events.is_empty() && !stream_exists(pool, kind, aggregate_id).await? {
+        return Ok(None);
+    }
+    let state = fold_state(kind, &events)?;
+    Ok(Some(StreamState {
+        aggregate_type: kind,
+        aggregate_id: aggregate_id.to_string(),
+        until,
+        sequence: events.last().map_or(0, |e| e.fields.sequence),
+        state,
+        events,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aggregate_types_parse_in_stored_and_snake_case() {
+        for (text, kind) in [
+            ("User", AggregateKind::User),
+            ("user", AggregateKind::User),
+            ("ExchangeKey", AggregateKind::ExchangeKey),
+            ("exchange_key", AggregateKind::ExchangeKey),
+            ("exchange-key", AggregateKind::ExchangeKey),
+            ("BOT", AggregateKind::Bot),
+            ("portfolio", AggregateKind::Portfolio),
+        ] {
+            assert_eq!(text.parse::<AggregateKind>().unwrap(), kind, "{text}");
+        }
+        assert!("Wallet".parse::<AggregateKind>().is_err());
+        assert!("".parse::<AggregateKind>().is_err());
+    }
+}

@@ -1,0 +1,153 @@
+//! Audit reports: what `export` writes, `verify-export` accepting it, and
+//! catching any change to the report or to the log behind it.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use integration_tests::TestApp;
+use projections::audit::export::{build_report, verify_report};
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+use crate::common::{describe, replay, stdout, tamperer};
+use crate::history::some_history;
+
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new() -> Self {
+        TempFile(std::env::temp_dir().join(format!("audit-{}.json", uuid::Uuid::new_v4())))
+    }
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn an_export_verifies_and_any_change_to_it_or_the_log_is_caught() {
+    let app = TestApp::spawn().await;
+    let (trader, bot_id) = some_history(&app).await;
+    // Another user's events stay out of the report.
+    some_history(&app).await;
+    let file = TempFile::new();
+    let user = trader.id.to_string();
+
+    let output = replay(&app, &["export", "--user", &user, "--out", file.path()]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let text = std::fs::read_to_string(&file.0).unwrap();
+    let report: Value = serde_json::from_str(&text).unwrap();
+    let content = &report["content"];
+    let streams = content["streams"].as_array().unwrap();
+    let kinds: Vec<&str> = streams
+        .iter()
+        .map(|s| s["aggregate_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["Bot", "ExchangeKey", "Portfolio", "User"]);
+    let owned: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE aggregate_id IN ($1, $2) \
+            OR aggregate_id IN (SELECT aggregate_id FROM events WHERE aggregate_type = 'ExchangeKey' \
+                                AND payload->>'owner_id' = $1)",
+    )
+    .bind(&user)
+    .bind(bot_id.to_string())
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(content["event_count"], owned);
+    let portfolio = streams
+        .iter()
+        .find(|s| s["aggregate_type"] == "Portfolio")
+        .unwrap();
+    let quantity: Decimal = portfolio["state_at_end"]["positions"]["XBT/USD"]["quantity"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(quantity, Decimal::from(1), "bought 2, sold 1");
+    assert_eq!(report["digest"]["value"].as_str().unwrap().len(), 64);
+
+    let output = replay(&app, &["verify-export", file.path()]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert!(
+        stdout(&output).contains("digest matches"),
+        "{}",
+        describe(&output)
+    );
+
+    // A report over part of the range: fewer events, the same end states.
+    let second_fill: DateTime<Utc> = sqlx::query_scalar(
+        "SELECT recorded_at FROM events WHERE aggregate_type = 'Bot' AND aggregate_id = $1 AND sequence = 5",
+    )
+    .bind(bot_id.to_string())
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let part = build_report(&app.pool, trader.id, Some(second_fill), None)
+        .await
+        .unwrap();
+    assert!(part.content.event_count < owned as u64 && part.content.event_count >= 2);
+    let part_text = serde_json::to_string(&part).unwrap();
+    let checked = verify_report(&app.pool, &part_text).await.unwrap();
+    assert!(checked.is_clean(), "{:?}", checked.problems);
+
+    // An edited report: its digest and the edited event's hash fail.
+    let edited = text.replacen("O-1", "O-7", 1);
+    assert_ne!(edited, text);
+    std::fs::write(&file.0, &edited).unwrap();
+    let output = replay(&app, &["verify-export", file.path(), "--json"]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let printed: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(printed["digest_matches"], false);
+    let problems: Vec<&str> = printed["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(
+        problems.iter().any(|p| p.starts_with("digest")),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.contains(&format!(
+            "Bot/{bot_id} sequence 4: content does not match its hash"
+        ))),
+        "{problems:?}"
+    );
+
+    // The untouched report against a log changed since: named by row.
+    std::fs::write(&file.0, &text).unwrap();
+    let mut connection = tamperer(&app).await;
+    sqlx::query(
+        "UPDATE events SET payload = replace(payload::text, '\"O-2\"', '\"O-8\"')::json \
+         WHERE aggregate_type = 'Bot' AND aggregate_id = $1 AND sequence = 5",
+    )
+    .bind(bot_id.to_string())
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    let checked = verify_report(&app.pool, &text).await.unwrap();
+    assert!(checked.digest_matches);
+    assert!(
+        checked.problems.iter().any(|p| p.contains(&format!(
+            "Bot/{bot_id} sequence 5: the log's row does not match its hash"
+        ))),
+        "{:?}",
+        checked.problems
+    );
+    assert!(
+        checked.problems.iter().any(|p| p.contains(&format!(
+            "Bot/{bot_id} sequence 5: the report's event differs"
+        ))),
+        "{:?}",
+        checked.problems
+    );
+    let output = replay(&app, &["verify-export", file.path()]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+}
