@@ -57,6 +57,28 @@ pub struct Settings {
     pub projector_poll_interval: std::time::Duration,
     /// How long a query with `min_position` waits for its read model.
     pub query_wait_max: std::time::Duration,
+    /// RabbitMQ (`RABBITMQ_URL`, vhost included) and the prefix of every
+    /// queue name (`RABBITMQ_QUEUE_PREFIX`).
+    pub rabbitmq_url: Secret<String>,
+    pub rabbitmq_queue_prefix: String,
+    /// The exchange bots trade on and keys are tested against (`EXCHANGE`).
+    pub exchange: ExchangeKind,
+    pub kraken_api_url: String,
+    /// The deadline of one exchange call (`EXCHANGE_TIMEOUT_MS`).
+    pub exchange_timeout: std::time::Duration,
+    /// The paper exchange's price-feed seed (`PAPER_SEED`).
+    pub paper_seed: u64,
+    /// How often a threshold bot looks at the price (`RUNNER_TICK_MS`).
+    pub runner_tick: std::time::Duration,
+}
+
+/// Which exchange the service trades on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExchangeKind {
+    /// The deterministic simulated exchange (the default).
+    Paper,
+    /// Kraken's REST API at `KRAKEN_API_URL`.
+    Kraken,
 }
 
 /// Which parts of the service a process runs. Every role can run alone, so
@@ -65,12 +87,18 @@ pub struct Settings {
 pub struct Roles {
     pub api: bool,
     pub projector: bool,
+    /// The RabbitMQ publisher subscriber.
+    pub publisher: bool,
+    /// The bot runner (command consumers and trading loops).
+    pub runner: bool,
 }
 
 impl Roles {
     pub const ALL: Roles = Roles {
         api: true,
         projector: true,
+        publisher: true,
+        runner: true,
     };
 
     /// Parses a comma-separated list such as `api,projector` or `all`.
@@ -78,20 +106,24 @@ impl Roles {
         let mut roles = Roles {
             api: false,
             projector: false,
+            publisher: false,
+            runner: false,
         };
         for role in text.split(',').map(str::trim).filter(|r| !r.is_empty()) {
             match role {
                 "all" => roles = Roles::ALL,
                 "api" => roles.api = true,
                 "projector" => roles.projector = true,
+                "publisher" => roles.publisher = true,
+                "runner" => roles.runner = true,
                 other => {
                     return Err(format!(
-                        "unknown role {other}; expected api, projector or all"
+                        "unknown role {other}; expected api, projector, publisher, runner or all"
                     ))
                 }
             }
         }
-        if !roles.api && !roles.projector {
+        if !roles.api && !roles.projector && !roles.publisher && !roles.runner {
             return Err("no role given".to_string());
         }
         Ok(roles)
@@ -162,6 +194,16 @@ impl Settings {
                 name: "MUCKARD_ROLES",
                 reason,
             })?;
+        let exchange = match get("EXCHANGE").as_deref() {
+            None | Some("paper") => ExchangeKind::Paper,
+            Some("kraken") => ExchangeKind::Kraken,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "EXCHANGE",
+                    reason: format!("expected paper or kraken, got {other}"),
+                })
+            }
+        };
         let (jwt_secret, encryption_key) = keys(&get, environment)?;
         Ok(Settings {
             environment,
@@ -189,6 +231,19 @@ impl Settings {
                 "500",
             )?),
             query_wait_max: std::time::Duration::from_millis(parse("QUERY_WAIT_MAX_MS", "2000")?),
+            rabbitmq_url: Secret::new(
+                get("RABBITMQ_URL")
+                    .unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string()),
+            ),
+            rabbitmq_queue_prefix: get("RABBITMQ_QUEUE_PREFIX").unwrap_or_default(),
+            exchange,
+            kraken_api_url: get("KRAKEN_API_URL")
+                .unwrap_or_else(|| "https://api.kraken.com".to_string()),
+            exchange_timeout: std::time::Duration::from_millis(
+                parse("EXCHANGE_TIMEOUT_MS", "10000")?.max(1),
+            ),
+            paper_seed: parse("PAPER_SEED", "42")?,
+            runner_tick: std::time::Duration::from_millis(parse("RUNNER_TICK_MS", "5000")?.max(10)),
         })
     }
 }

@@ -95,6 +95,9 @@ impl TestApp {
                 "SECRETS_ENCRYPTION_KEY".to_string(),
                 format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple()),
             ),
+            // RabbitMQ roles only where a test asks for them (with its own
+            // queue prefix), so tests never consume each other's messages.
+            ("MUCKARD_ROLES".to_string(), "api,projector".to_string()),
         ]);
         for (name, value) in overrides {
             env.insert(name.to_string(), value.to_string());
