@@ -123,7 +123,8 @@ pub trait Exchange: Send + Sync {
 ///   each ticker read of a pair moves its price by -1 % to +1 % in whole
 ///   basis points, from 60000 for XBT, 3000 for ETH and 100 otherwise,
 ///   rounded to cents; [`PaperExchange::set_price`] pins a price;
-/// - a market order fills at once, whole, at the current price; the fee is
+/// - a market order fills at once, whole, at the price of the last ticker
+///   read (it does not move the price); the fee is
 ///   0.26 % of the cost (Kraken's base taker fee), in the quote currency;
 /// - an account starts with 100000 USD and 100000 EUR and nothing else;
 ///   a buy needs cost plus fee in the quote currency, a sell the quantity
@@ -240,6 +241,15 @@ fn xorshift(mut state: u64) -> u64 {
 }
 
 impl PaperMarket {
+    /// The price now, without moving it.
+    fn current(&mut self, pair: &Pair) -> Decimal {
+        let seed = self.seed;
+        self.feeds
+            .entry(pair.clone())
+            .or_insert_with(|| initial_feed(seed, pair))
+            .0
+    }
+
     fn tick(&mut self, pair: &Pair) -> Decimal {
         let seed = self.seed;
         let (price, state, pinned) = self
@@ -275,7 +285,7 @@ impl PaperMarket {
                 "EGeneral:Invalid arguments:volume".to_string(),
             ));
         }
-        let price = self.tick(&order.pair);
+        let price = self.current(&order.pair);
         let cost = (order.quantity * price).round_dp_with_strategy(8, RoundingStrategy::AwayFromZero);
         let fee = (cost * PAPER_FEE_RATE).round_dp_with_strategy(8, RoundingStrategy::AwayFromZero);
         let account = self.account(api_key);
