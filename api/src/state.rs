@@ -43,7 +43,11 @@ pub fn start_workers(
             shutdown.clone(),
         ));
     }
-    workers.extend(start_messaging_workers(state, subscriber_settings, shutdown));
+    workers.extend(start_messaging_workers(
+        state,
+        subscriber_settings,
+        shutdown,
+    ));
     workers
 }
 

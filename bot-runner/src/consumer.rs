@@ -206,9 +206,13 @@ impl CommandConsumer {
             let consumer = channel
                 .basic_consume(
                     self.topology.name(queue).as_str().into(),
-                    format!("muckard-runner-{}-{}", queue.base_name(), Uuid::new_v4().simple())
-                        .as_str()
-                        .into(),
+                    format!(
+                        "muckard-runner-{}-{}",
+                        queue.base_name(),
+                        Uuid::new_v4().simple()
+                    )
+                    .as_str()
+                    .into(),
                     BasicConsumeOptions::default(),
                     FieldTable::default(),
                 )
@@ -350,7 +354,9 @@ impl CommandConsumer {
             Err(Refusal::Permanent(reason)) => Disposition::DeadLetter(reason),
             // A message that failed before and fails again for an
             // unexpected reason is not retried forever.
-            Err(Refusal::Transient(reason)) if delivery.redelivered && reason.contains("failed") => {
+            Err(Refusal::Transient(reason))
+                if delivery.redelivered && reason.contains("failed") =>
+            {
                 Disposition::DeadLetter(format!("failed twice: {reason}"))
             }
             Err(Refusal::Transient(reason)) => Disposition::Retry(reason),
@@ -360,7 +366,9 @@ impl CommandConsumer {
     async fn load_bot(&self, bot_id: Uuid) -> Result<Bot, Refusal> {
         let (bot, _) = self.commands.load::<Bot>(&bot_id.to_string()).await?;
         if bot.owner_id.is_none() {
-            return Err(Refusal::Permanent("unauthorised: bot not found".to_string()));
+            return Err(Refusal::Permanent(
+                "unauthorised: bot not found".to_string(),
+            ));
         }
         Ok(bot)
     }

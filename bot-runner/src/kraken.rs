@@ -225,7 +225,10 @@ impl Exchange for KrakenExchange {
             ("validate", "true".to_string()),
             ("volume", "0.0001".to_string()),
         ];
-        if self.permitted(credentials, "AddOrder", &probe_order).await? {
+        if self
+            .permitted(credentials, "AddOrder", &probe_order)
+            .await?
+        {
             permissions.push(KeyPermission::Trade);
         }
         // A key without "Withdraw Funds" is denied WithdrawInfo outright;
@@ -290,7 +293,9 @@ impl Exchange for KrakenExchange {
         result["txid"][0]
             .as_str()
             .map(str::to_string)
-            .ok_or_else(|| ExchangeError::Unavailable(format!("kraken: AddOrder gave no txid: {result}")))
+            .ok_or_else(|| {
+                ExchangeError::Unavailable(format!("kraken: AddOrder gave no txid: {result}"))
+            })
     }
 
     async fn query_order(
@@ -298,7 +303,10 @@ impl Exchange for KrakenExchange {
         credentials: &ApiCredentials,
         order_id: &str,
     ) -> Result<OrderState, ExchangeError> {
-        let params = [("txid", order_id.to_string()), ("trades", "false".to_string())];
+        let params = [
+            ("txid", order_id.to_string()),
+            ("trades", "false".to_string()),
+        ];
         let result = self.private(credentials, "QueryOrders", &params).await?;
         let order = result
             .get(order_id)
@@ -338,7 +346,8 @@ mod tests {
     #[test]
     fn the_signature_matches_krakens_documented_example() {
         let secret = "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg==";
-        let data = "nonce=1616492376594&ordertype=limit&pair=XBTUSD&price=37500&type=buy&volume=1.25";
+        let data =
+            "nonce=1616492376594&ordertype=limit&pair=XBTUSD&price=37500&type=buy&volume=1.25";
         let signature = sign("/0/private/AddOrder", 1616492376594, data, secret).unwrap();
         assert_eq!(
             signature,

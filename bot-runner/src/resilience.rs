@@ -350,7 +350,9 @@ mod tests {
         assert_eq!(calls, 4);
         // Open: fails at once without calling the exchange.
         let refused = exchange.ticker(&xbt()).await;
-        assert!(matches!(refused, Err(ExchangeError::Unavailable(ref r)) if r.contains("circuit open")));
+        assert!(
+            matches!(refused, Err(ExchangeError::Unavailable(ref r)) if r.contains("circuit open"))
+        );
         assert_eq!(exchange.inner().calls.load(Ordering::SeqCst), calls);
         // After the cool-down a trial call passes and closes it.
         tokio::time::sleep(Duration::from_millis(250)).await;

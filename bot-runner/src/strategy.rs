@@ -13,10 +13,16 @@ pub const QUANTITY_DECIMALS: u32 = 8;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Buy this quantity of the base currency.
-    Buy { quantity: Decimal },
+    Buy {
+        quantity: Decimal,
+    },
     /// Sell this quantity of the base currency.
-    Sell { quantity: Decimal },
-    Skip { reason: String },
+    Sell {
+        quantity: Decimal,
+    },
+    Skip {
+        reason: String,
+    },
 }
 
 /// What `strategy` does at `price` while the bot holds `holding` of the
@@ -98,7 +104,11 @@ mod tests {
             quote_amount: dec("25.00"),
             interval_secs: 60,
         };
-        for (price, quantity) in [("50000", "0.0005"), ("3", "8.33333333"), ("0.07", "357.14285714")] {
+        for (price, quantity) in [
+            ("50000", "0.0005"),
+            ("3", "8.33333333"),
+            ("0.07", "357.14285714"),
+        ] {
             assert_eq!(
                 decide(&dca, dec(price), dec("1")),
                 Decision::Buy {

@@ -250,13 +250,10 @@ impl Trader {
         else {
             return Ok(Outcome::Failed("bot has no configuration".to_string()));
         };
-        let credentials = load_credentials(
-            &self.commands.pool,
-            &self.commands.settings.secrets,
-            key_id,
-        )
-        .await
-        .map_err(|e| TradeError::Credentials(e.to_string()))?;
+        let credentials =
+            load_credentials(&self.commands.pool, &self.commands.settings.secrets, key_id)
+                .await
+                .map_err(|e| TradeError::Credentials(e.to_string()))?;
         let Some(credentials) = credentials else {
             return Ok(Outcome::Failed(
                 "the bot's exchange key has no stored credential (disconnected?)".to_string(),
@@ -282,7 +279,9 @@ impl Trader {
             Err(error) => Err(error),
         };
         Ok(match placed {
-            Ok(state) if state.status == OrderStatus::Closed && !state.executed_quantity.is_zero() => {
+            Ok(state)
+                if state.status == OrderStatus::Closed && !state.executed_quantity.is_zero() =>
+            {
                 Outcome::Filled(Fill {
                     trigger_id,
                     order_id: state.order_id,

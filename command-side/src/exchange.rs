@@ -286,7 +286,8 @@ impl PaperMarket {
             ));
         }
         let price = self.current(&order.pair);
-        let cost = (order.quantity * price).round_dp_with_strategy(8, RoundingStrategy::AwayFromZero);
+        let cost =
+            (order.quantity * price).round_dp_with_strategy(8, RoundingStrategy::AwayFromZero);
         let fee = (cost * PAPER_FEE_RATE).round_dp_with_strategy(8, RoundingStrategy::AwayFromZero);
         let account = self.account(api_key);
         let holding = |asset: &str, account: &HashMap<String, Decimal>| {
@@ -382,7 +383,10 @@ impl Exchange for PaperExchange {
         let api_key = self.check_key(credentials)?;
         let order_id = paper_order_id(order.client_order_id);
         let mut market = self.market();
-        if market.orders.contains_key(&(api_key.clone(), order_id.clone())) {
+        if market
+            .orders
+            .contains_key(&(api_key.clone(), order_id.clone()))
+        {
             return Ok(order_id);
         }
         let filled = market.fill(&api_key, order)?;
@@ -470,7 +474,9 @@ mod tests {
         };
         assert_eq!(
             exchange.place_order(&key, &too_much).await,
-            Err(ExchangeError::Rejected("EOrder:Insufficient funds".to_string()))
+            Err(ExchangeError::Rejected(
+                "EOrder:Insufficient funds".to_string()
+            ))
         );
     }
 }

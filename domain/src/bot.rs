@@ -274,7 +274,8 @@ impl Bot {
         let Some(trigger_id) = trigger_id else {
             return;
         };
-        self.pending_triggers.retain(|pending| *pending != trigger_id);
+        self.pending_triggers
+            .retain(|pending| *pending != trigger_id);
         if !self.handled_triggers.contains(&trigger_id) {
             self.handled_triggers.push_back(trigger_id);
         }

@@ -116,6 +116,7 @@ pub fn spawn_publisher(
         settings,
         shutdown.clone(),
     );
-    let publisher: std::sync::Arc<dyn Subscriber> = std::sync::Arc::new(RabbitPublisher::new(rabbit));
+    let publisher: std::sync::Arc<dyn Subscriber> =
+        std::sync::Arc::new(RabbitPublisher::new(rabbit));
     tokio::spawn(runner.run(publisher, shutdown))
 }

@@ -29,7 +29,11 @@ impl RabbitSettings {
     pub fn redacted_url(&self) -> String {
         match (self.url.find("://"), self.url.rfind('@')) {
             (Some(scheme), Some(at)) if at > scheme => {
-                format!("{}://[redacted]@{}", &self.url[..scheme], &self.url[at + 1..])
+                format!(
+                    "{}://[redacted]@{}",
+                    &self.url[..scheme],
+                    &self.url[at + 1..]
+                )
             }
             _ => self.url.clone(),
         }

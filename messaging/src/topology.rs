@@ -91,7 +91,9 @@ impl Topology {
 
     /// The queue a (prefixed) name belongs to.
     pub fn queue_named(&self, name: &str) -> Option<Queue> {
-        Queue::ALL.into_iter().find(|queue| self.name(*queue) == name)
+        Queue::ALL
+            .into_iter()
+            .find(|queue| self.name(*queue) == name)
     }
 
     /// Declares every queue and its dead-letter queue. Declaring an
@@ -106,11 +108,7 @@ impl Topology {
         for queue in Queue::ALL {
             let dead_letters = self.dead_letter_name(queue);
             channel
-                .queue_declare(
-                    dead_letters.as_str().into(),
-                    durable,
-                    FieldTable::default(),
-                )
+                .queue_declare(dead_letters.as_str().into(), durable, FieldTable::default())
                 .await?;
             let mut arguments = FieldTable::default();
             // Rejected or expired messages go, through the default

@@ -19,15 +19,27 @@ async fn poison_and_unauthorised_messages_are_dead_lettered_with_a_reason() {
 
     let poison = [
         ("not-json", b"{not json".to_vec()),
-        ("unknown-field", json!({ "bot_id": bot_id, "colour": "red" }).to_string().into_bytes()),
-        ("no-user", json!({ "bot_id": bot_id }).to_string().into_bytes()),
+        (
+            "unknown-field",
+            json!({ "bot_id": bot_id, "colour": "red" })
+                .to_string()
+                .into_bytes(),
+        ),
+        (
+            "no-user",
+            json!({ "bot_id": bot_id }).to_string().into_bytes(),
+        ),
         (
             "stranger",
-            json!({ "bot_id": bot_id, "user_id": stranger.id }).to_string().into_bytes(),
+            json!({ "bot_id": bot_id, "user_id": stranger.id })
+                .to_string()
+                .into_bytes(),
         ),
         (
             "unknown-bot",
-            json!({ "bot_id": Uuid::new_v4(), "user_id": owner.id }).to_string().into_bytes(),
+            json!({ "bot_id": Uuid::new_v4(), "user_id": owner.id })
+                .to_string()
+                .into_bytes(),
         ),
     ];
     for (message_id, body) in &poison {
@@ -46,7 +58,10 @@ async fn poison_and_unauthorised_messages_are_dead_lettered_with_a_reason() {
     let expected = [
         ("not-json", "malformed: "),
         ("unknown-field", "malformed: unknown field `colour`"),
-        ("no-user", "unauthorised: a command not from the log must name its user_id"),
+        (
+            "no-user",
+            "unauthorised: a command not from the log must name its user_id",
+        ),
         ("stranger", "unauthorised: bot not found"),
         ("unknown-bot", "unauthorised: bot not found"),
     ];
@@ -67,7 +82,9 @@ async fn poison_and_unauthorised_messages_are_dead_lettered_with_a_reason() {
         assert_eq!(&dead.body, original);
     }
     assert!(
-        !seen.iter().any(|m| m.message_id().as_deref() == Some("valid-start")),
+        !seen
+            .iter()
+            .any(|m| m.message_id().as_deref() == Some("valid-start")),
         "the valid message is not dead-lettered"
     );
 
@@ -106,7 +123,12 @@ async fn an_external_command_is_refused_as_rest_would_refuse_it() {
         .await;
     let mut seen = Vec::new();
     let dead = rabbit
-        .wait_for(&rabbit.topology.dead_letter_name(Queue::BotStart), 30, &mut seen, |_| true)
+        .wait_for(
+            &rabbit.topology.dead_letter_name(Queue::BotStart),
+            30,
+            &mut seen,
+            |_| true,
+        )
         .await;
     assert_eq!(
         dead.header("x-death-reason").as_deref(),
@@ -114,7 +136,12 @@ async fn an_external_command_is_refused_as_rest_would_refuse_it() {
     );
     let mut seen = Vec::new();
     let dead = rabbit
-        .wait_for(&rabbit.topology.dead_letter_name(Queue::BotStop), 30, &mut seen, |_| true)
+        .wait_for(
+            &rabbit.topology.dead_letter_name(Queue::BotStop),
+            30,
+            &mut seen,
+            |_| true,
+        )
         .await;
     assert_eq!(
         dead.header("x-death-reason").as_deref(),

@@ -29,7 +29,9 @@ async fn republish(
     let payload: serde_json::Value = serde_json::from_str(&payload).unwrap();
     let message = BotCommandMessage {
         bot_id,
-        user_id: payload["requested_by"].as_str().map(|id| id.parse().unwrap()),
+        user_id: payload["requested_by"]
+            .as_str()
+            .map(|id| id.parse().unwrap()),
         sequence: Some(sequence),
         trigger_id: payload["trigger_id"].as_str().map(|id| id.parse().unwrap()),
         reason: None,
@@ -54,15 +56,32 @@ async fn a_duplicated_delivery_has_one_effect() {
 
     // A trade trigger, carried out once.
     let triggered = app
-        .post_empty(&format!("/api/v1/bot/{bot_id}/trigger-trade"), Some(&user.token))
+        .post_empty(
+            &format!("/api/v1/bot/{bot_id}/trigger-trade"),
+            Some(&user.token),
+        )
         .await;
     let trigger_id = triggered.body["trigger_id"].as_str().unwrap().to_string();
     wait_for_events(&app, bot_id, "bot.trade.executed", 2).await;
 
     // The trigger and the start delivered again, twice each.
     for _ in 0..2 {
-        republish(&app, &rabbit, Queue::BotTriggerTrade, bot_id, "bot.trade_triggered").await;
-        republish(&app, &rabbit, Queue::BotStart, bot_id, "bot.start_requested").await;
+        republish(
+            &app,
+            &rabbit,
+            Queue::BotTriggerTrade,
+            bot_id,
+            "bot.trade_triggered",
+        )
+        .await;
+        republish(
+            &app,
+            &rabbit,
+            Queue::BotStart,
+            bot_id,
+            "bot.start_requested",
+        )
+        .await;
     }
     // Markers behind the duplicates on the same queues: a new trigger from
     // an external producer, and the start of another bot. Each queue is
@@ -71,11 +90,19 @@ async fn a_duplicated_delivery_has_one_effect() {
     let marker = Uuid::new_v4();
     let trigger = json!({ "bot_id": bot_id, "user_id": user.id, "trigger_id": marker });
     rabbit
-        .publish(Queue::BotTriggerTrade, trigger.to_string().as_bytes(), "marker-trigger")
+        .publish(
+            Queue::BotTriggerTrade,
+            trigger.to_string().as_bytes(),
+            "marker-trigger",
+        )
         .await;
     let start = json!({ "bot_id": other_bot, "user_id": user.id });
     rabbit
-        .publish(Queue::BotStart, start.to_string().as_bytes(), "marker-start")
+        .publish(
+            Queue::BotStart,
+            start.to_string().as_bytes(),
+            "marker-start",
+        )
         .await;
     wait_for_events(&app, bot_id, "bot.trade.executed", 3).await;
     wait_for_state(&app, &user, other_bot, "running").await;
@@ -87,11 +114,18 @@ async fn a_duplicated_delivery_has_one_effect() {
             .filter(|(_, payload, _)| payload["fill"]["trigger_id"] == id)
             .count()
     };
-    assert_eq!(by_trigger(&trigger_id), 1, "the repeated trigger traded once");
+    assert_eq!(
+        by_trigger(&trigger_id),
+        1,
+        "the repeated trigger traded once"
+    );
     assert_eq!(by_trigger(&marker.to_string()), 1);
     assert_eq!(fills.len(), 3, "start buy, trigger, marker; nothing else");
     assert_eq!(bot_events(&app, bot_id, "bot.started").await.len(), 1);
-    assert_eq!(bot_events(&app, bot_id, "bot.trade_triggered").await.len(), 2);
+    assert_eq!(
+        bot_events(&app, bot_id, "bot.trade_triggered").await.len(),
+        2
+    );
     // Nothing was dead-lettered: a duplicate is not an error.
     assert!(rabbit
         .drain(&rabbit.topology.dead_letter_name(Queue::BotTriggerTrade))

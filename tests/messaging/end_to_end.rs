@@ -28,7 +28,8 @@ async fn a_bot_starts_trades_and_stops_through_rabbitmq() {
     // message id is the request event's id, and it caused the new event.
     wait_for_events(&app, bot_id, "bot.started", 1).await;
     let (request_id, _, _) = bot_events(&app, bot_id, "bot.start_requested").await[0].clone();
-    let (started_id, _, started_metadata) = bot_events(&app, bot_id, "bot.started").await[0].clone();
+    let (started_id, _, started_metadata) =
+        bot_events(&app, bot_id, "bot.started").await[0].clone();
     assert_eq!(started_metadata["source"], "rabbitmq");
     assert_eq!(started_metadata["causation_id"], request_id.to_string());
     assert_eq!(started_metadata["idempotency_key"], request_id.to_string());
@@ -36,9 +37,12 @@ async fn a_bot_starts_trades_and_stops_through_rabbitmq() {
     // The status message on `bot.started`: persistent, id = event id.
     let mut seen = Vec::new();
     let status = rabbit
-        .wait_for(&rabbit.topology.name(Queue::BotStarted), 30, &mut seen, |m| {
-            m.message_id() == Some(started_id.to_string())
-        })
+        .wait_for(
+            &rabbit.topology.name(Queue::BotStarted),
+            30,
+            &mut seen,
+            |m| m.message_id() == Some(started_id.to_string()),
+        )
         .await;
     assert_eq!(*status.properties.delivery_mode(), Some(2));
     let body = status.json();
@@ -50,11 +54,21 @@ async fn a_bot_starts_trades_and_stops_through_rabbitmq() {
 
     // Trades: recorded on the bot, in `trades`, and in `positions`.
     app.eventually(30, "two trades in the trades read model", || async {
-        let trades = get(&app, &format!("/api/v1/trading/trades?bot_id={bot_id}"), &user).await;
+        let trades = get(
+            &app,
+            &format!("/api/v1/trading/trades?bot_id={bot_id}"),
+            &user,
+        )
+        .await;
         trades["trades"].as_array().is_some_and(|t| t.len() >= 2)
     })
     .await;
-    let trades = get(&app, &format!("/api/v1/trading/trades?bot_id={bot_id}"), &user).await;
+    let trades = get(
+        &app,
+        &format!("/api/v1/trading/trades?bot_id={bot_id}"),
+        &user,
+    )
+    .await;
     for trade in trades["trades"].as_array().unwrap() {
         assert_eq!(trade["side"], "buy");
         assert_eq!(trade["pair"], "XBT/USD");
@@ -69,7 +83,9 @@ async fn a_bot_starts_trades_and_stops_through_rabbitmq() {
         positions["positions"].as_array().is_some_and(|p| {
             p.iter().any(|p| {
                 p["pair"] == "XBT/USD"
-                    && p["quantity"].as_str().and_then(|q| q.parse::<Decimal>().ok())
+                    && p["quantity"]
+                        .as_str()
+                        .and_then(|q| q.parse::<Decimal>().ok())
                         > Some(Decimal::ZERO)
             })
         })
@@ -89,9 +105,12 @@ async fn a_bot_starts_trades_and_stops_through_rabbitmq() {
     assert_eq!(stopped_payload["reason"], "end of test");
     let mut seen = Vec::new();
     rabbit
-        .wait_for(&rabbit.topology.name(Queue::BotStopped), 30, &mut seen, |m| {
-            m.message_id() == Some(stopped_id.to_string())
-        })
+        .wait_for(
+            &rabbit.topology.name(Queue::BotStopped),
+            30,
+            &mut seen,
+            |m| m.message_id() == Some(stopped_id.to_string()),
+        )
         .await;
     wait_for_state(&app, &user, bot_id, "stopped").await;
 
@@ -118,14 +137,20 @@ async fn a_failed_key_test_is_an_alert_on_its_queue() {
     let key_id = app.connected_key(&user, "paper-key-soon-revoked").await;
     app.exchange.revoke_key("paper-key-soon-revoked");
     let tested = app
-        .post_empty(&format!("/api/v1/kraken/keys/{key_id}/test"), Some(&user.token))
+        .post_empty(
+            &format!("/api/v1/kraken/keys/{key_id}/test"),
+            Some(&user.token),
+        )
         .await;
     assert_eq!(tested.body["status"], "test_failed", "{}", tested.body);
     let mut seen = Vec::new();
     let alert = rabbit
-        .wait_for(&rabbit.topology.name(Queue::KeyTestFailed), 30, &mut seen, |m| {
-            m.json()["aggregate_id"] == key_id.to_string()
-        })
+        .wait_for(
+            &rabbit.topology.name(Queue::KeyTestFailed),
+            30,
+            &mut seen,
+            |m| m.json()["aggregate_id"] == key_id.to_string(),
+        )
         .await;
     assert_eq!(*alert.properties.priority(), Some(9));
     let body = alert.json();

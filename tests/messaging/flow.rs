@@ -59,7 +59,11 @@ pub async fn wait_for_state(app: &TestApp, user: &TestUser, bot_id: Uuid, state:
 
 /// The stored events of a bot's stream with this type, as (event id,
 /// payload, metadata).
-pub async fn bot_events(app: &TestApp, bot_id: Uuid, event_type: &str) -> Vec<(Uuid, Value, Value)> {
+pub async fn bot_events(
+    app: &TestApp,
+    bot_id: Uuid,
+    event_type: &str,
+) -> Vec<(Uuid, Value, Value)> {
     sqlx::query_as::<_, (Uuid, String, String)>(
         "SELECT event_id, payload::text, metadata::text FROM events \
          WHERE aggregate_type = 'Bot' AND aggregate_id = $1 AND event_type = $2 ORDER BY sequence",

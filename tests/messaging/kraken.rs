@@ -80,7 +80,10 @@ impl MockKraken {
     }
 }
 
-async fn ticker(State(mock): State<Arc<MockKraken>>, Query(query): Query<HashMap<String, String>>) -> Response {
+async fn ticker(
+    State(mock): State<Arc<MockKraken>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
     if let Some(failure) = mock.counted() {
         return failure;
     }
@@ -99,7 +102,12 @@ async fn private(
     if let Some(failure) = mock.counted() {
         return failure;
     }
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
     let api_key = header("API-Key").to_string();
     let Some(secret) = mock.keys.get(&api_key) else {
         return kraken_error("EAPI:Invalid key");
@@ -130,7 +138,10 @@ async fn private(
             let volume: Decimal = fields["volume"].parse().unwrap();
             let price = Decimal::new(500001, 1);
             let fee = (volume * price * Decimal::new(26, 4)).round_dp(8);
-            let txid = format!("O{}-MOCK", &Uuid::new_v4().simple().to_string()[..10].to_uppercase());
+            let txid = format!(
+                "O{}-MOCK",
+                &Uuid::new_v4().simple().to_string()[..10].to_uppercase()
+            );
             mock.orders.lock().unwrap().insert(
                 txid.clone(),
                 json!({
@@ -148,7 +159,9 @@ async fn private(
                 None => kraken_error("EOrder:Unknown order"),
             }
         }
-        "WithdrawInfo" if api_key.contains("withdraw") => kraken_error("EFunding:Unknown withdraw key"),
+        "WithdrawInfo" if api_key.contains("withdraw") => {
+            kraken_error("EFunding:Unknown withdraw key")
+        }
         "WithdrawInfo" => kraken_error("EGeneral:Permission denied"),
         _ => kraken_error("EGeneral:Unknown method"),
     }
@@ -215,11 +228,17 @@ async fn the_adapter_passes_the_mocks_signature_and_nonce_checks() {
     assert_eq!(
         verified,
         KeyVerification::Accepted {
-            permissions: vec![KeyPermission::QueryFunds, KeyPermission::QueryOrders, KeyPermission::Trade]
+            permissions: vec![
+                KeyPermission::QueryFunds,
+                KeyPermission::QueryOrders,
+                KeyPermission::Trade
+            ]
         }
     );
     let withdraw = credentials("kraken-withdraw-key", GOOD_SECRET);
-    let KeyVerification::Accepted { permissions } = kraken.verify_credentials(&withdraw).await.unwrap() else {
+    let KeyVerification::Accepted { permissions } =
+        kraken.verify_credentials(&withdraw).await.unwrap()
+    else {
         panic!("the withdraw key is a valid key");
     };
     assert!(permissions.contains(&KeyPermission::Withdraw));
@@ -268,7 +287,10 @@ async fn unavailable_calls_are_retried_and_then_break_the_circuit() {
         breaker_threshold: 3,
         breaker_cooldown: Duration::from_secs(60),
     };
-    let kraken = ResilientExchange::new(KrakenExchange::new(&url, Duration::from_secs(5)).unwrap(), policy);
+    let kraken = ResilientExchange::new(
+        KrakenExchange::new(&url, Duration::from_secs(5)).unwrap(),
+        policy,
+    );
     let pair = Pair::parse("XBT/USD").unwrap();
 
     // Two 503s, then an answer: one call to the caller.
@@ -280,12 +302,17 @@ async fn unavailable_calls_are_retried_and_then_break_the_circuit() {
     // without reaching Kraken.
     mock.fail_next.store(1000, Ordering::SeqCst);
     let down = kraken.ticker(&pair).await;
-    assert!(matches!(down, Err(ExchangeError::Unavailable(_))), "{down:?}");
+    assert!(
+        matches!(down, Err(ExchangeError::Unavailable(_))),
+        "{down:?}"
+    );
     assert!(kraken.breaker().is_open());
     let calls = mock.calls.load(Ordering::SeqCst);
     assert_eq!(calls, 6);
     let refused = kraken.ticker(&pair).await;
-    assert!(matches!(refused, Err(ExchangeError::Unavailable(ref reason)) if reason.contains("circuit open")));
+    assert!(
+        matches!(refused, Err(ExchangeError::Unavailable(ref reason)) if reason.contains("circuit open"))
+    );
     assert_eq!(mock.calls.load(Ordering::SeqCst), calls);
 }
 
@@ -317,14 +344,22 @@ async fn a_bot_trades_on_kraken_through_the_adapter() {
                 json!({ "api_key": api_key, "api_secret": GOOD_SECRET }),
             )
             .await;
-        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.body);
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            refused.body
+        );
         let message = refused.body["error"]["message"].as_str().unwrap();
         assert!(message.contains(reason), "{message}");
     }
 
     let key_id = app.connected_key(&user, "kraken-trading-key").await;
     let tested = app
-        .post_empty(&format!("/api/v1/kraken/keys/{key_id}/test"), Some(&user.token))
+        .post_empty(
+            &format!("/api/v1/kraken/keys/{key_id}/test"),
+            Some(&user.token),
+        )
         .await;
     assert_eq!(tested.body["status"], "tested", "{}", tested.body);
     let configured = app

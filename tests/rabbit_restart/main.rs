@@ -56,7 +56,10 @@ impl StoppedBroker {
                 let _ = connection.close(200, "up".into()).await;
                 return;
             }
-            assert!(Instant::now() < deadline, "rabbitmq did not come back within 120 s");
+            assert!(
+                Instant::now() < deadline,
+                "rabbitmq did not come back within 120 s"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -80,7 +83,11 @@ async fn nothing_is_lost_while_rabbitmq_restarts() {
     let app = service(&rabbit, &[]).await;
     let health = app.request(Method::GET, "/health", None, None, &[]).await;
     assert_eq!(health.status, StatusCode::OK);
-    assert!(began.elapsed() < Duration::from_secs(30), "{:?}", began.elapsed());
+    assert!(
+        began.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        began.elapsed()
+    );
     let user = app.user().await;
     let strategy = json!({ "kind": "dca", "quote_amount": "10.00", "interval_secs": 1 });
     let bot_id = bot_with(&app, &user, strategy).await;
@@ -99,10 +106,17 @@ async fn nothing_is_lost_while_rabbitmq_restarts() {
     // Down again mid-flow: a trade trigger waits in the log.
     let down = StoppedBroker::stop();
     let triggered = app
-        .post_empty(&format!("/api/v1/bot/{bot_id}/trigger-trade"), Some(&user.token))
+        .post_empty(
+            &format!("/api/v1/bot/{bot_id}/trigger-trade"),
+            Some(&user.token),
+        )
         .await;
     assert_eq!(triggered.status, StatusCode::ACCEPTED, "{}", triggered.body);
-    let trigger_id: Uuid = triggered.body["trigger_id"].as_str().unwrap().parse().unwrap();
+    let trigger_id: Uuid = triggered.body["trigger_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     down.start().await;
     app.eventually(60, "the trigger traded after the restart", || async {
         bot_events(&app, bot_id, "bot.trade.executed")

@@ -126,8 +126,8 @@ impl TestApp {
             .expect("prepare the test database");
         let exchange = Arc::new(PaperExchange::new());
         let trading_exchange = trading_exchange.unwrap_or_else(|| exchange.clone());
-        let state = api::state::build_state(settings, pool.clone(), trading_exchange)
-            .expect("build state");
+        let state =
+            api::state::build_state(settings, pool.clone(), trading_exchange).expect("build state");
         let shutdown = tokio_util::sync::CancellationToken::new();
         api::state::start_workers(&state, shutdown.clone());
         TestApp {

@@ -38,14 +38,19 @@ impl ReadMessage {
     }
 
     pub fn message_id(&self) -> Option<String> {
-        self.properties.message_id().as_ref().map(|id| id.to_string())
+        self.properties
+            .message_id()
+            .as_ref()
+            .map(|id| id.to_string())
     }
 
     /// A header's text value.
     pub fn header(&self, name: &str) -> Option<String> {
         let headers = self.properties.headers().as_ref()?;
         match headers.inner().get(name)? {
-            AMQPValue::LongString(text) => Some(String::from_utf8_lossy(text.as_bytes()).into_owned()),
+            AMQPValue::LongString(text) => {
+                Some(String::from_utf8_lossy(text.as_bytes()).into_owned())
+            }
             AMQPValue::ShortString(text) => Some(text.to_string()),
             _ => None,
         }
@@ -148,7 +153,9 @@ impl RabbitTest {
                     assert!(
                         tokio::time::Instant::now() < deadline,
                         "timed out after {seconds} s waiting on {queue_name}; read {:?}",
-                        seen.iter().map(|m| String::from_utf8_lossy(&m.body).into_owned()).collect::<Vec<_>>()
+                        seen.iter()
+                            .map(|m| String::from_utf8_lossy(&m.body).into_owned())
+                            .collect::<Vec<_>>()
                     );
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
