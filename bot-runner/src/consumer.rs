@@ -17,6 +17,10 @@
 //! checks as REST (the user exists, owns the bot, is no auditor, the bot's
 //! state allows it, its key passed a test), and the message that request
 //! puts on the queue is then carried out as any other.
+//!
+//! One runner is active at a time per database and queue prefix (a
+//! PostgreSQL advisory lock, as for subscribers), so each running bot has
+//! exactly one trading loop however many runner processes run.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,9 +68,11 @@ impl Default for RunnerSettings {
     }
 }
 
-/// Starts the runner role: resumes the running bots' loops, then consumes
-/// the command queues until `shutdown`. Never blocks: with RabbitMQ down it
-/// retries in the background.
+/// Starts the runner role. One runner is active per database and queue
+/// prefix (it holds a PostgreSQL session advisory lock); others stand by
+/// and take over when its session ends. The active one resumes the running
+/// bots' loops, then consumes the command queues until `shutdown`. Never
+/// blocks: with RabbitMQ down it retries in the background.
 pub fn spawn_runner(
     commands: Arc<CommandSide>,
     exchange: Arc<dyn Exchange>,
@@ -74,12 +80,108 @@ pub fn spawn_runner(
     settings: RunnerSettings,
     shutdown: CancellationToken,
 ) -> Vec<JoinHandle<()>> {
-    let trader = Trader::new(commands.clone(), exchange, settings.tick, shutdown.clone());
+    vec![tokio::spawn(supervise(
+        commands, exchange, rabbit, settings, shutdown,
+    ))]
+}
+
+/// How often a standby runner tries to become the active one, and how
+/// often the active one checks that its lock's session is alive.
+const LOCK_CHECK: Duration = Duration::from_secs(2);
+
+async fn supervise(
+    commands: Arc<CommandSide>,
+    exchange: Arc<dyn Exchange>,
+    rabbit: RabbitSettings,
+    settings: RunnerSettings,
+    shutdown: CancellationToken,
+) {
+    let key = runner_lock_key(&rabbit.queue_prefix);
+    while !shutdown.is_cancelled() {
+        let lock = match take_lock(&commands.pool, key).await {
+            Ok(Some(lock)) => lock,
+            Ok(None) => {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(LOCK_CHECK) => continue,
+                }
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot reach the database to take the runner lock");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(LOCK_CHECK) => continue,
+                }
+            }
+        };
+        tracing::info!("bot runner active");
+        let active = shutdown.child_token();
+        let tasks = start_active(
+            commands.clone(),
+            exchange.clone(),
+            rabbit.clone(),
+            settings.clone(),
+            active.clone(),
+        );
+        hold(lock, &shutdown).await;
+        active.cancel();
+        futures::future::join_all(tasks).await;
+    }
+}
+
+fn runner_lock_key(queue_prefix: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("muckard.bot_runner.{queue_prefix}").as_bytes());
+    i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+async fn take_lock(
+    pool: &sqlx::PgPool,
+    key: i64,
+) -> Result<Option<sqlx::PgConnection>, sqlx::Error> {
+    use sqlx::ConnectOptions;
+    let mut connection = pool.connect_options().connect().await?;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(key)
+        .fetch_one(&mut connection)
+        .await?;
+    Ok(locked.then_some(connection))
+}
+
+/// Returns at `shutdown` (releasing the lock) or when the lock's session
+/// died, since another runner may then have taken over.
+async fn hold(mut lock: sqlx::PgConnection, shutdown: &CancellationToken) {
+    use sqlx::Connection;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                let _ = lock.close().await;
+                return;
+            }
+            _ = tokio::time::sleep(LOCK_CHECK) => {
+                if lock.ping().await.is_err() {
+                    tracing::warn!("lost the runner lock's session; standing by");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The active runner's tasks: resuming the running bots, and the consumer.
+fn start_active(
+    commands: Arc<CommandSide>,
+    exchange: Arc<dyn Exchange>,
+    rabbit: RabbitSettings,
+    settings: RunnerSettings,
+    active: CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    let trader = Trader::new(commands.clone(), exchange, settings.tick, active.clone());
     let resume = {
-        let (trader, shutdown) = (trader.clone(), shutdown.clone());
+        let (trader, active) = (trader.clone(), active.clone());
         tokio::spawn(async move {
             let mut pause = Duration::from_millis(200);
-            while !shutdown.is_cancelled() {
+            while !active.is_cancelled() {
                 match trader.resume_running_bots().await {
                     Ok(resumed) => {
                         tracing::info!(resumed, "running bots resumed");
@@ -88,7 +190,7 @@ pub fn spawn_runner(
                     Err(error) => {
                         tracing::warn!(error = %error, "cannot resume running bots yet");
                         tokio::select! {
-                            _ = shutdown.cancelled() => return,
+                            _ = active.cancelled() => return,
                             _ = tokio::time::sleep(pause) => {}
                         }
                         pause = (pause * 2).min(Duration::from_secs(10));
@@ -104,7 +206,7 @@ pub fn spawn_runner(
         rabbit,
         settings,
     });
-    vec![resume, tokio::spawn(consumer.run(shutdown))]
+    vec![resume, tokio::spawn(consumer.run(active))]
 }
 
 /// What became of a message.
@@ -120,8 +222,11 @@ enum Disposition {
 enum Refusal {
     /// Permanent: the message goes to the dead-letter queue.
     Permanent(String),
-    /// Worth another try.
+    /// A dependency is down or a race was lost: worth another try, however
+    /// many it takes.
     Transient(String),
+    /// Something unforeseen: tried once more, then dead-lettered.
+    Unexpected(String),
 }
 
 impl From<CommandError> for Refusal {
@@ -134,6 +239,7 @@ impl From<CommandError> for Refusal {
                 refusal @ (DomainError::Forbidden { .. } | DomainError::NotFound { .. }),
             ) => Refusal::Permanent(format!("unauthorised: {refusal}")),
             CommandError::Refused(refusal) => Refusal::Permanent(format!("refused: {refusal}")),
+            CommandError::Unexpected(error) => Refusal::Unexpected(format!("{error:#}")),
             other => Refusal::Transient(other.to_string()),
         }
     }
@@ -143,7 +249,8 @@ impl From<TradeError> for Refusal {
     fn from(error: TradeError) -> Self {
         match error {
             TradeError::Command(error) => error.into(),
-            other => Refusal::Transient(other.to_string()),
+            TradeError::Database(error) => Refusal::Transient(error.to_string()),
+            TradeError::Credentials(reason) => Refusal::Unexpected(reason),
         }
     }
 }
@@ -354,12 +461,12 @@ impl CommandConsumer {
             Err(Refusal::Permanent(reason)) => Disposition::DeadLetter(reason),
             // A message that failed before and fails again for an
             // unexpected reason is not retried forever.
-            Err(Refusal::Transient(reason))
-                if delivery.redelivered && reason.contains("failed") =>
-            {
+            Err(Refusal::Unexpected(reason)) if delivery.redelivered => {
                 Disposition::DeadLetter(format!("failed twice: {reason}"))
             }
-            Err(Refusal::Transient(reason)) => Disposition::Retry(reason),
+            Err(Refusal::Unexpected(reason) | Refusal::Transient(reason)) => {
+                Disposition::Retry(reason)
+            }
         }
     }
 

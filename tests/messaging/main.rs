@@ -8,3 +8,4 @@ mod duplicates;
 mod end_to_end;
 mod flow;
 mod kraken;
+mod resume;
