@@ -9,3 +9,4 @@ mod end_to_end;
 mod flow;
 mod kraken;
 mod resume;
+mod strategies;
