@@ -349,3 +349,53 @@ fn write_private(path: &PathBuf, text: &str) -> std::io::Result<()> {
 fn write_private(path: &PathBuf, text: &str) -> std::io::Result<()> {
     std::fs::write(path, text)
 }
+
+#[cfg(test)]
+mod messaging_settings_tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let mut env: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        env.insert("JWT_SECRET".into(), "x".repeat(32));
+        env.insert("SECRETS_ENCRYPTION_KEY".into(), "ab".repeat(32));
+        Settings::from_lookup(|name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn roles_include_the_publisher_and_the_runner() {
+        assert_eq!(Roles::parse("all"), Ok(Roles::ALL));
+        let some = Roles::parse("publisher, runner").unwrap();
+        assert!(some.publisher && some.runner && !some.api && !some.projector);
+        assert!(Roles::parse("rabbit")
+            .unwrap_err()
+            .contains("publisher, runner"));
+    }
+
+    #[test]
+    fn rabbitmq_and_exchange_settings_have_defaults_and_are_checked() {
+        let defaults = settings(&[]).unwrap();
+        assert_eq!(
+            defaults.rabbitmq_url.expose(),
+            "amqp://guest:guest@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(defaults.rabbitmq_queue_prefix, "");
+        assert_eq!(defaults.exchange, ExchangeKind::Paper);
+        let kraken = settings(&[
+            ("EXCHANGE", "kraken"),
+            ("KRAKEN_API_URL", "http://127.0.0.1:9"),
+            ("RABBITMQ_QUEUE_PREFIX", "staging."),
+        ])
+        .unwrap();
+        assert_eq!(kraken.exchange, ExchangeKind::Kraken);
+        assert_eq!(kraken.kraken_api_url, "http://127.0.0.1:9");
+        assert_eq!(kraken.rabbitmq_queue_prefix, "staging.");
+        let wrong = settings(&[("EXCHANGE", "binance")]).unwrap_err();
+        assert_eq!(
+            wrong.to_string(),
+            "EXCHANGE: expected paper or kraken, got binance"
+        );
+    }
+}

@@ -29,7 +29,10 @@ async fn the_threshold_strategy_buys_low_and_sells_high() {
     // ticks pass.
     wait_for_events(&app, bot_id, "bot.trade.skipped", 1).await;
     let skipped = bot_events(&app, bot_id, "bot.trade.skipped").await;
-    assert_eq!(skipped[0].1["reason"], "price 60000 is above buy_below 50000");
+    assert_eq!(
+        skipped[0].1["reason"],
+        "price 60000 is above buy_below 50000"
+    );
 
     app.exchange.set_price(&xbt, Some(Decimal::from(40_000)));
     wait_for_events(&app, bot_id, "bot.trade.executed", 1).await;
@@ -51,16 +54,23 @@ async fn the_threshold_strategy_buys_low_and_sells_high() {
         positions["positions"].as_array().is_some_and(|p| {
             p.iter().any(|p| {
                 p["pair"] == "XBT/USD"
-                    && p["quantity"].as_str().and_then(|q| q.parse::<Decimal>().ok())
+                    && p["quantity"]
+                        .as_str()
+                        .and_then(|q| q.parse::<Decimal>().ok())
                         == Some(Decimal::ZERO)
-                    && p["realised_pnl"].as_str().and_then(|q| q.parse::<Decimal>().ok())
+                    && p["realised_pnl"]
+                        .as_str()
+                        .and_then(|q| q.parse::<Decimal>().ok())
                         > Some(Decimal::from(49))
             })
         })
     })
     .await;
     // Two trades; after the sell, holding nothing at 60000 is a skip again.
-    assert_eq!(bot_events(&app, bot_id, "bot.trade.executed").await.len(), 2);
+    assert_eq!(
+        bot_events(&app, bot_id, "bot.trade.executed").await.len(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -75,7 +85,10 @@ async fn an_exchange_refusal_is_a_bot_error_alert() {
         .await;
     wait_for_events(&app, bot_id, "bot.error", 1).await;
     let (error_id, error, _) = bot_events(&app, bot_id, "bot.error").await[0].clone();
-    assert_eq!(error["message"], "exchange refused: EOrder:Insufficient funds");
+    assert_eq!(
+        error["message"],
+        "exchange refused: EOrder:Insufficient funds"
+    );
     let mut seen = Vec::new();
     let alert = rabbit
         .wait_for(&rabbit.topology.name(Queue::BotError), 30, &mut seen, |m| {
@@ -86,5 +99,8 @@ async fn an_exchange_refusal_is_a_bot_error_alert() {
     assert_eq!(alert.json()["user_id"], user.id.to_string());
     wait_for_state(&app, &user, bot_id, "running").await;
     let status = get(&app, &format!("/api/v1/bot/{bot_id}/status"), &user).await;
-    assert_eq!(status["last_error"], "exchange refused: EOrder:Insufficient funds");
+    assert_eq!(
+        status["last_error"],
+        "exchange refused: EOrder:Insufficient funds"
+    );
 }
