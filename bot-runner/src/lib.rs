@@ -2,6 +2,8 @@
 //! per running bot, and records what happened on the Bot aggregate; and
 //! the exchanges it trades through.
 //!
+//! - [`supervisor`]: the runner role, active/standby behind a PostgreSQL
+//!   advisory lock ([`spawn_runner`] starts it).
 //! - [`consumer`]: the `bot.start`, `bot.stop` and `bot.trigger_trade`
 //!   consumers. A message is acknowledged only after the command it leads
 //!   to is stored; a duplicate has one effect (decided from the bot's
@@ -22,6 +24,7 @@ pub mod consumer;
 pub mod kraken;
 pub mod resilience;
 pub mod strategy;
+pub mod supervisor;
 pub mod trader;
 
-pub use consumer::{spawn_runner, RunnerSettings};
+pub use supervisor::{spawn_runner, RunnerSettings};
