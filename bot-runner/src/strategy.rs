@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use domain::Strategy;
 use rust_decimal::{Decimal, RoundingStrategy};
 
@@ -79,6 +80,24 @@ pub fn interval(strategy: &Strategy, tick: Duration) -> Duration {
     match strategy {
         Strategy::Dca { interval_secs, .. } => Duration::from_secs(*interval_secs),
         Strategy::Threshold { .. } => tick,
+    }
+}
+
+/// How long the loop waits before it trades: a DCA bot buys an interval
+/// after its last scheduled fill (at once if it has none, or the interval
+/// has passed), so restarting the runner never buys early; a threshold bot
+/// looks at every tick.
+pub fn wait_before_trading(
+    strategy: &Strategy,
+    last_scheduled_fill_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Duration {
+    match (strategy, last_scheduled_fill_at) {
+        (Strategy::Dca { interval_secs, .. }, Some(last)) => {
+            let due = last + chrono::Duration::seconds(*interval_secs as i64);
+            (due - now).to_std().unwrap_or(Duration::ZERO)
+        }
+        _ => Duration::ZERO,
     }
 }
 
@@ -179,6 +198,35 @@ mod tests {
             decide(&threshold(), Decimal::ZERO, Decimal::ZERO),
             Decision::Skip { .. }
         ));
+    }
+
+    #[test]
+    fn dca_waits_its_interval_after_the_last_scheduled_fill() {
+        let dca = Strategy::Dca {
+            quote_amount: dec("1"),
+            interval_secs: 60,
+        };
+        let last = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let at = |secs| last + chrono::Duration::seconds(secs);
+        assert_eq!(wait_before_trading(&dca, None, at(5)), Duration::ZERO);
+        assert_eq!(
+            wait_before_trading(&dca, Some(last), at(20)),
+            Duration::from_secs(40)
+        );
+        assert_eq!(
+            wait_before_trading(&dca, Some(last), at(60)),
+            Duration::ZERO
+        );
+        assert_eq!(
+            wait_before_trading(&dca, Some(last), at(3600)),
+            Duration::ZERO
+        );
+        assert_eq!(
+            wait_before_trading(&threshold(), Some(last), at(1)),
+            Duration::ZERO
+        );
     }
 
     #[test]

@@ -99,7 +99,8 @@ async fn supervise(
     }
 }
 
-fn runner_lock_key(queue_prefix: &str) -> i64 {
+/// The advisory lock key of the runner on `queue_prefix`.
+pub fn runner_lock_key(queue_prefix: &str) -> i64 {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(format!("muckard.bot_runner.{queue_prefix}").as_bytes());
     i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))

@@ -3,7 +3,8 @@
 //!
 //! A loop reads the bot from the event store on every tick and ends as
 //! soon as the bot is no longer running, so a stop recorded anywhere ends
-//! it. Each tick: price from the exchange → the strategy decides → a market
+//! it. A DCA bot buys an interval after its last scheduled fill, so a
+//! resumed loop does not buy early. Each tick: price from the exchange → the strategy decides → a market
 //! order through the [`Exchange`] → the fill recorded as
 //! `bot.trade.executed`, or `bot.trade.skipped` with the reason, or
 //! `bot.error`. A loop records a skip or an error only when its reason
@@ -26,7 +27,7 @@ use domain::{Actor, Side};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::strategy::{decide, interval, Decision};
+use crate::strategy::{decide, interval, wait_before_trading, Decision};
 
 /// How long an order may take to close before the trade is reported as an
 /// error.
@@ -143,12 +144,21 @@ impl Trader {
             let pause = match self.commands.load::<Bot>(&bot_id.to_string()).await {
                 Ok((bot, _)) if bot.state != BotState::Running => break,
                 Ok((bot, _)) => {
-                    if let Err(error) = self.trade(bot_id, &bot, None, &mut last_note).await {
-                        tracing::warn!(%bot_id, error = %error, "trading tick failed");
+                    let Some(strategy) = bot.strategy.clone() else {
+                        break;
+                    };
+                    let wait =
+                        wait_before_trading(&strategy, bot.last_scheduled_fill_at, Utc::now());
+                    if wait.is_zero() {
+                        if let Err(error) = self.trade(bot_id, &bot, None, &mut last_note).await {
+                            tracing::warn!(%bot_id, error = %error, "trading tick failed");
+                        }
+                        interval(&strategy, self.tick)
+                    } else {
+                        // Not due yet (a DCA bot resumed within its
+                        // interval): look again when it is.
+                        wait.min(interval(&strategy, self.tick))
                     }
-                    bot.strategy
-                        .as_ref()
-                        .map_or(self.tick, |strategy| interval(strategy, self.tick))
                 }
                 Err(error) => {
                     tracing::warn!(%bot_id, error = %error, "cannot load the bot");

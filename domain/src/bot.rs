@@ -212,6 +212,9 @@ pub struct Bot {
     /// The base quantity the bot's fills add up to (buys minus sells),
     /// which the threshold strategy sells.
     pub holding: Decimal,
+    /// When the trading loop's last fill (not a manual trigger's) executed:
+    /// a DCA bot's next buy is due an interval after it.
+    pub last_scheduled_fill_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Clone)]
@@ -503,6 +506,10 @@ impl Aggregate for Bot {
                 match fill.side {
                     Side::Buy => self.holding += fill.quantity,
                     Side::Sell => self.holding -= fill.quantity,
+                }
+                if fill.trigger_id.is_none() {
+                    self.last_scheduled_fill_at =
+                        self.last_scheduled_fill_at.max(Some(fill.executed_at));
                 }
                 self.recent_order_ids.push_back(fill.order_id);
                 while self.recent_order_ids.len() > REMEMBERED_ORDER_IDS {

@@ -607,3 +607,17 @@ fn fills_add_up_to_the_holding() {
     let bot: Bot = state_after(given);
     assert_eq!(bot.holding, dec("0.15"));
 }
+
+#[test]
+fn the_loops_last_fill_is_remembered_for_the_dca_schedule() {
+    let mut given = history(Running);
+    // A manual trigger's fill does not move the schedule.
+    given.push(executed(fill("O-1", "1", "100", "0")));
+    let bot: Bot = state_after(given.clone());
+    assert_eq!(bot.last_scheduled_fill_at, None);
+    let mut scheduled = fill("O-2", "1", "100", "0");
+    scheduled.trigger_id = None;
+    given.push(executed(scheduled));
+    let bot: Bot = state_after(given);
+    assert_eq!(bot.last_scheduled_fill_at, Some(at_plus(15)));
+}
