@@ -97,10 +97,11 @@ async fn an_exchange_refusal_is_a_bot_error_alert() {
         .await;
     assert_eq!(*alert.properties.priority(), Some(9));
     assert_eq!(alert.json()["user_id"], user.id.to_string());
+    // The bot keeps running; its status shows the error.
     wait_for_state(&app, &user, bot_id, "running").await;
-    let status = get(&app, &format!("/api/v1/bot/{bot_id}/status"), &user).await;
-    assert_eq!(
-        status["last_error"],
-        "exchange refused: EOrder:Insufficient funds"
-    );
+    app.eventually(30, "the error in the bot's status", || async {
+        let status = get(&app, &format!("/api/v1/bot/{bot_id}/status"), &user).await;
+        status["last_error"] == "exchange refused: EOrder:Insufficient funds"
+    })
+    .await;
 }
