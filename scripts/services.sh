@@ -81,4 +81,24 @@ ensure_kafka() {
     --storage-engine "memory://tansu/" \
     >"$state/tansu.log" 2>&1 </dev/null &
   wait_for 60 "tansu on $host:$port" port_open "$host" "$port"
+
+rabbitmq_answers() {
+  local host=${RABBITMQ_HOST_CHECK:-127.0.0.1} port=${RABBITMQ_PORT_CHECK:-5672}
+  (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null
+}
+
+ensure_rabbitmq() {
+  if rabbitmq_answers; then
+    return 0
+  fi
+  echo "services: RabbitMQ is not answering; starting it" >&2
+  if command -v rabbitmqctl >/dev/null && rabbitmqctl -q status >/dev/null 2>&1; then
+    # The node runs but its application was stopped.
+    rabbitmqctl -q start_app || true
+  elif [ -x /etc/init.d/rabbitmq-server ]; then
+    /etc/init.d/rabbitmq-server start || true
+  elif command -v rabbitmq-server >/dev/null; then
+    rabbitmq-server -detached || true
+  fi
+  wait_for 120 "RabbitMQ" rabbitmq_answers
 }

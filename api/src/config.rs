@@ -59,6 +59,28 @@ pub struct Settings {
     pub query_wait_max: std::time::Duration,
     /// The Kafka mirror's broker, topics and producer settings.
     pub kafka: kafka_mirror::KafkaSettings,
+    /// RabbitMQ (`RABBITMQ_URL`, vhost included) and the prefix of every
+    /// queue name (`RABBITMQ_QUEUE_PREFIX`).
+    pub rabbitmq_url: Secret<String>,
+    pub rabbitmq_queue_prefix: String,
+    /// The exchange bots trade on and keys are tested against (`EXCHANGE`).
+    pub exchange: ExchangeKind,
+    pub kraken_api_url: String,
+    /// The deadline of one exchange call (`EXCHANGE_TIMEOUT_MS`).
+    pub exchange_timeout: std::time::Duration,
+    /// The paper exchange's price-feed seed (`PAPER_SEED`).
+    pub paper_seed: u64,
+    /// How often a threshold bot looks at the price (`RUNNER_TICK_MS`).
+    pub runner_tick: std::time::Duration,
+}
+
+/// Which exchange the service trades on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExchangeKind {
+    /// The deterministic simulated exchange (the default).
+    Paper,
+    /// Kraken's REST API at `KRAKEN_API_URL`.
+    Kraken,
 }
 
 /// Which parts of the service a process runs. Every role can run alone, so
@@ -68,6 +90,10 @@ pub struct Roles {
     pub api: bool,
     pub projector: bool,
     pub kafka_mirror: bool,
+    /// The RabbitMQ publisher subscriber.
+    pub publisher: bool,
+    /// The bot runner (command consumers and trading loops).
+    pub runner: bool,
 }
 
 impl Roles {
@@ -75,10 +101,12 @@ impl Roles {
         api: true,
         projector: true,
         kafka_mirror: true,
+        publisher: true,
+        runner: true,
     };
 
     /// The role names, as `--roles` and `MUCKARD_ROLES` take them.
-    pub const NAMES: &'static str = "api, projector, kafka-mirror or all";
+    pub const NAMES: &'static str = "api, projector, kafka-mirror, publisher, runner or all";
 
     /// Parses a comma-separated list such as `api,projector` or `all`.
     pub fn parse(text: &str) -> Result<Roles, String> {
@@ -86,6 +114,8 @@ impl Roles {
             api: false,
             projector: false,
             kafka_mirror: false,
+            publisher: false,
+            runner: false,
         };
         for role in text.split(',').map(str::trim).filter(|r| !r.is_empty()) {
             match role {
@@ -93,15 +123,12 @@ impl Roles {
                 "api" => roles.api = true,
                 "projector" => roles.projector = true,
                 "kafka-mirror" => roles.kafka_mirror = true,
+                "publisher" => roles.publisher = true,
+                "runner" => roles.runner = true,
                 other => return Err(format!("unknown role {other}; expected {}", Roles::NAMES)),
             }
         }
-        if roles
-            == (Roles {
-                api: false,
-                projector: false,
-                kafka_mirror: false,
-            })
+        if !roles.api && !roles.projector && !roles.kafka_mirror && !roles.publisher && !roles.runner
         {
             return Err("no role given".to_string());
         }
@@ -173,6 +200,16 @@ impl Settings {
                 name: "MUCKARD_ROLES",
                 reason,
             })?;
+        let exchange = match get("EXCHANGE").as_deref() {
+            None | Some("paper") => ExchangeKind::Paper,
+            Some("kraken") => ExchangeKind::Kraken,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "EXCHANGE",
+                    reason: format!("expected paper or kraken, got {other}"),
+                })
+            }
+        };
         let (jwt_secret, encryption_key) = keys(&get, environment)?;
         Ok(Settings {
             environment,
@@ -206,6 +243,19 @@ impl Settings {
                     reason: e.reason,
                 }
             })?,
+            rabbitmq_url: Secret::new(
+                get("RABBITMQ_URL")
+                    .unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string()),
+            ),
+            rabbitmq_queue_prefix: get("RABBITMQ_QUEUE_PREFIX").unwrap_or_default(),
+            exchange,
+            kraken_api_url: get("KRAKEN_API_URL")
+                .unwrap_or_else(|| "https://api.kraken.com".to_string()),
+            exchange_timeout: std::time::Duration::from_millis(
+                parse("EXCHANGE_TIMEOUT_MS", "10000")?.max(1),
+            ),
+            paper_seed: parse("PAPER_SEED", "42")?,
+            runner_tick: std::time::Duration::from_millis(parse("RUNNER_TICK_MS", "5000")?.max(10)),
         })
     }
 }
@@ -310,4 +360,54 @@ fn write_private(path: &PathBuf, text: &str) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn write_private(path: &PathBuf, text: &str) -> std::io::Result<()> {
     std::fs::write(path, text)
+}
+
+#[cfg(test)]
+mod messaging_settings_tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let mut env: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        env.insert("JWT_SECRET".into(), "x".repeat(32));
+        env.insert("SECRETS_ENCRYPTION_KEY".into(), "ab".repeat(32));
+        Settings::from_lookup(|name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn roles_include_the_publisher_and_the_runner() {
+        assert_eq!(Roles::parse("all"), Ok(Roles::ALL));
+        let some = Roles::parse("publisher, runner").unwrap();
+        assert!(some.publisher && some.runner && !some.api && !some.projector);
+        assert!(Roles::parse("rabbit")
+            .unwrap_err()
+            .contains("publisher, runner"));
+    }
+
+    #[test]
+    fn rabbitmq_and_exchange_settings_have_defaults_and_are_checked() {
+        let defaults = settings(&[]).unwrap();
+        assert_eq!(
+            defaults.rabbitmq_url.expose(),
+            "amqp://guest:guest@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(defaults.rabbitmq_queue_prefix, "");
+        assert_eq!(defaults.exchange, ExchangeKind::Paper);
+        let kraken = settings(&[
+            ("EXCHANGE", "kraken"),
+            ("KRAKEN_API_URL", "http://127.0.0.1:9"),
+            ("RABBITMQ_QUEUE_PREFIX", "staging."),
+        ])
+        .unwrap();
+        assert_eq!(kraken.exchange, ExchangeKind::Kraken);
+        assert_eq!(kraken.kraken_api_url, "http://127.0.0.1:9");
+        assert_eq!(kraken.rabbitmq_queue_prefix, "staging.");
+        let wrong = settings(&[("EXCHANGE", "binance")]).unwrap_err();
+        assert_eq!(
+            wrong.to_string(),
+            "EXCHANGE: expected paper or kraken, got binance"
+        );
+    }
 }

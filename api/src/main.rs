@@ -3,10 +3,8 @@
 use anyhow::Context;
 use api::config::Settings;
 use clap::{Parser, Subcommand};
-use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-use command_side::exchange::PaperExchange;
 use command_side::CommandMetadata;
 use domain::{Actor, Role};
 
@@ -26,7 +24,8 @@ enum Command {
     /// Prepare the database and run the service's roles (the default:
     /// all of them in this process).
     Serve {
-        /// Comma-separated roles to run: api, projector, kafka-mirror, or all. Overrides
+        /// Comma-separated roles to run: api, projector, kafka-mirror,
+        /// publisher, runner, or all. Overrides
         /// MUCKARD_ROLES.
         #[arg(long)]
         roles: Option<String>,
@@ -74,13 +73,16 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let pool = api::state::prepare_database(&settings)
         .await
         .context("preparing the database")?;
-    let state = api::state::build_state(settings, pool, Arc::new(PaperExchange::new()))?;
+    let exchange = api::state::exchange_from_settings(&settings)?;
+    let state = api::state::build_state(settings, pool, exchange)?;
     let shutdown = CancellationToken::new();
     let workers = api::state::start_workers(&state, shutdown.clone());
     tracing::info!(
         api = roles.api,
         projector = roles.projector,
         kafka_mirror = roles.kafka_mirror,
+        publisher = roles.publisher,
+        runner = roles.runner,
         "roles started"
     );
     if roles.api {
@@ -112,7 +114,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 async fn grant_role(settings: Settings, email: &str, role: &str) -> anyhow::Result<()> {
     let role = Role::parse(role).context("role must be user, admin or auditor")?;
     let pool = api::state::prepare_database(&settings).await?;
-    let state = api::state::build_state(settings, pool, Arc::new(PaperExchange::new()))?;
+    let exchange = api::state::exchange_from_settings(&settings)?;
+    let state = api::state::build_state(settings, pool, exchange)?;
     let metadata =
         CommandMetadata::new("cli", Some(Actor::System)).with_command_type("user.assign_role");
     let (user_id, position) = api::operator::grant_role(&state, email, role, &metadata).await?;

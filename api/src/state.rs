@@ -23,8 +23,10 @@ impl AppState {
     }
 }
 
-/// Starts the background roles `settings.roles` asks for (the projectors,
-/// the Kafka mirror); they stop when `shutdown` is cancelled.
+/// Starts the workers of the roles `settings.roles` asks for (projector,
+/// kafka-mirror, publisher, runner); they stop when `shutdown` is
+/// cancelled. None of them waits for a broker: they connect in the
+/// background.
 pub fn start_workers(
     state: &AppState,
     shutdown: tokio_util::sync::CancellationToken,
@@ -46,11 +48,78 @@ pub fn start_workers(
         workers.push(kafka_mirror::spawn_mirror(
             state.pool().clone(),
             state.settings.kafka.clone(),
+            subscriber_settings.clone(),
+            shutdown.clone(),
+        ));
+    }
+    workers.extend(start_messaging_workers(
+        state,
+        subscriber_settings,
+        shutdown,
+    ));
+    workers
+}
+
+/// The RabbitMQ settings of this service.
+pub fn rabbit_settings(settings: &Settings) -> messaging::RabbitSettings {
+    messaging::RabbitSettings::new(
+        settings.rabbitmq_url.expose().clone(),
+        settings.rabbitmq_queue_prefix.clone(),
+    )
+}
+
+/// The publisher and runner roles.
+fn start_messaging_workers(
+    state: &AppState,
+    subscriber_settings: projections::SubscriberSettings,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let roles = state.settings.roles;
+    let mut workers = Vec::new();
+    if roles.publisher {
+        workers.push(messaging::publisher::spawn_publisher(
+            state.commands.pool.clone(),
+            rabbit_settings(&state.settings),
             subscriber_settings,
+            shutdown.clone(),
+        ));
+    }
+    if roles.runner {
+        workers.extend(bot_runner::spawn_runner(
+            state.commands.clone(),
+            state.commands.settings.exchange.clone(),
+            rabbit_settings(&state.settings),
+            bot_runner::RunnerSettings {
+                tick: state.settings.runner_tick,
+                ..bot_runner::RunnerSettings::default()
+            },
             shutdown,
         ));
     }
     workers
+}
+
+/// The exchange `settings` names, with timeouts, retries and a circuit
+/// breaker around every call.
+pub fn exchange_from_settings(settings: &Settings) -> anyhow::Result<Arc<dyn Exchange>> {
+    use bot_runner::resilience::{CallPolicy, ResilientExchange};
+    let policy = CallPolicy {
+        timeout: settings.exchange_timeout,
+        ..CallPolicy::default()
+    };
+    Ok(match settings.exchange {
+        crate::config::ExchangeKind::Paper => Arc::new(ResilientExchange::new(
+            command_side::exchange::PaperExchange::with_seed(settings.paper_seed),
+            policy,
+        )),
+        crate::config::ExchangeKind::Kraken => Arc::new(ResilientExchange::new(
+            bot_runner::kraken::KrakenExchange::new(
+                &settings.kraken_api_url,
+                settings.exchange_timeout,
+            )?,
+            policy,
+        )),
+    })
 }
 
 /// Creates the database if it is missing, applies the migrations and

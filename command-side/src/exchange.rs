@@ -1,9 +1,16 @@
 //! The `Exchange` trait every exchange adapter implements, and the
 //! deterministic paper exchange that is the default.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Mutex, PoisonError};
+
 use async_trait::async_trait;
 use base64::Engine;
+use chrono::{DateTime, Utc};
 use domain::services::{KeyPermission, KeyVerification};
+use domain::{Pair, Side};
+use rust_decimal::{Decimal, RoundingStrategy};
+use uuid::Uuid;
 
 use crate::crypto::SecretString;
 
@@ -14,14 +21,62 @@ pub struct ApiCredentials {
     pub api_secret: SecretString,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExchangeError {
+    /// The exchange could not be reached or answered with a transient
+    /// failure; the call may succeed later.
     #[error("exchange unavailable: {0}")]
     Unavailable(String),
+    /// The exchange answered and refused (e.g. `EOrder:Insufficient funds`).
+    #[error("exchange refused: {0}")]
+    Rejected(String),
 }
 
-/// What the platform asks of an exchange. The bot runner's market calls
-/// (ticker, orders, balances) join this trait with the Kraken adapter.
+/// The latest price of a pair, in the quote currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticker {
+    pub pair: Pair,
+    pub last: Decimal,
+}
+
+/// A market order. `client_order_id` makes placing it idempotent: the same
+/// id placed twice is one order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRequest {
+    pub pair: Pair,
+    pub side: Side,
+    /// In the base currency.
+    pub quantity: Decimal,
+    pub client_order_id: Uuid,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderStatus {
+    Pending,
+    Open,
+    Closed,
+    Canceled,
+    Expired,
+}
+
+/// An order as the exchange reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderState {
+    pub order_id: String,
+    pub status: OrderStatus,
+    pub executed_quantity: Decimal,
+    /// The average fill price; zero while nothing executed.
+    pub average_price: Decimal,
+    /// In the quote currency.
+    pub fee: Decimal,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+/// Asset code (`USD`, `XBT`) to available amount.
+pub type Balances = BTreeMap<String, Decimal>;
+
+/// What the platform asks of an exchange: the key test, and the bot
+/// runner's market calls.
 #[async_trait]
 pub trait Exchange: Send + Sync {
     fn name(&self) -> &'static str;
@@ -31,6 +86,26 @@ pub trait Exchange: Send + Sync {
         &self,
         credentials: &ApiCredentials,
     ) -> Result<KeyVerification, ExchangeError>;
+
+    /// The latest price of `pair` (public).
+    async fn ticker(&self, pair: &Pair) -> Result<Ticker, ExchangeError>;
+
+    /// The account's balances.
+    async fn balances(&self, credentials: &ApiCredentials) -> Result<Balances, ExchangeError>;
+
+    /// Places a market order and returns the exchange's order id.
+    async fn place_order(
+        &self,
+        credentials: &ApiCredentials,
+        order: &OrderRequest,
+    ) -> Result<String, ExchangeError>;
+
+    /// The state of an order placed with these credentials.
+    async fn query_order(
+        &self,
+        credentials: &ApiCredentials,
+        order_id: &str,
+    ) -> Result<OrderState, ExchangeError>;
 }
 
 /// A simulated exchange with fixed, documented rules, so that every outcome
@@ -42,9 +117,44 @@ pub trait Exchange: Send + Sync {
 /// - an API key containing `withdraw` holds the withdraw permission, as a
 ///   Kraken key created with "Withdraw Funds" ticked would;
 /// - every other key may query funds, query orders and trade.
-#[derive(Debug, Default)]
+///
+/// The market, in memory (it starts afresh with the process):
+/// - prices follow a random walk seeded by [`PaperExchange::with_seed`]:
+///   each ticker read of a pair moves its price by -1 % to +1 % in whole
+///   basis points, from 60000 for XBT, 3000 for ETH and 100 otherwise,
+///   rounded to cents; [`PaperExchange::set_price`] pins a price;
+/// - a market order fills at once, whole, at the price of the last ticker
+///   read (it does not move the price); the fee is
+///   0.26 % of the cost (Kraken's base taker fee), in the quote currency;
+/// - an account starts with 100000 USD and 100000 EUR and nothing else;
+///   a buy needs cost plus fee in the quote currency, a sell the quantity
+///   in the base currency, otherwise `EOrder:Insufficient funds`;
+/// - an order's id derives from its client order id, so placing the same
+///   client order id twice is one order.
+#[derive(Debug)]
 pub struct PaperExchange {
-    revoked: std::sync::Mutex<std::collections::HashSet<String>>,
+    revoked: Mutex<HashSet<String>>,
+    market: Mutex<PaperMarket>,
+}
+
+/// The fee rate of the paper exchange: 0.26 %.
+pub const PAPER_FEE_RATE: Decimal = Decimal::from_parts(26, 0, 0, false, 4);
+
+#[derive(Debug)]
+struct PaperMarket {
+    seed: u64,
+    /// Price and random state per pair, and whether the price is pinned.
+    feeds: HashMap<Pair, (Decimal, u64, bool)>,
+    /// Per API key, per asset.
+    accounts: HashMap<String, HashMap<String, Decimal>>,
+    /// Per API key, per order id.
+    orders: HashMap<(String, String), OrderState>,
+}
+
+impl Default for PaperExchange {
+    fn default() -> Self {
+        Self::with_seed(42)
+    }
 }
 
 impl PaperExchange {
@@ -52,20 +162,165 @@ impl PaperExchange {
         Self::default()
     }
 
+    /// A paper exchange whose price feeds follow `seed`.
+    pub fn with_seed(seed: u64) -> Self {
+        Self {
+            revoked: Mutex::default(),
+            market: Mutex::new(PaperMarket {
+                seed,
+                feeds: HashMap::new(),
+                accounts: HashMap::new(),
+                orders: HashMap::new(),
+            }),
+        }
+    }
+
     /// Revokes an API key on the simulated exchange.
     pub fn revoke_key(&self, api_key: &str) {
         self.revoked
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .insert(api_key.to_string());
+    }
+
+    /// Pins the price of `pair` (a ticker read no longer moves it), or
+    /// releases it to walk on from there with `None`.
+    pub fn set_price(&self, pair: &Pair, price: Option<Decimal>) {
+        let mut market = self.market();
+        let seed = market.seed;
+        let feed = market
+            .feeds
+            .entry(pair.clone())
+            .or_insert_with(|| initial_feed(seed, pair));
+        match price {
+            Some(price) => *feed = (price, feed.1, true),
+            None => feed.2 = false,
+        }
     }
 
     fn is_revoked(&self, api_key: &str) -> bool {
         self.revoked
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .contains(api_key)
     }
+
+    fn market(&self) -> std::sync::MutexGuard<'_, PaperMarket> {
+        self.market.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn check_key(&self, credentials: &ApiCredentials) -> Result<String, ExchangeError> {
+        let api_key = credentials.api_key.expose();
+        if self.is_revoked(api_key) {
+            return Err(ExchangeError::Rejected("EAPI:Invalid key".to_string()));
+        }
+        Ok(api_key.to_string())
+    }
+}
+
+fn initial_feed(seed: u64, pair: &Pair) -> (Decimal, u64, bool) {
+    let base = pair.as_str().split('/').next().unwrap_or_default();
+    let price = match base {
+        "XBT" | "BTC" => Decimal::from(60_000),
+        "ETH" => Decimal::from(3_000),
+        _ => Decimal::from(100),
+    };
+    // FNV-1a of the pair mixed with the seed: each pair walks on its own.
+    let mut state = 0xcbf2_9ce4_8422_2325u64 ^ seed;
+    for byte in pair.as_str().bytes() {
+        state = (state ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (price, state.max(1), false)
+}
+
+fn xorshift(mut state: u64) -> u64 {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    state
+}
+
+impl PaperMarket {
+    /// The price now, without moving it.
+    fn current(&mut self, pair: &Pair) -> Decimal {
+        let seed = self.seed;
+        self.feeds
+            .entry(pair.clone())
+            .or_insert_with(|| initial_feed(seed, pair))
+            .0
+    }
+
+    fn tick(&mut self, pair: &Pair) -> Decimal {
+        let seed = self.seed;
+        let (price, state, pinned) = self
+            .feeds
+            .entry(pair.clone())
+            .or_insert_with(|| initial_feed(seed, pair));
+        if !*pinned {
+            *state = xorshift(*state);
+            let step_bps = Decimal::from((*state % 201) as i64 - 100);
+            let moved = *price * (Decimal::from(10_000) + step_bps) / Decimal::from(10_000);
+            *price = moved.round_dp(2).max(Decimal::new(1, 2));
+        }
+        *price
+    }
+
+    fn account(&mut self, api_key: &str) -> &mut HashMap<String, Decimal> {
+        self.accounts.entry(api_key.to_string()).or_insert_with(|| {
+            HashMap::from([
+                ("USD".to_string(), Decimal::from(100_000)),
+                ("EUR".to_string(), Decimal::from(100_000)),
+            ])
+        })
+    }
+
+    fn fill(&mut self, api_key: &str, order: &OrderRequest) -> Result<OrderState, ExchangeError> {
+        let (base, quote) = order
+            .pair
+            .as_str()
+            .split_once('/')
+            .ok_or_else(|| ExchangeError::Rejected("EQuery:Unknown asset pair".to_string()))?;
+        if order.quantity <= Decimal::ZERO {
+            return Err(ExchangeError::Rejected(
+                "EGeneral:Invalid arguments:volume".to_string(),
+            ));
+        }
+        let price = self.current(&order.pair);
+        let cost =
+            (order.quantity * price).round_dp_with_strategy(8, RoundingStrategy::AwayFromZero);
+        let fee = (cost * PAPER_FEE_RATE).round_dp_with_strategy(8, RoundingStrategy::AwayFromZero);
+        let account = self.account(api_key);
+        let holding = |asset: &str, account: &HashMap<String, Decimal>| {
+            account.get(asset).copied().unwrap_or_default()
+        };
+        let (spend_asset, spend, receive_asset, receive) = match order.side {
+            Side::Buy => (quote, cost + fee, base, order.quantity),
+            Side::Sell => (base, order.quantity, quote, cost - fee),
+        };
+        if holding(spend_asset, account) < spend {
+            return Err(ExchangeError::Rejected(
+                "EOrder:Insufficient funds".to_string(),
+            ));
+        }
+        *account.entry(spend_asset.to_string()).or_default() -= spend;
+        *account.entry(receive_asset.to_string()).or_default() += receive;
+        Ok(OrderState {
+            order_id: paper_order_id(order.client_order_id),
+            status: OrderStatus::Closed,
+            executed_quantity: order.quantity,
+            average_price: price,
+            fee,
+            closed_at: Some(Utc::now()),
+        })
+    }
+}
+
+/// A Kraken-shaped order id (`PXXXXX-XXXXX-XXXXXX`) derived from the
+/// client order id (a digest, so any two ids differ in it).
+fn paper_order_id(client_order_id: Uuid) -> String {
+    use sha2::{Digest, Sha256};
+    let hex = hex::encode_upper(Sha256::digest(client_order_id.as_bytes()));
+    format!("P{}-{}-{}", &hex[..5], &hex[5..10], &hex[10..16])
 }
 
 #[async_trait]
@@ -100,5 +355,128 @@ impl Exchange for PaperExchange {
             permissions.push(KeyPermission::Withdraw);
         }
         Ok(KeyVerification::Accepted { permissions })
+    }
+
+    async fn ticker(&self, pair: &Pair) -> Result<Ticker, ExchangeError> {
+        let last = self.market().tick(pair);
+        Ok(Ticker {
+            pair: pair.clone(),
+            last,
+        })
+    }
+
+    async fn balances(&self, credentials: &ApiCredentials) -> Result<Balances, ExchangeError> {
+        let api_key = self.check_key(credentials)?;
+        let mut market = self.market();
+        Ok(market
+            .account(&api_key)
+            .iter()
+            .map(|(asset, amount)| (asset.clone(), *amount))
+            .collect())
+    }
+
+    async fn place_order(
+        &self,
+        credentials: &ApiCredentials,
+        order: &OrderRequest,
+    ) -> Result<String, ExchangeError> {
+        let api_key = self.check_key(credentials)?;
+        let order_id = paper_order_id(order.client_order_id);
+        let mut market = self.market();
+        if market
+            .orders
+            .contains_key(&(api_key.clone(), order_id.clone()))
+        {
+            return Ok(order_id);
+        }
+        let filled = market.fill(&api_key, order)?;
+        market.orders.insert((api_key, order_id.clone()), filled);
+        Ok(order_id)
+    }
+
+    async fn query_order(
+        &self,
+        credentials: &ApiCredentials,
+        order_id: &str,
+    ) -> Result<OrderState, ExchangeError> {
+        let api_key = self.check_key(credentials)?;
+        self.market()
+            .orders
+            .get(&(api_key, order_id.to_string()))
+            .cloned()
+            .ok_or_else(|| ExchangeError::Rejected("EOrder:Unknown order".to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn credentials(api_key: &str) -> ApiCredentials {
+        ApiCredentials {
+            api_key: SecretString::new(api_key),
+            api_secret: SecretString::new("c2VjcmV0"),
+        }
+    }
+
+    fn xbt() -> Pair {
+        Pair::parse("XBT/USD").unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_same_seed_gives_the_same_prices() {
+        let (one, two, other) = (
+            PaperExchange::with_seed(7),
+            PaperExchange::with_seed(7),
+            PaperExchange::with_seed(8),
+        );
+        let mut walks = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..50 {
+            walks.0.push(one.ticker(&xbt()).await.unwrap().last);
+            walks.1.push(two.ticker(&xbt()).await.unwrap().last);
+            walks.2.push(other.ticker(&xbt()).await.unwrap().last);
+        }
+        assert_eq!(walks.0, walks.1);
+        assert_ne!(walks.0, walks.2);
+        assert!(walks.0.windows(2).any(|w| w[0] != w[1]), "the price moves");
+        for (before, after) in walks.0.iter().zip(walks.0.iter().skip(1)) {
+            let change = ((*after - *before) / *before).abs();
+            assert!(change <= Decimal::new(101, 4), "{before} -> {after}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_market_order_fills_with_the_fee_and_moves_balances() {
+        let exchange = PaperExchange::new();
+        exchange.set_price(&xbt(), Some(Decimal::from(50_000)));
+        let key = credentials("paper-key");
+        let order = OrderRequest {
+            pair: xbt(),
+            side: Side::Buy,
+            quantity: Decimal::new(1, 1),
+            client_order_id: Uuid::from_u128(1),
+        };
+        let order_id = exchange.place_order(&key, &order).await.unwrap();
+        // Placing the same client order id again is the same order.
+        assert_eq!(exchange.place_order(&key, &order).await.unwrap(), order_id);
+        let state = exchange.query_order(&key, &order_id).await.unwrap();
+        assert_eq!(state.status, OrderStatus::Closed);
+        assert_eq!(state.average_price, Decimal::from(50_000));
+        assert_eq!(state.fee, Decimal::from(13));
+        let balances = exchange.balances(&key).await.unwrap();
+        assert_eq!(balances["USD"], Decimal::from(100_000 - 5_000 - 13));
+        assert_eq!(balances["XBT"], Decimal::new(1, 1));
+        let too_much = OrderRequest {
+            side: Side::Sell,
+            quantity: Decimal::ONE,
+            client_order_id: Uuid::from_u128(2),
+            ..order
+        };
+        assert_eq!(
+            exchange.place_order(&key, &too_much).await,
+            Err(ExchangeError::Rejected(
+                "EOrder:Insufficient funds".to_string()
+            ))
+        );
     }
 }

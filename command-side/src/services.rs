@@ -39,7 +39,12 @@ impl KeyVerifier for StoredKeyVerifier {
         self.exchange
             .verify_credentials(&credentials)
             .await
-            .map_err(|ExchangeError::Unavailable(reason)| DomainError::Unavailable { reason })
+            .or_else(|error| match error {
+                ExchangeError::Unavailable(reason) => Err(DomainError::Unavailable { reason }),
+                // The exchange answered and refused the credential: the
+                // test failed, with the exchange's words as the reason.
+                ExchangeError::Rejected(reason) => Ok(KeyVerification::Rejected { reason }),
+            })
     }
 }
 

@@ -176,7 +176,24 @@ pub enum BotState {
 /// fills; the portfolio ledger keeps the full set.
 const REMEMBERED_ORDER_IDS: usize = 256;
 
+/// How many handled trade triggers a bot remembers, so a redelivered
+/// trigger is not traded twice.
+const REMEMBERED_TRIGGERS: usize = 256;
+
+/// Where a trade trigger stands on a bot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerStatus {
+    /// Requested (`bot.trade_triggered`) and not yet traded or skipped.
+    Pending,
+    /// Already traded or skipped.
+    Handled,
+    /// Never requested on this bot (or handled too long ago to remember).
+    Unknown,
+}
+
+// `serde(default)` keeps snapshots taken before a field existed loadable.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Bot {
     pub bot_id: Option<Uuid>,
     pub owner_id: Option<Uuid>,
@@ -188,6 +205,16 @@ pub struct Bot {
     pub trades_skipped: u64,
     pub errors: u64,
     pub recent_order_ids: VecDeque<String>,
+    /// Triggers requested and not yet traded or skipped.
+    pub pending_triggers: Vec<Uuid>,
+    /// The most recent triggers traded or skipped.
+    pub handled_triggers: VecDeque<Uuid>,
+    /// The base quantity the bot's fills add up to (buys minus sells),
+    /// which the threshold strategy sells.
+    pub holding: Decimal,
+    /// When the trading loop's last fill (not a manual trigger's) executed:
+    /// a DCA bot's next buy is due an interval after it.
+    pub last_scheduled_fill_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Clone)]
@@ -232,6 +259,31 @@ impl Bot {
                 "key_id",
                 "no connected exchange key with this id",
             )),
+        }
+    }
+
+    /// Whether `trigger_id` waits to be traded, was handled, or is unknown.
+    pub fn trigger_status(&self, trigger_id: Uuid) -> TriggerStatus {
+        if self.pending_triggers.contains(&trigger_id) {
+            TriggerStatus::Pending
+        } else if self.handled_triggers.contains(&trigger_id) {
+            TriggerStatus::Handled
+        } else {
+            TriggerStatus::Unknown
+        }
+    }
+
+    fn handle_trigger(&mut self, trigger_id: Option<Uuid>) {
+        let Some(trigger_id) = trigger_id else {
+            return;
+        };
+        self.pending_triggers
+            .retain(|pending| *pending != trigger_id);
+        if !self.handled_triggers.contains(&trigger_id) {
+            self.handled_triggers.push_back(trigger_id);
+        }
+        while self.handled_triggers.len() > REMEMBERED_TRIGGERS {
+            self.handled_triggers.pop_front();
         }
     }
 
@@ -351,6 +403,11 @@ impl Aggregate for Bot {
                 at,
             } => {
                 self.owner_for(&actor)?;
+                if self.trigger_status(trigger_id) != TriggerStatus::Unknown {
+                    // The same trigger sent twice (a redelivered message)
+                    // trades once.
+                    return Ok(());
+                }
                 if self.state != BotState::Running {
                     return Err(self.state_conflict("trigger a trade"));
                 }
@@ -393,6 +450,10 @@ impl Aggregate for Bot {
             } => {
                 actor.ensure_system()?;
                 self.existing_owner()?;
+                if trigger_id.is_some_and(|id| self.trigger_status(id) == TriggerStatus::Handled) {
+                    // A trigger is traded or skipped once.
+                    return Ok(());
+                }
                 BotEvent::TradeSkipped {
                     trigger_id,
                     reason: bounded_text("reason", &reason, 1, 500)?,
@@ -434,15 +495,31 @@ impl Aggregate for Bot {
             BotEvent::BotStarted { .. } => self.state = BotState::Running,
             BotEvent::BotStopRequested { .. } => self.state = BotState::Stopping,
             BotEvent::BotStopped { .. } => self.state = BotState::Stopped,
-            BotEvent::TradeTriggered { .. } => {}
+            BotEvent::TradeTriggered { trigger_id, .. } => {
+                if !self.pending_triggers.contains(&trigger_id) {
+                    self.pending_triggers.push(trigger_id);
+                }
+            }
             BotEvent::TradeExecuted { fill, .. } => {
                 self.trades_executed += 1;
+                self.handle_trigger(fill.trigger_id);
+                match fill.side {
+                    Side::Buy => self.holding += fill.quantity,
+                    Side::Sell => self.holding -= fill.quantity,
+                }
+                if fill.trigger_id.is_none() {
+                    self.last_scheduled_fill_at =
+                        self.last_scheduled_fill_at.max(Some(fill.executed_at));
+                }
                 self.recent_order_ids.push_back(fill.order_id);
                 while self.recent_order_ids.len() > REMEMBERED_ORDER_IDS {
                     self.recent_order_ids.pop_front();
                 }
             }
-            BotEvent::TradeSkipped { .. } => self.trades_skipped += 1,
+            BotEvent::TradeSkipped { trigger_id, .. } => {
+                self.trades_skipped += 1;
+                self.handle_trigger(trigger_id);
+            }
             BotEvent::BotErrored { .. } => self.errors += 1,
         }
     }

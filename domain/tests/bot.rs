@@ -544,3 +544,80 @@ fn every_bot_event_has_its_wire_name_and_round_trips() {
     assert_eq!(json["fill"]["quantity"], "0.00012345");
     assert_eq!(json["fill"]["price"], "64000.10");
 }
+
+// ---- triggers and holdings (the bot runner's duplicate guard) ----
+
+fn triggered() -> BotEvent {
+    BotEvent::TradeTriggered {
+        trigger_id: id(900),
+        requested_by: Some(OWNER),
+        at: at_plus(14),
+    }
+}
+
+#[test]
+fn a_trigger_requested_twice_is_recorded_once() {
+    let mut given = history(Running);
+    given.push(triggered());
+    run(given.clone(), trigger(me())).then_expect_events(vec![]);
+    // Once traded, the same trigger id is still not a new trigger.
+    given.push(executed(fill("O-1", "1", "100", "0")));
+    run(given, trigger(me())).then_expect_events(vec![]);
+}
+
+#[test]
+fn a_trigger_is_pending_until_traded_or_skipped() {
+    use domain::bot::TriggerStatus;
+    let mut given = history(Running);
+    let bot: Bot = state_after(given.clone());
+    assert_eq!(bot.trigger_status(id(900)), TriggerStatus::Unknown);
+    given.push(triggered());
+    let bot: Bot = state_after(given.clone());
+    assert_eq!(bot.trigger_status(id(900)), TriggerStatus::Pending);
+    let mut traded = given.clone();
+    traded.push(executed(fill("O-1", "1", "100", "0")));
+    let bot: Bot = state_after(traded);
+    assert_eq!(bot.trigger_status(id(900)), TriggerStatus::Handled);
+    given.push(BotEvent::TradeSkipped {
+        trigger_id: Some(id(900)),
+        reason: "price above threshold".to_string(),
+        at: at_plus(16),
+    });
+    let bot: Bot = state_after(given);
+    assert_eq!(bot.trigger_status(id(900)), TriggerStatus::Handled);
+    assert!(bot.pending_triggers.is_empty());
+}
+
+#[test]
+fn a_handled_trigger_is_not_skipped_again() {
+    let mut given = history(Running);
+    given.push(triggered());
+    given.push(executed(fill("O-1", "1", "100", "0")));
+    run(given, record_skipped(Actor::System, "late duplicate")).then_expect_events(vec![]);
+}
+
+#[test]
+fn fills_add_up_to_the_holding() {
+    let mut given = history(Running);
+    given.push(executed(fill("O-1", "0.5", "100", "0")));
+    given.push(executed(fill("O-2", "0.25", "100", "0")));
+    let mut sold = fill("O-3", "0.6", "120", "0");
+    sold.side = Side::Sell;
+    given.push(executed(sold));
+    let bot: Bot = state_after(given);
+    assert_eq!(bot.holding, dec("0.15"));
+}
+
+#[test]
+fn the_loops_last_fill_is_remembered_for_the_dca_schedule() {
+    let mut given = history(Running);
+    // A manual trigger's fill does not move the schedule.
+    given.push(executed(fill("O-1", "1", "100", "0")));
+    let bot: Bot = state_after(given.clone());
+    assert_eq!(bot.last_scheduled_fill_at, None);
+    let mut scheduled = fill("O-2", "1", "100", "0");
+    scheduled.trigger_id = None;
+    given.push(executed(scheduled));
+    let bot: Bot = state_after(given);
+    assert_eq!(bot.last_scheduled_fill_at, Some(at_plus(15)));
+}

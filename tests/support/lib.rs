@@ -20,6 +20,8 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tower::ServiceExt;
 use uuid::Uuid;
 
+pub mod rabbit;
+
 pub const PASSWORD: &str = "correct horse battery";
 /// A base64 secret of 64 bytes, shaped like Kraken's.
 pub const GOOD_SECRET: &str =
@@ -78,6 +80,22 @@ impl TestApp {
     /// A service on its own new database, with `overrides` applied to the
     /// environment it reads its settings from.
     pub async fn spawn_with(overrides: &[(&str, &str)]) -> TestApp {
+        Self::spawn_on(overrides, None).await
+    }
+
+    /// The same, trading through `exchange` instead of the paper exchange
+    /// (`TestApp::exchange` is then unused).
+    pub async fn spawn_with_exchange(
+        overrides: &[(&str, &str)],
+        exchange: Arc<dyn command_side::exchange::Exchange>,
+    ) -> TestApp {
+        Self::spawn_on(overrides, Some(exchange)).await
+    }
+
+    async fn spawn_on(
+        overrides: &[(&str, &str)],
+        trading_exchange: Option<Arc<dyn command_side::exchange::Exchange>>,
+    ) -> TestApp {
         if std::env::var_os("TEST_LOG").is_some() {
             api::telemetry::init(api::config::LogFormat::Text);
         }
@@ -95,7 +113,9 @@ impl TestApp {
                 "SECRETS_ENCRYPTION_KEY".to_string(),
                 format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple()),
             ),
-            // Tests that mirror to Kafka ask for it, with their own topics.
+            // Kafka and RabbitMQ roles only where a test asks for them (with
+            // its own topic or queue prefix), so tests never consume each
+            // other's messages.
             ("MUCKARD_ROLES".to_string(), "api,projector".to_string()),
         ]);
         for (name, value) in overrides {
@@ -106,8 +126,9 @@ impl TestApp {
             .await
             .expect("prepare the test database");
         let exchange = Arc::new(PaperExchange::new());
+        let trading_exchange = trading_exchange.unwrap_or_else(|| exchange.clone());
         let state =
-            api::state::build_state(settings, pool.clone(), exchange.clone()).expect("build state");
+            api::state::build_state(settings, pool.clone(), trading_exchange).expect("build state");
         let shutdown = tokio_util::sync::CancellationToken::new();
         api::state::start_workers(&state, shutdown.clone());
         TestApp {

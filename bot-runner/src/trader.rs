@@ -1,0 +1,333 @@
+//! One trading loop per running bot, manual triggers, and resuming the
+//! running bots after a restart.
+//!
+//! A loop reads the bot from the event store on every tick and ends as
+//! soon as the bot is no longer running, so a stop recorded anywhere ends
+//! it. A DCA bot buys an interval after its last scheduled fill, so a
+//! resumed loop does not buy early. Each tick: price from the exchange → the strategy decides → a market
+//! order through the [`Exchange`] → the fill recorded as
+//! `bot.trade.executed`, or `bot.trade.skipped` with the reason, or
+//! `bot.error`. A loop records a skip or an error only when its reason
+//! differs from the last one it recorded, so an idle threshold bot does not
+//! fill the log with the same skip every tick; a manual trigger always
+//! records its outcome.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::Utc;
+use command_side::exchange::{
+    ApiCredentials, Exchange, ExchangeError, OrderRequest, OrderState, OrderStatus,
+};
+use command_side::exchange_keys::load_credentials;
+use command_side::{CommandError, CommandMetadata, CommandSide};
+use domain::bot::{Bot, BotCommand, BotState, Fill};
+use domain::{Actor, Side};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::strategy::{decide, interval, wait_before_trading, Decision};
+
+/// How long an order may take to close before the trade is reported as an
+/// error.
+const ORDER_DEADLINE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum TradeError {
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error("reading the bot's credential: {0}")]
+    Credentials(String),
+    #[error("finding running bots: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// What one decision came to.
+enum Outcome {
+    Filled(Fill),
+    Skipped(String),
+    Failed(String),
+}
+
+pub struct Trader {
+    commands: Arc<CommandSide>,
+    exchange: Arc<dyn Exchange>,
+    tick: Duration,
+    shutdown: CancellationToken,
+    /// The running loops: bot id → (generation, stop token).
+    loops: Mutex<HashMap<Uuid, (u64, CancellationToken)>>,
+    generation: std::sync::atomic::AtomicU64,
+}
+
+impl Trader {
+    pub fn new(
+        commands: Arc<CommandSide>,
+        exchange: Arc<dyn Exchange>,
+        tick: Duration,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            commands,
+            exchange,
+            tick,
+            shutdown,
+            loops: Mutex::default(),
+            generation: Default::default(),
+        })
+    }
+
+    fn loops(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (u64, CancellationToken)>> {
+        self.loops.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The bots with a loop in this process.
+    pub fn running(&self) -> Vec<Uuid> {
+        self.loops().keys().copied().collect()
+    }
+
+    /// Starts the bot's trading loop unless it already has one.
+    pub fn ensure_loop(self: &Arc<Self>, bot_id: Uuid) {
+        let mut loops = self.loops();
+        if loops.contains_key(&bot_id) {
+            return;
+        }
+        let generation = self
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let token = self.shutdown.child_token();
+        loops.insert(bot_id, (generation, token.clone()));
+        let trader = self.clone();
+        tokio::spawn(async move {
+            trader.run_loop(bot_id, token).await;
+            let mut loops = trader.loops();
+            if loops.get(&bot_id).is_some_and(|(g, _)| *g == generation) {
+                loops.remove(&bot_id);
+            }
+        });
+        tracing::info!(%bot_id, "trading loop started");
+    }
+
+    /// Ends the bot's trading loop, if it has one here.
+    pub fn stop_loop(&self, bot_id: Uuid) {
+        if let Some((_, token)) = self.loops().remove(&bot_id) {
+            token.cancel();
+            tracing::info!(%bot_id, "trading loop stopped");
+        }
+    }
+
+    /// Starts a loop for every bot whose last lifecycle event is
+    /// `bot.started`. Read from the log, not from `bot_status`, which may
+    /// lag behind it.
+    pub async fn resume_running_bots(self: &Arc<Self>) -> Result<usize, TradeError> {
+        let running: Vec<String> = sqlx::query_scalar(
+            "SELECT aggregate_id FROM ( \
+               SELECT DISTINCT ON (aggregate_id) aggregate_id, event_type FROM events \
+               WHERE aggregate_type = 'Bot' AND event_type IN \
+                 ('bot.start_requested', 'bot.started', 'bot.stop_requested', 'bot.stopped') \
+               ORDER BY aggregate_id, sequence DESC) AS last \
+             WHERE event_type = 'bot.started'",
+        )
+        .fetch_all(&self.commands.pool)
+        .await?;
+        let mut resumed = 0;
+        for bot_id in running.iter().filter_map(|id| id.parse().ok()) {
+            self.ensure_loop(bot_id);
+            resumed += 1;
+        }
+        Ok(resumed)
+    }
+
+    async fn run_loop(self: &Arc<Self>, bot_id: Uuid, token: CancellationToken) {
+        let mut last_note: Option<String> = None;
+        loop {
+            let pause = match self.commands.load::<Bot>(&bot_id.to_string()).await {
+                Ok((bot, _)) if bot.state != BotState::Running => break,
+                Ok((bot, _)) => {
+                    let Some(strategy) = bot.strategy.clone() else {
+                        break;
+                    };
+                    let wait =
+                        wait_before_trading(&strategy, bot.last_scheduled_fill_at, Utc::now());
+                    if wait.is_zero() {
+                        if let Err(error) = self.trade(bot_id, &bot, None, &mut last_note).await {
+                            tracing::warn!(%bot_id, error = %error, "trading tick failed");
+                        }
+                        interval(&strategy, self.tick)
+                    } else {
+                        // Not due yet (a DCA bot resumed within its
+                        // interval): look again when it is.
+                        wait.min(interval(&strategy, self.tick))
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%bot_id, error = %error, "cannot load the bot");
+                    self.tick
+                }
+            };
+            tokio::select! {
+                _ = token.cancelled() => break,
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+        tracing::info!(%bot_id, "trading loop ended");
+    }
+
+    /// Decides and trades once for `bot`, for `trigger_id` when a user
+    /// asked, and records the outcome on the bot.
+    pub async fn trade(
+        &self,
+        bot_id: Uuid,
+        bot: &Bot,
+        trigger_id: Option<Uuid>,
+        last_note: &mut Option<String>,
+    ) -> Result<(), TradeError> {
+        let outcome = if bot.state != BotState::Running {
+            Outcome::Skipped(format!("bot is {:?}", bot.state).to_lowercase())
+        } else {
+            self.decide_and_order(bot, trigger_id).await?
+        };
+        let id = bot_id.to_string();
+        let metadata = |command_type: &str| {
+            let mut metadata = CommandMetadata::new("bot-runner", Some(Actor::System))
+                .with_command_type(command_type);
+            metadata.correlation_id = trigger_id.map(|id| id.to_string());
+            metadata
+        };
+        let at = Utc::now();
+        match outcome {
+            Outcome::Filled(fill) => {
+                tracing::info!(%bot_id, order_id = %fill.order_id, side = ?fill.side, quantity = %fill.quantity, price = %fill.price, "trade executed");
+                let command = BotCommand::RecordTradeExecuted {
+                    actor: Actor::System,
+                    fill,
+                };
+                self.commands
+                    .execute_bot(&id, command, &metadata("bot.record_trade_executed"))
+                    .await?;
+                *last_note = None;
+            }
+            Outcome::Skipped(reason) => {
+                if trigger_id.is_some() || last_note.as_deref() != Some(reason.as_str()) {
+                    let command = BotCommand::RecordTradeSkipped {
+                        actor: Actor::System,
+                        trigger_id,
+                        reason: reason.clone(),
+                        at,
+                    };
+                    self.commands
+                        .execute_bot(&id, command, &metadata("bot.record_trade_skipped"))
+                        .await?;
+                    *last_note = Some(reason);
+                }
+            }
+            Outcome::Failed(message) => {
+                tracing::warn!(%bot_id, error = %message, "trade failed");
+                if trigger_id.is_some() || last_note.as_deref() != Some(message.as_str()) {
+                    let command = BotCommand::RecordError {
+                        actor: Actor::System,
+                        message: message.clone(),
+                        at,
+                    };
+                    self.commands
+                        .execute_bot(&id, command, &metadata("bot.record_error"))
+                        .await?;
+                    if trigger_id.is_some() {
+                        let command = BotCommand::RecordTradeSkipped {
+                            actor: Actor::System,
+                            trigger_id,
+                            reason: message.clone(),
+                            at,
+                        };
+                        self.commands
+                            .execute_bot(&id, command, &metadata("bot.record_trade_skipped"))
+                            .await?;
+                    }
+                    *last_note = Some(message);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn decide_and_order(
+        &self,
+        bot: &Bot,
+        trigger_id: Option<Uuid>,
+    ) -> Result<Outcome, TradeError> {
+        let (Some(pair), Some(strategy), Some(key_id)) =
+            (bot.pair.clone(), bot.strategy.clone(), bot.key_id)
+        else {
+            return Ok(Outcome::Failed("bot has no configuration".to_string()));
+        };
+        let credentials =
+            load_credentials(&self.commands.pool, &self.commands.settings.secrets, key_id)
+                .await
+                .map_err(|e| TradeError::Credentials(e.to_string()))?;
+        let Some(credentials) = credentials else {
+            return Ok(Outcome::Failed(
+                "the bot's exchange key has no stored credential (disconnected?)".to_string(),
+            ));
+        };
+        let ticker = match self.exchange.ticker(&pair).await {
+            Ok(ticker) => ticker,
+            Err(error) => return Ok(Outcome::Failed(error.to_string())),
+        };
+        let (side, quantity) = match decide(&strategy, ticker.last, bot.holding) {
+            Decision::Skip { reason } => return Ok(Outcome::Skipped(reason)),
+            Decision::Buy { quantity } => (Side::Buy, quantity),
+            Decision::Sell { quantity } => (Side::Sell, quantity),
+        };
+        let order = OrderRequest {
+            pair,
+            side,
+            quantity,
+            client_order_id: trigger_id.unwrap_or_else(Uuid::new_v4),
+        };
+        let placed = match self.exchange.place_order(&credentials, &order).await {
+            Ok(order_id) => self.wait_until_closed(&credentials, &order_id).await,
+            Err(error) => Err(error),
+        };
+        Ok(match placed {
+            Ok(state)
+                if state.status == OrderStatus::Closed && !state.executed_quantity.is_zero() =>
+            {
+                Outcome::Filled(Fill {
+                    trigger_id,
+                    order_id: state.order_id,
+                    side,
+                    quantity: state.executed_quantity,
+                    price: state.average_price,
+                    fee: state.fee,
+                    executed_at: state.closed_at.unwrap_or_else(Utc::now),
+                })
+            }
+            Ok(state) => Outcome::Skipped(format!(
+                "order {} ended {:?} without a fill",
+                state.order_id, state.status
+            )),
+            Err(error) => Outcome::Failed(error.to_string()),
+        })
+    }
+
+    async fn wait_until_closed(
+        &self,
+        credentials: &ApiCredentials,
+        order_id: &str,
+    ) -> Result<OrderState, ExchangeError> {
+        let deadline = tokio::time::Instant::now() + ORDER_DEADLINE;
+        loop {
+            let state = self.exchange.query_order(credentials, order_id).await?;
+            if !matches!(state.status, OrderStatus::Pending | OrderStatus::Open) {
+                return Ok(state);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ExchangeError::Unavailable(format!(
+                    "order {order_id} still open after {} s",
+                    ORDER_DEADLINE.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! RabbitMQ for tests: a queue prefix of the test's own, publishing and
+//! reading messages, and deleting the test's queues afterwards.
+//!
+//! Set `TEST_RABBITMQ_URL` to use another broker (default
+//! `amqp://guest:guest@127.0.0.1:5672/%2f`).
+
+use std::time::Duration;
+
+use lapin::message::Delivery;
+use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueDeleteOptions};
+use lapin::types::AMQPValue;
+use lapin::{BasicProperties, Confirmation, Connection, ConnectionProperties};
+use messaging::{AmqpLink, Queue, RabbitSettings, Topology};
+use uuid::Uuid;
+
+pub fn rabbit_url() -> String {
+    std::env::var("TEST_RABBITMQ_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string())
+}
+
+/// A test's own queues on the shared broker.
+pub struct RabbitTest {
+    pub prefix: String,
+    pub topology: Topology,
+    link: AmqpLink,
+}
+
+/// A message read off a queue.
+#[derive(Debug, Clone)]
+pub struct ReadMessage {
+    pub body: Vec<u8>,
+    pub properties: BasicProperties,
+}
+
+impl ReadMessage {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("a JSON body")
+    }
+
+    pub fn message_id(&self) -> Option<String> {
+        self.properties
+            .message_id()
+            .as_ref()
+            .map(|id| id.to_string())
+    }
+
+    /// A header's text value.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let headers = self.properties.headers().as_ref()?;
+        match headers.inner().get(name)? {
+            AMQPValue::LongString(text) => {
+                Some(String::from_utf8_lossy(text.as_bytes()).into_owned())
+            }
+            AMQPValue::ShortString(text) => Some(text.to_string()),
+            _ => None,
+        }
+    }
+}
+
+impl From<Delivery> for ReadMessage {
+    fn from(delivery: Delivery) -> Self {
+        Self {
+            body: delivery.data,
+            properties: delivery.properties,
+        }
+    }
+}
+
+impl RabbitTest {
+    /// A fresh prefix, with its topology declared, so a message published
+    /// before the service connects is kept.
+    pub async fn new() -> RabbitTest {
+        let prefix = format!("test-{}.", &Uuid::new_v4().simple().to_string()[..12]);
+        let link = AmqpLink::new(RabbitSettings::new(rabbit_url(), prefix.clone()), true);
+        link.channel().await.expect("rabbitmq is up for the test");
+        RabbitTest {
+            topology: Topology::new(prefix.clone()),
+            prefix,
+            link,
+        }
+    }
+
+    /// The environment a service needs to run every role on these queues.
+    pub fn service_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("MUCKARD_ROLES", "all".to_string()),
+            ("RABBITMQ_URL", rabbit_url()),
+            ("RABBITMQ_QUEUE_PREFIX", self.prefix.clone()),
+        ]
+    }
+
+    /// Publishes `body` to `queue` as an external producer would, and waits
+    /// for the broker's confirm.
+    pub async fn publish(&self, queue: Queue, body: &[u8], message_id: &str) {
+        let channel = self.link.channel().await.expect("channel");
+        let properties = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2)
+            .with_message_id(message_id.into());
+        let confirm = channel
+            .basic_publish(
+                "".into(),
+                self.topology.name(queue).as_str().into(),
+                BasicPublishOptions::default(),
+                body,
+                properties,
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
+        assert!(matches!(confirm, Confirmation::Ack(_)), "{confirm:?}");
+    }
+
+    /// Takes the next message off a queue (by full name), if any.
+    pub async fn take(&self, queue_name: &str) -> Option<ReadMessage> {
+        let channel = match self.link.channel().await {
+            Ok(channel) => channel,
+            Err(_) => {
+                self.link.reset().await;
+                return None;
+            }
+        };
+        match channel
+            .basic_get(queue_name.into(), BasicGetOptions { no_ack: true })
+            .await
+        {
+            Ok(message) => message.map(|message| message.delivery.into()),
+            Err(_) => {
+                self.link.reset().await;
+                None
+            }
+        }
+    }
+
+    /// Waits up to `seconds` for a message on `queue_name` that `matches`,
+    /// taking (and keeping) every message read on the way.
+    pub async fn wait_for(
+        &self,
+        queue_name: &str,
+        seconds: u64,
+        seen: &mut Vec<ReadMessage>,
+        matches: impl Fn(&ReadMessage) -> bool,
+    ) -> ReadMessage {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
+        loop {
+            if let Some(found) = seen.iter().find(|m| matches(m)) {
+                return found.clone();
+            }
+            match self.take(queue_name).await {
+                Some(message) => seen.push(message),
+                None => {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "timed out after {seconds} s waiting on {queue_name}; read {:?}",
+                        seen.iter()
+                            .map(|m| String::from_utf8_lossy(&m.body).into_owned())
+                            .collect::<Vec<_>>()
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    /// Every message now on `queue_name`.
+    pub async fn drain(&self, queue_name: &str) -> Vec<ReadMessage> {
+        let mut messages = Vec::new();
+        while let Some(message) = self.take(queue_name).await {
+            messages.push(message);
+        }
+        messages
+    }
+}
+
+impl Drop for RabbitTest {
+    fn drop(&mut self) {
+        let topology = self.topology.clone();
+        // Drop runs inside the test's runtime, so the clean-up gets a
+        // runtime of its own on another thread.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                let Ok(Ok(connection)) = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    Connection::connect(&rabbit_url(), ConnectionProperties::default()),
+                )
+                .await
+                else {
+                    return;
+                };
+                if let Ok(channel) = connection.create_channel().await {
+                    for queue in Queue::ALL {
+                        for name in [topology.name(queue), topology.dead_letter_name(queue)] {
+                            let _ = channel
+                                .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
+                                .await;
+                        }
+                    }
+                }
+                let _ = connection.close(200, "test done".into()).await;
+            });
+        })
+        .join();
+    }
+}
