@@ -128,7 +128,11 @@ impl Roles {
                 other => return Err(format!("unknown role {other}; expected {}", Roles::NAMES)),
             }
         }
-        if !roles.api && !roles.projector && !roles.kafka_mirror && !roles.publisher && !roles.runner
+        if !roles.api
+            && !roles.projector
+            && !roles.kafka_mirror
+            && !roles.publisher
+            && !roles.runner
         {
             return Err("no role given".to_string());
         }

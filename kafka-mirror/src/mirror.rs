@@ -77,14 +77,17 @@ impl KafkaMirror {
             .clone()
     }
 
-    /// An idempotent producer that hit a fatal error (its sequence state
-    /// lost, say, after the broker forgot it) refuses every later message;
-    /// the batch is retried on a new one.
-    fn replace_producer_if_fatal(&self, producer: &FutureProducer) {
-        let Some((code, reason)) = producer.client().fatal_error() else {
-            return;
-        };
-        tracing::warn!(error = %code, reason = %reason, "kafka producer failed fatally; starting a new one");
+    /// A failed batch is retried on a new producer. The old one may hold
+    /// idempotence state (producer id, epoch, sequence numbers) that the
+    /// broker no longer shares: a broker restarted without it answers
+    /// every message with an error (tansu 0.6's SQLite engine even stops
+    /// serving produce requests), and librdkafka may have failed fatally.
+    /// A new producer registers a new producer id with whatever broker
+    /// answers next. The old one holds nothing undelivered: its messages
+    /// timed out or failed, and the batch is sent again from the log.
+    fn replace_producer_after(&self, producer: &FutureProducer, broker_answered: bool) {
+        let fatal = producer.client().fatal_error();
+        tracing::warn!(fatal = ?fatal, broker_answered, "kafka batch failed; retrying it on a new producer");
         match self.config.create::<FutureProducer>() {
             Ok(fresh) => {
                 *self
@@ -138,7 +141,7 @@ impl Subscriber for KafkaMirror {
                     let queued = futures::future::join_all(deliveries).await;
                     let failed = events.len() as u64 - count_acknowledged(&queued);
                     METRICS.failed.fetch_add(failed, Ordering::Relaxed);
-                    self.replace_producer_if_fatal(&producer);
+                    self.replace_producer_after(&producer, answered_with_errors(&queued));
                     return Err(SubscriberError::Failed(format!(
                         "kafka producer refused event {}: {}",
                         event.event_id,
@@ -152,7 +155,7 @@ impl Subscriber for KafkaMirror {
         let failed = events.len() as u64 - acknowledged;
         if failed > 0 {
             METRICS.failed.fetch_add(failed, Ordering::Relaxed);
-            self.replace_producer_if_fatal(&producer);
+            self.replace_producer_after(&producer, answered_with_errors(&results));
             let first_error = results
                 .iter()
                 .find_map(|result| match result {
@@ -185,6 +188,14 @@ fn count_acknowledged(results: &[DeliveryOutcome]) -> u64 {
         .iter()
         .filter(|result| matches!(result, Ok(Ok(_))))
         .count() as u64
+}
+
+/// Whether the broker rejected a message (rather than never answering).
+fn answered_with_errors(results: &[DeliveryOutcome]) -> bool {
+    results.iter().any(|result| {
+        matches!(result, Ok(Err((error, _)))
+            if error.rdkafka_error_code() != Some(RDKafkaErrorCode::MessageTimedOut))
+    })
 }
 
 fn describe(error: &RdKafkaError) -> String {

@@ -212,18 +212,24 @@ pub async fn provision(
         };
         if has < spec.partitions {
             let raise = NewPartitions::new(&spec.name, spec.partitions as usize);
-            match admin.create_partitions([&raise], &options).await?.pop() {
-                Some(Ok(_)) => changes.push(TopicChange::PartitionsAdded {
-                    topic: spec.name.clone(),
-                    from: has,
-                    to: spec.partitions,
-                }),
-                Some(Err((_, code))) => changes.push(TopicChange::NotCorrected {
-                    topic: spec.name.clone(),
-                    what: format!("partitions ({has} < {})", spec.partitions),
-                    reason: code.to_string(),
-                }),
-                None => {}
+            // A broker that refuses the request (or lacks the API) leaves
+            // a usable topic: reported, not fatal.
+            let refused = |reason: String| TopicChange::NotCorrected {
+                topic: spec.name.clone(),
+                what: format!("partitions ({has} < {})", spec.partitions),
+                reason,
+            };
+            match admin.create_partitions([&raise], &options).await {
+                Ok(mut results) => match results.pop() {
+                    Some(Ok(_)) => changes.push(TopicChange::PartitionsAdded {
+                        topic: spec.name.clone(),
+                        from: has,
+                        to: spec.partitions,
+                    }),
+                    Some(Err((_, code))) => changes.push(refused(code.to_string())),
+                    None => {}
+                },
+                Err(error) => changes.push(refused(error.to_string())),
             }
         } else if has > spec.partitions {
             changes.push(TopicChange::MorePartitionsThanConfigured {
@@ -252,7 +258,22 @@ pub async fn provision(
             AlterConfig::new(ResourceSpecifier::Topic(&spec.name)),
             |alter, (name, value)| alter.set(name, value),
         );
-        match admin.alter_configs([&alter], &options).await?.pop() {
+        let refused = |reason: String| TopicChange::NotCorrected {
+            topic: spec.name.clone(),
+            what: differing
+                .iter()
+                .map(|(name, _, to)| format!("{name}={to}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            reason,
+        };
+        let outcome = match admin.alter_configs([&alter], &options).await {
+            Ok(mut results) => results
+                .pop()
+                .map(|result| result.map_err(|(_, code)| code.to_string())),
+            Err(error) => Some(Err(error.to_string())),
+        };
+        match outcome {
             Some(Ok(_)) => {
                 for (name, from, to) in differing {
                     changes.push(TopicChange::ConfigCorrected {
@@ -263,15 +284,7 @@ pub async fn provision(
                     });
                 }
             }
-            Some(Err((_, code))) => changes.push(TopicChange::NotCorrected {
-                topic: spec.name.clone(),
-                what: differing
-                    .iter()
-                    .map(|(name, _, to)| format!("{name}={to}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                reason: code.to_string(),
-            }),
+            Some(Err(reason)) => changes.push(refused(reason)),
             None => {}
         }
     }

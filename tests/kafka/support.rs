@@ -233,11 +233,21 @@ impl OwnBroker {
                 &url,
                 "--advertised-listener-url",
                 &url,
+                // tansu reads the SQLite path relative to its working
+                // directory, even when it starts with a slash.
                 "--storage-engine",
-                &format!("sqlite://{}", self.database.display()),
+                "sqlite://tansu.db",
             ])
+            .current_dir(self.database.parent().expect("the broker's directory"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(std::env::temp_dir().join(format!("tansu-{}.log", self.port)))
+                    .map(Stdio::from)
+                    .unwrap_or_else(|_| Stdio::null()),
+            )
             .spawn()
             .expect("start tansu (scripts/test installs it)");
         self.child = Some(child);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use kafka_mirror::topics::{describe, partition_counts};
 use kafka_mirror::{provision, TopicChange};
-use rdkafka::admin::{AdminOptions, AlterConfig, ResourceSpecifier};
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 
 use crate::support::{admin, bootstrap, delete_topics, settings, unique_prefix};
 
@@ -71,36 +71,66 @@ async fn topics_get_their_partitions_and_90_day_retention_and_are_kept_in_shape(
     let again = provision(&admin, &specs, 1, TIMEOUT).await.unwrap();
     assert!(again.is_empty(), "a second run changes nothing: {again:?}");
 
-    // An operator shortened one topic's retention by hand.
+    delete_topics(&settings, &specs).await;
+}
+
+/// A topic made by hand with a one-day retention: provisioning finds the
+/// difference and corrects it where the broker supports AlterConfigs, and
+/// reports it either way. (tansu 0.6 answers AlterConfigs with
+/// UNSUPPORTED_FEATURE; against Kafka the correction is read back.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_with_the_wrong_retention_is_corrected_or_reported() {
+    let prefix = unique_prefix();
+    let settings = settings(&bootstrap(), &prefix);
+    let specs = settings.layout.specs();
+    let admin = admin(&settings);
+    let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
     let trading = format!("{prefix}trading.events");
-    let shortened = AlterConfig::new(ResourceSpecifier::Topic(&trading))
+    let by_hand = NewTopic::new(&trading, 3, TopicReplication::Fixed(1))
         .set("retention.ms", "86400000")
         .set("cleanup.policy", "delete");
-    let altered = admin.alter_configs([&shortened], &options).await.unwrap();
-    assert!(altered.iter().all(Result::is_ok), "{altered:?}");
-    let configs = describe(&admin, &specs, &options).await.unwrap();
+    let created = admin.create_topics([&by_hand], &options).await.unwrap();
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    let configs = describe(&admin, &specs[3..], &options).await.unwrap();
     assert_eq!(
         configs[&trading]["retention.ms"], "86400000",
-        "the broker took the change"
+        "the broker kept what was asked"
     );
 
-    let corrected = provision(&admin, &specs, 1, TIMEOUT).await.unwrap();
+    let changes = provision(&admin, &specs, 1, TIMEOUT).await.unwrap();
+    let about_trading: Vec<&TopicChange> = changes
+        .iter()
+        .filter(|change| change.to_string().starts_with(&trading))
+        .collect();
+    assert_eq!(about_trading.len(), 1, "{changes:?}");
+    let retention_now =
+        describe(&admin, &specs[3..], &options).await.unwrap()[&trading]["retention.ms"].clone();
+    match about_trading[0] {
+        TopicChange::ConfigCorrected { name, from, to, .. } => {
+            assert_eq!(name, "retention.ms");
+            assert_eq!(from.as_deref(), Some("86400000"));
+            assert_eq!(to, "7776000000");
+            assert_eq!(retention_now, "7776000000", "the correction is read back");
+            assert_eq!(
+                about_trading[0].to_string(),
+                format!("{trading}: retention.ms was 86400000, set to 7776000000")
+            );
+        }
+        TopicChange::NotCorrected { what, reason, .. } => {
+            assert_eq!(what, "retention.ms=7776000000");
+            assert!(!reason.is_empty());
+            assert_eq!(retention_now, "86400000");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // The other three topics were created as configured.
     assert_eq!(
-        corrected,
-        [TopicChange::ConfigCorrected {
-            topic: trading.clone(),
-            name: "retention.ms".to_string(),
-            from: Some("86400000".to_string()),
-            to: "7776000000".to_string(),
-        }]
+        changes
+            .iter()
+            .filter(|c| matches!(c, TopicChange::Created { .. }))
+            .count(),
+        3
     );
-    assert_eq!(
-        corrected[0].to_string(),
-        format!("{trading}: retention.ms was 86400000, set to 7776000000")
-    );
-    let configs = describe(&admin, &specs, &options).await.unwrap();
-    assert_eq!(configs[&trading]["retention.ms"], "7776000000");
-
     delete_topics(&settings, &specs).await;
 }
 
