@@ -81,6 +81,7 @@ ensure_kafka() {
     --storage-engine "memory://tansu/" \
     >"$state/tansu.log" 2>&1 </dev/null &
   wait_for 60 "tansu on $host:$port" port_open "$host" "$port"
+}
 
 rabbitmq_answers() {
   local host=${RABBITMQ_HOST_CHECK:-127.0.0.1} port=${RABBITMQ_PORT_CHECK:-5672}
