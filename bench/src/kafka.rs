@@ -320,9 +320,13 @@ async fn raw_publish(settings: &KafkaSettings, events: &[RecordedEvent]) -> Resu
     })
 }
 
-async fn mirror_catch_up(pool: &PgPool, settings: &KafkaSettings) -> Result<Throughput> {
-    let shutdown = CancellationToken::new();
-    let runner = SubscriberRunner::new(
+/// A runner for the mirror, with the role's batch size.
+fn mirror_runner(
+    pool: &PgPool,
+    settings: &KafkaSettings,
+    shutdown: &CancellationToken,
+) -> SubscriberRunner {
+    SubscriberRunner::new(
         pool.clone(),
         LogReader::new(),
         SubscriberSettings {
@@ -330,7 +334,12 @@ async fn mirror_catch_up(pool: &PgPool, settings: &KafkaSettings) -> Result<Thro
             ..SubscriberSettings::default()
         },
         shutdown.clone(),
-    );
+    )
+}
+
+async fn mirror_catch_up(pool: &PgPool, settings: &KafkaSettings) -> Result<Throughput> {
+    let shutdown = CancellationToken::new();
+    let runner = mirror_runner(pool, settings, &shutdown);
     let mirror = KafkaMirror::new(settings.producer_config(), settings.layout.clone())?;
     let started = Instant::now();
     let handled = runner
@@ -367,15 +376,7 @@ async fn steady_latency(
     .execute(pool)
     .await?;
     let shutdown = CancellationToken::new();
-    let runner = SubscriberRunner::new(
-        pool.clone(),
-        LogReader::new(),
-        SubscriberSettings {
-            batch_size: settings.batch_size,
-            ..SubscriberSettings::default()
-        },
-        shutdown.clone(),
-    );
+    let runner = mirror_runner(pool, settings, &shutdown);
     let mirror = Arc::new(KafkaMirror::new(
         settings.producer_config(),
         settings.layout.clone(),

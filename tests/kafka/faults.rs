@@ -9,7 +9,8 @@ use kafka_mirror::MIRROR_SUBSCRIBER;
 
 use crate::mirror::check_against_log;
 use crate::support::{
-    bootstrap, consume_until, delete_topics, log_rows, trading_day, unique_prefix, OwnBroker,
+    bootstrap, consume_until, delete_topics, log_rows, topic_names, trading_day, unique_prefix,
+    OwnBroker,
 };
 
 async fn mirror_reaches_head(app: &TestApp, seconds: u64) {
@@ -46,15 +47,7 @@ async fn mirror_lag(app: &TestApp) -> i64 {
 
 async fn consume_everything(app: &TestApp, bootstrap: &str) -> Vec<crate::support::Consumed> {
     let expected = log_rows(app).await.len();
-    let topics: Vec<String> = app
-        .state
-        .settings
-        .kafka
-        .layout
-        .specs()
-        .into_iter()
-        .map(|s| s.name)
-        .collect();
+    let topics = topic_names(app);
     let bootstrap = bootstrap.to_string();
     tokio::task::spawn_blocking(move || {
         consume_until(&bootstrap, &topics, 120, |read| {

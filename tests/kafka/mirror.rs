@@ -10,7 +10,8 @@ use kafka_mirror::envelope::Envelope;
 use kafka_mirror::MIRROR_SUBSCRIBER;
 
 use crate::support::{
-    bootstrap, consume_until, delete_topics, log_rows, trading_day, unique_prefix, Consumed, LogRow,
+    bootstrap, consume_until, delete_topics, log_rows, topic_names, trading_day, unique_prefix,
+    Consumed, LogRow,
 };
 
 /// Checks `consumed` against the log: every event exactly once (counting,
@@ -144,15 +145,7 @@ async fn every_event_reaches_its_topic_once_in_order_with_key_and_headers() {
     let log = log_rows(&app).await;
     let expected = log.len();
     assert!(expected > 50, "a realistic log: {expected} events");
-    let topics: Vec<String> = app
-        .state
-        .settings
-        .kafka
-        .layout
-        .specs()
-        .into_iter()
-        .map(|s| s.name)
-        .collect();
+    let topics = topic_names(&app);
     let consumed = {
         let bootstrap = bootstrap.clone();
         tokio::task::spawn_blocking(move || {

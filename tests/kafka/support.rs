@@ -42,6 +42,18 @@ pub fn admin(settings: &KafkaSettings) -> Arc<AdminClient<DefaultClientContext>>
     Arc::new(settings.client_config().create().expect("admin client"))
 }
 
+/// The names of the topics `app` mirrors to.
+pub fn topic_names(app: &TestApp) -> Vec<String> {
+    app.state
+        .settings
+        .kafka
+        .layout
+        .specs()
+        .into_iter()
+        .map(|spec| spec.name)
+        .collect()
+}
+
 /// Deletes the topics of `specs`, ignoring topics that are not there.
 pub async fn delete_topics(settings: &KafkaSettings, specs: &[TopicSpec]) {
     let admin = admin(settings);
