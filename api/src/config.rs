@@ -105,18 +105,20 @@ impl Roles {
         runner: true,
     };
 
+    pub const NONE: Roles = Roles {
+        api: false,
+        projector: false,
+        kafka_mirror: false,
+        publisher: false,
+        runner: false,
+    };
+
     /// The role names, as `--roles` and `MUCKARD_ROLES` take them.
     pub const NAMES: &'static str = "api, projector, kafka-mirror, publisher, runner or all";
 
     /// Parses a comma-separated list such as `api,projector` or `all`.
     pub fn parse(text: &str) -> Result<Roles, String> {
-        let mut roles = Roles {
-            api: false,
-            projector: false,
-            kafka_mirror: false,
-            publisher: false,
-            runner: false,
-        };
+        let mut roles = Roles::NONE;
         for role in text.split(',').map(str::trim).filter(|r| !r.is_empty()) {
             match role {
                 "all" => roles = Roles::ALL,
@@ -128,12 +130,7 @@ impl Roles {
                 other => return Err(format!("unknown role {other}; expected {}", Roles::NAMES)),
             }
         }
-        if !roles.api
-            && !roles.projector
-            && !roles.kafka_mirror
-            && !roles.publisher
-            && !roles.runner
-        {
+        if roles == Roles::NONE {
             return Err("no role given".to_string());
         }
         Ok(roles)

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, ensure, Context, Result};
+use anyhow::{anyhow, ensure, Result};
 use chrono::{DateTime, Utc};
 use clap::Args;
 use command_side::Position;
@@ -148,11 +148,7 @@ pub async fn run(args: KafkaArgs) -> Result<()> {
     results.wall_seconds = wall.elapsed().as_secs_f64();
     results.load_average_at_end = crate::machine::load_average();
     print_table(&results);
-    if let Some(parent) = args.output.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(&args.output, serde_json::to_string_pretty(&results)?)
-        .with_context(|| format!("writing {}", args.output.display()))?;
+    crate::projection::write_json(&args.output, &results)?;
     println!(
         "\nwall time {:.1} s; load average {} at the start, {} at the end; JSON in {}",
         results.wall_seconds,

@@ -380,7 +380,8 @@ async fn run_catch_up(pool: &PgPool, batch_size: i64, plan: &SeedPlan) -> Result
     })
 }
 
-fn write_json(path: &Path, results: &Results) -> Result<()> {
+/// Writes a benchmark's results as pretty JSON, making the directory.
+pub(crate) fn write_json(path: &Path, results: &impl Serialize) -> Result<()> {
     if let Some(directory) = path.parent() {
         std::fs::create_dir_all(directory)
             .with_context(|| format!("creating {}", directory.display()))?;

@@ -11,7 +11,6 @@
 //!
 //! then prints a table and writes the figures as JSON.
 
-use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{anyhow, ensure, Context, Result};
@@ -106,7 +105,7 @@ pub async fn run(args: ReplayArgs) -> Result<()> {
         verify,
     };
     print_table(&results);
-    write_json(&args.output, &results)?;
+    crate::projection::write_json(&args.output, &results)?;
     println!(
         "\nwall time {:.1} s; load average {} at the start, {} at the end; JSON in {}",
         results.wall_seconds,
@@ -268,13 +267,4 @@ fn print_table(results: &Results) {
         "rebuild / baseline throughput: {:.3}",
         results.rebuild.ratio_to_baseline
     );
-}
-
-fn write_json(path: &Path, results: &Results) -> Result<()> {
-    if let Some(directory) = path.parent() {
-        std::fs::create_dir_all(directory)
-            .with_context(|| format!("creating {}", directory.display()))?;
-    }
-    let text = serde_json::to_string_pretty(results).context("serialising the results")?;
-    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
 }

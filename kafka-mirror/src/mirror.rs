@@ -11,7 +11,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Instant;
 
 use async_trait::async_trait;
 use projections::{RecordedEvent, Subscriber, SubscriberError};
@@ -35,15 +34,12 @@ pub struct MirrorMetrics {
     pub failed: AtomicU64,
     /// Batches published and acknowledged.
     pub batches: AtomicU64,
-    /// Sum of the time from sending a batch to its last acknowledgement.
-    pub ack_wait_micros: AtomicU64,
 }
 
 static METRICS: MirrorMetrics = MirrorMetrics {
     published: AtomicU64::new(0),
     failed: AtomicU64::new(0),
     batches: AtomicU64::new(0),
-    ack_wait_micros: AtomicU64::new(0),
 };
 
 /// This process's mirror counters.
@@ -112,7 +108,6 @@ impl Subscriber for KafkaMirror {
         _transaction: &mut PgConnection,
         events: &[RecordedEvent],
     ) -> Result<(), SubscriberError> {
-        let started = Instant::now();
         let producer = self.producer();
         let mut deliveries = Vec::with_capacity(events.len());
         for event in events {
@@ -171,9 +166,6 @@ impl Subscriber for KafkaMirror {
         }
         METRICS.published.fetch_add(acknowledged, Ordering::Relaxed);
         METRICS.batches.fetch_add(1, Ordering::Relaxed);
-        METRICS
-            .ack_wait_micros
-            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         Ok(())
     }
 }

@@ -119,16 +119,6 @@ fn relay_process(app: &TestApp, bootstrap: &str, prefix: &str) -> Child {
         .expect("start the relay process")
 }
 
-async fn mirrored(app: &TestApp) -> i64 {
-    sqlx::query_scalar(
-        "SELECT coalesce(max(events_handled), 0) FROM subscriber_checkpoints WHERE subscriber = $1",
-    )
-    .bind(MIRROR_SUBSCRIBER)
-    .fetch_one(&app.pool)
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_relay_killed_mid_run_and_restarted_loses_nothing() {
     let bootstrap = bootstrap();
@@ -145,7 +135,7 @@ async fn a_relay_killed_mid_run_and_restarted_loses_nothing() {
         trading_day(&app, &user, 5).await;
     }
     app.eventually(90, "the relay to publish some events", || async {
-        mirrored(&app).await >= 20
+        app.events_handled(MIRROR_SUBSCRIBER).await >= 20
     })
     .await;
     // Keep commands coming while the relay dies.
@@ -156,7 +146,7 @@ async fn a_relay_killed_mid_run_and_restarted_loses_nothing() {
         relay.wait().unwrap();
     };
     tokio::join!(traffic, kill);
-    let at_kill = mirrored(&app).await;
+    let at_kill = app.events_handled(MIRROR_SUBSCRIBER).await;
     let mut relay = relay_process(&app, &bootstrap, &prefix);
     let after = app.user().await;
     trading_day(&app, &after, 3).await;

@@ -43,16 +43,6 @@ async fn snapshot(app: &TestApp) -> Vec<(String, Vec<String>)> {
     tables
 }
 
-async fn handled(app: &TestApp, subscriber: &str) -> i64 {
-    sqlx::query_scalar(
-        "SELECT coalesce(max(events_handled), 0) FROM subscriber_checkpoints WHERE subscriber = $1",
-    )
-    .bind(subscriber)
-    .fetch_one(&app.pool)
-    .await
-    .unwrap()
-}
-
 async fn all_caught_up(app: &TestApp) -> bool {
     let lags = projections::lag::all(&app.pool).await.unwrap();
     lags.len() == 6 && lags.iter().all(|lag| lag.events_behind == 0)
@@ -87,12 +77,12 @@ async fn a_projector_killed_mid_run_resumes_to_the_same_read_models_as_a_rebuild
     // Kill the projector with SIGKILL once it is part way through.
     let mut first = projector_process(&app);
     app.eventually(60, "the projector to make progress", || async {
-        handled(&app, "bot_status").await > 14
+        app.events_handled("bot_status").await > 14
     })
     .await;
     first.kill().expect("SIGKILL");
     first.wait().unwrap();
-    let at_kill = handled(&app, "bot_status").await;
+    let at_kill = app.events_handled("bot_status").await;
     assert!(
         at_kill < total,
         "killed mid-run: {at_kill} of {total} handled"

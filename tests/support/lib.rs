@@ -300,6 +300,17 @@ impl TestApp {
         .expect("read stream")
     }
 
+    /// How many events `subscriber` has handled (0 before its first batch).
+    pub async fn events_handled(&self, subscriber: &str) -> i64 {
+        sqlx::query_scalar(
+            "SELECT coalesce(max(events_handled), 0) FROM subscriber_checkpoints WHERE subscriber = $1",
+        )
+        .bind(subscriber)
+        .fetch_one(&self.pool)
+        .await
+        .expect("read a checkpoint")
+    }
+
     pub async fn event_count(&self) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM events")
             .fetch_one(&self.pool)
