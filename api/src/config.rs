@@ -72,6 +72,10 @@ pub struct Settings {
     pub paper_seed: u64,
     /// How often a threshold bot looks at the price (`RUNNER_TICK_MS`).
     pub runner_tick: std::time::Duration,
+    /// This process's name (`MUCKARD_INSTANCE`, default the host name),
+    /// sent on every response as `x-muckard-instance` so an operator can
+    /// tell which instance behind a gateway answered.
+    pub instance: String,
 }
 
 /// Which exchange the service trades on.
@@ -257,8 +261,27 @@ impl Settings {
             ),
             paper_seed: parse("PAPER_SEED", "42")?,
             runner_tick: std::time::Duration::from_millis(parse("RUNNER_TICK_MS", "5000")?.max(10)),
+            instance: instance_name(get("MUCKARD_INSTANCE"))?,
         })
     }
+}
+
+/// The configured instance name, or the host name, or `muckard`. It goes
+/// into a response header, so it must be visible ASCII.
+fn instance_name(configured: Option<String>) -> Result<String, ConfigError> {
+    let name = configured
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "muckard".to_string());
+    if name.len() > 64 || !name.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ConfigError::Invalid {
+            name: "MUCKARD_INSTANCE",
+            reason: "expected at most 64 visible ASCII characters".to_string(),
+        });
+    }
+    Ok(name)
 }
 
 fn decode_jwt_secret(text: &str) -> Result<Vec<u8>, ConfigError> {

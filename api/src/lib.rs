@@ -33,6 +33,8 @@ use axum::Router;
 pub use state::AppState;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// The response header naming the instance that answered.
+pub const INSTANCE_HEADER: &str = "x-muckard-instance";
 
 /// The whole HTTP API.
 pub fn app(state: AppState) -> Router {
@@ -101,13 +103,18 @@ pub fn app(state: AppState) -> Router {
         .merge(commands)
         .merge(sessions)
         .fallback(routes::health::not_found)
-        .layer(middleware::from_fn(request_id))
+        .layer(middleware::from_fn_with_state(state.clone(), request_id))
         .with_state(state)
 }
 
 /// Gives every request an id (the caller's `x-request-id`, or a new one),
-/// which lands in event metadata and is echoed on the response.
-async fn request_id(mut request: Request<axum::body::Body>, next: Next) -> Response {
+/// which lands in event metadata and is echoed on the response beside the
+/// name of the instance that answered.
+async fn request_id(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut request: Request<axum::body::Body>,
+    next: Next,
+) -> Response {
     let header = HeaderName::from_static(REQUEST_ID_HEADER);
     let id = request
         .headers()
@@ -120,5 +127,10 @@ async fn request_id(mut request: Request<axum::body::Body>, next: Next) -> Respo
     request.headers_mut().insert(header.clone(), value.clone());
     let mut response = next.run(request).await;
     response.headers_mut().insert(header, value);
+    if let Ok(instance) = HeaderValue::from_str(&state.settings.instance) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(INSTANCE_HEADER), instance);
+    }
     response
 }
