@@ -103,3 +103,28 @@ ensure_rabbitmq() {
   fi
   wait_for 120 "RabbitMQ" rabbitmq_answers
 }
+
+# Python tools of the scripts and tests (the OpenAPI document's validator
+# among them), in a virtual environment of their own, cached between runs:
+# $MUCKARD_STATE_DIR/venv (default ~/.cache/muckard/venv). Reinstalled
+# only when scripts/python-requirements.txt changes.
+python_tools_dir() {
+  echo "${MUCKARD_STATE_DIR:-$HOME/.cache/muckard}/venv"
+}
+
+ensure_python_tools() {
+  local venv requirements stamp
+  venv=$(python_tools_dir)
+  requirements="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/python-requirements.txt"
+  stamp="$venv/.requirements.sha256"
+  if [ -f "$stamp" ] && [ "$(sha256sum <"$requirements")" = "$(cat "$stamp")" ]; then
+    return 0
+  fi
+  echo "services: installing the Python tools in $venv" >&2
+  python3 -m venv "$venv" || {
+    echo "services: python3 -m venv failed (Debian: apt-get install python3-venv)" >&2
+    return 1
+  }
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  sha256sum <"$requirements" >"$stamp"
+}

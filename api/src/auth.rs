@@ -8,10 +8,10 @@ use command_side::crypto::SecretString;
 use domain::Role;
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{Caller, JsonBody, RequestContext};
 use crate::state::AppState;
 
@@ -74,20 +74,43 @@ impl JwtKeys {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
+    #[schema(example = "ada@example.com")]
     email: String,
+    #[schema(example = "correct horse battery")]
     password: String,
     display_name: Option<String>,
 }
 
+/// A new user and where its `user.created` event stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Registered {
+    pub user_id: Uuid,
+    #[schema(value_type = crate::openapi::schemas::Position)]
+    pub position: String,
+}
+
 /// `POST /api/v1/auth/register` → 201 `{user_id, position}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/register",
+    tag = "auth",
+    summary = "Register a user",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Registered", body = Registered),
+        (status = 400, description = "Unreadable JSON", body = ErrorResponse),
+        (status = 409, description = "The email is already registered (`field`: `email`)", body = ErrorResponse),
+        (status = 422, description = "A field is invalid (e.g. the email or a short password)", body = ErrorResponse),
+    ),
+)]
 pub async fn register(
     State(state): State<AppState>,
     context: RequestContext,
     JsonBody(request): JsonBody<RegisterRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Registered>), ApiError> {
     let metadata = context.metadata(None, "user.register");
     let (user_id, position) = state
         .commands
@@ -100,18 +123,41 @@ pub async fn register(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "user_id": user_id, "position": position.to_string() })),
+        Json(Registered {
+            user_id,
+            position: position.to_string(),
+        }),
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[schema(example = "ada@example.com")]
     email: String,
+    #[schema(example = "correct horse battery")]
     password: String,
 }
 
-async fn token_pair(state: &AppState, user_id: Uuid, role: Role) -> Result<Value, ApiError> {
+/// An access token and the refresh token that renews it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenPair {
+    /// A JWT (HS256) for `Authorization: Bearer`.
+    pub access_token: String,
+    /// Opaque and single use: `POST /api/v1/auth/refresh` spends it.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    pub user_id: Uuid,
+    /// The role the access token carries.
+    #[schema(value_type = crate::openapi::schemas::Role)]
+    pub role: Role,
+}
+
+async fn token_pair(state: &AppState, user_id: Uuid, role: Role) -> Result<TokenPair, ApiError> {
     let access_token = state.jwt.issue(user_id, role)?;
     let refresh_token = state
         .commands
@@ -132,23 +178,37 @@ fn token_body(
     role: Role,
     access_token: String,
     refresh_token: String,
-) -> Value {
-    json!({
-        "access_token": access_token,
-        "refresh_token": refresh_token,
-        "token_type": "Bearer",
-        "expires_in": state.jwt.ttl_secs(),
-        "user_id": user_id,
-        "role": role,
-    })
+) -> TokenPair {
+    TokenPair {
+        access_token,
+        refresh_token,
+        token_type: "Bearer",
+        expires_in: state.jwt.ttl_secs(),
+        user_id,
+        role,
+    }
 }
 
 /// `POST /api/v1/auth/login` → 200 with an access and a refresh token.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "auth",
+    summary = "Log in",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = TokenPair),
+        (status = 400, description = "Unreadable JSON", body = ErrorResponse),
+        (status = 401, description = "Unknown email or wrong password", body = ErrorResponse,
+            headers(("www-authenticate" = String, description = "`Bearer`"))),
+        (status = 422, description = "A field is missing or of the wrong type", body = ErrorResponse),
+    ),
+)]
 pub async fn login(
     State(state): State<AppState>,
     context: RequestContext,
     JsonBody(request): JsonBody<LoginRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TokenPair>, ApiError> {
     let metadata = context.metadata(None, "user.log_in");
     let user = state
         .commands
@@ -161,7 +221,7 @@ pub async fn login(
     Ok(Json(token_pair(&state, user.user_id, user.role).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     refresh_token: String,
@@ -169,10 +229,26 @@ pub struct RefreshRequest {
 
 /// `POST /api/v1/auth/refresh`: the presented refresh token is spent and a
 /// new pair issued, with the role the user holds now.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/refresh",
+    tag = "auth",
+    summary = "Renew the tokens",
+    description = "Spends the refresh token and issues a new pair, with the role the user holds \
+        now. A refresh token presented twice revokes its whole family.",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new pair", body = TokenPair),
+        (status = 400, description = "Unreadable JSON", body = ErrorResponse),
+        (status = 401, description = "Unknown, spent, revoked or expired refresh token", body = ErrorResponse,
+            headers(("www-authenticate" = String, description = "`Bearer`"))),
+        (status = 422, description = "A field is missing or of the wrong type", body = ErrorResponse),
+    ),
+)]
 pub async fn refresh(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<RefreshRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TokenPair>, ApiError> {
     let (user_id, refresh_token) = state
         .commands
         .rotate_refresh_token(&request.refresh_token, state.settings.refresh_token_ttl)

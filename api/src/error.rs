@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use command_side::CommandError;
 use domain::DomainError;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -52,18 +53,65 @@ impl ApiError {
         }
     }
 
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
+    fn status_and_code(&self) -> (StatusCode, ErrorCode) {
         match self {
-            ApiError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad_request"),
-            ApiError::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
-            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::BadRequest { .. } => (StatusCode::BAD_REQUEST, ErrorCode::BadRequest),
+            ApiError::Validation { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::ValidationFailed,
+            ),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            ApiError::Conflict { .. } => (StatusCode::CONFLICT, ErrorCode::Conflict),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
         }
     }
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorResponse {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    /// For people; the field and reason, when there are, in one sentence.
+    pub message: String,
+    /// The request field, query parameter or path parameter at fault
+    /// (nested fields as `strategy.quote_amount`); present on 400, 409 and
+    /// 422, `null` when the fault is not one field's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub field: Option<Option<String>>,
+    /// Why the field is at fault; present with `field`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What kind of failure, one per status.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: unreadable JSON, a malformed path id or query parameter.
+    BadRequest,
+    /// 422: readable, but a field is invalid.
+    ValidationFailed,
+    /// 401.
+    Unauthorized,
+    /// 403.
+    Forbidden,
+    /// 404.
+    NotFound,
+    /// 409.
+    Conflict,
+    /// 503, with `Retry-After`.
+    Unavailable,
+    /// 500.
+    Internal,
 }
 
 impl From<DomainError> for ApiError {
@@ -101,24 +149,33 @@ impl From<CommandError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
+        let detail =
+            |message: String, field: Option<Option<String>>, reason: Option<String>| ErrorDetail {
+                code,
+                message,
+                field,
+                reason,
+            };
         let body = match &self {
-            ApiError::Validation { field, reason } => json!({
-                "code": code, "message": self.to_string(), "field": field, "reason": reason,
-            }),
+            ApiError::Validation { field, reason } => detail(
+                self.to_string(),
+                Some(Some(field.clone())),
+                Some(reason.clone()),
+            ),
             ApiError::BadRequest { field, reason } | ApiError::Conflict { field, reason } => {
                 let message = match field {
                     Some(field) => format!("{field}: {reason}"),
                     None => reason.clone(),
                 };
-                json!({ "code": code, "message": message, "field": field, "reason": reason })
+                detail(message, Some(field.clone()), Some(reason.clone()))
             }
             ApiError::Internal(cause) => {
                 tracing::error!(error = ?cause, "request failed unexpectedly");
-                json!({ "code": code, "message": "internal error" })
+                detail("internal error".to_string(), None, None)
             }
-            other => json!({ "code": code, "message": other.to_string() }),
+            other => detail(other.to_string(), None, None),
         };
-        let mut response = (status, Json(json!({ "error": body }))).into_response();
+        let mut response = (status, Json(ErrorResponse { error: body })).into_response();
         match self {
             ApiError::Unavailable(_) => {
                 response

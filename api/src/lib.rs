@@ -10,15 +10,19 @@
 //! - [`auth`]: JWT access tokens and the register/login/refresh handlers;
 //! - [`idempotency`]: the `Idempotency-Key` middleware;
 //! - [`operator`]: commands for operators (granting the first admin);
-//! - [`routes`]: the command endpoints, one module per resource.
+//! - [`routes`]: the endpoints, one module per resource;
+//! - [`openapi`]: the OpenAPI document, made from the handlers' annotations,
+//!   and the interactive page at `/docs`.
 //!
-//! [`app`] builds the router so tests can drive it without a socket.
+//! [`app`] builds the router so tests can drive it without a socket, from
+//! the same annotations as the document.
 
 pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod openapi;
 pub mod operator;
 pub mod routes;
 pub mod state;
@@ -27,8 +31,9 @@ pub mod telemetry;
 use axum::http::{HeaderName, HeaderValue, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, patch, post};
 use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use state::AppState;
 
@@ -38,73 +43,86 @@ pub const INSTANCE_HEADER: &str = "x-muckard-instance";
 
 /// The whole HTTP API.
 pub fn app(state: AppState) -> Router {
-    // Routes whose repeated Idempotency-Key replays the first response.
-    // Log-in and refresh are left out: their responses hold fresh tokens,
-    // which must not be stored.
-    let commands = Router::new()
-        .route("/api/v1/auth/register", post(auth::register))
-        .route("/api/v1/user/me", patch(routes::users::update_me))
-        .route(
-            "/api/v1/user/onboarding",
-            post(routes::users::complete_onboarding),
-        )
-        .route("/api/v1/kraken/connect", post(routes::kraken::connect))
-        .route(
-            "/api/v1/kraken/keys/{key_id}",
-            patch(routes::kraken::update).delete(routes::kraken::disconnect),
-        )
-        .route(
-            "/api/v1/kraken/keys/{key_id}/test",
-            post(routes::kraken::test),
-        )
-        .route("/api/v1/bot", post(routes::bots::configure))
-        .route("/api/v1/bot/{bot_id}/start", post(routes::bots::start))
-        .route("/api/v1/bot/{bot_id}/stop", post(routes::bots::stop))
-        .route(
-            "/api/v1/bot/{bot_id}/trigger-trade",
-            post(routes::bots::trigger_trade),
-        )
-        .route(
-            "/api/v1/admin/users/{user_id}/role",
-            post(routes::admin::assign_role),
-        )
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            idempotency::replay_or_record,
-        ));
-    let sessions = Router::new()
-        .route("/api/v1/auth/login", post(auth::login))
-        .route("/api/v1/auth/refresh", post(auth::refresh));
-    let queries = Router::new()
-        .route("/api/v1/user/me", get(routes::queries::me))
-        .route("/api/v1/admin/users", get(routes::queries::admin_users))
-        .route("/api/v1/kraken/keys", get(routes::queries::keys))
-        .route("/api/v1/bot", get(routes::queries::bots))
-        .route(
-            "/api/v1/bot/{bot_id}/status",
-            get(routes::queries::bot_status),
-        )
-        .route("/api/v1/trading/trades", get(routes::queries::trades))
-        .route("/api/v1/trading/positions", get(routes::queries::positions));
-    let audit = Router::new()
-        .route(
-            "/api/v1/audit/streams/{aggregate_type}/{id}/events",
-            get(routes::audit::events),
-        )
-        .route(
-            "/api/v1/audit/streams/{aggregate_type}/{id}/state",
-            get(routes::audit::state),
-        );
-    Router::new()
-        .route("/health", get(routes::health::health))
-        .route("/metrics", get(routes::metrics::metrics))
+    let RouteGroups {
+        service,
+        queries,
+        audit,
+        commands,
+        sessions,
+    } = route_groups();
+    let commands = commands.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        idempotency::replay_or_record,
+    ));
+    let (router, _document) = service
         .merge(queries)
         .merge(audit)
         .merge(commands)
         .merge(sessions)
+        .split_for_parts();
+    router
         .fallback(routes::health::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), request_id))
         .with_state(state)
+}
+
+/// Every route, in the groups that differ in middleware. Each is
+/// registered from its handler's `#[utoipa::path]` annotation, which is
+/// also what [`openapi::document`] is made of: there is no other way to add
+/// a route (the `openapi` test checks).
+pub(crate) struct RouteGroups {
+    /// Health, metrics and the documentation.
+    pub service: OpenApiRouter<AppState>,
+    pub queries: OpenApiRouter<AppState>,
+    pub audit: OpenApiRouter<AppState>,
+    /// Routes whose repeated Idempotency-Key replays the first response.
+    pub commands: OpenApiRouter<AppState>,
+    /// Log-in and refresh are not idempotent by key: their responses hold
+    /// fresh tokens, which must not be stored.
+    pub sessions: OpenApiRouter<AppState>,
+}
+
+pub(crate) fn route_groups() -> RouteGroups {
+    let service = OpenApiRouter::default()
+        .routes(routes!(routes::health::health))
+        .routes(routes!(routes::metrics::metrics))
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(openapi::docs))
+        .routes(routes!(openapi::docs_page))
+        .routes(routes!(openapi::docs_asset));
+    let commands = OpenApiRouter::default()
+        .routes(routes!(auth::register))
+        .routes(routes!(routes::users::update_me))
+        .routes(routes!(routes::users::complete_onboarding))
+        .routes(routes!(routes::kraken::connect))
+        .routes(routes!(routes::kraken::update, routes::kraken::disconnect))
+        .routes(routes!(routes::kraken::test))
+        .routes(routes!(routes::bots::configure))
+        .routes(routes!(routes::bots::start))
+        .routes(routes!(routes::bots::stop))
+        .routes(routes!(routes::bots::trigger_trade))
+        .routes(routes!(routes::admin::assign_role));
+    let sessions = OpenApiRouter::default()
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh));
+    let queries = OpenApiRouter::default()
+        .routes(routes!(routes::queries::me))
+        .routes(routes!(routes::queries::admin_users))
+        .routes(routes!(routes::queries::keys))
+        .routes(routes!(routes::queries::bots))
+        .routes(routes!(routes::queries::bot_status))
+        .routes(routes!(routes::queries::trades))
+        .routes(routes!(routes::queries::positions));
+    let audit = OpenApiRouter::default()
+        .routes(routes!(routes::audit::events))
+        .routes(routes!(routes::audit::state));
+    RouteGroups {
+        service,
+        queries,
+        audit,
+        commands,
+        sessions,
+    }
 }
 
 /// Gives every request an id (the caller's `x-request-id`, or a new one),

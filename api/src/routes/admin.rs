@@ -1,36 +1,65 @@
 use axum::extract::{Path, State};
 use axum::Json;
 use domain::Role;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{parse_id, Caller, JsonBody, RequestContext};
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssignRoleRequest {
+    #[schema(value_type = crate::openapi::schemas::Role)]
     role: Role,
 }
 
+/// The role a user now holds.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleAssigned {
+    pub user_id: Uuid,
+    #[schema(value_type = crate::openapi::schemas::Role)]
+    pub role: Role,
+    #[schema(value_type = crate::openapi::schemas::Position)]
+    pub position: String,
+}
+
 /// `POST /api/v1/admin/users/{user_id}/role` `{role}` (admins only).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/users/{user_id}/role",
+    tag = "admin",
+    summary = "Give a user a role (admins)",
+    description = "A user holds one role; this replaces it. The user's next access token carries it.",
+    security(("bearer" = [])),
+    params(("user_id" = Uuid, Path, description = "The user")),
+    request_body = AssignRoleRequest,
+    responses(
+        (status = 200, description = "Assigned", body = RoleAssigned),
+        (status = 400, description = "Unreadable JSON or a malformed `user_id`", body = ErrorResponse),
+        (status = 403, description = "The caller is not an admin", body = ErrorResponse),
+        (status = 404, description = "No such user", body = ErrorResponse),
+        (status = 422, description = "A field is invalid", body = ErrorResponse),
+    ),
+)]
 pub async fn assign_role(
     State(state): State<AppState>,
     caller: Caller,
     context: RequestContext,
     Path(user_id): Path<String>,
     JsonBody(request): JsonBody<AssignRoleRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RoleAssigned>, ApiError> {
     let user_id = parse_id("user_id", &user_id)?;
     let metadata = context.metadata(Some(caller.actor()), "user.assign_role");
     let position = state
         .commands
         .assign_role(caller.actor(), user_id, request.role, &metadata)
         .await?;
-    Ok(Json(json!({
-        "user_id": user_id,
-        "role": request.role,
-        "position": position.to_string(),
-    })))
+    Ok(Json(RoleAssigned {
+        user_id,
+        role: request.role,
+        position: position.to_string(),
+    }))
 }

@@ -11,21 +11,77 @@ use chrono::{DateTime, Utc};
 use domain::Role;
 use projections::audit::stream::{self, AggregateKind, StreamEvent, Until};
 use projections::audit::AuditError;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorResponse};
 use crate::extract::Caller;
+use crate::openapi::schemas;
 use crate::state::AppState;
 
 const PARAMETERS: [&str; 2] = ["as_of", "at_sequence"];
 
+/// The path of both audit endpoints, for the document.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct StreamPath {
+    /// `User`, `ExchangeKey`, `Bot` or `Portfolio` (any case; `exchange_key`
+    /// and `exchange-key` too).
+    aggregate_type: String,
+    /// The aggregate's id as the log stores it.
+    id: String,
+}
+
+/// Where to stop reading, for the document; [`request`] reads it. At most
+/// one of the two.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct AuditPoint {
+    /// Events recorded at or before this time (RFC 3339).
+    as_of: Option<DateTime<Utc>>,
+    /// Events up to and including this sequence.
+    #[param(minimum = 0)]
+    at_sequence: Option<i64>,
+}
+
+/// One aggregate's events straight from the log.
+#[derive(Serialize, ToSchema)]
+pub struct AuditEvents {
+    #[schema(value_type = schemas::AggregateType)]
+    aggregate_type: AggregateKind,
+    aggregate_id: String,
+    #[schema(value_type = schemas::Until)]
+    until: Until,
+    /// In sequence order, each as [`StreamEvent::to_json`] gives it.
+    #[schema(value_type = Vec<schemas::AuditEvent>)]
+    events: Vec<Value>,
+}
+
 /// `GET /api/v1/audit/streams/{aggregate_type}/{id}/events[?as_of|at_sequence]`
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit/streams/{aggregate_type}/{id}/events",
+    tag = "audit",
+    summary = "One aggregate's events, with their hashes (auditors, admins)",
+    description = "Read from the log itself, not a read model.",
+    security(("bearer" = [])),
+    params(StreamPath, AuditPoint),
+    responses(
+        (status = 200, description = "The events up to the point asked for", body = AuditEvents),
+        (status = 400, description = "An unknown aggregate type, or an unknown or malformed query parameter", body = ErrorResponse),
+        (status = 403, description = "The caller is neither an auditor nor an admin", body = ErrorResponse),
+        (status = 404, description = "No such stream", body = ErrorResponse),
+    ),
+)]
 pub async fn events(
     State(state): State<AppState>,
     caller: Caller,
     Path((aggregate_type, aggregate_id)): Path<(String, String)>,
     Query(raw): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditEvents>, ApiError> {
     let (kind, until) = request(&caller, &aggregate_type, &raw)?;
     let events = stream::stream_events(state.pool(), kind, &aggregate_id, until)
         .await
@@ -37,16 +93,36 @@ pub async fn events(
     {
         return Err(unknown_stream(kind, &aggregate_id));
     }
-    Ok(Json(json!({
-        "aggregate_type": kind,
-        "aggregate_id": aggregate_id,
-        "until": until,
-        "events": events.iter().map(StreamEvent::to_json).collect::<Vec<_>>(),
-    })))
+    Ok(Json(AuditEvents {
+        aggregate_type: kind,
+        aggregate_id,
+        until,
+        events: events.iter().map(StreamEvent::to_json).collect(),
+    }))
 }
 
 /// `GET /api/v1/audit/streams/{aggregate_type}/{id}/state[?as_of|at_sequence]`:
 /// the aggregate folded from its events up to then, with those events.
+///
+/// The body is `projections::audit::stream::StreamState::to_json`, which the
+/// replay tool prints too; [`schemas::AuditState`] describes it, and the
+/// `openapi` test checks real answers against that description.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit/streams/{aggregate_type}/{id}/state",
+    tag = "audit",
+    summary = "One aggregate's state as of a time or sequence (auditors, admins)",
+    description = "The aggregate folded with the domain's own `apply` from its events up to \
+        then, with those events.",
+    security(("bearer" = [])),
+    params(StreamPath, AuditPoint),
+    responses(
+        (status = 200, description = "The state and the events it was folded from", body = schemas::AuditState),
+        (status = 400, description = "An unknown aggregate type, or an unknown or malformed query parameter", body = ErrorResponse),
+        (status = 403, description = "The caller is neither an auditor nor an admin", body = ErrorResponse),
+        (status = 404, description = "No such stream", body = ErrorResponse),
+    ),
+)]
 pub async fn state(
     State(state): State<AppState>,
     caller: Caller,

@@ -2,28 +2,56 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use command_side::crypto::SecretString;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use domain::services::KeyStatus;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{parse_id, Caller, JsonBody, RequestContext};
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectRequest {
+    /// The exchange's API key.
     api_key: String,
+    /// The exchange's API secret (base64); stored encrypted, never logged.
     api_secret: String,
     label: Option<String>,
 }
 
+/// A key's id and where the event that changed it stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyChanged {
+    pub key_id: Uuid,
+    #[schema(value_type = crate::openapi::schemas::Position)]
+    pub position: String,
+}
+
 /// `POST /api/v1/kraken/connect` → 201 `{key_id, position}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/kraken/connect",
+    tag = "kraken",
+    summary = "Connect a Kraken API key",
+    description = "The secret is encrypted at rest; the log holds only the key's id, a \
+        fingerprint and its permissions. A key that may withdraw is refused.",
+    security(("bearer" = [])),
+    request_body = ConnectRequest,
+    responses(
+        (status = 201, description = "Connected", body = KeyChanged),
+        (status = 400, description = "Unreadable JSON", body = ErrorResponse),
+        (status = 403, description = "Auditors cannot connect keys", body = ErrorResponse),
+        (status = 422, description = "A field is invalid, or the key may withdraw", body = ErrorResponse),
+    ),
+)]
 pub async fn connect(
     State(state): State<AppState>,
     caller: Caller,
     context: RequestContext,
     JsonBody(request): JsonBody<ConnectRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<KeyChanged>), ApiError> {
     let metadata = context.metadata(Some(caller.actor()), "kraken.key.connect");
     let (key_id, position) = state
         .commands
@@ -37,27 +65,49 @@ pub async fn connect(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "key_id": key_id, "position": position.to_string() })),
+        Json(KeyChanged {
+            key_id,
+            position: position.to_string(),
+        }),
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRequest {
     label: Option<String>,
+    /// A new credential: with `api_secret`.
     api_key: Option<String>,
+    /// A new credential: with `api_key`.
     api_secret: Option<String>,
 }
 
 /// `PATCH /api/v1/kraken/keys/{key_id}` `{label?, api_key?, api_secret?}`;
 /// a new credential needs both halves.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/kraken/keys/{key_id}",
+    tag = "kraken",
+    summary = "Relabel a key or replace its credential",
+    security(("bearer" = [])),
+    params(("key_id" = Uuid, Path, description = "The key")),
+    request_body = UpdateRequest,
+    responses(
+        (status = 200, description = "Updated", body = KeyChanged),
+        (status = 400, description = "Unreadable JSON or a malformed `key_id`", body = ErrorResponse),
+        (status = 403, description = "Not the caller's key to change", body = ErrorResponse),
+        (status = 404, description = "No such key", body = ErrorResponse),
+        (status = 409, description = "The key is disconnected", body = ErrorResponse),
+        (status = 422, description = "A field is invalid, or half a credential", body = ErrorResponse),
+    ),
+)]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
     context: RequestContext,
     Path(key_id): Path<String>,
     JsonBody(request): JsonBody<UpdateRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyChanged>, ApiError> {
     let key_id = parse_id("key_id", &key_id)?;
     let credentials = match (request.api_key, request.api_secret) {
         (Some(key), Some(secret)) => Some((SecretString::new(key), SecretString::new(secret))),
@@ -86,48 +136,96 @@ pub async fn update(
             &metadata,
         )
         .await?;
-    Ok(Json(
-        json!({ "key_id": key_id, "position": position.to_string() }),
-    ))
+    Ok(Json(KeyChanged {
+        key_id,
+        position: position.to_string(),
+    }))
 }
 
 /// `DELETE /api/v1/kraken/keys/{key_id}`: disconnects and shreds the
 /// stored credential.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/kraken/keys/{key_id}",
+    tag = "kraken",
+    summary = "Disconnect a key",
+    description = "Disconnects the key and shreds its stored credential.",
+    security(("bearer" = [])),
+    params(("key_id" = Uuid, Path, description = "The key")),
+    responses(
+        (status = 200, description = "Disconnected", body = KeyChanged),
+        (status = 400, description = "A malformed `key_id`", body = ErrorResponse),
+        (status = 403, description = "Not the caller's key", body = ErrorResponse),
+        (status = 404, description = "No such key", body = ErrorResponse),
+        (status = 409, description = "Already disconnected, or a bot still runs on it", body = ErrorResponse),
+    ),
+)]
 pub async fn disconnect(
     State(state): State<AppState>,
     caller: Caller,
     context: RequestContext,
     Path(key_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyChanged>, ApiError> {
     let key_id = parse_id("key_id", &key_id)?;
     let metadata = context.metadata(Some(caller.actor()), "kraken.key.disconnect");
     let position = state
         .commands
         .disconnect_key(caller.actor(), key_id, &metadata)
         .await?;
-    Ok(Json(
-        json!({ "key_id": key_id, "position": position.to_string() }),
-    ))
+    Ok(Json(KeyChanged {
+        key_id,
+        position: position.to_string(),
+    }))
+}
+
+/// What the exchange said of a key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyTested {
+    pub key_id: Uuid,
+    /// `tested`, or `test_failed` with a `reason`.
+    #[schema(value_type = crate::openapi::schemas::KeyStatus)]
+    pub status: KeyStatus,
+    /// Why the test failed; `null` when it passed.
+    pub reason: Option<String>,
+    #[schema(value_type = crate::openapi::schemas::Position)]
+    pub position: String,
 }
 
 /// `POST /api/v1/kraken/keys/{key_id}/test`: asks the exchange; a failure
 /// is recorded as `kraken.key.test.failed` and reported with its reason.
+#[utoipa::path(
+    post,
+    path = "/api/v1/kraken/keys/{key_id}/test",
+    tag = "kraken",
+    summary = "Test a key against the exchange",
+    description = "A failed test is an answer, not an error: it is recorded as \
+        `kraken.key.test.failed` and reported with its reason.",
+    security(("bearer" = [])),
+    params(("key_id" = Uuid, Path, description = "The key")),
+    responses(
+        (status = 200, description = "Tested (passed or failed)", body = KeyTested),
+        (status = 400, description = "A malformed `key_id`", body = ErrorResponse),
+        (status = 403, description = "Not the caller's key", body = ErrorResponse),
+        (status = 404, description = "No such key", body = ErrorResponse),
+        (status = 409, description = "The key is disconnected", body = ErrorResponse),
+    ),
+)]
 pub async fn test(
     State(state): State<AppState>,
     caller: Caller,
     context: RequestContext,
     Path(key_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyTested>, ApiError> {
     let key_id = parse_id("key_id", &key_id)?;
     let metadata = context.metadata(Some(caller.actor()), "kraken.key.test");
     let outcome = state
         .commands
         .test_key(caller.actor(), key_id, &metadata)
         .await?;
-    Ok(Json(json!({
-        "key_id": key_id,
-        "status": outcome.status,
-        "reason": outcome.failure,
-        "position": outcome.position.to_string(),
-    })))
+    Ok(Json(KeyTested {
+        key_id,
+        status: outcome.status,
+        reason: outcome.failure,
+        position: outcome.position.to_string(),
+    }))
 }

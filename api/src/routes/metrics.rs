@@ -5,11 +5,26 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorResponse};
 use crate::state::AppState;
 
 /// `GET /metrics`, in the Prometheus text format: each subscriber's lag
 /// and the Kafka mirror's counters.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "service",
+    summary = "Metrics for Prometheus",
+    description = "`muckard_subscriber_lag_events` and `muckard_subscriber_lag_seconds` per \
+        subscriber; `muckard_kafka_published_events_total`, \
+        `muckard_kafka_publish_errors_total`, `muckard_kafka_published_batches_total`.",
+    responses(
+        (status = 200, description = "The Prometheus text exposition format",
+            content_type = "text/plain; version=0.0.4", body = String),
+        (status = 503, description = "The database is unavailable", body = ErrorResponse,
+            headers(("retry-after" = String, description = "Seconds to wait before retrying"))),
+    ),
+)]
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let lags = projections::lag::all(state.pool())
         .await

@@ -12,15 +12,55 @@ use command_side::Position;
 use domain::Role;
 use rust_decimal::Decimal;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{parse_id, Caller};
+use crate::openapi::schemas;
 use crate::state::AppState;
 
 pub const MAX_PAGE: i64 = 500;
 const DEFAULT_PAGE: i64 = 100;
+
+/// The parameter every query takes, for the document; [`Params`] reads it.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ReadYourWrites {
+    /// A `position` from a command response: the answer waits (at most
+    /// `QUERY_WAIT_MAX_MS`) until the read model has handled it, else 503.
+    #[param(value_type = Option<schemas::Position>)]
+    min_position: Option<String>,
+}
+
+/// Paging, for the document; [`Params`] reads it.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct Page {
+    /// Rows per page, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// The trade filters, for the document; [`Params`] reads them.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct TradeFilter {
+    /// Only this bot's trades.
+    bot_id: Option<Uuid>,
+    /// Only this pair's trades, e.g. `XBT/USD`.
+    pair: Option<String>,
+    /// Executed at or after this time (RFC 3339).
+    from: Option<DateTime<Utc>>,
+    /// Executed before this time (RFC 3339).
+    to: Option<DateTime<Utc>>,
+}
 
 /// Query-string parameters, checked against what an endpoint accepts.
 struct Params(HashMap<String, String>);
@@ -129,14 +169,18 @@ fn database(error: sqlx::Error) -> ApiError {
     }
 }
 
-#[derive(Serialize, sqlx::FromRow)]
+/// A user, from the `users` read model.
+#[derive(Serialize, sqlx::FromRow, ToSchema)]
 pub struct UserView {
     user_id: Uuid,
     email: String,
     display_name: Option<String>,
+    #[schema(value_type = schemas::Role)]
     role: String,
     onboarded: bool,
+    #[schema(value_type = Option<schemas::RiskProfile>)]
     risk_profile: Option<String>,
+    #[schema(value_type = Option<schemas::Experience>)]
     experience: Option<String>,
     created_at: DateTime<Utc>,
     last_login_at: Option<DateTime<Utc>>,
@@ -146,6 +190,19 @@ const USER_COLUMNS: &str = "user_id, email, display_name, role, onboarded, risk_
      experience, created_at, last_login_at";
 
 /// `GET /api/v1/user/me`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/user/me",
+    tag = "users",
+    summary = "The caller's user",
+    security(("bearer" = [])),
+    params(ReadYourWrites),
+    responses(
+        (status = 200, description = "The caller's `users` row", body = UserView),
+        (status = 400, description = "An unknown or malformed query parameter", body = ErrorResponse),
+        (status = 404, description = "Not in the read model (yet)", body = ErrorResponse),
+    ),
+)]
 pub async fn me(
     State(state): State<AppState>,
     caller: Caller,
@@ -164,12 +221,33 @@ pub async fn me(
     .ok_or_else(|| ApiError::NotFound("user not found".to_string()))
 }
 
+/// A page of users.
+#[derive(Serialize, ToSchema)]
+pub struct UserPage {
+    users: Vec<UserView>,
+    /// The `cursor` of the next page; `null` on the last.
+    next_cursor: Option<String>,
+}
+
 /// `GET /api/v1/admin/users` (admins): every user, oldest first, paged.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/users",
+    tag = "admin",
+    summary = "Every user, oldest first (admins)",
+    security(("bearer" = [])),
+    params(Page, ReadYourWrites),
+    responses(
+        (status = 200, description = "A page of users", body = UserPage),
+        (status = 400, description = "An unknown or malformed query parameter", body = ErrorResponse),
+        (status = 403, description = "The caller is not an admin", body = ErrorResponse),
+    ),
+)]
 pub async fn admin_users(
     State(state): State<AppState>,
     caller: Caller,
     Query(raw): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserPage>, ApiError> {
     if caller.role != Role::Admin {
         return Err(ApiError::Forbidden("admins only".to_string()));
     }
@@ -185,30 +263,54 @@ pub async fn admin_users(
     .fetch_all(state.pool())
     .await
     .map_err(database)?;
-    let next = (users.len() as i64 == limit).then(|| (offset + limit).to_string());
-    Ok(Json(json!({ "users": users, "next_cursor": next })))
+    let next_cursor = (users.len() as i64 == limit).then(|| (offset + limit).to_string());
+    Ok(Json(UserPage { users, next_cursor }))
 }
 
-#[derive(Serialize, sqlx::FromRow)]
+/// An exchange key, from the `exchange_keys` read model; never its secret.
+#[derive(Serialize, sqlx::FromRow, ToSchema)]
 pub struct KeyView {
     key_id: Uuid,
     owner_id: Uuid,
+    #[schema(example = "kraken")]
     exchange: String,
     label: Option<String>,
+    /// Identifies the API key without revealing it.
     fingerprint: String,
+    #[schema(value_type = Vec<schemas::KeyPermission>)]
     permissions: Value,
+    #[schema(value_type = schemas::KeyStatus)]
     status: String,
     last_test_failure: Option<String>,
     connected_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
 
+/// Exchange keys.
+#[derive(Serialize, ToSchema)]
+pub struct KeyList {
+    keys: Vec<KeyView>,
+}
+
 /// `GET /api/v1/kraken/keys`: connected keys, never their secrets.
+#[utoipa::path(
+    get,
+    path = "/api/v1/kraken/keys",
+    tag = "kraken",
+    summary = "Connected keys",
+    description = "The caller's keys not disconnected (admins and auditors: everyone's).",
+    security(("bearer" = [])),
+    params(ReadYourWrites),
+    responses(
+        (status = 200, description = "The keys, oldest first", body = KeyList),
+        (status = 400, description = "An unknown or malformed query parameter", body = ErrorResponse),
+    ),
+)]
 pub async fn keys(
     State(state): State<AppState>,
     caller: Caller,
     Query(raw): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyList>, ApiError> {
     let params = Params::new(raw, &[])?;
     params.wait_for(&state, "exchange_keys").await?;
     let keys = sqlx::query_as::<_, KeyView>(
@@ -221,20 +323,25 @@ pub async fn keys(
     .fetch_all(state.pool())
     .await
     .map_err(database)?;
-    Ok(Json(json!({ "keys": keys })))
+    Ok(Json(KeyList { keys }))
 }
 
-#[derive(Serialize, sqlx::FromRow)]
+/// A bot, from the `bot_status` read model.
+#[derive(Serialize, sqlx::FromRow, ToSchema)]
 pub struct BotView {
     bot_id: Uuid,
     owner_id: Uuid,
     key_id: Uuid,
+    #[schema(value_type = schemas::Pair)]
     pair: String,
+    #[schema(value_type = schemas::Strategy)]
     strategy: Value,
+    #[schema(value_type = schemas::BotState)]
     state: String,
     trades_executed: i64,
     trades_skipped: i64,
     errors: i64,
+    #[schema(value_type = Option<LastTrade>)]
     last_trade: Option<Value>,
     last_skip: Option<String>,
     last_error: Option<String>,
@@ -246,12 +353,47 @@ pub struct BotView {
 const BOT_COLUMNS: &str = "bot_id, owner_id, key_id, pair, strategy, state, trades_executed, \
      trades_skipped, errors, last_trade, last_skip, last_error, last_error_at, created_at, updated_at";
 
+/// A bot's last fill, as the `bot_status` projector stores it.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct LastTrade {
+    order_id: String,
+    #[schema(value_type = schemas::Side)]
+    side: String,
+    #[schema(value_type = schemas::Decimal)]
+    quantity: String,
+    #[schema(value_type = schemas::Decimal)]
+    price: String,
+    #[schema(value_type = schemas::Decimal)]
+    fee: String,
+    executed_at: DateTime<Utc>,
+}
+
+/// Bots.
+#[derive(Serialize, ToSchema)]
+pub struct BotList {
+    bots: Vec<BotView>,
+}
+
 /// `GET /api/v1/bot`: the caller's bots (an empty list for a new user).
+#[utoipa::path(
+    get,
+    path = "/api/v1/bot",
+    tag = "bots",
+    summary = "The caller's bots",
+    description = "The caller's bots, oldest first (admins and auditors: everyone's); empty for a new user.",
+    security(("bearer" = [])),
+    params(ReadYourWrites),
+    responses(
+        (status = 200, description = "The bots", body = BotList),
+        (status = 400, description = "An unknown or malformed query parameter", body = ErrorResponse),
+    ),
+)]
 pub async fn bots(
     State(state): State<AppState>,
     caller: Caller,
     Query(raw): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BotList>, ApiError> {
     let params = Params::new(raw, &[])?;
     params.wait_for(&state, "bot_status").await?;
     let bots = sqlx::query_as::<_, BotView>(&format!(
@@ -262,10 +404,23 @@ pub async fn bots(
     .fetch_all(state.pool())
     .await
     .map_err(database)?;
-    Ok(Json(json!({ "bots": bots })))
+    Ok(Json(BotList { bots }))
 }
 
 /// `GET /api/v1/bot/{bot_id}/status`; another user's bot is a 404.
+#[utoipa::path(
+    get,
+    path = "/api/v1/bot/{bot_id}/status",
+    tag = "bots",
+    summary = "A bot's status",
+    security(("bearer" = [])),
+    params(("bot_id" = Uuid, Path, description = "The bot"), ReadYourWrites),
+    responses(
+        (status = 200, description = "The bot's `bot_status` row", body = BotView),
+        (status = 400, description = "A malformed `bot_id`, or an unknown or malformed query parameter", body = ErrorResponse),
+        (status = 404, description = "No such bot, or another user's", body = ErrorResponse),
+    ),
+)]
 pub async fn bot_status(
     State(state): State<AppState>,
     caller: Caller,
@@ -288,28 +443,57 @@ pub async fn bot_status(
     .ok_or_else(|| ApiError::NotFound("bot not found".to_string()))
 }
 
-#[derive(Serialize, sqlx::FromRow)]
+/// A fill, from the `trades` read model.
+#[derive(Serialize, sqlx::FromRow, ToSchema)]
 pub struct TradeView {
     trade_id: i64,
     user_id: Uuid,
     bot_id: Uuid,
     order_id: String,
+    #[schema(value_type = schemas::Pair)]
     pair: String,
+    #[schema(value_type = schemas::Side)]
     side: String,
+    #[schema(value_type = schemas::Decimal)]
     quantity: Decimal,
+    #[schema(value_type = schemas::Decimal)]
     price: Decimal,
+    #[schema(value_type = schemas::Decimal)]
     fee: Decimal,
     executed_at: DateTime<Utc>,
+}
+
+/// A page of trades, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct TradePage {
+    trades: Vec<TradeView>,
+    /// The `cursor` of the next page; `null` on the last.
+    next_cursor: Option<String>,
 }
 
 /// `GET /api/v1/trading/trades?bot_id&pair&from&to&limit&cursor`: newest
 /// first. Pages follow `trade_id`, which the projector assigns in commit
 /// order, so trades arriving meanwhile never shift a later page.
+#[utoipa::path(
+    get,
+    path = "/api/v1/trading/trades",
+    tag = "trading",
+    summary = "Trades, newest first",
+    description = "The caller's fills (admins and auditors: everyone's). Pages follow \
+        `trade_id`, assigned in commit order, so trades arriving while a client pages never \
+        shift a later page.",
+    security(("bearer" = [])),
+    params(TradeFilter, Page, ReadYourWrites),
+    responses(
+        (status = 200, description = "A page of trades", body = TradePage),
+        (status = 400, description = "An unknown or malformed query parameter", body = ErrorResponse),
+    ),
+)]
 pub async fn trades(
     State(state): State<AppState>,
     caller: Caller,
     Query(raw): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TradePage>, ApiError> {
     let params = Params::new(raw, &["bot_id", "pair", "from", "to", "limit", "cursor"])?;
     let bot_id = params.uuid("bot_id")?;
     let pair = params.get("pair").map(str::to_string);
@@ -340,30 +524,58 @@ pub async fn trades(
     .fetch_all(state.pool())
     .await
     .map_err(database)?;
-    let next = (trades.len() as i64 == limit)
+    let next_cursor = (trades.len() as i64 == limit)
         .then(|| trades.last().map(|t| t.trade_id.to_string()))
         .flatten();
-    Ok(Json(json!({ "trades": trades, "next_cursor": next })))
+    Ok(Json(TradePage {
+        trades,
+        next_cursor,
+    }))
 }
 
-#[derive(Serialize, sqlx::FromRow)]
+/// A holding in one pair, from the `positions` read model.
+#[derive(Serialize, sqlx::FromRow, ToSchema)]
 pub struct PositionView {
     user_id: Uuid,
+    #[schema(value_type = schemas::Pair)]
     pair: String,
+    #[schema(value_type = schemas::Decimal)]
     quantity: Decimal,
+    #[schema(value_type = schemas::Decimal)]
     cost_basis: Decimal,
+    #[schema(value_type = schemas::Decimal)]
     average_cost: Decimal,
+    #[schema(value_type = schemas::Decimal)]
     realised_pnl: Decimal,
     trades: i64,
     updated_at: DateTime<Utc>,
 }
 
+/// Positions.
+#[derive(Serialize, ToSchema)]
+pub struct PositionList {
+    positions: Vec<PositionView>,
+}
+
 /// `GET /api/v1/trading/positions`: per pair, with realised P&L.
+#[utoipa::path(
+    get,
+    path = "/api/v1/trading/positions",
+    tag = "trading",
+    summary = "Positions per pair, with realised P&L",
+    description = "The caller's positions (admins and auditors: everyone's).",
+    security(("bearer" = [])),
+    params(ReadYourWrites),
+    responses(
+        (status = 200, description = "The positions", body = PositionList),
+        (status = 400, description = "An unknown or malformed query parameter", body = ErrorResponse),
+    ),
+)]
 pub async fn positions(
     State(state): State<AppState>,
     caller: Caller,
     Query(raw): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PositionList>, ApiError> {
     let params = Params::new(raw, &[])?;
     params.wait_for(&state, "positions").await?;
     let positions = sqlx::query_as::<_, PositionView>(
@@ -375,5 +587,5 @@ pub async fn positions(
     .fetch_all(state.pool())
     .await
     .map_err(database)?;
-    Ok(Json(json!({ "positions": positions })))
+    Ok(Json(PositionList { positions }))
 }

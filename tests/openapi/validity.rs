@@ -1,0 +1,79 @@
+//! The served document, checked by `openapi-spec-validator` (PyPI), an
+//! implementation of the OpenAPI specification's rules independent of the
+//! code that wrote the document.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use integration_tests::TestApp;
+
+use crate::served_document;
+
+/// Where `ensure_python_tools` (scripts/services.sh) installs the tools.
+fn validator() -> PathBuf {
+    let state = std::env::var_os("MUCKARD_STATE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/muckard")
+        });
+    state.join("venv/bin/openapi-spec-validator")
+}
+
+#[tokio::test]
+async fn the_served_document_is_valid_openapi_3_1() {
+    let validator = validator();
+    assert!(
+        validator.exists(),
+        "{} is missing: run ./scripts/test, or \
+         `source scripts/services.sh && ensure_python_tools`",
+        validator.display()
+    );
+    let app = TestApp::spawn().await;
+    let document = served_document(&app).await;
+    assert_eq!(document["openapi"], "3.1.0");
+
+    let file = std::env::temp_dir().join(format!("muckard-openapi-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&file, serde_json::to_vec_pretty(&document).unwrap()).unwrap();
+    let output = Command::new(&validator)
+        .args(["--schema", "3.1", "--validation-errors", "all"])
+        .arg(&file)
+        .output()
+        .expect("run openapi-spec-validator");
+    let _ = std::fs::remove_file(&file);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("OK"),
+        "openapi-spec-validator refused the document ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+}
+
+/// The validator is not a rubber stamp: a document with a path parameter
+/// it does not declare is refused, the same way it would refuse ours.
+#[tokio::test]
+async fn the_validator_refuses_a_broken_document() {
+    let validator = validator();
+    assert!(validator.exists(), "{} is missing", validator.display());
+    let app = TestApp::spawn().await;
+    let mut document = served_document(&app).await;
+    let paths = document["paths"].as_object_mut().unwrap();
+    let item = paths
+        .remove("/api/v1/bot/{bot_id}/status")
+        .expect("a documented path");
+    paths.insert("/api/v1/bot/{robot}/status".to_string(), item);
+
+    let file = std::env::temp_dir().join(format!("muckard-openapi-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&file, serde_json::to_vec(&document).unwrap()).unwrap();
+    let output = Command::new(&validator)
+        .args(["--schema", "3.1"])
+        .arg(&file)
+        .output()
+        .expect("run openapi-spec-validator");
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        !output.status.success(),
+        "a document whose path names an undeclared parameter passed:\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
