@@ -448,7 +448,7 @@ pub mod schemas {
     /// An exact decimal number, as a string.
     #[derive(Serialize, ToSchema)]
     #[schema(pattern = r"^-?[0-9]+(\.[0-9]+)?$", example = "25.00")]
-    pub struct Decimal(String);
+    pub struct ExactDecimal(String);
 
     /// Where a command's events stand in commit order
     /// (`<transaction>.<global position>`); a query's `min_position`.
@@ -464,16 +464,16 @@ pub mod schemas {
         /// Dollar-cost averaging: buy `quote_amount` every `interval_secs`
         /// (1 to 2592000).
         Dca {
-            quote_amount: Decimal,
+            quote_amount: ExactDecimal,
             #[schema(minimum = 1, maximum = 2592000)]
             interval_secs: u64,
         },
         /// Buy `quote_amount` when the price falls to `buy_below`, sell the
         /// position when it rises to `sell_above`.
         Threshold {
-            buy_below: Decimal,
-            sell_above: Decimal,
-            quote_amount: Decimal,
+            buy_below: ExactDecimal,
+            sell_above: ExactDecimal,
+            quote_amount: ExactDecimal,
         },
     }
 

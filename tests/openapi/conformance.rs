@@ -39,6 +39,13 @@ impl Conformance {
             .unwrap_or_else(|error| panic!("{schema} does not compile: {error}"))
     }
 
+    /// Whether `body` matches the documented JSON body of `status`.
+    fn matches(&self, method: &str, template: &str, status: u16, body: &Value) -> bool {
+        let schema = &self.document["paths"][template][method]["responses"][status.to_string()]
+            ["content"]["application/json"]["schema"];
+        self.validator(schema).is_valid(body)
+    }
+
     fn check(&mut self, method: &str, template: &str, response: &TestResponse) {
         let operation = &self.document["paths"][template][method];
         assert!(
@@ -72,7 +79,7 @@ impl Conformance {
                     let validator = self.validator(&described["schema"]);
                     let errors: Vec<String> = validator
                         .iter_errors(&response.body)
-                        .map(|e| format!("{} at {}", e, e.instance_path))
+                        .map(|e| format!("{} at {}", e, e.instance_path()))
                         .collect();
                     assert!(
                         errors.is_empty(),
@@ -183,6 +190,11 @@ async fn every_operation_answers_as_documented() {
         )
         .await;
     assert_eq!(created.status, StatusCode::CREATED);
+    // The check is not vacuous: a body of another shape would fail it.
+    let mut wrong_shape = created.body.clone();
+    wrong_shape["user_id"] = json!(5);
+    assert!(!c.matches("post", register, 201, &wrong_shape));
+    assert!(!c.matches("post", register, 201, &json!({ "user_id": Uuid::new_v4() })));
     let again = c
         .call(
             &app,

@@ -34,6 +34,10 @@ async fn the_served_document_is_valid_openapi_3_1() {
 
     let file = std::env::temp_dir().join(format!("muckard-openapi-{}.json", uuid::Uuid::new_v4()));
     std::fs::write(&file, serde_json::to_vec_pretty(&document).unwrap()).unwrap();
+    if let Some(copy) = std::env::var_os("OPENAPI_OUT") {
+        // For a look at the document without running the service.
+        std::fs::copy(&file, copy).expect("copy the document to OPENAPI_OUT");
+    }
     let output = Command::new(&validator)
         .args(["--schema", "3.1", "--validation-errors", "all"])
         .arg(&file)

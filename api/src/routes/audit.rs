@@ -22,18 +22,6 @@ use crate::state::AppState;
 
 const PARAMETERS: [&str; 2] = ["as_of", "at_sequence"];
 
-/// The path of both audit endpoints, for the document.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-#[allow(dead_code)]
-pub struct StreamPath {
-    /// `User`, `ExchangeKey`, `Bot` or `Portfolio` (any case; `exchange_key`
-    /// and `exchange-key` too).
-    aggregate_type: String,
-    /// The aggregate's id as the log stores it.
-    id: String,
-}
-
 /// Where to stop reading, for the document; [`request`] reads it. At most
 /// one of the two.
 #[derive(IntoParams)]
@@ -64,11 +52,16 @@ pub struct AuditEvents {
 #[utoipa::path(
     get,
     path = "/api/v1/audit/streams/{aggregate_type}/{id}/events",
+    operation_id = "audit_events",
     tag = "audit",
     summary = "One aggregate's events, with their hashes (auditors, admins)",
     description = "Read from the log itself, not a read model.",
     security(("bearer" = [])),
-    params(StreamPath, AuditPoint),
+    params(
+        ("aggregate_type" = String, Path, description = "`User`, `ExchangeKey`, `Bot` or `Portfolio` (any case; `exchange_key` and `exchange-key` too)"),
+        ("id" = String, Path, description = "The aggregate's id as the log stores it"),
+        AuditPoint,
+    ),
     responses(
         (status = 200, description = "The events up to the point asked for", body = AuditEvents),
         (status = 400, description = "An unknown aggregate type, or an unknown or malformed query parameter", body = ErrorResponse),
@@ -110,12 +103,17 @@ pub async fn events(
 #[utoipa::path(
     get,
     path = "/api/v1/audit/streams/{aggregate_type}/{id}/state",
+    operation_id = "audit_state",
     tag = "audit",
     summary = "One aggregate's state as of a time or sequence (auditors, admins)",
     description = "The aggregate folded with the domain's own `apply` from its events up to \
         then, with those events.",
     security(("bearer" = [])),
-    params(StreamPath, AuditPoint),
+    params(
+        ("aggregate_type" = String, Path, description = "`User`, `ExchangeKey`, `Bot` or `Portfolio` (any case; `exchange_key` and `exchange-key` too)"),
+        ("id" = String, Path, description = "The aggregate's id as the log stores it"),
+        AuditPoint,
+    ),
     responses(
         (status = 200, description = "The state and the events it was folded from", body = schemas::AuditState),
         (status = 400, description = "An unknown aggregate type, or an unknown or malformed query parameter", body = ErrorResponse),

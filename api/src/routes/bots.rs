@@ -53,6 +53,7 @@ pub struct TradeTriggered {
 #[utoipa::path(
     post,
     path = "/api/v1/bot",
+    operation_id = "configure_bot",
     tag = "bots",
     summary = "Configure a bot",
     security(("bearer" = [])),
@@ -97,6 +98,7 @@ pub async fn configure(
 #[utoipa::path(
     post,
     path = "/api/v1/bot/{bot_id}/start",
+    operation_id = "start_bot",
     tag = "bots",
     summary = "Start a bot",
     description = "Records the request; the bot runner starts the bot and records `bot.started`.",
@@ -142,6 +144,7 @@ pub struct StopRequest {
 #[utoipa::path(
     post,
     path = "/api/v1/bot/{bot_id}/stop",
+    operation_id = "stop_bot",
     tag = "bots",
     summary = "Stop a bot",
     description = "Records the request; the bot runner stops the bot and records `bot.stopped`. \

@@ -33,6 +33,7 @@ pub struct KeyChanged {
 #[utoipa::path(
     post,
     path = "/api/v1/kraken/connect",
+    operation_id = "connect_key",
     tag = "kraken",
     summary = "Connect a Kraken API key",
     description = "The secret is encrypted at rest; the log holds only the key's id, a \
@@ -87,6 +88,7 @@ pub struct UpdateRequest {
 #[utoipa::path(
     patch,
     path = "/api/v1/kraken/keys/{key_id}",
+    operation_id = "update_key",
     tag = "kraken",
     summary = "Relabel a key or replace its credential",
     security(("bearer" = [])),
@@ -147,6 +149,7 @@ pub async fn update(
 #[utoipa::path(
     delete,
     path = "/api/v1/kraken/keys/{key_id}",
+    operation_id = "disconnect_key",
     tag = "kraken",
     summary = "Disconnect a key",
     description = "Disconnects the key and shreds its stored credential.",
@@ -196,6 +199,7 @@ pub struct KeyTested {
 #[utoipa::path(
     post,
     path = "/api/v1/kraken/keys/{key_id}/test",
+    operation_id = "test_key",
     tag = "kraken",
     summary = "Test a key against the exchange",
     description = "A failed test is an answer, not an error: it is recorded as \

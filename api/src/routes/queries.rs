@@ -193,6 +193,7 @@ const USER_COLUMNS: &str = "user_id, email, display_name, role, onboarded, risk_
 #[utoipa::path(
     get,
     path = "/api/v1/user/me",
+    operation_id = "get_me",
     tag = "users",
     summary = "The caller's user",
     security(("bearer" = [])),
@@ -233,6 +234,7 @@ pub struct UserPage {
 #[utoipa::path(
     get,
     path = "/api/v1/admin/users",
+    operation_id = "list_users",
     tag = "admin",
     summary = "Every user, oldest first (admins)",
     security(("bearer" = [])),
@@ -296,6 +298,7 @@ pub struct KeyList {
 #[utoipa::path(
     get,
     path = "/api/v1/kraken/keys",
+    operation_id = "list_keys",
     tag = "kraken",
     summary = "Connected keys",
     description = "The caller's keys not disconnected (admins and auditors: everyone's).",
@@ -360,11 +363,11 @@ pub struct LastTrade {
     order_id: String,
     #[schema(value_type = schemas::Side)]
     side: String,
-    #[schema(value_type = schemas::Decimal)]
+    #[schema(value_type = schemas::ExactDecimal)]
     quantity: String,
-    #[schema(value_type = schemas::Decimal)]
+    #[schema(value_type = schemas::ExactDecimal)]
     price: String,
-    #[schema(value_type = schemas::Decimal)]
+    #[schema(value_type = schemas::ExactDecimal)]
     fee: String,
     executed_at: DateTime<Utc>,
 }
@@ -379,6 +382,7 @@ pub struct BotList {
 #[utoipa::path(
     get,
     path = "/api/v1/bot",
+    operation_id = "list_bots",
     tag = "bots",
     summary = "The caller's bots",
     description = "The caller's bots, oldest first (admins and auditors: everyone's); empty for a new user.",
@@ -454,11 +458,11 @@ pub struct TradeView {
     pair: String,
     #[schema(value_type = schemas::Side)]
     side: String,
-    #[schema(value_type = schemas::Decimal)]
+    #[schema(value_type = schemas::ExactDecimal)]
     quantity: Decimal,
-    #[schema(value_type = schemas::Decimal)]
+    #[schema(value_type = schemas::ExactDecimal)]
     price: Decimal,
-    #[schema(value_type = schemas::Decimal)]
+    #[schema(value_type = schemas::ExactDecimal)]
     fee: Decimal,
     executed_at: DateTime<Utc>,
 }
@@ -477,6 +481,7 @@ pub struct TradePage {
 #[utoipa::path(
     get,
     path = "/api/v1/trading/trades",
+    operation_id = "list_trades",
     tag = "trading",
     summary = "Trades, newest first",
     description = "The caller's fills (admins and auditors: everyone's). Pages follow \
@@ -539,13 +544,13 @@ pub struct PositionView {
     user_id: Uuid,
     #[schema(value_type = schemas::Pair)]
     pair: String,
-    #[schema(value_type = schemas::Decimal)]
+    #[schema(value_type = schemas::ExactDecimal)]
     quantity: Decimal,
-    #[schema(value_type = schemas::Decimal)]
+    #[schema(value_type = schemas::ExactDecimal)]
     cost_basis: Decimal,
-    #[schema(value_type = schemas::Decimal)]
+    #[schema(value_type = schemas::ExactDecimal)]
     average_cost: Decimal,
-    #[schema(value_type = schemas::Decimal)]
+    #[schema(value_type = schemas::ExactDecimal)]
     realised_pnl: Decimal,
     trades: i64,
     updated_at: DateTime<Utc>,
@@ -561,6 +566,7 @@ pub struct PositionList {
 #[utoipa::path(
     get,
     path = "/api/v1/trading/positions",
+    operation_id = "list_positions",
     tag = "trading",
     summary = "Positions per pair, with realised P&L",
     description = "The caller's positions (admins and auditors: everyone's).",

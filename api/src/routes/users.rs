@@ -27,6 +27,7 @@ pub struct UserChanged {
 #[utoipa::path(
     patch,
     path = "/api/v1/user/me",
+    operation_id = "update_me",
     tag = "users",
     summary = "Change the caller's display name",
     security(("bearer" = [])),
