@@ -69,7 +69,9 @@ pub fn app(state: AppState) -> Router {
 /// Every route, in the groups that differ in middleware. Each is
 /// registered from its handler's `#[utoipa::path]` annotation, which is
 /// also what [`openapi::document`] is made of: there is no other way to add
-/// a route (the `openapi` test checks).
+/// a route (the `openapi` test checks). A new route is a handler with a
+/// `#[utoipa::path(get, path = "/…", responses(…))]` annotation, added here
+/// with `.routes(routes!(module::handler))`.
 pub(crate) struct RouteGroups {
     /// Health, metrics and the documentation.
     pub service: OpenApiRouter<AppState>,

@@ -201,7 +201,7 @@ fn add_idempotency(part: &mut OpenApi) {
                     "Idempotency-Key",
                     "Repeating a key replays the first response (2xx, or a 4xx other than 409) \
                      and appends nothing; the same key with another body is a 422; \
-                     while the first request is in flight, a 409",
+                     while the first request is in flight, a 409; an unreadable key, a 400",
                 ),
             );
             for (status, response) in operation.responses.responses.iter_mut() {
