@@ -10,7 +10,10 @@
 //! - [`auth`]: JWT access tokens and the register/login/refresh handlers;
 //! - [`idempotency`]: the `Idempotency-Key` middleware;
 //! - [`operator`]: commands for operators (granting the first admin);
-//! - [`routes`]: the command endpoints, one module per resource.
+//! - [`routes`]: the command endpoints, one module per resource;
+//! - [`metrics`], [`ready`]: `/metrics` and `/ready`;
+//! - [`rate_limit`]: per-client token buckets on the `/api` routes;
+//! - [`trace_context`]: the W3C `traceparent` every request gets.
 //!
 //! [`app`] builds the router so tests can drive it without a socket.
 
@@ -19,16 +22,22 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod metrics;
 pub mod operator;
+pub mod rate_limit;
+pub mod ready;
 pub mod routes;
 pub mod state;
 pub mod telemetry;
+pub mod trace_context;
 
+use axum::extract::MatchedPath;
 use axum::http::{HeaderName, HeaderValue, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, patch, post};
 use axum::Router;
+use tracing::Instrument;
 
 pub use state::AppState;
 
@@ -95,26 +104,96 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/audit/streams/{aggregate_type}/{id}/state",
             get(routes::audit::state),
         );
-    Router::new()
-        .route("/health", get(routes::health::health))
-        .route("/metrics", get(routes::metrics::metrics))
+    let api = Router::new()
         .merge(queries)
         .merge(audit)
         .merge(commands)
-        .merge(sessions)
+        .merge(sessions);
+    with_common_layers(operations_router().merge(api), state)
+}
+
+/// Only the operational endpoints: what a process without the `api` role
+/// serves, so every process answers `/health`, `/ready` and `/metrics`.
+pub fn operations_app(state: AppState) -> Router {
+    with_common_layers(operations_router(), state)
+}
+
+fn operations_router() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(routes::health::health))
+        .route("/ready", get(routes::health::ready))
+        .route("/metrics", get(routes::metrics::metrics))
+}
+
+/// The fallback and the layers every request goes through, innermost
+/// first: the rate limit, CORS (so a preflight never spends a client's
+/// budget), then the request context (id, trace, metrics, access log),
+/// which sees every answer, 429s and preflights included.
+fn with_common_layers(router: Router<AppState>, state: AppState) -> Router {
+    let router = router
         .fallback(routes::health::not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), request_id))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::limit,
+        ));
+    let router = match cors_layer(&state.settings.cors_allowed_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_context,
+        ))
         .with_state(state)
 }
 
-/// Gives every request an id (the caller's `x-request-id`, or a new one),
-/// which lands in event metadata and is echoed on the response beside the
-/// name of the instance that answered.
-async fn request_id(
+/// CORS for the configured origins; none configured, no CORS headers.
+fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{header, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        // The settings checked every origin is visible ASCII.
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("idempotency-key"),
+                HeaderName::from_static(REQUEST_ID_HEADER),
+                HeaderName::from_static("x-correlation-id"),
+                HeaderName::from_static("traceparent"),
+            ])
+            .expose_headers([
+                HeaderName::from_static(REQUEST_ID_HEADER),
+                HeaderName::from_static(INSTANCE_HEADER),
+                header::RETRY_AFTER,
+                HeaderName::from_static("x-ratelimit-remaining"),
+            ])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
+}
+
+/// Gives every request an id (the caller's `x-request-id`, or a new one)
+/// and a W3C trace context, both of which land in event metadata; records
+/// the request in `/metrics`; logs it (target `muckard::access`); and
+/// answers with the id and the name of the instance that answered.
+async fn request_context(
     axum::extract::State(state): axum::extract::State<AppState>,
     mut request: Request<axum::body::Body>,
     next: Next,
 ) -> Response {
+    let started = std::time::Instant::now();
+    let _in_flight = metrics::request_started();
     let header = HeaderName::from_static(REQUEST_ID_HEADER);
     let id = request
         .headers()
@@ -125,7 +204,40 @@ async fn request_id(
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
     request.headers_mut().insert(header.clone(), value.clone());
-    let mut response = next.run(request).await;
+    let trace = trace_context::TraceContext::for_request(
+        request
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok()),
+    );
+    if let Ok(traceparent) = HeaderValue::from_str(&trace.header()) {
+        request.headers_mut().insert("traceparent", traceparent);
+    }
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        trace_id = %trace.trace_id,
+        method = %method,
+        route = %route,
+    );
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    metrics::record_request(method.as_str(), &route, status, elapsed);
+    span.in_scope(|| {
+        tracing::info!(
+            target: "muckard::access",
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "answered"
+        )
+    });
     response.headers_mut().insert(header, value);
     if let Ok(instance) = HeaderValue::from_str(&state.settings.instance) {
         response
