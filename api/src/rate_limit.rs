@@ -83,7 +83,7 @@ impl RateLimiter {
         } = self.settings;
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         buckets.decisions += 1;
-        if buckets.decisions % SWEEP_EVERY == 0 {
+        if buckets.decisions.is_multiple_of(SWEEP_EVERY) {
             buckets.by_client.retain(|_, bucket| {
                 let elapsed = now.saturating_duration_since(bucket.refilled_at);
                 bucket.tokens + elapsed.as_secs_f64() * per_second < burst

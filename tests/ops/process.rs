@@ -316,7 +316,7 @@ async fn sigterm_during_a_steady_command_load_loses_no_acknowledged_command_and_
         took <= bound,
         "exited {took:?} after SIGTERM; bound {bound:?}"
     );
-    let record = record.lock().unwrap();
+    let record = std::mem::take(&mut *record.lock().unwrap());
     assert!(
         record.server_errors.is_empty(),
         "5xx during shutdown: {:?}",
