@@ -89,6 +89,10 @@ async fn metrics_count_requests_by_route_and_status_commands_by_outcome_and_the_
     let unmatched = app
         .request(Method::GET, "/no/such/route", None, None, &[])
         .await;
+    app.eventually(10, "the bot_status projector's checkpoint", || async {
+        app.events_handled("bot_status").await > 0
+    })
+    .await;
     assert_eq!(unmatched.status, StatusCode::NOT_FOUND);
     let response = app.request(Method::GET, "/metrics", None, None, &[]).await;
     assert_eq!(response.status, StatusCode::OK);
