@@ -38,8 +38,7 @@ impl Gateway {
     pub async fn start(users: &[&str], trading: &[&str]) -> Gateway {
         let app = TestApp::spawn().await;
         let mut users: Vec<Instance> = users.iter().map(|n| Instance::spawn(&app, n)).collect();
-        let mut trading: Vec<Instance> =
-            trading.iter().map(|n| Instance::spawn(&app, n)).collect();
+        let mut trading: Vec<Instance> = trading.iter().map(|n| Instance::spawn(&app, n)).collect();
         for instance in users.iter_mut().chain(trading.iter_mut()) {
             instance.wait_until_serving().await;
         }
@@ -170,10 +169,8 @@ pub struct Nginx {
 
 impl Nginx {
     async fn start(users: &[u16], trading: &[u16]) -> Nginx {
-        let prefix = std::env::temp_dir().join(format!(
-            "muckard-gateway-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
+        let prefix =
+            std::env::temp_dir().join(format!("muckard-gateway-{}", uuid::Uuid::new_v4().simple()));
         fs::create_dir_all(&prefix).expect("create the nginx prefix");
         // Workers run as an unprivileged user when the test runs as root;
         // they must reach their temporary directories under the prefix.
@@ -399,7 +396,8 @@ fn exchange(port: u16, head: Vec<u8>, body: Option<Vec<u8>>) -> std::io::Result<
 }
 
 fn parse(raw: &[u8]) -> std::io::Result<Response> {
-    let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    let invalid =
+        |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

@@ -129,7 +129,10 @@ async fn each_route_reaches_its_instance_and_a_real_flow_crosses_both() {
     assert_eq!(started.instance(), Some(TRADING));
     let stream = gateway.app.stream("Bot", bot_id).await;
     assert_eq!(
-        stream.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>(),
+        stream
+            .iter()
+            .map(|e| e.event_type.as_str())
+            .collect::<Vec<_>>(),
         ["bot.configured", "bot.start_requested"]
     );
     for path in [
@@ -202,7 +205,10 @@ async fn cors_is_answered_once_by_the_gateway_and_security_headers_are_set() {
         [ALLOWED_ORIGIN]
     );
     let methods = preflight.header("access-control-allow-methods").unwrap();
-    assert!(methods.contains("POST") && methods.contains("PATCH"), "{methods}");
+    assert!(
+        methods.contains("POST") && methods.contains("PATCH"),
+        "{methods}"
+    );
     let allowed_headers = preflight
         .header("access-control-allow-headers")
         .unwrap()
@@ -310,9 +316,7 @@ async fn a_client_over_the_log_in_rate_limit_gets_429_from_nginx() {
     let mut statuses = Vec::new();
     let mut limited = None;
     for _ in 0..40 {
-        let response = gateway
-            .post("/api/v1/auth/login", None, &incomplete)
-            .await;
+        let response = gateway.post("/api/v1/auth/login", None, &incomplete).await;
         statuses.push(response.status);
         if response.status == 429 {
             limited.get_or_insert(response);
