@@ -261,6 +261,13 @@ async fn cors_is_answered_once_by_the_gateway_and_security_headers_are_set() {
     assert_eq!(other.status, 200);
     assert!(other.all("access-control-allow-origin").is_empty());
 
+    // The documentation page is HTML with scripts: a policy of its own.
+    let docs = gateway.get("/docs", None).await;
+    assert_eq!(docs.instance(), Some(USERS));
+    let docs_csp = docs.all("content-security-policy");
+    assert_eq!(docs_csp.len(), 1, "{docs:?}");
+    assert!(docs_csp[0].contains("script-src 'self'"), "{docs_csp:?}");
+
     // Security headers on an instance's answer and on nginx's own.
     for response in [&allowed, &gateway.get("/metrics", None).await] {
         assert_eq!(response.all("x-content-type-options"), ["nosniff"]);
