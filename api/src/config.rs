@@ -323,16 +323,18 @@ fn cors_origins(configured: Option<String>) -> Result<Vec<String>, ConfigError> 
     Ok(origins)
 }
 
-fn trusted_proxies(configured: Option<String>) -> Result<Vec<std::net::IpAddr>, ConfigError> {
+fn trusted_proxies(
+    configured: Option<String>,
+) -> Result<Vec<crate::rate_limit::IpNetwork>, ConfigError> {
     configured
         .unwrap_or_default()
         .split(',')
         .map(str::trim)
-        .filter(|address| !address.is_empty())
-        .map(|address| {
-            address.parse().map_err(|_| ConfigError::Invalid {
+        .filter(|network| !network.is_empty())
+        .map(|network| {
+            network.parse().map_err(|reason| ConfigError::Invalid {
                 name: "RATE_LIMIT_TRUSTED_PROXIES",
-                reason: format!("expected IP addresses, got {address}"),
+                reason,
             })
         })
         .collect()

@@ -4,7 +4,8 @@
 //! The client is the authenticated user when the request carries a valid
 //! access token, so users behind one proxy or NAT do not share a budget;
 //! otherwise its IP address. The peer address is the client unless it is a
-//! trusted proxy (`RATE_LIMIT_TRUSTED_PROXIES`, such as the gateway), in
+//! trusted proxy (`RATE_LIMIT_TRUSTED_PROXIES`, addresses or ranges such
+//! as the gateway's network), in
 //! which case the right-most address of `X-Forwarded-For` that is not a
 //! trusted proxy is. Over the limit the answer is 429 with `Retry-After`;
 //! the request does nothing. Health, readiness, metrics and documentation
@@ -35,7 +36,60 @@ pub struct RateLimitSettings {
     /// The bucket's size: how many requests a quiet client may send at once.
     pub burst: f64,
     /// Peers whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<IpAddr>,
+    pub trusted_proxies: Vec<IpNetwork>,
+}
+
+/// An address range such as `10.0.0.0/8` (a bare address is a /32 or /128).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNetwork {
+    address: IpAddr,
+    prefix: u8,
+}
+
+impl std::str::FromStr for IpNetwork {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text, None),
+        };
+        let address: IpAddr = address
+            .parse()
+            .map_err(|_| format!("expected an IP address or range, got {text}"))?;
+        let bits = if address.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => bits,
+            Some(prefix) => prefix
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= bits)
+                .ok_or_else(|| format!("expected a prefix length up to {bits}, got {text}"))?,
+        };
+        Ok(IpNetwork { address, prefix })
+    }
+}
+
+impl IpNetwork {
+    pub fn contains(&self, address: &IpAddr) -> bool {
+        let mask = |bits: u32, value: u128| {
+            if self.prefix == 0 {
+                0
+            } else {
+                value >> (bits - u32::from(self.prefix))
+            }
+        };
+        match (self.address, address) {
+            (IpAddr::V4(network), IpAddr::V4(address)) => {
+                mask(32, u128::from(u32::from(network)))
+                    == mask(32, u128::from(u32::from(*address)))
+            }
+            (IpAddr::V6(network), IpAddr::V6(address)) => {
+                mask(128, u128::from(network)) == mask(128, u128::from(*address))
+            }
+            _ => false,
+        }
+    }
 }
 
 pub struct RateLimiter {
@@ -133,7 +187,13 @@ impl RateLimiter {
 
     fn client_address(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
         let peer = peer?;
-        if !self.settings.trusted_proxies.contains(&peer) {
+        let trusted = |address: &IpAddr| {
+            self.settings
+                .trusted_proxies
+                .iter()
+                .any(|network| network.contains(address))
+        };
+        if !trusted(&peer) {
             return Some(peer);
         }
         let forwarded: Vec<IpAddr> = headers
@@ -147,7 +207,7 @@ impl RateLimiter {
             forwarded
                 .into_iter()
                 .rev()
-                .find(|address| !self.settings.trusted_proxies.contains(address))
+                .find(|address| !trusted(address))
                 .unwrap_or(peer),
         )
     }
@@ -200,7 +260,7 @@ mod tests {
         RateLimiter::new(RateLimitSettings {
             per_second,
             burst,
-            trusted_proxies: vec!["10.0.0.1".parse().unwrap()],
+            trusted_proxies: vec!["10.0.0.0/24".parse().unwrap()],
         })
     }
 
@@ -231,6 +291,24 @@ mod tests {
             limiter.decide("a", start + Duration::from_millis(500)),
             Decision::Limited { .. }
         ));
+    }
+
+    #[test]
+    fn networks_contain_their_addresses_only() {
+        let network: IpNetwork = "172.16.0.0/12".parse().unwrap();
+        assert!(network.contains(&"172.31.255.1".parse().unwrap()));
+        assert!(!network.contains(&"172.32.0.1".parse().unwrap()));
+        assert!(!network.contains(&"::1".parse().unwrap()));
+        let single: IpNetwork = "127.0.0.1".parse().unwrap();
+        assert!(single.contains(&"127.0.0.1".parse().unwrap()));
+        assert!(!single.contains(&"127.0.0.2".parse().unwrap()));
+        let v6: IpNetwork = "fd00::/8".parse().unwrap();
+        assert!(v6.contains(&"fd12::3".parse().unwrap()));
+        let everything: IpNetwork = "0.0.0.0/0".parse().unwrap();
+        assert!(everything.contains(&"8.8.8.8".parse().unwrap()));
+        for wrong in ["10.0.0.0/33", "10.0.0", "fd00::/129", "x/8"] {
+            assert!(wrong.parse::<IpNetwork>().is_err(), "{wrong}");
+        }
     }
 
     #[test]
