@@ -104,8 +104,39 @@ ensure_rabbitmq() {
   wait_for 120 "RabbitMQ" rabbitmq_answers
 }
 
-# Python tools of the scripts and tests (the OpenAPI document's validator
-# among them), in a virtual environment of their own, cached between runs:
+# nginx, for the gateway test (tests/gateway), which runs its own nginx on
+# a free port with deploy/nginx/nginx.conf. Installed from Debian's
+# packages when missing; the system nginx is never started (apt's
+# policy-rc.d in containers, and RUNLEVEL=1 elsewhere, keep it stopped).
+nginx_binary() {
+  if [ -n "${NGINX_BIN:-}" ]; then
+    echo "$NGINX_BIN"
+  elif command -v nginx >/dev/null; then
+    command -v nginx
+  else
+    echo /usr/sbin/nginx
+  fi
+}
+
+ensure_nginx() {
+  if [ -x "$(nginx_binary)" ]; then
+    return 0
+  fi
+  if ! command -v apt-get >/dev/null; then
+    echo "services: nginx is required by the gateway test; install it (or set NGINX_BIN)" >&2
+    return 1
+  fi
+  echo "services: installing nginx from the distribution's packages" >&2
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    sudo=sudo
+  fi
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq nginx >/dev/null
+}
+
+# Python tools of the scripts and tests (the deployment files' and the
+# OpenAPI document's validators among them), in a virtual environment of their own, cached between runs:
 # $MUCKARD_STATE_DIR/venv (default ~/.cache/muckard/venv). Reinstalled
 # only when scripts/python-requirements.txt changes.
 python_tools_dir() {

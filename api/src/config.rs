@@ -76,6 +76,18 @@ pub struct Settings {
     /// sent on every response as `x-muckard-instance` so an operator can
     /// tell which instance behind a gateway answered.
     pub instance: String,
+    /// Origins a browser may call the API from (`CORS_ALLOWED_ORIGINS`,
+    /// comma-separated, `*` for any); empty sends no CORS headers, as
+    /// behind the gateway, which answers CORS itself.
+    pub cors_allowed_origins: Vec<String>,
+    /// Per-client limits on the `/api` routes (`RATE_LIMIT_*`).
+    pub rate_limit: crate::rate_limit::RateLimitSettings,
+    /// After SIGTERM, how long requests in flight may take before the
+    /// process stops waiting for them (`SHUTDOWN_GRACE_SECS`); workers
+    /// then get as long again to finish their batch and flush.
+    pub shutdown_grace: std::time::Duration,
+    /// The deadline of each dependency check of `/ready`.
+    pub ready_check_timeout: std::time::Duration,
 }
 
 /// Which exchange the service trades on.
@@ -262,8 +274,70 @@ impl Settings {
             paper_seed: parse("PAPER_SEED", "42")?,
             runner_tick: std::time::Duration::from_millis(parse("RUNNER_TICK_MS", "5000")?.max(10)),
             instance: instance_name(get("MUCKARD_INSTANCE"))?,
+            cors_allowed_origins: cors_origins(get("CORS_ALLOWED_ORIGINS"))?,
+            rate_limit: crate::rate_limit::RateLimitSettings {
+                per_second: parse("RATE_LIMIT_PER_SECOND", "50")? as f64,
+                burst: parse("RATE_LIMIT_BURST", "100")?.max(1) as f64,
+                trusted_proxies: trusted_proxies(get("RATE_LIMIT_TRUSTED_PROXIES"))?,
+            },
+            shutdown_grace: std::time::Duration::from_secs(parse("SHUTDOWN_GRACE_SECS", "10")?),
+            ready_check_timeout: std::time::Duration::from_millis(
+                parse("READY_CHECK_TIMEOUT_MS", "2000")?.max(1),
+            ),
         })
     }
+}
+
+/// Each origin must be `scheme://host[:port]` (what a browser sends in
+/// `Origin`), or the list is just `*`.
+fn cors_origins(configured: Option<String>) -> Result<Vec<String>, ConfigError> {
+    let origins: Vec<String> = configured
+        .unwrap_or_default()
+        .split(',')
+        .map(|origin| origin.trim().trim_end_matches('/').to_string())
+        .filter(|origin| !origin.is_empty())
+        .collect();
+    if origins.iter().any(|o| o == "*") {
+        if origins.len() > 1 {
+            return Err(ConfigError::Invalid {
+                name: "CORS_ALLOWED_ORIGINS",
+                reason: "* cannot be combined with other origins".to_string(),
+            });
+        }
+        return Ok(origins);
+    }
+    for origin in &origins {
+        let well_formed = origin.split_once("://").is_some_and(|(scheme, host)| {
+            matches!(scheme, "http" | "https")
+                && !host.is_empty()
+                && !host.contains('/')
+                && host.bytes().all(|b| b.is_ascii_graphic())
+        });
+        if !well_formed {
+            return Err(ConfigError::Invalid {
+                name: "CORS_ALLOWED_ORIGINS",
+                reason: format!("expected origins like https://app.example.com, got {origin}"),
+            });
+        }
+    }
+    Ok(origins)
+}
+
+fn trusted_proxies(
+    configured: Option<String>,
+) -> Result<Vec<crate::rate_limit::IpNetwork>, ConfigError> {
+    configured
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|network| !network.is_empty())
+        .map(|network| {
+            network.parse().map_err(|reason| ConfigError::Invalid {
+                name: "RATE_LIMIT_TRUSTED_PROXIES",
+                reason,
+            })
+        })
+        .collect()
 }
 
 /// The configured instance name, or the host name, or `muckard`. It goes

@@ -12,7 +12,10 @@
 //! - [`operator`]: commands for operators (granting the first admin);
 //! - [`routes`]: the endpoints, one module per resource;
 //! - [`openapi`]: the OpenAPI document, made from the handlers' annotations,
-//!   and the interactive page at `/docs`.
+//!   and the interactive page at `/docs`;
+//! - [`metrics`], [`ready`]: `/metrics` and `/ready`;
+//! - [`rate_limit`]: per-client token buckets on the `/api` routes;
+//! - [`trace_context`]: the W3C `traceparent` every request gets.
 //!
 //! [`app`] builds the router so tests can drive it without a socket, from
 //! the same annotations as the document.
@@ -22,16 +25,22 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod metrics;
 pub mod openapi;
 pub mod operator;
+pub mod rate_limit;
+pub mod ready;
 pub mod routes;
 pub mod state;
 pub mod telemetry;
+pub mod trace_context;
 
+use axum::extract::MatchedPath;
 use axum::http::{HeaderName, HeaderValue, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::Router;
+use tracing::Instrument;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -60,11 +69,16 @@ pub fn app(state: AppState) -> Router {
         .merge(commands)
         .merge(sessions)
         .split_for_parts();
-    router
-        .fallback(routes::health::not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), request_id))
-        .with_state(state)
+    with_common_layers(router, state)
 }
+
+/// Only the operational endpoints: what a process without the `api` role
+/// serves, so every process answers `/health`, `/ready` and `/metrics`.
+pub fn operations_app(state: AppState) -> Router {
+    let (router, _document) = operations_routes().split_for_parts();
+    with_common_layers(router, state)
+}
+
 
 /// Every route, in the groups that differ in middleware. Each is
 /// registered from its handler's `#[utoipa::path]` annotation, which is
@@ -73,7 +87,7 @@ pub fn app(state: AppState) -> Router {
 /// `#[utoipa::path(get, path = "/…", responses(…))]` annotation, added here
 /// with `.routes(routes!(module::handler))`.
 pub(crate) struct RouteGroups {
-    /// Health, metrics and the documentation.
+    /// Health, readiness, metrics and the documentation.
     pub service: OpenApiRouter<AppState>,
     pub queries: OpenApiRouter<AppState>,
     pub audit: OpenApiRouter<AppState>,
@@ -85,9 +99,7 @@ pub(crate) struct RouteGroups {
 }
 
 pub(crate) fn route_groups() -> RouteGroups {
-    let service = OpenApiRouter::default()
-        .routes(routes!(routes::health::health))
-        .routes(routes!(routes::metrics::metrics))
+    let service = operations_routes()
         .routes(routes!(openapi::openapi_json))
         .routes(routes!(openapi::docs))
         .routes(routes!(openapi::docs_page))
@@ -127,14 +139,83 @@ pub(crate) fn route_groups() -> RouteGroups {
     }
 }
 
-/// Gives every request an id (the caller's `x-request-id`, or a new one),
-/// which lands in event metadata and is echoed on the response beside the
-/// name of the instance that answered.
-async fn request_id(
+/// `/health`, `/ready` and `/metrics`: served by every process.
+fn operations_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(routes::health::health))
+        .routes(routes!(routes::health::ready))
+        .routes(routes!(routes::metrics::metrics))
+}
+
+/// The fallback and the layers every request goes through, innermost
+/// first: the rate limit, CORS (so a preflight never spends a client's
+/// budget), then the request context (id, trace, metrics, access log),
+/// which sees every answer, 429s and preflights included.
+fn with_common_layers(router: Router<AppState>, state: AppState) -> Router {
+    let router = router
+        .fallback(routes::health::not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::limit,
+        ));
+    let router = match cors_layer(&state.settings.cors_allowed_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_context,
+        ))
+        .with_state(state)
+}
+
+/// CORS for the configured origins; none configured, no CORS headers.
+fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{header, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        // The settings checked every origin is visible ASCII.
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("idempotency-key"),
+                HeaderName::from_static(REQUEST_ID_HEADER),
+                HeaderName::from_static("x-correlation-id"),
+                HeaderName::from_static("traceparent"),
+            ])
+            .expose_headers([
+                HeaderName::from_static(REQUEST_ID_HEADER),
+                HeaderName::from_static(INSTANCE_HEADER),
+                header::RETRY_AFTER,
+                HeaderName::from_static("x-ratelimit-remaining"),
+            ])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
+}
+
+/// Gives every request an id (the caller's `x-request-id`, or a new one)
+/// and a W3C trace context, both of which land in event metadata; records
+/// the request in `/metrics`; logs it (target `muckard::access`); and
+/// answers with the id and the name of the instance that answered.
+async fn request_context(
     axum::extract::State(state): axum::extract::State<AppState>,
     mut request: Request<axum::body::Body>,
     next: Next,
 ) -> Response {
+    let started = std::time::Instant::now();
+    let _in_flight = metrics::request_started();
     let header = HeaderName::from_static(REQUEST_ID_HEADER);
     let id = request
         .headers()
@@ -145,7 +226,40 @@ async fn request_id(
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
     request.headers_mut().insert(header.clone(), value.clone());
-    let mut response = next.run(request).await;
+    let trace = trace_context::TraceContext::for_request(
+        request
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok()),
+    );
+    if let Ok(traceparent) = HeaderValue::from_str(&trace.header()) {
+        request.headers_mut().insert("traceparent", traceparent);
+    }
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        trace_id = %trace.trace_id,
+        method = %method,
+        route = %route,
+    );
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    metrics::record_request(method.as_str(), &route, status, elapsed);
+    span.in_scope(|| {
+        tracing::info!(
+            target: "muckard::access",
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "answered"
+        )
+    });
     response.headers_mut().insert(header, value);
     if let Ok(instance) = HeaderValue::from_str(&state.settings.instance) {
         response

@@ -1,5 +1,7 @@
 //! `muckard`: the Muckard ledger service and its operator commands.
 
+use std::future::IntoFuture;
+
 use anyhow::Context;
 use api::config::Settings;
 use clap::{Parser, Subcommand};
@@ -70,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let addr = settings.http_addr;
     let roles = settings.roles;
+    let grace = settings.shutdown_grace;
     let pool = api::state::prepare_database(&settings)
         .await
         .context("preparing the database")?;
@@ -85,27 +88,53 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         runner = roles.runner,
         "roles started"
     );
-    if roles.api {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding {addr}"))?;
-        tracing::info!(addr = %listener.local_addr()?, "serving HTTP");
-        axum::serve(listener, api::app(state))
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+    // Every process serves HTTP: the API role the whole API, the others
+    // /health, /ready and /metrics for their orchestrator and scraper.
+    let app = if roles.api {
+        api::app(state)
     } else {
-        shutdown_signal().await;
+        api::operations_app(state)
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "serving HTTP");
+    let stop_accepting = CancellationToken::new();
+    let mut server = tokio::spawn(
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
+        .into_future(),
+    );
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        ended = &mut server => {
+            shutdown.cancel();
+            ended.context("the HTTP server task")??;
+            anyhow::bail!("the HTTP server stopped on its own");
+        }
     }
-    // Workers finish the batch in hand; a batch cut short is rolled back
-    // with its checkpoint, so the bound only limits how long we wait.
+    // Stop accepting; requests in flight finish (their commands commit or
+    // roll back as a whole), within the grace period.
+    stop_accepting.cancel();
+    if tokio::time::timeout(grace, &mut server).await.is_err() {
+        tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "requests still in flight after the grace period; stopping anyway"
+        );
+        server.abort();
+    }
+    // Then the workers finish the batch in hand and flush their producers;
+    // a batch cut short is rolled back with its checkpoint.
     shutdown.cancel();
-    let drained = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        futures::future::join_all(workers),
-    )
-    .await;
+    let drained = tokio::time::timeout(grace, futures::future::join_all(workers)).await;
     if drained.is_err() {
-        tracing::warn!("workers did not stop within 10 s; exiting anyway");
+        tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "workers did not stop within the grace period; exiting anyway"
+        );
     }
     tracing::info!("stopped");
     Ok(())

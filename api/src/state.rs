@@ -15,6 +15,8 @@ pub struct AppState {
     pub commands: Arc<CommandSide>,
     pub jwt: Arc<JwtKeys>,
     pub settings: Arc<Settings>,
+    pub readiness: Arc<crate::ready::Readiness>,
+    pub rate_limiter: Arc<crate::rate_limit::RateLimiter>,
 }
 
 impl AppState {
@@ -148,7 +150,12 @@ pub fn build_state(
             exchange,
         },
     );
+    crate::metrics::init();
     Ok(AppState {
+        readiness: Arc::new(crate::ready::Readiness::new(&settings)),
+        rate_limiter: Arc::new(crate::rate_limit::RateLimiter::new(
+            settings.rate_limit.clone(),
+        )),
         commands: Arc::new(commands),
         jwt: Arc::new(JwtKeys::new(
             settings.jwt_secret.expose(),

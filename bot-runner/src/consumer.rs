@@ -298,6 +298,7 @@ impl CommandConsumer {
             .correlation_id()
             .as_ref()
             .map(|id| id.to_string());
+        metadata.traceparent = messaging::messages::traceparent_of(&delivery.properties);
         let outcome = match queue {
             Queue::BotStart => self.on_start(&message, metadata).await,
             Queue::BotStop => self.on_stop(&message, metadata).await,

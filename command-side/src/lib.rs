@@ -7,6 +7,8 @@
 //!   the four aggregates, the bounded retry on a concurrency conflict and
 //!   the [`store::Position`] token a command answers with;
 //! - [`metadata`]: the metadata every event carries;
+//! - [`metrics`]: commands by type and outcome, events appended, in the
+//!   process-wide Prometheus registry;
 //! - [`users`], [`exchange_keys`], [`bots`]: the use cases the API calls,
 //!   each combining a side-table write with a command;
 //! - [`sessions`]: refresh tokens (hashed, rotating);
@@ -24,6 +26,7 @@ pub mod exchange;
 pub mod exchange_keys;
 pub mod idempotency;
 pub mod metadata;
+pub mod metrics;
 pub mod passwords;
 pub mod services;
 pub mod sessions;

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{Aggregate, AggregateError, CqrsFramework, EventStore};
+use cqrs_es::{
+    Aggregate, AggregateError, CqrsFramework, DomainEvent, EventEnvelope, EventStore, Query,
+};
 use domain::bot::{Bot, BotServices};
 use domain::exchange_key::{ExchangeKey, ExchangeKeyServices};
 use domain::portfolio::Portfolio;
@@ -92,7 +94,24 @@ fn framework<A: Aggregate>(
     snapshot_every: usize,
     services: A::Services,
 ) -> Framework<A> {
-    CqrsFramework::new(store(pool, snapshot_every), vec![], services)
+    CqrsFramework::new(
+        store(pool, snapshot_every),
+        vec![Box::new(CountAppendedEvents)],
+        services,
+    )
+}
+
+/// Counts the events of every committed command for `/metrics`; cqrs-es
+/// calls it only after the events are in the log.
+struct CountAppendedEvents;
+
+#[async_trait::async_trait]
+impl<A: Aggregate> Query<A> for CountAppendedEvents {
+    async fn dispatch(&self, _aggregate_id: &str, events: &[EventEnvelope<A>]) {
+        for event in events {
+            crate::metrics::record_events_appended(A::TYPE, &event.payload.event_type());
+        }
+    }
 }
 
 impl CommandSide {
@@ -169,6 +188,25 @@ impl CommandSide {
 
     #[tracing::instrument(skip_all, fields(aggregate_type = A::TYPE, aggregate_id = %aggregate_id, command_type = %metadata.command_type))]
     async fn execute<A>(
+        &self,
+        framework: &Framework<A>,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: &CommandMetadata,
+    ) -> Result<Position, CommandError>
+    where
+        A: Aggregate<Error = DomainError>,
+        A::Command: Clone,
+    {
+        let started = std::time::Instant::now();
+        let result = self
+            .execute_with_retries(framework, aggregate_id, command, metadata)
+            .await;
+        crate::metrics::record_command(&metadata.command_type, &result, started.elapsed());
+        result
+    }
+
+    async fn execute_with_retries<A>(
         &self,
         framework: &Framework<A>,
         aggregate_id: &str,

@@ -15,12 +15,14 @@
 //!   the broker does not hold; and the mirror's counters;
 //! - [`worker`]: the `kafka-mirror` role: provision in the background with
 //!   back-off (start-up never waits for the broker), then run the
-//!   subscriber until shutdown and flush the producer.
+//!   subscriber until shutdown and flush the producer;
+//! - [`health`]: the probe `/ready` uses.
 //!
 //! The code speaks only the Kafka protocol through rdkafka: development and
 //! CI use a local `tansu` broker, production a Kafka cluster.
 
 pub mod envelope;
+pub mod health;
 pub mod mirror;
 pub mod settings;
 pub mod topics;

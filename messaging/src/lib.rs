@@ -14,8 +14,11 @@
 //!   batch with publisher confirms before its checkpoint moves, so an event
 //!   leaves the log at least once and never silently goes missing.
 //!
+//! - [`health`]: the probe `/ready` uses.
+//!
 //! The consumer side (the bot runner) lives in the `bot-runner` crate.
 
+pub mod health;
 pub mod link;
 pub mod messages;
 pub mod publisher;
@@ -24,6 +27,6 @@ pub mod topology;
 
 pub use link::{AmqpLink, MessagingError};
 pub use messages::{BotCommandMessage, OutgoingMessage, StatusMessage};
-pub use publisher::RabbitPublisher;
+pub use publisher::{metrics, PublisherMetrics, RabbitPublisher};
 pub use settings::RabbitSettings;
 pub use topology::{Queue, Topology};

@@ -74,6 +74,9 @@ pub struct OutgoingMessage {
     pub message_type: String,
     pub body: Vec<u8>,
     pub correlation_id: Option<String>,
+    /// The W3C trace context of the command that caused the event, carried
+    /// in the `traceparent` header so a consumer continues the trace.
+    pub traceparent: Option<String>,
     pub timestamp: DateTime<Utc>,
 }
 
@@ -85,6 +88,12 @@ impl OutgoingMessage {
             "x-event-type".into(),
             AMQPValue::LongString(self.message_type.as_str().into()),
         );
+        if let Some(traceparent) = &self.traceparent {
+            headers.insert(
+                "traceparent".into(),
+                AMQPValue::LongString(traceparent.as_str().into()),
+            );
+        }
         let mut properties = BasicProperties::default()
             .with_content_type("application/json".into())
             .with_delivery_mode(2)
@@ -100,6 +109,19 @@ impl OutgoingMessage {
             properties = properties.with_correlation_id(correlation_id.as_str().into());
         }
         properties
+    }
+}
+
+/// The `traceparent` header of a delivery, so the command a consumer
+/// issues continues the publisher's trace.
+pub fn traceparent_of(properties: &BasicProperties) -> Option<String> {
+    let headers = properties.headers().as_ref()?;
+    match headers.inner().get("traceparent")? {
+        AMQPValue::LongString(value) => {
+            let text = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            (!text.is_empty() && text.len() <= 256 && text.is_ascii()).then_some(text)
+        }
+        _ => None,
     }
 }
 
@@ -128,6 +150,7 @@ pub fn outgoing_for(event: &RecordedEvent) -> Result<Option<OutgoingMessage>, Su
         message_type: event.event_type.clone(),
         body,
         correlation_id: event.metadata_str("correlation_id").map(str::to_string),
+        traceparent: event.metadata_str("traceparent").map(str::to_string),
         timestamp: event.recorded_at,
     }))
 }

@@ -9,6 +9,8 @@
 //! from the same place. So every event reaches its queue at least once, in
 //! commit order; consumers deduplicate by `message_id` (the event id).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use async_trait::async_trait;
 use futures::future::try_join_all;
 use lapin::options::BasicPublishOptions;
@@ -22,6 +24,25 @@ use crate::settings::RabbitSettings;
 
 pub struct RabbitPublisher {
     link: AmqpLink,
+}
+
+/// The publisher's counters, rendered by `/metrics`.
+pub struct PublisherMetrics {
+    /// Messages RabbitMQ confirmed.
+    pub published: AtomicU64,
+    /// Messages of batches that failed (broker down, nack, no confirm in
+    /// time); the batch is published again from the checkpoint.
+    pub failed: AtomicU64,
+}
+
+static METRICS: PublisherMetrics = PublisherMetrics {
+    published: AtomicU64::new(0),
+    failed: AtomicU64::new(0),
+};
+
+/// This process's publisher counters.
+pub fn metrics() -> &'static PublisherMetrics {
+    &METRICS
 }
 
 impl RabbitPublisher {
@@ -88,12 +109,18 @@ impl Subscriber for RabbitPublisher {
             }
         }
         if let Err(error) = self.publish_confirmed(&messages).await {
+            METRICS
+                .failed
+                .fetch_add(messages.len() as u64, Ordering::Relaxed);
             self.link.reset().await;
             return Err(SubscriberError::Failed(format!(
                 "publishing {} messages: {error}",
                 messages.len()
             )));
         }
+        METRICS
+            .published
+            .fetch_add(messages.len() as u64, Ordering::Relaxed);
         if !messages.is_empty() {
             tracing::debug!(published = messages.len(), "published to rabbitmq");
         }

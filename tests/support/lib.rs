@@ -378,7 +378,28 @@ pub fn muckard_binary() -> std::path::PathBuf {
         .get_or_init(|| {
             let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-            let status = std::process::Command::new(cargo)
+            let mut command = std::process::Command::new(cargo);
+            // The variables cargo sets for a running test must not reach
+            // the nested build: build scripts that watch them (ring's
+            // watches CARGO_MANIFEST_DIR) would see a change and rebuild
+            // everything above them, here and again in the next build.
+            for (name, _) in std::env::vars_os() {
+                let name = name.to_string_lossy();
+                if name.starts_with("CARGO_PKG_")
+                    || [
+                        "CARGO_MANIFEST_DIR",
+                        "CARGO_MANIFEST_PATH",
+                        "CARGO_CRATE_NAME",
+                        "CARGO_PRIMARY_PACKAGE",
+                        "CARGO_TARGET_TMPDIR",
+                        "OUT_DIR",
+                    ]
+                    .contains(&name.as_ref())
+                {
+                    command.env_remove(name.as_ref());
+                }
+            }
+            let status = command
                 // --workspace resolves features as `cargo test --workspace`
                 // does, so this build reuses its artefacts instead of
                 // rebuilding sqlx and friends with another feature set.

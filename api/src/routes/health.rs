@@ -1,8 +1,12 @@
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
+use crate::ready::ReadyReport;
+use crate::state::AppState;
 
 /// The process is alive.
 #[derive(Debug, Serialize, ToSchema)]
@@ -23,6 +27,34 @@ pub struct Health {
 )]
 pub async fn health() -> Json<Health> {
     Json(Health { status: "ok" })
+}
+
+/// `GET /ready`: each dependency this process's roles use and each
+/// subscriber's lag; 503 while any dependency is down (see
+/// [`crate::ready`]).
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "service",
+    summary = "Readiness",
+    description = "Each dependency this process's roles use (PostgreSQL always, Kafka for the \
+        kafka-mirror role, RabbitMQ for the publisher and runner roles), checked with a real \
+        round trip at most once a second and each within READY_CHECK_TIMEOUT_MS, and every \
+        subscriber's lag. 503 while any of them is down.",
+    responses(
+        (status = 200, description = "Every dependency the roles use is up", body = ReadyReport),
+        (status = 503, description = "A dependency the roles use is down; the body names it",
+            body = ReadyReport),
+    ),
+)]
+pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ReadyReport>) {
+    let report = state.readiness.report(state.pool()).await;
+    let status = if report.is_ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(report))
 }
 
 pub async fn not_found() -> ApiError {

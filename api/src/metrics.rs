@@ -1,0 +1,217 @@
+//! `/metrics`: HTTP request counts and latencies by route and status (this
+//! module records them), the command side's commands and appended events,
+//! subscriber lag, the Kafka mirror's and the RabbitMQ publisher's counts
+//! and errors, and the connection pool, in the Prometheus text format.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts};
+
+use crate::state::AppState;
+
+static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(IntCounterVec::new(
+        Opts::new(
+            "muckard_http_requests_total",
+            "HTTP requests answered, by method, route template and status.",
+        ),
+        &["method", "route", "status"],
+    ))
+});
+
+static HTTP_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register(HistogramVec::new(
+        HistogramOpts::new(
+            "muckard_http_request_duration_seconds",
+            "Time to answer an HTTP request (until its headers), by method, route template and status.",
+        )
+        .buckets(vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ]),
+        &["method", "route", "status"],
+    ))
+});
+
+static HTTP_IN_FLIGHT: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(IntGauge::new(
+        "muckard_http_requests_in_flight",
+        "HTTP requests being answered now.",
+    ))
+});
+
+fn register<M: prometheus::core::Collector + Clone + 'static>(
+    metric: Result<M, prometheus::Error>,
+) -> M {
+    let metric = metric.expect("valid metric definition");
+    let _ = prometheus::register(Box::new(metric.clone()));
+    metric
+}
+
+/// Registers every metric of this process so that `/metrics` shows zeros
+/// before the first request or command.
+pub fn init() {
+    LazyLock::force(&HTTP_REQUESTS);
+    LazyLock::force(&HTTP_SECONDS);
+    LazyLock::force(&HTTP_IN_FLIGHT);
+    command_side::metrics::init();
+}
+
+/// Counts a request as in flight until the returned guard drops.
+pub fn request_started() -> InFlight {
+    HTTP_IN_FLIGHT.inc();
+    InFlight
+}
+
+pub struct InFlight;
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        HTTP_IN_FLIGHT.dec();
+    }
+}
+
+/// Records one answered request. `route` is the route template (such as
+/// `/api/v1/bot/{bot_id}/start`), never the raw path, so the label set
+/// stays bounded; requests no route matched are `unmatched`.
+pub fn record_request(method: &str, route: &str, status: u16, elapsed: Duration) {
+    let status = status.to_string();
+    let labels = [method, route, status.as_str()];
+    HTTP_REQUESTS.with_label_values(&labels).inc();
+    HTTP_SECONDS
+        .with_label_values(&labels)
+        .observe(elapsed.as_secs_f64());
+}
+
+/// The whole exposition. Lag needs the database; when it is down the
+/// lag series are left out and `muckard_database_up` is 0, so a scrape
+/// still shows what the process knows.
+pub async fn render(state: &AppState) -> String {
+    let mut body = String::new();
+    let mut encoded = Vec::new();
+    match prometheus::TextEncoder::new().encode(&prometheus::gather(), &mut encoded) {
+        Ok(()) => body.push_str(&String::from_utf8_lossy(&encoded)),
+        Err(error) => tracing::warn!(error = %error, "metrics: encoding the registry failed"),
+    }
+    let pool = state.pool();
+    let idle = pool.num_idle() as u64;
+    let open = u64::from(pool.size());
+    gauge(
+        &mut body,
+        "muckard_db_pool_connections",
+        "Connections of the PostgreSQL pool, by state.",
+        &[
+            ("state=\"idle\"", idle as f64),
+            ("state=\"in_use\"", open.saturating_sub(idle) as f64),
+        ],
+    );
+    gauge(
+        &mut body,
+        "muckard_db_pool_max_connections",
+        "The PostgreSQL pool's size limit (DATABASE_MAX_CONNECTIONS).",
+        &[("", f64::from(pool.options().get_max_connections()))],
+    );
+    match projections::lag::all(pool).await {
+        Ok(lags) => {
+            gauge(
+                &mut body,
+                "muckard_database_up",
+                "1 when the last query to PostgreSQL succeeded.",
+                &[("", 1.0)],
+            );
+            let events: Vec<(String, f64)> = lags
+                .iter()
+                .map(|lag| {
+                    (
+                        format!("subscriber=\"{}\"", lag.subscriber),
+                        lag.events_behind as f64,
+                    )
+                })
+                .collect();
+            let seconds: Vec<(String, f64)> = lags
+                .iter()
+                .map(|lag| {
+                    (
+                        format!("subscriber=\"{}\"", lag.subscriber),
+                        lag.seconds_behind,
+                    )
+                })
+                .collect();
+            gauge_owned(
+                &mut body,
+                "muckard_subscriber_lag_events",
+                "Events committed but not yet handled by the subscriber.",
+                &events,
+            );
+            gauge_owned(
+                &mut body,
+                "muckard_subscriber_lag_seconds",
+                "Age of the oldest event the subscriber has not handled.",
+                &seconds,
+            );
+        }
+        Err(error) => {
+            tracing::warn!(error = %error, "metrics: subscriber lag unavailable");
+            gauge(
+                &mut body,
+                "muckard_database_up",
+                "1 when the last query to PostgreSQL succeeded.",
+                &[("", 0.0)],
+            );
+        }
+    }
+    let mirror = kafka_mirror::metrics();
+    let publisher = messaging::metrics();
+    let counters = [
+        (
+            "muckard_kafka_published_events_total",
+            "Events the Kafka broker acknowledged.",
+            mirror.published.load(Ordering::Relaxed),
+        ),
+        (
+            "muckard_kafka_publish_errors_total",
+            "Events the Kafka broker did not acknowledge; their batch is sent again.",
+            mirror.failed.load(Ordering::Relaxed),
+        ),
+        (
+            "muckard_kafka_published_batches_total",
+            "Batches the Kafka broker acknowledged in full.",
+            mirror.batches.load(Ordering::Relaxed),
+        ),
+        (
+            "muckard_rabbitmq_published_messages_total",
+            "Messages RabbitMQ confirmed to the publisher.",
+            publisher.published.load(Ordering::Relaxed),
+        ),
+        (
+            "muckard_rabbitmq_publish_errors_total",
+            "Messages of batches RabbitMQ did not confirm; the batch is published again.",
+            publisher.failed.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(body, "# HELP {name} {help}");
+        let _ = writeln!(body, "# TYPE {name} counter");
+        let _ = writeln!(body, "{name} {value}");
+    }
+    body
+}
+
+fn gauge(body: &mut String, name: &str, help: &str, series: &[(&str, f64)]) {
+    let _ = writeln!(body, "# HELP {name} {help}");
+    let _ = writeln!(body, "# TYPE {name} gauge");
+    for (labels, value) in series {
+        if labels.is_empty() {
+            let _ = writeln!(body, "{name} {value}");
+        } else {
+            let _ = writeln!(body, "{name}{{{labels}}} {value}");
+        }
+    }
+}
+
+fn gauge_owned(body: &mut String, name: &str, help: &str, series: &[(String, f64)]) {
+    let borrowed: Vec<(&str, f64)> = series.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+    gauge(body, name, help, &borrowed);
+}

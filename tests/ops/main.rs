@@ -1,0 +1,8 @@
+//! Running it for real: `/health`, `/ready`, `/metrics`, CORS, per-client
+//! rate limits, W3C trace context from a request to the event log and the
+//! AMQP headers (`endpoints`); the `muckard` binary starting while Kafka
+//! and RabbitMQ are down and turning ready when they return, and SIGTERM
+//! during a steady command load (`process`).
+
+mod endpoints;
+mod process;
