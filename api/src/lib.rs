@@ -79,7 +79,6 @@ pub fn operations_app(state: AppState) -> Router {
     with_common_layers(router, state)
 }
 
-
 /// Every route, in the groups that differ in middleware. Each is
 /// registered from its handler's `#[utoipa::path]` annotation, which is
 /// also what [`openapi::document`] is made of: there is no other way to add

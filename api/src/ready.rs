@@ -13,9 +13,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use utoipa::ToSchema;
 use sqlx::PgPool;
 use tokio::sync::Mutex;
+use utoipa::ToSchema;
 
 use crate::config::Settings;
 
