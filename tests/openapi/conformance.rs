@@ -157,6 +157,7 @@ async fn every_operation_answers_as_documented() {
 
     // The service's own routes.
     c.call(&app, "get", "/health", "/health", None, None).await;
+    c.call(&app, "get", "/ready", "/ready", None, None).await;
     c.call(&app, "get", "/metrics", "/metrics", None, None)
         .await;
     c.call(&app, "get", "/openapi.json", "/openapi.json", None, None)
