@@ -25,11 +25,14 @@ pub async fn ensure_database_exists(database_url: &str) -> Result<(), sqlx::Erro
     if !exists {
         let statement = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
         if let Err(error) = sqlx::query(&statement).execute(&mut admin).await {
-            // Another instance may have created it in the meantime.
+            // Another instance may have created it in the meantime: it
+            // says so with 42P04 (duplicate_database), or, when the two
+            // CREATE DATABASE statements overlap, with 23505 on the
+            // catalogue's unique index.
             let duplicate = error
                 .as_database_error()
                 .and_then(|e| e.code())
-                .is_some_and(|code| code == "42P04");
+                .is_some_and(|code| code == "42P04" || code == "23505");
             if !duplicate {
                 return Err(error);
             }

@@ -345,3 +345,106 @@ async fn sigterm_during_a_steady_command_load_loses_no_acknowledged_command_and_
         record.accepted.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn instances_started_together_migrate_one_fresh_database_once_and_log_json() {
+    let app = TestApp::spawn().await;
+    // A database nobody has created yet: the instances race to create and
+    // migrate it, which the advisory lock and the duplicate check settle.
+    let fresh = format!("muckard_test_{}", Uuid::new_v4().simple());
+    let (prefix, _) = app.database_url.rsplit_once('/').expect("a database URL");
+    let fresh_url = format!("{prefix}/{fresh}");
+    let ports = [free_port(), free_port(), free_port()];
+    let mut services = Vec::new();
+    for port in ports {
+        let mut command = Command::new(muckard_binary());
+        command
+            .args(["serve", "--roles", "api,projector"])
+            .envs(app.process_env())
+            .env("DATABASE_URL", &fresh_url)
+            .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        services.push(Service(command.spawn().expect("start muckard")));
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    for port in ports {
+        poll(60, "every instance's /ready", || async {
+            get_json(&client, &format!("http://127.0.0.1:{port}/ready"))
+                .await
+                .filter(|(status, _)| *status == 200)
+        })
+        .await;
+    }
+    let fresh_pool = sqlx::PgPool::connect(&fresh_url).await.expect("connect");
+    let migrations: Vec<(i64, bool)> =
+        sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&fresh_pool)
+            .await
+            .expect("the migrations table");
+    assert_eq!(
+        migrations.len(),
+        command_side::database::MIGRATOR.iter().count(),
+        "each migration applied once"
+    );
+    assert!(migrations.iter().all(|(_, success)| *success));
+    // A request with an id of ours shows up in the JSON access log.
+    let request_id = format!("json-log-{}", Uuid::new_v4().simple());
+    let answered = client
+        .get(format!("http://127.0.0.1:{}/health", ports[0]))
+        .header("x-request-id", &request_id)
+        .send()
+        .await
+        .expect("health");
+    assert_eq!(answered.status().as_u16(), 200);
+    assert_eq!(
+        answered.headers()["x-request-id"].to_str().unwrap(),
+        request_id
+    );
+    // Stop the first instance so its log ends, then read all of it.
+    let mut first = services.remove(0);
+    let status = Command::new("kill")
+        .args(["-TERM", &first.0.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    let stdout = first.0.stdout.take().expect("piped stdout");
+    let lines: Vec<String> = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .collect()
+    })
+    .await
+    .unwrap();
+    assert!(!lines.is_empty(), "no log lines");
+    let records: Vec<Value> = lines
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    let access = records
+        .iter()
+        .find(|record| {
+            record["target"] == "muckard::access"
+                && record["span"]["request_id"] == json!(request_id)
+        })
+        .unwrap_or_else(|| panic!("no access log line for {request_id}: {lines:#?}"));
+    assert_eq!(access["status"], 200, "{access}");
+    assert_eq!(access["span"]["route"], "/health", "{access}");
+    assert_eq!(access["span"]["trace_id"].as_str().map(str::len), Some(32));
+    assert!(access["level"] == "INFO", "{access}");
+    drop(services);
+    fresh_pool.close().await;
+    let admin = sqlx::PgPool::connect(&format!("{prefix}/postgres"))
+        .await
+        .expect("connect to postgres");
+    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{fresh}\" WITH (FORCE)"))
+        .execute(&admin)
+        .await;
+}
