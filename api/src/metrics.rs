@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use command_side::metrics::register;
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts};
 
 use crate::state::AppState;
@@ -41,14 +42,6 @@ static HTTP_IN_FLIGHT: LazyLock<IntGauge> = LazyLock::new(|| {
         "HTTP requests being answered now.",
     ))
 });
-
-fn register<M: prometheus::core::Collector + Clone + 'static>(
-    metric: Result<M, prometheus::Error>,
-) -> M {
-    let metric = metric.expect("valid metric definition");
-    let _ = prometheus::register(Box::new(metric.clone()));
-    metric
-}
 
 /// Registers every metric of this process so that `/metrics` shows zeros
 /// before the first request or command.
@@ -139,13 +132,13 @@ pub async fn render(state: &AppState) -> String {
                     )
                 })
                 .collect();
-            gauge_owned(
+            gauge(
                 &mut body,
                 "muckard_subscriber_lag_events",
                 "Events committed but not yet handled by the subscriber.",
                 &events,
             );
-            gauge_owned(
+            gauge(
                 &mut body,
                 "muckard_subscriber_lag_seconds",
                 "Age of the oldest event the subscriber has not handled.",
@@ -199,19 +192,15 @@ pub async fn render(state: &AppState) -> String {
     body
 }
 
-fn gauge(body: &mut String, name: &str, help: &str, series: &[(&str, f64)]) {
+fn gauge(body: &mut String, name: &str, help: &str, series: &[(impl AsRef<str>, f64)]) {
     let _ = writeln!(body, "# HELP {name} {help}");
     let _ = writeln!(body, "# TYPE {name} gauge");
     for (labels, value) in series {
+        let labels = labels.as_ref();
         if labels.is_empty() {
             let _ = writeln!(body, "{name} {value}");
         } else {
             let _ = writeln!(body, "{name}{{{labels}}} {value}");
         }
     }
-}
-
-fn gauge_owned(body: &mut String, name: &str, help: &str, series: &[(String, f64)]) {
-    let borrowed: Vec<(&str, f64)> = series.iter().map(|(l, v)| (l.as_str(), *v)).collect();
-    gauge(body, name, help, &borrowed);
 }

@@ -42,7 +42,9 @@ static EVENTS_APPENDED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     ))
 });
 
-fn register<M: prometheus::core::Collector + Clone + 'static>(
+/// Registers `metric` in the process-wide default registry (which
+/// `/metrics` renders) and returns it.
+pub fn register<M: prometheus::core::Collector + Clone + 'static>(
     metric: Result<M, prometheus::Error>,
 ) -> M {
     // The names and labels above are constants; a failure here is a bug
