@@ -43,10 +43,16 @@ async fn register_appends_user_created_with_full_metadata() {
     assert_eq!(metadata["request_id"], "req-123");
     assert_eq!(metadata["correlation_id"], "corr-456");
     assert_eq!(metadata["causation_id"], "req-123");
+    // The caller's trace, continued with a span of the request's own.
+    let traceparent = metadata["traceparent"].as_str().expect("a traceparent");
+    let parts: Vec<&str> = traceparent.split('-').collect();
     assert_eq!(
-        metadata["traceparent"],
-        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        (parts[0], parts[1], parts[3]),
+        ("00", "4bf92f3577b34da6a3ce929d0e0e4736", "01"),
+        "{traceparent}"
     );
+    assert_eq!(parts[2].len(), 16);
+    assert_ne!(parts[2], "00f067aa0ba902b7");
     assert_eq!(metadata["source"], "rest");
 }
 
