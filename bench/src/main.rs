@@ -53,7 +53,7 @@ enum Command {
     /// Spawns the muckard server on a fresh database and measures it over
     /// TCP: command throughput beside PostgreSQL's INSERT + COMMIT limit,
     /// stream length, queries under 1,000 connections, freshness.
-    Api(rest::ApiArgs),
+    Api(Box<rest::ApiArgs>),
 }
 
 #[derive(Args, Clone, Debug)]
@@ -180,7 +180,7 @@ fn main() -> ExitCode {
             Command::Projection(args) => projection::run(args).await,
             Command::Kafka(args) => kafka::run(args).await,
             Command::Replay(args) => replay::run(args).await,
-            Command::Api(args) => rest::run(args).await,
+            Command::Api(args) => rest::run(*args).await,
         }
     });
     // Subscriber tasks may still be parked on the database; do not wait.

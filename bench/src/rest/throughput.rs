@@ -203,7 +203,7 @@ pub async fn rest(
                     break;
                 }
                 issued += 1;
-                let result = if issued % mix.configure_every == 0 {
+                let result = if issued.is_multiple_of(mix.configure_every) {
                     api.configure(&token, key_id).await
                 } else {
                     let bot = &mine[issued as usize % mine.len()];
