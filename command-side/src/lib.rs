@@ -6,6 +6,9 @@
 //! - [`store`]: the cqrs-es frameworks (snapshotting postgres-es stores) for
 //!   the four aggregates, the bounded retry on a concurrency conflict and
 //!   the [`store::Position`] token a command answers with;
+//! - [`repository`]: the event repository under them: postgres-es' reads,
+//!   and a command's events and snapshot appended in one statement that
+//!   returns their position;
 //! - [`metadata`]: the metadata every event carries;
 //! - [`users`], [`exchange_keys`], [`bots`]: the use cases the API calls,
 //!   each combining a side-table write with a command;
@@ -25,6 +28,7 @@ pub mod exchange_keys;
 pub mod idempotency;
 pub mod metadata;
 pub mod passwords;
+pub mod repository;
 pub mod services;
 pub mod sessions;
 pub mod store;
