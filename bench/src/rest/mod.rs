@@ -15,6 +15,7 @@
 //!   ([`freshness`]).
 
 mod client;
+mod cpu;
 mod freshness;
 mod queries;
 mod server;
@@ -113,8 +114,9 @@ pub struct ApiArgs {
     pub configure_every: u64,
 
     /// Connections of the INSERT + COMMIT baseline at most (PostgreSQL's
-    /// max_connections is shared with the server and everyone else).
-    #[arg(long, default_value_t = 64)]
+    /// max_connections, 100 by default, is shared with the server's pool
+    /// and everyone else's); more clients share them.
+    #[arg(long, default_value_t = 32)]
     pub baseline_max_connections: u32,
 
     /// Events of the long stream in the stream-length measurement.
@@ -187,6 +189,9 @@ struct Level {
     /// Transactions committed in the database per REST command during the
     /// REST interval (every role's, the subscribers' included).
     database_transactions_per_command: f64,
+    /// CPU per operation by process, warm-up included (see `cpu`).
+    baseline_cpu: cpu::CpuPerOperation,
+    rest_cpu: cpu::CpuPerOperation,
     /// Seconds the subscribers and the bot runner took to settle after
     /// the previous load, before this level started.
     settle_seconds: f64,
@@ -373,7 +378,7 @@ async fn measure_server(
     if args.phases.contains(&Phase::Throughput) {
         let row = throughput::prepare_baseline(pool).await?;
         if let Some(roles) = &args.throughput_roles {
-            settle(pool).await?;
+            settle_if(pool, true).await?;
             api = servers.start(roles).await?;
             notes.push(format!(
                 "throughput measured with the server's roles {roles}; the rest with {}",
@@ -390,6 +395,7 @@ async fn measure_server(
         for &clients in &args.clients {
             let settle_seconds = settle_if(pool, subscribers).await?;
             eprintln!("{clients} clients: INSERT + COMMIT baseline");
+            let cpu_before = cpu::sample(pool, servers.pid()).await?;
             let baseline = throughput::baseline(
                 &database.url,
                 &row,
@@ -399,6 +405,9 @@ async fn measure_server(
                 seconds,
             )
             .await?;
+            let cpu_after = cpu::sample(pool, servers.pid()).await?;
+            let baseline_cpu =
+                cpu::per_operation(&cpu_before, &cpu_after, baseline.completed_with_warmup);
             settle_if(pool, subscribers).await?;
             eprintln!("{clients} clients: REST commands");
             let profiler = match servers.pid() {
@@ -408,8 +417,11 @@ async fn measure_server(
                 _ => None,
             };
             let before = transactions(pool).await?;
+            let cpu_before = cpu::sample(pool, servers.pid()).await?;
             let rest = throughput::rest(&api, &users, &bots, clients, mix, warmup, seconds).await?;
+            let cpu_after = cpu::sample(pool, servers.pid()).await?;
             let after = transactions(pool).await?;
+            let rest_cpu = cpu::per_operation(&cpu_before, &cpu_after, rest.completed_with_warmup);
             if let Some(profiler) = profiler {
                 profile = Some(profiler.stop().await?);
             }
@@ -425,6 +437,8 @@ async fn measure_server(
                 baseline,
                 rest,
                 ratio,
+                baseline_cpu,
+                rest_cpu,
                 settle_seconds,
             });
         }
@@ -433,53 +447,50 @@ async fn measure_server(
         }
     }
 
+    // A later phase that fails is noted; the figures already made stay.
     let mut stream_length = None;
     if args.phases.contains(&Phase::Stream) {
-        settle(pool).await?;
+        settle_or_note(pool, &mut notes).await;
         eprintln!(
             "stream length: growing a stream to {} events",
             args.long_stream
         );
-        stream_length = Some(
-            stream::measure(
-                &api,
-                pool,
-                &users[0],
-                0,
-                args.long_stream,
-                args.stream_samples,
-            )
-            .await?,
-        );
+        let users = &users[0];
+        match stream::measure(&api, pool, users, 0, args.long_stream, args.stream_samples).await {
+            Ok(measured) => stream_length = Some(measured),
+            Err(error) => notes.push(format!("stream length not measured: {error:#}")),
+        }
     }
 
     let mut queries_under_load = None;
     if args.phases.contains(&Phase::Queries) {
-        settle(pool).await?;
+        settle_or_note(pool, &mut notes).await;
         eprintln!(
             "queries: wrk with {} connections for {:.0} s, {} command clients beside",
             args.query_connections, args.query_seconds, args.query_command_clients
         );
         let script = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/wrk/queries.lua"));
         let targets = std::env::temp_dir().join(format!("muckard-bench-{run_id}-targets.txt"));
-        queries_under_load = Some(
-            queries::measure(
-                &api,
-                &users,
-                &bots,
-                &script,
-                &targets,
-                args.query_connections,
-                Duration::from_secs_f64(args.query_seconds),
-                args.query_command_clients,
-            )
-            .await?,
-        );
+        let measured = queries::measure(
+            &api,
+            &users,
+            &bots,
+            &script,
+            &targets,
+            args.query_connections,
+            Duration::from_secs_f64(args.query_seconds),
+            args.query_command_clients,
+        )
+        .await;
+        match measured {
+            Ok(measured) => queries_under_load = Some(measured),
+            Err(error) => notes.push(format!("queries under load not measured: {error:#}")),
+        }
     }
 
     let mut freshness = None;
     if args.phases.contains(&Phase::Freshness) {
-        settle(pool).await?;
+        settle_or_note(pool, &mut notes).await;
         let kafka = mirror_running(pool).await?;
         if !kafka {
             notes.push(format!(
@@ -491,17 +502,19 @@ async fn measure_server(
             "freshness: {:.0} commands/s for {:.0} s",
             args.freshness_rate, args.freshness_seconds
         );
-        freshness = Some(
-            freshness::measure(
-                &api,
-                pool,
-                &bots,
-                args.freshness_rate,
-                Duration::from_secs_f64(args.freshness_seconds),
-                kafka,
-            )
-            .await?,
-        );
+        let measured = freshness::measure(
+            &api,
+            pool,
+            &bots,
+            args.freshness_rate,
+            Duration::from_secs_f64(args.freshness_seconds),
+            kafka,
+        )
+        .await;
+        match measured {
+            Ok(measured) => freshness = Some(measured),
+            Err(error) => notes.push(format!("freshness not measured: {error:#}")),
+        }
     }
 
     let results = Results {
@@ -557,8 +570,12 @@ async fn mirror_running(pool: &PgPool) -> Result<bool> {
     }
 }
 
-async fn settle(pool: &PgPool) -> Result<f64> {
-    settle_if(pool, true).await
+/// Settles, or notes that it could not (the next phase then starts on a
+/// busy system, which the note says).
+async fn settle_or_note(pool: &PgPool, notes: &mut Vec<String>) {
+    if let Err(error) = settle_if(pool, true).await {
+        notes.push(format!("did not settle: {error:#}"));
+    }
 }
 
 /// Waits until the log has stopped growing for a second (the bot runner's
@@ -672,6 +689,26 @@ fn print_table(results: &Results) {
                 p.map_or(0.0, |p| p.p99_ms),
                 failed,
                 level.database_transactions_per_command
+            );
+        }
+    }
+    if !results.throughput.is_empty() {
+        println!("\nCPU ms per operation (warm-up included): server, PostgreSQL backends of the run's database, this process");
+        println!(
+            "| clients | baseline: postgres | client | REST: server | postgres | client | total |"
+        );
+        println!("|---:|---:|---:|---:|---:|---:|---:|");
+        for level in &results.throughput {
+            let (b, r) = (&level.baseline_cpu, &level.rest_cpu);
+            println!(
+                "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
+                level.clients,
+                b.postgres_ms,
+                b.client_ms,
+                r.server_ms,
+                r.postgres_ms,
+                r.client_ms,
+                r.server_ms + r.postgres_ms + r.client_ms
             );
         }
     }

@@ -27,6 +27,9 @@ pub struct Load {
     /// Requests that succeeded inside the measured interval.
     pub completed: u64,
     pub per_second: f64,
+    /// Requests that succeeded from the start of the warm-up to the end
+    /// (what the CPU figures divide by).
+    pub completed_with_warmup: u64,
     /// Failed requests by status (`"error"`: no answer).
     pub failures: BTreeMap<String, u64>,
     pub latency: Option<Percentiles>,
@@ -87,7 +90,6 @@ pub async fn baseline(
     let connections = clients.min(max_connections).max(1);
     let pool = PgPoolOptions::new()
         .max_connections(connections)
-        .min_connections(connections)
         .acquire_timeout(Duration::from_secs(30))
         .connect(database_url)
         .await
@@ -106,6 +108,7 @@ pub async fn baseline(
             let mut samples = Vec::new();
             let mut failures = 0u64;
             let mut first_error = None;
+            let mut all = 0u64;
             tokio::time::sleep_until(start).await;
             loop {
                 let now = Instant::now();
@@ -128,8 +131,11 @@ pub async fn baseline(
                 .execute(&pool)
                 .await;
                 let done = Instant::now();
-                if let Err(error) = &result {
-                    first_error.get_or_insert_with(|| error.to_string());
+                match &result {
+                    Ok(_) => all += 1,
+                    Err(error) => {
+                        first_error.get_or_insert_with(|| error.to_string());
+                    }
                 }
                 if now >= measure_from && done <= end {
                     match result {
@@ -138,14 +144,16 @@ pub async fn baseline(
                     }
                 }
             }
-            (samples, failures, first_error)
+            (samples, failures, first_error, all)
         }));
     }
     let mut samples = Vec::new();
     let mut failures = BTreeMap::new();
     let mut first_error = None;
+    let mut all = 0;
     for task in tasks {
-        let (mut s, f, error) = task.await.context("a baseline client panicked")?;
+        let (mut s, f, error, a) = task.await.context("a baseline client panicked")?;
+        all += a;
         samples.append(&mut s);
         if f > 0 {
             *failures.entry("error".to_string()).or_default() += f;
@@ -159,7 +167,14 @@ pub async fn baseline(
             first_error.unwrap_or_else(|| "none finished in time".to_string())
         );
     }
-    Ok(summarise(clients, connections, seconds, samples, failures))
+    Ok(summarise(
+        clients,
+        connections,
+        seconds,
+        samples,
+        failures,
+        all,
+    ))
 }
 
 /// `clients` REST clients, closed loop, each on its own bots (so clients
@@ -196,6 +211,7 @@ pub async fn rest(
             let mut samples = Vec::new();
             let mut failures: BTreeMap<String, u64> = BTreeMap::new();
             let mut issued: u64 = 0;
+            let mut all = 0u64;
             tokio::time::sleep_until(start).await;
             loop {
                 let now = Instant::now();
@@ -210,6 +226,9 @@ pub async fn rest(
                     api.trigger(&bot.token, bot.id).await
                 };
                 let done = Instant::now();
+                if result.as_ref().is_ok_and(|answer| answer.ok()) {
+                    all += 1;
+                }
                 if now >= measure_from && done <= end {
                     match result {
                         Ok(answer) if answer.ok() => samples.push(done - now),
@@ -218,19 +237,21 @@ pub async fn rest(
                     }
                 }
             }
-            (samples, failures)
+            (samples, failures, all)
         }));
     }
     let mut samples = Vec::new();
     let mut failures = BTreeMap::new();
+    let mut all = 0;
     for task in tasks {
-        let (mut s, f) = task.await.context("a REST client panicked")?;
+        let (mut s, f, a) = task.await.context("a REST client panicked")?;
+        all += a;
         samples.append(&mut s);
         for (status, count) in f {
             *failures.entry(status).or_default() += count;
         }
     }
-    Ok(summarise(clients, clients, seconds, samples, failures))
+    Ok(summarise(clients, clients, seconds, samples, failures, all))
 }
 
 fn summarise(
@@ -239,8 +260,10 @@ fn summarise(
     seconds: Duration,
     samples: Vec<Duration>,
     failures: BTreeMap<String, u64>,
+    completed_with_warmup: u64,
 ) -> Load {
     Load {
+        completed_with_warmup,
         clients,
         connections,
         seconds: seconds.as_secs_f64(),
