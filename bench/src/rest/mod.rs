@@ -395,8 +395,9 @@ async fn measure_server(
         for &clients in &args.clients {
             let settle_seconds = settle_if(pool, subscribers).await?;
             eprintln!("{clients} clients: INSERT + COMMIT baseline");
-            let cpu_before = cpu::sample(pool, servers.pid()).await?;
-            let baseline = throughput::baseline(
+            let (baseline, baseline_cpu) = throughput::baseline(
+                pool,
+                servers.pid(),
                 &database.url,
                 &row,
                 clients,
@@ -405,9 +406,6 @@ async fn measure_server(
                 seconds,
             )
             .await?;
-            let cpu_after = cpu::sample(pool, servers.pid()).await?;
-            let baseline_cpu =
-                cpu::per_operation(&cpu_before, &cpu_after, baseline.completed_with_warmup);
             settle_if(pool, subscribers).await?;
             eprintln!("{clients} clients: REST commands");
             let profiler = match servers.pid() {

@@ -79,15 +79,20 @@ const HASH_SIZED: &str = "000000000000000000000000000000000000000000000000000000
 
 /// `clients` tasks, each inserting one row per transaction (autocommit:
 /// INSERT + COMMIT) for `warmup + seconds`; only the last `seconds` count.
+#[allow(clippy::too_many_arguments)]
 pub async fn baseline(
+    monitor: &PgPool,
+    server: Option<u32>,
     database_url: &str,
     row: &BaselineRow,
     clients: u32,
     max_connections: u32,
     warmup: Duration,
     seconds: Duration,
-) -> Result<Load> {
+) -> Result<(Load, super::cpu::CpuPerOperation)> {
     let connections = clients.min(max_connections).max(1);
+    // Sampled before the pool closes, while its backends still exist.
+    let cpu_before = super::cpu::sample(monitor, server).await?;
     let pool = PgPoolOptions::new()
         .max_connections(connections)
         .acquire_timeout(Duration::from_secs(30))
@@ -160,6 +165,7 @@ pub async fn baseline(
         }
         first_error = first_error.or(error);
     }
+    let cpu_after = super::cpu::sample(monitor, server).await?;
     pool.close().await;
     if samples.is_empty() {
         anyhow::bail!(
@@ -167,13 +173,10 @@ pub async fn baseline(
             first_error.unwrap_or_else(|| "none finished in time".to_string())
         );
     }
-    Ok(summarise(
-        clients,
-        connections,
-        seconds,
-        samples,
-        failures,
-        all,
+    let cpu = super::cpu::per_operation(&cpu_before, &cpu_after, all);
+    Ok((
+        summarise(clients, connections, seconds, samples, failures, all),
+        cpu,
     ))
 }
 
