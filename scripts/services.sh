@@ -159,3 +159,23 @@ ensure_python_tools() {
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
   sha256sum <"$requirements" >"$stamp"
 }
+
+# wrk, the HTTP load generator of `scripts/bench api` (Debian's package).
+ensure_wrk() {
+  command -v wrk >/dev/null && return 0
+  echo "services: installing wrk (apt-get)" >&2
+  if command -v apt-get >/dev/null; then
+    apt-get install -y wrk >/dev/null || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
+  fi
+  command -v wrk >/dev/null || { echo "services: wrk is required (apt-get install wrk)" >&2; return 1; }
+}
+
+# perf, for `scripts/bench api --perf-clients N` (optional: a warning only).
+ensure_perf() {
+  command -v perf >/dev/null && return 0
+  echo "services: installing perf (apt-get install linux-perf)" >&2
+  if command -v apt-get >/dev/null; then
+    apt-get install -y linux-perf >/dev/null 2>&1 || true
+  fi
+  command -v perf >/dev/null || echo "services: perf is not available; no profile" >&2
+}

@@ -11,6 +11,10 @@
 //! - `replay`: seeds a log the same way, then measures the replay tool's
 //!   rebuild of every read model and its chain verification against the
 //!   raw read+decode rate.
+//! - `api`: spawns the `muckard` server and measures it over TCP: command
+//!   throughput against PostgreSQL's own INSERT + COMMIT rate, short
+//!   against long streams, queries under 1,000 connections (wrk) and
+//!   end-to-end freshness.
 
 mod database;
 mod decode;
@@ -19,6 +23,7 @@ mod lag;
 mod machine;
 mod projection;
 mod replay;
+mod rest;
 mod seed;
 mod stats;
 
@@ -45,6 +50,10 @@ enum Command {
     /// Seeds a log, then measures the replay tool's rebuild and verify
     /// against the raw read+decode rate.
     Replay(ReplayArgs),
+    /// Spawns the muckard server on a fresh database and measures it over
+    /// TCP: command throughput beside PostgreSQL's INSERT + COMMIT limit,
+    /// stream length, queries under 1,000 connections, freshness.
+    Api(Box<rest::ApiArgs>),
 }
 
 #[derive(Args, Clone, Debug)]
@@ -171,6 +180,7 @@ fn main() -> ExitCode {
             Command::Projection(args) => projection::run(args).await,
             Command::Kafka(args) => kafka::run(args).await,
             Command::Replay(args) => replay::run(args).await,
+            Command::Api(args) => rest::run(*args).await,
         }
     });
     // Subscriber tasks may still be parked on the database; do not wait.

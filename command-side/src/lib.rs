@@ -6,6 +6,9 @@
 //! - [`store`]: the cqrs-es frameworks (snapshotting postgres-es stores) for
 //!   the four aggregates, the bounded retry on a concurrency conflict and
 //!   the [`store::Position`] token a command answers with;
+//! - [`repository`]: the event repository under them: postgres-es' reads,
+//!   and a command's events and snapshot appended in one statement that
+//!   returns their position;
 //! - [`metadata`]: the metadata every event carries;
 //! - [`metrics`]: commands by type and outcome, events appended, in the
 //!   process-wide Prometheus registry;
@@ -28,6 +31,7 @@ pub mod idempotency;
 pub mod metadata;
 pub mod metrics;
 pub mod passwords;
+pub mod repository;
 pub mod services;
 pub mod sessions;
 pub mod store;

@@ -16,7 +16,6 @@ use domain::exchange_key::{ExchangeKey, ExchangeKeyServices};
 use domain::portfolio::Portfolio;
 use domain::user::User;
 use domain::DomainError;
-use postgres_es::PostgresEventRepository;
 use rand::Rng;
 use sqlx::PgPool;
 
@@ -24,9 +23,10 @@ use crate::crypto::SecretBox;
 use crate::error::CommandError;
 use crate::exchange::Exchange;
 use crate::metadata::CommandMetadata;
+use crate::repository::{with_appended_position, LedgerEventRepository};
 use crate::services::{EventStoreKeyDirectory, StoredKeyVerifier};
 
-pub type Store<A> = PersistedEventStore<PostgresEventRepository, A>;
+pub type Store<A> = PersistedEventStore<LedgerEventRepository, A>;
 type Framework<A> = CqrsFramework<A, Store<A>>;
 
 /// How the command side behaves; parsed from the environment by the binary.
@@ -84,7 +84,7 @@ pub struct CommandSide {
 
 fn store<A: Aggregate>(pool: &PgPool, snapshot_every: usize) -> Store<A> {
     PersistedEventStore::new_snapshot_store(
-        PostgresEventRepository::new(pool.clone()),
+        LedgerEventRepository::new(pool.clone()),
         snapshot_every,
     )
 }
@@ -220,11 +220,19 @@ impl CommandSide {
         let map = metadata.to_map();
         let attempts = self.settings.max_attempts.max(1);
         for attempt in 1..=attempts {
-            match framework
-                .execute_with_metadata(aggregate_id, command.clone(), map.clone())
-                .await
-            {
-                Ok(()) => return self.position_of(A::TYPE, aggregate_id).await,
+            let (outcome, appended) = with_appended_position(framework.execute_with_metadata(
+                aggregate_id,
+                command.clone(),
+                map.clone(),
+            ))
+            .await;
+            match outcome {
+                // The append returned where its events stand; a command
+                // that appended nothing answers with the stream's last.
+                Ok(()) => match appended {
+                    Some(position) => return Ok(position),
+                    None => return self.position_of(A::TYPE, aggregate_id).await,
+                },
                 Err(AggregateError::AggregateConflict) if attempt < attempts => {
                     // Back off with jitter so the racing writers spread out.
                     let ceiling = 5 * u64::from(attempt);

@@ -1,0 +1,230 @@
+//! The one-statement append (`repository::LedgerEventRepository`) against
+//! the real PostgreSQL, in a database of its own that is dropped at the
+//! end: the position a command answers with is its last event's, the
+//! snapshot is written with the events that complete it, and an aggregate
+//! loaded through its snapshot equals the one folded from every event.
+//!
+//! `TEST_DATABASE_URL` names the server's admin database (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`).
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono::Utc;
+use command_side::crypto::SecretBox;
+use command_side::exchange::PaperExchange;
+use command_side::{CommandMetadata, CommandSide, CommandSideSettings, Position};
+use cqrs_es::Aggregate;
+use domain::portfolio::{Portfolio, PortfolioCommand, PortfolioEvent, TradeFill};
+use domain::{Actor, Pair, Side};
+use rust_decimal::Decimal;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgPool};
+use uuid::Uuid;
+
+const SNAPSHOT_EVERY: usize = 5;
+
+struct Database {
+    name: String,
+    admin: String,
+}
+
+impl Database {
+    async fn create() -> (Database, PgPool) {
+        let admin = std::env::var("TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+        let name = format!("muckard_cs_{}", &Uuid::new_v4().simple().to_string()[..12]);
+        let url = PgConnectOptions::from_str(&admin)
+            .unwrap()
+            .database(&name)
+            .to_url_lossy()
+            .to_string();
+        command_side::database::ensure_database_exists(&url)
+            .await
+            .expect("create the test database");
+        let pool = command_side::database::connect(&url, 4).await.unwrap();
+        command_side::database::migrate(&pool).await.unwrap();
+        (Database { name, admin }, pool)
+    }
+
+    async fn drop(self, pool: PgPool) {
+        pool.close().await;
+        let mut admin = PgConnectOptions::from_str(&self.admin)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+        admin.close().await.ok();
+    }
+}
+
+fn command_side(pool: PgPool) -> CommandSide {
+    CommandSide::new(
+        pool,
+        CommandSideSettings {
+            snapshot_every: SNAPSHOT_EVERY,
+            max_attempts: 8,
+            secrets: Arc::new(SecretBox::new(&[7u8; 32]).unwrap()),
+            exchange: Arc::new(PaperExchange::new()),
+        },
+    )
+}
+
+fn fill(user_id: Uuid, n: u32) -> TradeFill {
+    TradeFill {
+        user_id,
+        bot_id: Uuid::new_v4(),
+        order_id: format!("O{n}-TEST"),
+        pair: Pair::parse("XBT/USD").unwrap(),
+        side: Side::Buy,
+        quantity: Decimal::new(1, 3),
+        price: Decimal::from(60_000 + n),
+        fee: Decimal::new(15, 2),
+        executed_at: Utc::now(),
+    }
+}
+
+async fn last_event(pool: &PgPool, user_id: Uuid) -> (i64, Position) {
+    let (sequence, transaction, global_position): (i64, String, i64) = sqlx::query_as(
+        "SELECT sequence, transaction_id::text, global_position FROM events \
+          WHERE aggregate_type = 'Portfolio' AND aggregate_id = $1 \
+          ORDER BY sequence DESC LIMIT 1",
+    )
+    .bind(user_id.to_string())
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    (
+        sequence,
+        Position {
+            transaction_id: transaction.parse().unwrap(),
+            global_position,
+        },
+    )
+}
+
+#[tokio::test]
+async fn appends_answer_their_position_and_snapshots_fold_to_the_same_state() {
+    let (database, pool) = Database::create().await;
+    let commands = command_side(pool.clone());
+    let user_id = Uuid::new_v4();
+    let metadata = CommandMetadata::new("test", Some(Actor::System))
+        .with_command_type("portfolio.record_trade");
+    let mut positions = Vec::new();
+    for n in 1..=12 {
+        let command = PortfolioCommand::RecordTrade {
+            actor: Actor::System,
+            trade: fill(user_id, n),
+        };
+        let position = commands
+            .execute_portfolio(&user_id.to_string(), command, &metadata)
+            .await
+            .unwrap();
+        let (sequence, stored) = last_event(&pool, user_id).await;
+        assert_eq!(sequence, i64::from(n));
+        assert_eq!(position, stored, "command {n} answered another position");
+        positions.push(position);
+    }
+    assert!(positions.windows(2).all(|pair| pair[0] < pair[1]));
+
+    // Snapshots every 5 events: the second one covers sequences 1..=10.
+    let (last_sequence, current_snapshot): (i64, i64) = sqlx::query_as(
+        "SELECT last_sequence, current_snapshot FROM snapshots \
+          WHERE aggregate_type = 'Portfolio' AND aggregate_id = $1",
+    )
+    .bind(user_id.to_string())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((last_sequence, current_snapshot), (10, 2));
+
+    // Loaded through the snapshot (10) plus events 11 and 12, the state is
+    // the fold of all twelve events from the empty portfolio.
+    let (loaded, sequence) = commands
+        .load::<Portfolio>(&user_id.to_string())
+        .await
+        .unwrap();
+    assert_eq!(sequence, 12);
+    let payloads: Vec<String> = sqlx::query_scalar(
+        "SELECT payload::text FROM events \
+          WHERE aggregate_type = 'Portfolio' AND aggregate_id = $1 ORDER BY sequence",
+    )
+    .bind(user_id.to_string())
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let mut folded = Portfolio::default();
+    for payload in &payloads {
+        let event: PortfolioEvent = serde_json::from_str(payload).unwrap();
+        folded.apply(event);
+    }
+    assert_eq!(loaded, folded);
+    assert_eq!(loaded.order_ids.len(), 12);
+
+    // A repeated order changes nothing and answers the stream's last
+    // position, as before.
+    let again = PortfolioCommand::RecordTrade {
+        actor: Actor::System,
+        trade: fill(user_id, 12),
+    };
+    let position = commands
+        .execute_portfolio(&user_id.to_string(), again, &metadata)
+        .await
+        .unwrap();
+    assert_eq!(position, *positions.last().unwrap());
+    assert_eq!(last_event(&pool, user_id).await.0, 12);
+
+    database.drop(pool).await;
+}
+
+#[tokio::test]
+async fn racing_appends_of_one_sequence_conflict_and_are_retried_into_a_contiguous_stream() {
+    let (database, pool) = Database::create().await;
+    let commands = Arc::new(command_side(pool.clone()));
+    let user_id = Uuid::new_v4();
+    let tasks: Vec<_> = (1..=16)
+        .map(|n| {
+            let commands = commands.clone();
+            tokio::spawn(async move {
+                let metadata = CommandMetadata::new("test", Some(Actor::System))
+                    .with_command_type("portfolio.record_trade");
+                let command = PortfolioCommand::RecordTrade {
+                    actor: Actor::System,
+                    trade: fill(user_id, n),
+                };
+                commands
+                    .execute_portfolio(&user_id.to_string(), command, &metadata)
+                    .await
+            })
+        })
+        .collect();
+    let mut positions = Vec::new();
+    for task in tasks {
+        positions.push(task.await.unwrap().expect("retried until it appended"));
+    }
+    let sequences: Vec<i64> = sqlx::query_scalar(
+        "SELECT sequence FROM events \
+          WHERE aggregate_type = 'Portfolio' AND aggregate_id = $1 ORDER BY sequence",
+    )
+    .bind(user_id.to_string())
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(sequences, (1..=16).collect::<Vec<i64>>());
+    positions.sort();
+    positions.dedup();
+    assert_eq!(positions.len(), 16, "each command answered its own event");
+    let (loaded, _) = commands
+        .load::<Portfolio>(&user_id.to_string())
+        .await
+        .unwrap();
+    assert_eq!(loaded.order_ids.len(), 16);
+    database.drop(pool).await;
+}
