@@ -1,40 +1,42 @@
 //! Whether the Kafka cluster answers, for `/ready`.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::ClientConfig;
 
 use crate::settings::KafkaSettings;
 
-/// A long-lived client that asks the cluster for its metadata. One client
-/// is kept so that a probe reuses its connections instead of opening new
-/// ones each time; librdkafka reconnects it in the background.
+/// A long-lived client that asks the cluster for its metadata. It is made
+/// on the first check, so a process nobody probes (the operator commands,
+/// a test) opens no Kafka connection for it; afterwards the one client is
+/// reused and librdkafka reconnects it in the background.
 pub struct BrokerProbe {
-    client: Option<Arc<BaseProducer>>,
-    error: Option<String>,
+    config: ClientConfig,
+    client: OnceLock<Result<Arc<BaseProducer>, String>>,
 }
 
 impl BrokerProbe {
     pub fn new(settings: &KafkaSettings) -> Self {
-        match settings.client_config().create::<BaseProducer>() {
-            Ok(client) => Self {
-                client: Some(Arc::new(client)),
-                error: None,
-            },
-            Err(error) => Self {
-                client: None,
-                error: Some(format!("kafka client: {error}")),
-            },
+        Self {
+            config: settings.client_config(),
+            client: OnceLock::new(),
         }
     }
 
     /// The number of brokers the cluster named within `timeout`, or why it
     /// did not answer.
     pub async fn check(&self, timeout: Duration) -> Result<usize, String> {
-        let Some(client) = self.client.clone() else {
-            return Err(self.error.clone().unwrap_or_default());
-        };
+        let client = self
+            .client
+            .get_or_init(|| {
+                self.config
+                    .create::<BaseProducer>()
+                    .map(Arc::new)
+                    .map_err(|error| format!("kafka client: {error}"))
+            })
+            .clone()?;
         let metadata = tokio::task::spawn_blocking(move || {
             client
                 .client()
