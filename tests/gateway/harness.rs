@@ -5,12 +5,12 @@
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use integration_tests::{muckard_binary, TestApp};
+use integration_tests::{free_port, muckard_binary, TestApp};
 use serde_json::Value;
 
 /// The browser origin the committed `deploy/nginx/cors-origins.conf`
@@ -314,14 +314,6 @@ fn child_log() -> Stdio {
     } else {
         Stdio::null()
     }
-}
-
-/// A port nothing listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("bind a free port")
-        .port()
 }
 
 /// An HTTP response with its headers in arrival order, names lower-cased.

@@ -3,7 +3,6 @@
 //! test's own.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -11,7 +10,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use domain::Side;
-use integration_tests::{TestApp, TestUser};
+use integration_tests::{free_port, TestApp, TestUser};
 use kafka_mirror::{KafkaSettings, TopicSpec};
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
@@ -197,15 +196,6 @@ pub async fn trading_day(app: &TestApp, user: &TestUser, fills: usize) {
         )
         .await;
     assert!(stopped.status.is_success(), "{}", stopped.body);
-}
-
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A `tansu` broker of the test's own, on its own port, storing in SQLite

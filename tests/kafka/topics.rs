@@ -156,7 +156,10 @@ async fn configured_counts_and_retention_are_honoured() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_broker_is_an_error_not_a_hang() {
-    let settings = settings(&format!("127.0.0.1:{}", crate::support::free_port()), "x.");
+    let settings = settings(
+        &format!("127.0.0.1:{}", integration_tests::free_port()),
+        "x.",
+    );
     let admin = admin(&settings);
     let started = std::time::Instant::now();
     let outcome = provision(&admin, &settings.layout.specs(), 1, Duration::from_secs(2)).await;

@@ -6,17 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use integration_tests::rabbit::RabbitTest;
-use integration_tests::{muckard_binary, TestApp};
+use integration_tests::{free_port, muckard_binary, TestApp};
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
 use uuid::Uuid;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free port")
-}
 
 /// A child process killed when the test ends, however it ends.
 struct Service(Child);

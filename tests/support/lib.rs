@@ -370,6 +370,14 @@ impl Drop for TestApp {
     }
 }
 
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("bind a free port")
+        .port()
+}
+
 /// The `muckard` binary, built on first use with the same cargo and target
 /// directory as the running tests, for tests that run it as a process.
 pub fn muckard_binary() -> std::path::PathBuf {
