@@ -147,15 +147,13 @@ pub async fn run(args: ProjectionArgs) -> Result<()> {
     results.wall_seconds = wall.elapsed().as_secs_f64();
     results.load_average_at_end = crate::machine::load_average();
     print_table(&results);
-    write_json(&args.output, &results)?;
-    println!(
-        "\nwall time {:.1} s; load average {} at the start, {} at the end; JSON in {}",
+    crate::projection::write_and_sign_off(
+        &args.output,
+        &results,
         results.wall_seconds,
-        results.machine.load_average_at_start,
-        results.load_average_at_end,
-        args.output.display()
-    );
-    Ok(())
+        &results.machine.load_average_at_start,
+        &results.load_average_at_end,
+    )
 }
 
 async fn measure(
@@ -388,6 +386,25 @@ pub(crate) fn write_json(path: &Path, results: &impl Serialize) -> Result<()> {
     }
     let text = serde_json::to_string_pretty(results).context("serialising the results")?;
     std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+}
+
+/// Writes a benchmark's results (see [`write_json`]) and prints the line
+/// that ends every benchmark's report: wall time, load and where the JSON
+/// went.
+pub(crate) fn write_and_sign_off(
+    path: &Path,
+    results: &impl Serialize,
+    wall_seconds: f64,
+    load_average_at_start: &str,
+    load_average_at_end: &str,
+) -> Result<()> {
+    write_json(path, results)?;
+    println!(
+        "\nwall time {wall_seconds:.1} s; load average {load_average_at_start} at the start, \
+         {load_average_at_end} at the end; JSON in {}",
+        path.display()
+    );
+    Ok(())
 }
 
 fn print_table(results: &Results) {

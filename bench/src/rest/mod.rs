@@ -250,15 +250,13 @@ pub async fn run(args: ApiArgs) -> Result<()> {
     results.wall_seconds = wall.elapsed().as_secs_f64();
     results.load_average_at_end = crate::machine::load_average();
     print_table(&results);
-    crate::projection::write_json(&args.output, &results)?;
-    println!(
-        "\nwall time {:.1} s; load average {} at the start, {} at the end; JSON in {}",
+    crate::projection::write_and_sign_off(
+        &args.output,
+        &results,
         results.wall_seconds,
-        results.machine.load_average_at_start,
-        results.load_average_at_end,
-        args.output.display()
-    );
-    Ok(())
+        &results.machine.load_average_at_start,
+        &results.load_average_at_end,
+    )
 }
 
 async fn measure(
