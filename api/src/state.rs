@@ -146,6 +146,7 @@ pub fn build_state(
         CommandSideSettings {
             snapshot_every: settings.snapshot_every,
             max_attempts: settings.command_max_attempts,
+            aggregate_cache_size: settings.aggregate_cache_size,
             secrets: Arc::new(secrets),
             exchange,
         },

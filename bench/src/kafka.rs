@@ -386,6 +386,8 @@ async fn steady_latency(
             .collect(),
     );
     let in_flight = Arc::new(Semaphore::new(256));
+    // Wakes the mirror after commits, as the command side does.
+    let notifier = command_side::notify::CommitNotifier::spawn(pool.clone());
     let total = (args.rate * args.duration).round() as u64;
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
@@ -395,12 +397,14 @@ async fn steady_latency(
         ticker.tick().await;
         let permit = in_flight.clone().acquire_owned().await?;
         let (pool, streams, committed_tx) = (pool.clone(), streams.clone(), committed_tx.clone());
+        let notifier = notifier.clone();
         tasks.spawn(async move {
             let _permit = permit;
             let began = Instant::now();
             let appended = append_one(&pool, &streams[n as usize % STREAMS]).await;
             let done = Instant::now();
             if let Ok(position) = &appended {
+                notifier.committed();
                 let _ = committed_tx.send((*position, done));
             }
             appended.map(|_| done - began)

@@ -152,6 +152,7 @@ fn command_side(pool: PgPool) -> Result<CommandSide> {
         CommandSideSettings {
             snapshot_every: SNAPSHOT_EVERY,
             max_attempts: MAX_ATTEMPTS,
+            aggregate_cache_size: 10_000,
             secrets: Arc::new(secrets),
             exchange: Arc::new(PaperExchange::new()),
         },

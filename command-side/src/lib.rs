@@ -6,9 +6,12 @@
 //! - [`store`]: the cqrs-es frameworks (snapshotting postgres-es stores) for
 //!   the four aggregates, the bounded retry on a concurrency conflict and
 //!   the [`store::Position`] token a command answers with;
+//! - [`cache`]: the store every command goes through, keeping the
+//!   aggregates this process last wrote in memory (the log decides);
 //! - [`repository`]: the event repository under them: postgres-es' reads,
 //!   and a command's events and snapshot appended in one statement that
 //!   returns their position;
+//! - [`notify`]: wakes the log's subscribers after commits;
 //! - [`metadata`]: the metadata every event carries;
 //! - [`metrics`]: commands by type and outcome, events appended, in the
 //!   process-wide Prometheus registry;
@@ -22,6 +25,7 @@
 //!   exchange; [`services`] implements the domain's service traits on top.
 
 pub mod bots;
+pub mod cache;
 pub mod crypto;
 pub mod database;
 pub mod error;
@@ -30,6 +34,7 @@ pub mod exchange_keys;
 pub mod idempotency;
 pub mod metadata;
 pub mod metrics;
+pub mod notify;
 pub mod passwords;
 pub mod repository;
 pub mod services;

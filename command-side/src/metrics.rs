@@ -1,6 +1,7 @@
 //! The command side's Prometheus metrics, registered in the process-wide
 //! default registry that `/metrics` renders: commands by type and outcome,
-//! their duration, and the events they appended by type.
+//! their duration, the events they appended by type, and the aggregate
+//! cache's hits and misses.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -42,6 +43,16 @@ static EVENTS_APPENDED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     ))
 });
 
+static CACHE_LOOKUPS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(IntCounterVec::new(
+        Opts::new(
+            "muckard_aggregate_cache_lookups_total",
+            "Aggregates a command needed, by type and whether the cache held them (hit) or the log was read (miss).",
+        ),
+        &["aggregate_type", "result"],
+    ))
+});
+
 /// Registers `metric` in the process-wide default registry (which
 /// `/metrics` renders) and returns it.
 pub fn register<M: prometheus::core::Collector + Clone + 'static>(
@@ -61,6 +72,7 @@ pub fn init() {
     LazyLock::force(&COMMANDS);
     LazyLock::force(&COMMAND_SECONDS);
     LazyLock::force(&EVENTS_APPENDED);
+    LazyLock::force(&CACHE_LOOKUPS);
 }
 
 /// The outcome label of a command's result.
@@ -99,5 +111,11 @@ pub(crate) fn record_command<T>(
 pub(crate) fn record_events_appended(aggregate_type: &str, event_type: &str) {
     EVENTS_APPENDED
         .with_label_values(&[aggregate_type, event_type])
+        .inc();
+}
+
+pub(crate) fn record_cache_lookup(aggregate_type: &str, hit: bool) {
+    CACHE_LOOKUPS
+        .with_label_values(&[aggregate_type, if hit { "hit" } else { "miss" }])
         .inc();
 }

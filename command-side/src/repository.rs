@@ -3,12 +3,14 @@
 //! path, where a command's round trips to PostgreSQL are its cost:
 //!
 //! - a command's events and its snapshot are appended by **one statement**
-//!   (an `INSERT … SELECT FROM unnest(…)` and a snapshot upsert in data-
-//!   modifying CTEs), sent outside an explicit transaction, so it commits
+//!   (a plain `INSERT … RETURNING` for one event without a snapshot, the
+//!   common case; otherwise an `INSERT … SELECT FROM unnest(…)` and a
+//!   snapshot upsert in data-modifying CTEs), sent outside an explicit
+//!   transaction, so it commits
 //!   on its own: one round trip instead of postgres-es' four (`BEGIN`, an
 //!   `INSERT` per event, the snapshot, `COMMIT`). The statement returns
 //!   where the events stand in commit order, so the command side does not
-//!   ask again ([`with_appended_position`]);
+//!   ask again ([`CommandTrace`]);
 //! - the events after a snapshot are read with the sequence as a bound
 //!   parameter, so the statement is prepared once per connection
 //!   (postgres-es formats the sequence into the SQL text, and every new
@@ -36,23 +38,40 @@ use sqlx::{PgPool, Row};
 
 use crate::store::Position;
 
-tokio::task_local! {
-    /// Where the last append of the command running in this task landed.
-    static APPENDED: Cell<Option<Position>>;
+/// What the store did for the command running in this task, read by the
+/// command side after cqrs-es returns.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CommandTrace {
+    /// Where the command's append landed; `None` when it appended nothing.
+    pub appended: Option<Position>,
+    /// The sequence of the cached state the command was decided on; `None`
+    /// when the state was loaded from the log.
+    pub cached_sequence: Option<usize>,
 }
 
-/// Runs `command` (a cqrs-es execution) with a place for the position its
-/// append returns, and gives back both. The position is `None` when the
-/// command appended nothing.
-pub(crate) async fn with_appended_position<T>(
-    command: impl std::future::Future<Output = T>,
-) -> (T, Option<Position>) {
-    APPENDED
-        .scope(Cell::new(None), async {
+tokio::task_local! {
+    static TRACE: Cell<CommandTrace>;
+}
+
+/// Runs `command` (a cqrs-es execution) with a fresh [`CommandTrace`] and
+/// gives back both.
+pub(crate) async fn traced<T>(command: impl std::future::Future<Output = T>) -> (T, CommandTrace) {
+    TRACE
+        .scope(Cell::new(CommandTrace::default()), async {
             let outcome = command.await;
-            (outcome, APPENDED.with(Cell::get))
+            (outcome, TRACE.with(Cell::get))
         })
         .await
+}
+
+/// Notes something in the running command's trace; outside [`traced`] it
+/// does nothing.
+pub(crate) fn record(update: impl FnOnce(&mut CommandTrace)) {
+    let _ = TRACE.try_with(|cell| {
+        let mut trace = cell.get();
+        update(&mut trace);
+        cell.set(trace);
+    });
 }
 
 const SELECT_LAST_EVENTS: &str = "\
@@ -60,6 +79,14 @@ SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, payloa
   FROM events
  WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3
  ORDER BY sequence";
+
+/// A command's one event without a snapshot, by far the most common
+/// append: a plain INSERT, which PostgreSQL runs at about 1.25 times the
+/// rate of the general statement below (BENCHMARKS.md, "api").
+const APPEND_ONE: &str = "\
+INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+VALUES ($1, $2, $3, $4, $5, ($6::jsonb)::json, ($7::jsonb)::json)
+RETURNING transaction_id::text, global_position";
 
 const APPEND: &str = "\
 WITH appended AS (
@@ -97,7 +124,10 @@ impl LedgerEventRepository {
         }
     }
 
-    async fn append<A: Aggregate>(
+    /// Appends `events` (in sequence order, all of one stream) and the
+    /// snapshot, if any, in one autocommit statement; returns where the
+    /// events stand, or `None` for no events.
+    pub(crate) async fn append<A: Aggregate>(
         &self,
         events: &[SerializedEvent],
         snapshot: Option<(String, Value, usize)>,
@@ -105,12 +135,39 @@ impl LedgerEventRepository {
         let Some(first) = events.first() else {
             return Ok(None);
         };
+        let row: Option<(String, i64)> = match (events, &snapshot) {
+            ([event], None) => sqlx::query_as(APPEND_ONE)
+                .bind(A::TYPE)
+                .bind(event.aggregate_id.as_str())
+                .bind(event.sequence as i64)
+                .bind(event.event_type.as_str())
+                .bind(event.event_version.as_str())
+                .bind(&event.payload)
+                .bind(&event.metadata)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(persistence_error)?,
+            _ => self.append_many::<A>(first, events, snapshot).await?,
+        };
+        Ok(row.map(|(transaction, global_position)| Position {
+            transaction_id: transaction.parse().unwrap_or_default(),
+            global_position,
+        }))
+    }
+
+    /// Several events, or a snapshot with them: one statement still.
+    async fn append_many<A: Aggregate>(
+        &self,
+        first: &SerializedEvent,
+        events: &[SerializedEvent],
+        snapshot: Option<(String, Value, usize)>,
+    ) -> Result<Option<(String, i64)>, PersistenceError> {
         let last_sequence = events.last().map_or(0, |e| e.sequence) as i64;
         let (snapshot_number, snapshot_payload) = match snapshot {
             Some((_, payload, number)) => (Some(number as i64), Some(payload)),
             None => (None, None),
         };
-        let row: Option<(String, i64)> = sqlx::query_as(APPEND)
+        sqlx::query_as(APPEND)
             .bind(A::TYPE)
             .bind(first.aggregate_id.as_str())
             .bind(events.iter().map(|e| e.sequence as i64).collect::<Vec<_>>())
@@ -138,11 +195,13 @@ impl LedgerEventRepository {
             .bind(snapshot_payload)
             .fetch_optional(&self.pool)
             .await
-            .map_err(persistence_error)?;
-        Ok(row.map(|(transaction, global_position)| Position {
-            transaction_id: transaction.parse().unwrap_or_default(),
-            global_position,
-        }))
+            .map_err(persistence_error)
+    }
+}
+
+impl Clone for LedgerEventRepository {
+    fn clone(&self) -> Self {
+        Self::new(self.pool.clone())
     }
 }
 
@@ -182,9 +241,7 @@ impl PersistedEventRepository for LedgerEventRepository {
         snapshot_update: Option<(String, Value, usize)>,
     ) -> Result<(), PersistenceError> {
         let position = self.append::<A>(events, snapshot_update).await?;
-        if position.is_some() {
-            let _ = APPENDED.try_with(|cell| cell.set(position));
-        }
+        record(|trace| trace.appended = position);
         Ok(())
     }
 

@@ -19,15 +19,18 @@ use domain::DomainError;
 use rand::Rng;
 use sqlx::PgPool;
 
+use crate::cache::{AggregateCache, LedgerStore};
 use crate::crypto::SecretBox;
 use crate::error::CommandError;
 use crate::exchange::Exchange;
 use crate::metadata::CommandMetadata;
-use crate::repository::{with_appended_position, LedgerEventRepository};
+use crate::notify::CommitNotifier;
+use crate::repository::{traced, LedgerEventRepository};
 use crate::services::{EventStoreKeyDirectory, StoredKeyVerifier};
 
+/// The snapshotting store that loads from the log without a cache.
 pub type Store<A> = PersistedEventStore<LedgerEventRepository, A>;
-type Framework<A> = CqrsFramework<A, Store<A>>;
+type Framework<A> = CqrsFramework<A, LedgerStore<A>>;
 
 /// How the command side behaves; parsed from the environment by the binary.
 #[derive(Clone)]
@@ -36,6 +39,9 @@ pub struct CommandSideSettings {
     pub snapshot_every: usize,
     /// Attempts at a command whose stream another writer changed meanwhile.
     pub max_attempts: u32,
+    /// Aggregates of each type kept in memory between commands
+    /// (`AGGREGATE_CACHE_SIZE`); 0 loads every command's from the log.
+    pub aggregate_cache_size: usize,
     pub secrets: Arc<SecretBox>,
     pub exchange: Arc<dyn Exchange>,
 }
@@ -80,6 +86,14 @@ pub struct CommandSide {
     keys: Framework<ExchangeKey>,
     bots: Framework<Bot>,
     portfolios: Framework<Portfolio>,
+    caches: Caches,
+}
+
+struct Caches {
+    users: Arc<AggregateCache<User>>,
+    keys: Arc<AggregateCache<ExchangeKey>>,
+    bots: Arc<AggregateCache<Bot>>,
+    portfolios: Arc<AggregateCache<Portfolio>>,
 }
 
 fn store<A: Aggregate>(pool: &PgPool, snapshot_every: usize) -> Store<A> {
@@ -91,11 +105,18 @@ fn store<A: Aggregate>(pool: &PgPool, snapshot_every: usize) -> Store<A> {
 
 fn framework<A: Aggregate>(
     pool: &PgPool,
-    snapshot_every: usize,
+    settings: &CommandSideSettings,
+    cache: &Arc<AggregateCache<A>>,
+    notifier: &CommitNotifier,
     services: A::Services,
 ) -> Framework<A> {
     CqrsFramework::new(
-        store(pool, snapshot_every),
+        LedgerStore::new(
+            LedgerEventRepository::new(pool.clone()),
+            settings.snapshot_every,
+            cache.clone(),
+            notifier.clone(),
+        ),
         vec![Box::new(CountAppendedEvents)],
         services,
     )
@@ -115,6 +136,8 @@ impl<A: Aggregate> Query<A> for CountAppendedEvents {
 }
 
 impl CommandSide {
+    /// The command side on `pool`; starts its commit notifier, so call it
+    /// inside a Tokio runtime.
     pub fn new(pool: PgPool, settings: CommandSideSettings) -> Self {
         let every = settings.snapshot_every.max(1);
         let key_services = ExchangeKeyServices {
@@ -130,11 +153,24 @@ impl CommandSide {
                 snapshot_every: every,
             }),
         };
+        let settings = CommandSideSettings {
+            snapshot_every: every,
+            ..settings
+        };
+        let size = settings.aggregate_cache_size;
+        let caches = Caches {
+            users: Arc::new(AggregateCache::new(size)),
+            keys: Arc::new(AggregateCache::new(size)),
+            bots: Arc::new(AggregateCache::new(size)),
+            portfolios: Arc::new(AggregateCache::new(size)),
+        };
+        let notifier = CommitNotifier::spawn(pool.clone());
         Self {
-            users: framework(&pool, every, ()),
-            keys: framework(&pool, every, key_services),
-            bots: framework(&pool, every, bot_services),
-            portfolios: framework(&pool, every, ()),
+            users: framework(&pool, &settings, &caches.users, &notifier, ()),
+            keys: framework(&pool, &settings, &caches.keys, &notifier, key_services),
+            bots: framework(&pool, &settings, &caches.bots, &notifier, bot_services),
+            portfolios: framework(&pool, &settings, &caches.portfolios, &notifier, ()),
+            caches,
             pool,
             settings,
         }
@@ -175,6 +211,14 @@ impl CommandSide {
     ) -> Result<Position, CommandError> {
         self.execute(&self.portfolios, user_id, command, metadata)
             .await
+    }
+
+    /// Aggregates of every type held in the cache now.
+    pub fn cached_aggregates(&self) -> usize {
+        self.caches.users.len()
+            + self.caches.keys.len()
+            + self.caches.bots.len()
+            + self.caches.portfolios.len()
     }
 
     /// The current state of an aggregate and its last sequence (0 when it
@@ -220,20 +264,43 @@ impl CommandSide {
         let map = metadata.to_map();
         let attempts = self.settings.max_attempts.max(1);
         for attempt in 1..=attempts {
-            let (outcome, appended) = with_appended_position(framework.execute_with_metadata(
-                aggregate_id,
-                command.clone(),
-                map.clone(),
-            ))
-            .await;
+            let (outcome, trace) =
+                traced(framework.execute_with_metadata(aggregate_id, command.clone(), map.clone()))
+                    .await;
+            // A state taken from the cache is the log's as of the sequence
+            // it was cached at; whatever the command decided on it that
+            // the append did not check is decided again on the log's when
+            // the stream has moved on (or, for a refusal, always: the
+            // entry is gone and the log tells).
+            let decide_again = attempt < attempts;
             match outcome {
                 // The append returned where its events stand; a command
                 // that appended nothing answers with the stream's last.
-                Ok(()) => match appended {
+                Ok(()) => match trace.appended {
                     Some(position) => return Ok(position),
-                    None => return self.position_of(A::TYPE, aggregate_id).await,
+                    None => {
+                        let (position, sequence) =
+                            self.last_event_of(A::TYPE, aggregate_id).await?;
+                        match trace.cached_sequence {
+                            Some(cached) if cached != sequence && decide_again => {
+                                tracing::debug!(
+                                    attempt,
+                                    "no events from a stale cached state, deciding again"
+                                );
+                            }
+                            _ => return Ok(position),
+                        }
+                    }
                 },
-                Err(AggregateError::AggregateConflict) if attempt < attempts => {
+                Err(AggregateError::UserError(_))
+                    if trace.cached_sequence.is_some() && decide_again =>
+                {
+                    tracing::debug!(
+                        attempt,
+                        "refused on a cached state, deciding again on the log's"
+                    );
+                }
+                Err(AggregateError::AggregateConflict) if decide_again => {
                     // Back off with jitter so the racing writers spread out.
                     let ceiling = 5 * u64::from(attempt);
                     let pause = rand::thread_rng().gen_range(1..=ceiling);
@@ -256,8 +323,18 @@ impl CommandSide {
         aggregate_type: &str,
         aggregate_id: &str,
     ) -> Result<Position, CommandError> {
-        let row: Option<(String, i64)> = sqlx::query_as(
-            "SELECT transaction_id::text, global_position FROM events \
+        Ok(self.last_event_of(aggregate_type, aggregate_id).await?.0)
+    }
+
+    /// The position and sequence of the last event of a stream (zero for a
+    /// stream with none).
+    async fn last_event_of(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<(Position, usize), CommandError> {
+        let row: Option<(String, i64, i64)> = sqlx::query_as(
+            "SELECT transaction_id::text, global_position, sequence FROM events \
              WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence DESC LIMIT 1",
         )
         .bind(aggregate_type)
@@ -265,11 +342,14 @@ impl CommandSide {
         .fetch_optional(&self.pool)
         .await?;
         Ok(match row {
-            Some((transaction, global_position)) => Position {
-                transaction_id: transaction.parse().unwrap_or_default(),
-                global_position,
-            },
-            None => Position::default(),
+            Some((transaction, global_position, sequence)) => (
+                Position {
+                    transaction_id: transaction.parse().unwrap_or_default(),
+                    global_position,
+                },
+                sequence as usize,
+            ),
+            None => (Position::default(), 0),
         })
     }
 }

@@ -71,6 +71,7 @@ fn command_side(pool: PgPool) -> CommandSide {
         CommandSideSettings {
             snapshot_every: SNAPSHOT_EVERY,
             max_attempts: 8,
+            aggregate_cache_size: 1000,
             secrets: Arc::new(SecretBox::new(&[7u8; 32]).unwrap()),
             exchange: Arc::new(PaperExchange::new()),
         },

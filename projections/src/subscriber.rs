@@ -31,8 +31,8 @@ use crate::log::{LogError, LogReader, RecordedEvent};
 /// transaction's commit, which sends no notification.
 const HELD_BACK_MAX_PAUSE: Duration = Duration::from_millis(80);
 
-/// The channel the events table's trigger notifies on commit.
-pub const EVENTS_CHANNEL: &str = "muckard_events";
+/// The channel the command side notifies after its commits.
+pub use command_side::notify::EVENTS_CHANNEL;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubscriberError {

@@ -3,6 +3,7 @@
 
 mod auth;
 mod bots;
+mod cache;
 mod event_store;
 mod keys;
 mod users;

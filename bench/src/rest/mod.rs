@@ -180,17 +180,22 @@ pub struct ApiArgs {
 #[derive(Debug, Serialize)]
 struct Level {
     clients: u32,
-    /// Single-event INSERT + COMMIT transactions/s.
+    /// Single-event INSERT + COMMIT transactions/s into a plain table.
     baseline: Load,
+    /// The same through the log's hash-chain trigger.
+    chain: Load,
     /// REST commands/s.
     rest: Load,
     /// rest.per_second / baseline.per_second.
     ratio: f64,
+    /// rest.per_second / chain.per_second.
+    chain_ratio: f64,
     /// Transactions committed in the database per REST command during the
     /// REST interval (every role's, the subscribers' included).
     database_transactions_per_command: f64,
     /// CPU per operation by process, warm-up included (see `cpu`).
     baseline_cpu: cpu::CpuPerOperation,
+    chain_cpu: cpu::CpuPerOperation,
     rest_cpu: cpu::CpuPerOperation,
     /// Seconds the subscribers and the bot runner took to settle after
     /// the previous load, before this level started.
@@ -394,6 +399,20 @@ async fn measure_server(
             let settle_seconds = settle_if(pool, subscribers).await?;
             eprintln!("{clients} clients: INSERT + COMMIT baseline");
             let (baseline, baseline_cpu) = throughput::baseline(
+                throughput::Table::Plain,
+                pool,
+                servers.pid(),
+                &database.url,
+                &row,
+                clients,
+                args.baseline_max_connections,
+                warmup,
+                seconds,
+            )
+            .await?;
+            eprintln!("{clients} clients: INSERT + COMMIT through the chain trigger");
+            let (chain, chain_cpu) = throughput::baseline(
+                throughput::Table::Chain,
                 pool,
                 servers.pid(),
                 &database.url,
@@ -422,18 +441,22 @@ async fn measure_server(
                 profile = Some(profiler.stop().await?);
             }
             let ratio = rest.per_second / baseline.per_second.max(1e-9);
+            let chain_ratio = rest.per_second / chain.per_second.max(1e-9);
             eprintln!(
-                "  baseline {:.0}/s, REST {:.0}/s, ratio {ratio:.3}",
-                baseline.per_second, rest.per_second
+                "  baseline {:.0}/s, chain {:.0}/s, REST {:.0}/s, ratio {ratio:.3} (to the chain {chain_ratio:.3})",
+                baseline.per_second, chain.per_second, rest.per_second
             );
             levels.push(Level {
                 clients,
                 database_transactions_per_command: (after - before) as f64
                     / (rest.completed.max(1)) as f64,
                 baseline,
+                chain,
                 rest,
                 ratio,
+                chain_ratio,
                 baseline_cpu,
+                chain_cpu,
                 rest_cpu,
                 settle_seconds,
             });
@@ -669,17 +692,19 @@ fn print_table(results: &Results) {
             results.parameters.seconds,
             results.baseline_row_bytes
         );
-        println!("| clients | baseline tx/s | REST commands/s | ratio | REST p50 ms | p95 ms | p99 ms | failed | db tx/command |");
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!("| clients | baseline tx/s | chain tx/s | REST commands/s | ratio | to chain | REST p50 ms | p95 ms | p99 ms | failed | db tx/command |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for level in &results.throughput {
             let p = level.rest.latency.as_ref();
             let failed: u64 = level.rest.failures.values().sum();
             println!(
-                "| {} | {:.0} | {:.0} | **{:.3}** | {:.2} | {:.2} | {:.2} | {} | {:.2} |",
+                "| {} | {:.0} | {:.0} | {:.0} | **{:.3}** | {:.3} | {:.2} | {:.2} | {:.2} | {} | {:.2} |",
                 level.clients,
                 level.baseline.per_second,
+                level.chain.per_second,
                 level.rest.per_second,
                 level.ratio,
+                level.chain_ratio,
                 p.map_or(0.0, |p| p.p50_ms),
                 p.map_or(0.0, |p| p.p95_ms),
                 p.map_or(0.0, |p| p.p99_ms),
@@ -691,16 +716,18 @@ fn print_table(results: &Results) {
     if !results.throughput.is_empty() {
         println!("\nCPU ms per operation (warm-up included): server, PostgreSQL backends of the run's database, this process");
         println!(
-            "| clients | baseline: postgres | client | REST: server | postgres | client | total |"
+            "| clients | baseline: postgres | client | chain: postgres | client | REST: server | postgres | client | total |"
         );
-        println!("|---:|---:|---:|---:|---:|---:|---:|");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for level in &results.throughput {
-            let (b, r) = (&level.baseline_cpu, &level.rest_cpu);
+            let (b, c, r) = (&level.baseline_cpu, &level.chain_cpu, &level.rest_cpu);
             println!(
-                "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
+                "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
                 level.clients,
                 b.postgres_ms,
                 b.client_ms,
+                c.postgres_ms,
+                c.client_ms,
                 r.server_ms,
                 r.postgres_ms,
                 r.client_ms,

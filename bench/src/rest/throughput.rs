@@ -1,6 +1,8 @@
 //! Command throughput through the REST API at a given concurrency, and
 //! PostgreSQL's own limit at the same concurrency: single-event INSERT +
-//! COMMIT transactions of an event row's size, one connection per client.
+//! COMMIT transactions of an event row's size, one connection per client,
+//! into a plain copy of the `events` table ([`Table::Plain`]) and into a
+//! copy that runs the log's own hash-chain trigger ([`Table::Chain`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -54,13 +56,76 @@ pub struct BaselineRow {
     pub row_bytes: i64,
 }
 
-/// Creates `bench_baseline` (the `events` table's columns, defaults,
-/// identity and indexes, without its triggers) and picks the row to copy.
+/// Where a baseline inserts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Table {
+    /// `bench_baseline`: the `events` table's columns, defaults, identity
+    /// and indexes, without triggers; the hash columns are written as
+    /// 64-digit constants. PostgreSQL's own limit for a row of this size.
+    Plain,
+    /// `bench_chain`: the same, with the log's hash-chain trigger (the
+    /// deployed `events_before_insert`, its body copied with its one
+    /// lookup pointed at this table), each client appending to its own
+    /// stream: the limit of the log itself, before any service code.
+    Chain,
+}
+
+impl Table {
+    fn insert(self) -> &'static str {
+        match self {
+            Table::Plain => {
+                "INSERT INTO bench_baseline (aggregate_type, aggregate_id, sequence, \
+                 event_type, event_version, payload, metadata, prev_hash, hash) \
+                 VALUES ('Bot', $1, $2, 'bot.trade_triggered', '1.0', $3::json, $4::json, $5, $5)"
+            }
+            Table::Chain => {
+                "INSERT INTO bench_chain (aggregate_type, aggregate_id, sequence, \
+                 event_type, event_version, payload, metadata) \
+                 VALUES ('Bot', $1, $2, 'bot.trade_triggered', '1.0', $3::json, $4::json)"
+            }
+        }
+    }
+}
+
+/// Creates `bench_baseline` and `bench_chain` (see [`Table`]) and picks the
+/// row to copy.
 pub async fn prepare_baseline(pool: &PgPool) -> Result<BaselineRow> {
     sqlx::query("CREATE TABLE IF NOT EXISTS bench_baseline (LIKE events INCLUDING ALL)")
         .execute(pool)
         .await
         .context("creating bench_baseline")?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS bench_chain (LIKE events INCLUDING ALL)")
+        .execute(pool)
+        .await
+        .context("creating bench_chain")?;
+    let deployed: String =
+        sqlx::query_scalar("SELECT pg_get_functiondef('events_before_insert'::regproc)")
+            .fetch_one(pool)
+            .await
+            .context("reading the deployed chain trigger")?;
+    let header = "FUNCTION public.events_before_insert()";
+    if deployed.matches(header).count() != 1 || deployed.matches("FROM events").count() != 1 {
+        anyhow::bail!(
+            "events_before_insert is not shaped as expected (one header, one lookup FROM events): \
+             cannot copy it onto bench_chain"
+        );
+    }
+    let copied = deployed
+        .replace(header, "FUNCTION public.bench_chain_before_insert()")
+        .replace("FROM events", "FROM bench_chain");
+    sqlx::raw_sql(&copied)
+        .execute(pool)
+        .await
+        .context("creating bench_chain_before_insert")?;
+    sqlx::raw_sql(
+        "DROP TRIGGER IF EXISTS bench_chain_chain ON bench_chain; \
+         CREATE TRIGGER bench_chain_chain BEFORE INSERT ON bench_chain \
+         FOR EACH ROW EXECUTE FUNCTION bench_chain_before_insert()",
+    )
+    .execute(pool)
+    .await
+    .context("creating the trigger on bench_chain")?;
     let (payload, metadata, row_bytes): (String, String, i32) = sqlx::query_as(
         "SELECT payload::text, metadata::text, pg_column_size(e.*) FROM events e \
           WHERE event_type = 'bot.trade_triggered' ORDER BY global_position DESC LIMIT 1",
@@ -78,9 +143,11 @@ pub async fn prepare_baseline(pool: &PgPool) -> Result<BaselineRow> {
 const HASH_SIZED: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// `clients` tasks, each inserting one row per transaction (autocommit:
-/// INSERT + COMMIT) for `warmup + seconds`; only the last `seconds` count.
+/// INSERT + COMMIT) into `table` for `warmup + seconds`; only the last
+/// `seconds` count.
 #[allow(clippy::too_many_arguments)]
 pub async fn baseline(
+    table: Table,
     monitor: &PgPool,
     server: Option<u32>,
     database_url: &str,
@@ -121,20 +188,18 @@ pub async fn baseline(
                     break;
                 }
                 sequence += 1;
-                let result = sqlx::query(
-                    "INSERT INTO bench_baseline (aggregate_type, aggregate_id, sequence, \
-                     event_type, event_version, payload, metadata, prev_hash, hash) \
-                     VALUES ('Bot', $1, $2, 'bot.trade_triggered', '1.0', $3::json, $4::json, $5, $5)",
-                )
-                .bind(&stream)
-                .bind(sequence)
-                .bind(&row.payload)
-                .bind(&row.metadata)
-                // The chain's columns at their size (64 hex digits); the
-                // trigger that computes them is not on this table.
-                .bind(HASH_SIZED)
-                .execute(&pool)
-                .await;
+                let query = sqlx::query(table.insert())
+                    .bind(&stream)
+                    .bind(sequence)
+                    .bind(&row.payload)
+                    .bind(&row.metadata);
+                // The chain's columns at their size (64 hex digits) where
+                // no trigger computes them.
+                let query = match table {
+                    Table::Plain => query.bind(HASH_SIZED),
+                    Table::Chain => query,
+                };
+                let result = query.execute(&pool).await;
                 let done = Instant::now();
                 match &result {
                     Ok(_) => all += 1,
