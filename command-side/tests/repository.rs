@@ -2,7 +2,8 @@
 //! the real PostgreSQL, in a database of its own that is dropped at the
 //! end: the position a command answers with is its last event's, the
 //! snapshot is written with the events that complete it, and an aggregate
-//! loaded through its snapshot equals the one folded from every event.
+//! loaded through its snapshot equals the one folded from every event, and
+//! listeners are woken after a command commits.
 //!
 //! `TEST_DATABASE_URL` names the server's admin database (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`).
@@ -227,5 +228,38 @@ async fn racing_appends_of_one_sequence_conflict_and_are_retried_into_a_contiguo
         .await
         .unwrap();
     assert_eq!(loaded.order_ids.len(), 16);
+    database.drop(pool).await;
+}
+
+#[tokio::test]
+async fn a_committed_command_wakes_the_listeners_after_its_commit() {
+    let (database, pool) = Database::create().await;
+    let commands = command_side(pool.clone());
+    let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
+        .await
+        .unwrap();
+    listener
+        .listen(command_side::notify::EVENTS_CHANNEL)
+        .await
+        .unwrap();
+    let user_id = Uuid::new_v4();
+    let metadata = CommandMetadata::new("test", Some(Actor::System))
+        .with_command_type("portfolio.record_trade");
+    let command = PortfolioCommand::RecordTrade {
+        actor: Actor::System,
+        trade: fill(user_id, 1),
+    };
+    commands
+        .execute_portfolio(&user_id.to_string(), command, &metadata)
+        .await
+        .unwrap();
+    let notification = tokio::time::timeout(std::time::Duration::from_secs(10), listener.recv())
+        .await
+        .expect("a notification within 10 s of the commit")
+        .unwrap();
+    assert_eq!(notification.channel(), command_side::notify::EVENTS_CHANNEL);
+    // Sent after the commit: the event is there for whoever wakes.
+    assert_eq!(last_event(&pool, user_id).await.0, 1);
+    drop(listener);
     database.drop(pool).await;
 }

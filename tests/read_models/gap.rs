@@ -375,6 +375,9 @@ async fn a_subscriber_held_back_by_an_older_transaction_does_not_wait_for_its_po
     };
     let mut writer = PgConnection::connect(&app.database_url).await.unwrap();
     append(&mut writer, "tail", 1).await.unwrap();
+    // This writer stands for the command side, which notifies after it
+    // commits.
+    command_side::notify::notify(&app.pool).await.unwrap();
     app.eventually(10, "the subscriber to be running", count(1))
         .await;
 
@@ -386,6 +389,7 @@ async fn a_subscriber_held_back_by_an_older_transaction_does_not_wait_for_its_po
         .await
         .unwrap();
     append(&mut writer, "tail", 2).await.unwrap();
+    command_side::notify::notify(&app.pool).await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await; // the blocker's work
     open.commit().await.unwrap();
     let released = std::time::Instant::now();
