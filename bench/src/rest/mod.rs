@@ -6,7 +6,8 @@
 //!
 //! - command throughput at each `--clients` level, beside PostgreSQL's
 //!   own limit at the same concurrency (single-event INSERT + COMMIT of an
-//!   event row's size), and their ratio ([`throughput`]);
+//!   event row's size, into a plain table and through the log's chain
+//!   trigger), and their ratios ([`throughput`]);
 //! - command latency on a ~10-event stream against a 10,000-event one
 //!   ([`stream`]);
 //! - the query endpoints under 1,000 `wrk` connections while commands flow
