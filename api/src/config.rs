@@ -48,6 +48,8 @@ pub struct Settings {
     pub command_max_attempts: u32,
     /// Aggregates of each type the command side keeps in memory.
     pub aggregate_cache_size: usize,
+    /// Events at most in one append statement shared by commands.
+    pub append_batch_max: usize,
     pub access_token_ttl: chrono::Duration,
     pub refresh_token_ttl: chrono::Duration,
     pub jwt_secret: Secret<Vec<u8>>,
@@ -241,6 +243,7 @@ impl Settings {
             snapshot_every: parse("SNAPSHOT_EVERY", "50")?.max(1) as usize,
             command_max_attempts: parse("COMMAND_MAX_ATTEMPTS", "8")?.max(1) as u32,
             aggregate_cache_size: parse("AGGREGATE_CACHE_SIZE", "10000")? as usize,
+            append_batch_max: parse("APPEND_BATCH_MAX", "64")?.min(10_000) as usize,
             access_token_ttl: chrono::Duration::seconds(
                 parse("ACCESS_TOKEN_TTL_SECS", "900")? as i64
             ),

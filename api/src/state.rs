@@ -147,6 +147,7 @@ pub fn build_state(
             snapshot_every: settings.snapshot_every,
             max_attempts: settings.command_max_attempts,
             aggregate_cache_size: settings.aggregate_cache_size,
+            append_batch_max: settings.append_batch_max,
             secrets: Arc::new(secrets),
             exchange,
         },

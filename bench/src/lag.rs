@@ -153,6 +153,7 @@ fn command_side(pool: PgPool) -> Result<CommandSide> {
             snapshot_every: SNAPSHOT_EVERY,
             max_attempts: MAX_ATTEMPTS,
             aggregate_cache_size: 10_000,
+            append_batch_max: 64,
             secrets: Arc::new(secrets),
             exchange: Arc::new(PaperExchange::new()),
         },

@@ -201,7 +201,7 @@ impl<A: Aggregate> EventStore<A> for LedgerStore<A> {
         } else {
             None
         };
-        let position = self.repository.append::<A>(&serialized, snapshot).await?;
+        let position = self.repository.append::<A>(serialized, snapshot).await?;
         self.notifier.committed();
         record(|trace| trace.appended = position);
         self.cache.put(context);

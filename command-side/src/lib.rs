@@ -6,6 +6,8 @@
 //! - [`store`]: the cqrs-es frameworks (snapshotting postgres-es stores) for
 //!   the four aggregates, the bounded retry on a concurrency conflict and
 //!   the [`store::Position`] token a command answers with;
+//! - [`batch`]: group commit: concurrent commands' appends in one
+//!   statement and transaction;
 //! - [`cache`]: the store every command goes through, keeping the
 //!   aggregates this process last wrote in memory (the log decides);
 //! - [`repository`]: the event repository under them: postgres-es' reads,
@@ -24,6 +26,7 @@
 //! - [`exchange`]: the `Exchange` trait and the deterministic paper
 //!   exchange; [`services`] implements the domain's service traits on top.
 
+pub mod batch;
 pub mod bots;
 pub mod cache;
 pub mod crypto;

@@ -53,6 +53,16 @@ static CACHE_LOOKUPS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     ))
 });
 
+static APPEND_BATCHES: LazyLock<prometheus::Histogram> = LazyLock::new(|| {
+    register(prometheus::Histogram::with_opts(
+        HistogramOpts::new(
+            "muckard_append_batch_commands",
+            "Commands whose events one shared append statement committed (batches of two or more).",
+        )
+        .buckets(vec![2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+    ))
+});
+
 /// Registers `metric` in the process-wide default registry (which
 /// `/metrics` renders) and returns it.
 pub fn register<M: prometheus::core::Collector + Clone + 'static>(
@@ -73,6 +83,7 @@ pub fn init() {
     LazyLock::force(&COMMAND_SECONDS);
     LazyLock::force(&EVENTS_APPENDED);
     LazyLock::force(&CACHE_LOOKUPS);
+    LazyLock::force(&APPEND_BATCHES);
 }
 
 /// The outcome label of a command's result.
@@ -118,4 +129,8 @@ pub(crate) fn record_cache_lookup(aggregate_type: &str, hit: bool) {
     CACHE_LOOKUPS
         .with_label_values(&[aggregate_type, if hit { "hit" } else { "miss" }])
         .inc();
+}
+
+pub(crate) fn record_append_batch(commands: usize) {
+    APPEND_BATCHES.observe(commands as f64);
 }

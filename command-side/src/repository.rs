@@ -36,6 +36,7 @@ use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
+use crate::batch::AppendBatcher;
 use crate::store::Position;
 
 /// What the store did for the command running in this task, read by the
@@ -114,6 +115,8 @@ SELECT transaction_id::text, max(global_position)
 pub struct LedgerEventRepository {
     pool: PgPool,
     inner: PostgresEventRepository,
+    /// Where the appends of commands (without a snapshot) go when set.
+    batcher: Option<AppendBatcher>,
 }
 
 impl LedgerEventRepository {
@@ -121,87 +124,115 @@ impl LedgerEventRepository {
         Self {
             inner: PostgresEventRepository::new(pool.clone()),
             pool,
+            batcher: None,
+        }
+    }
+
+    /// The same, appending commands' events through `batcher`.
+    pub fn batched(pool: PgPool, batcher: AppendBatcher) -> Self {
+        Self {
+            batcher: Some(batcher),
+            ..Self::new(pool)
         }
     }
 
     /// Appends `events` (in sequence order, all of one stream) and the
-    /// snapshot, if any, in one autocommit statement; returns where the
-    /// events stand, or `None` for no events.
+    /// snapshot, if any, and returns where the events stand, or `None` for
+    /// no events: with the batcher, in a statement shared with other
+    /// commands' appends; otherwise in one autocommit statement of its own.
     pub(crate) async fn append<A: Aggregate>(
         &self,
-        events: &[SerializedEvent],
+        events: Vec<SerializedEvent>,
         snapshot: Option<(String, Value, usize)>,
     ) -> Result<Option<Position>, PersistenceError> {
-        let Some(first) = events.first() else {
-            return Ok(None);
-        };
-        let row: Option<(String, i64)> = match (events, &snapshot) {
-            ([event], None) => sqlx::query_as(APPEND_ONE)
-                .bind(A::TYPE)
-                .bind(event.aggregate_id.as_str())
-                .bind(event.sequence as i64)
-                .bind(event.event_type.as_str())
-                .bind(event.event_version.as_str())
-                .bind(&event.payload)
-                .bind(&event.metadata)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(persistence_error)?,
-            _ => self.append_many::<A>(first, events, snapshot).await?,
-        };
-        Ok(row.map(|(transaction, global_position)| Position {
-            transaction_id: transaction.parse().unwrap_or_default(),
-            global_position,
-        }))
+        match (&self.batcher, snapshot) {
+            (_, _) if events.is_empty() => Ok(None),
+            (Some(batcher), None) => batcher.append(A::TYPE, events).await,
+            (None, None) => append_alone(&self.pool, A::TYPE, &events).await,
+            (_, Some(snapshot)) => {
+                with_snapshot(&self.pool, A::TYPE, &events, Some(snapshot)).await
+            }
+        }
     }
+}
 
-    /// Several events, or a snapshot with them: one statement still.
-    async fn append_many<A: Aggregate>(
-        &self,
-        first: &SerializedEvent,
-        events: &[SerializedEvent],
-        snapshot: Option<(String, Value, usize)>,
-    ) -> Result<Option<(String, i64)>, PersistenceError> {
-        let last_sequence = events.last().map_or(0, |e| e.sequence) as i64;
-        let (snapshot_number, snapshot_payload) = match snapshot {
-            Some((_, payload, number)) => (Some(number as i64), Some(payload)),
-            None => (None, None),
-        };
-        sqlx::query_as(APPEND)
-            .bind(A::TYPE)
-            .bind(first.aggregate_id.as_str())
-            .bind(events.iter().map(|e| e.sequence as i64).collect::<Vec<_>>())
-            .bind(
-                events
-                    .iter()
-                    .map(|e| e.event_type.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                events
-                    .iter()
-                    .map(|e| e.event_version.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(events.iter().map(|e| e.payload.clone()).collect::<Vec<_>>())
-            .bind(
-                events
-                    .iter()
-                    .map(|e| e.metadata.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(last_sequence)
-            .bind(snapshot_number)
-            .bind(snapshot_payload)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(persistence_error)
-    }
+/// One command's events without a snapshot, in one autocommit statement.
+pub(crate) async fn append_alone(
+    pool: &PgPool,
+    aggregate_type: &str,
+    events: &[SerializedEvent],
+) -> Result<Option<Position>, PersistenceError> {
+    let [event] = events else {
+        return with_snapshot(pool, aggregate_type, events, None).await;
+    };
+    let (transaction, global_position): (String, i64) = sqlx::query_as(APPEND_ONE)
+        .bind(aggregate_type)
+        .bind(event.aggregate_id.as_str())
+        .bind(event.sequence as i64)
+        .bind(event.event_type.as_str())
+        .bind(event.event_version.as_str())
+        .bind(&event.payload)
+        .bind(&event.metadata)
+        .fetch_one(pool)
+        .await
+        .map_err(persistence_error)?;
+    Ok(Some(Position {
+        transaction_id: transaction.parse().unwrap_or_default(),
+        global_position,
+    }))
+}
+
+/// Several events of one stream, and a snapshot if any: one statement.
+async fn with_snapshot(
+    pool: &PgPool,
+    aggregate_type: &str,
+    events: &[SerializedEvent],
+    snapshot: Option<(String, Value, usize)>,
+) -> Result<Option<Position>, PersistenceError> {
+    let Some(first) = events.first() else {
+        return Ok(None);
+    };
+    let last_sequence = events.last().map_or(0, |e| e.sequence) as i64;
+    let (snapshot_number, snapshot_payload) = match snapshot {
+        Some((_, payload, number)) => (Some(number as i64), Some(payload)),
+        None => (None, None),
+    };
+    let row: Option<(String, i64)> = sqlx::query_as(APPEND)
+        .bind(aggregate_type)
+        .bind(first.aggregate_id.as_str())
+        .bind(events.iter().map(|e| e.sequence as i64).collect::<Vec<_>>())
+        .bind(
+            events
+                .iter()
+                .map(|e| e.event_type.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            events
+                .iter()
+                .map(|e| e.event_version.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(events.iter().map(|e| &e.payload).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| &e.metadata).collect::<Vec<_>>())
+        .bind(last_sequence)
+        .bind(snapshot_number)
+        .bind(snapshot_payload)
+        .fetch_optional(pool)
+        .await
+        .map_err(persistence_error)?;
+    Ok(row.map(|(transaction, global_position)| Position {
+        transaction_id: transaction.parse().unwrap_or_default(),
+        global_position,
+    }))
 }
 
 impl Clone for LedgerEventRepository {
     fn clone(&self) -> Self {
-        Self::new(self.pool.clone())
+        Self {
+            batcher: self.batcher.clone(),
+            ..Self::new(self.pool.clone())
+        }
     }
 }
 
@@ -240,7 +271,7 @@ impl PersistedEventRepository for LedgerEventRepository {
         events: &[SerializedEvent],
         snapshot_update: Option<(String, Value, usize)>,
     ) -> Result<(), PersistenceError> {
-        let position = self.append::<A>(events, snapshot_update).await?;
+        let position = self.append::<A>(events.to_vec(), snapshot_update).await?;
         record(|trace| trace.appended = position);
         Ok(())
     }
@@ -274,7 +305,7 @@ fn serialized_event(row: &PgRow) -> Result<SerializedEvent, PersistenceError> {
 /// As postgres-es maps them: a unique violation (another writer appended
 /// the same sequence) is an optimistic-lock conflict; a broken connection
 /// is a connection error; anything else is unexpected.
-fn persistence_error(error: sqlx::Error) -> PersistenceError {
+pub(crate) fn persistence_error(error: sqlx::Error) -> PersistenceError {
     match &error {
         sqlx::Error::Database(database) if database.code().as_deref() == Some("23505") => {
             PersistenceError::OptimisticLockError

@@ -19,6 +19,7 @@ use domain::DomainError;
 use rand::Rng;
 use sqlx::PgPool;
 
+use crate::batch::AppendBatcher;
 use crate::cache::{AggregateCache, LedgerStore};
 use crate::crypto::SecretBox;
 use crate::error::CommandError;
@@ -42,6 +43,9 @@ pub struct CommandSideSettings {
     /// Aggregates of each type kept in memory between commands
     /// (`AGGREGATE_CACHE_SIZE`); 0 loads every command's from the log.
     pub aggregate_cache_size: usize,
+    /// Events at most in one shared append statement (`APPEND_BATCH_MAX`);
+    /// 1 (or 0) appends every command's events in a statement of its own.
+    pub append_batch_max: usize,
     pub secrets: Arc<SecretBox>,
     pub exchange: Arc<dyn Exchange>,
 }
@@ -108,11 +112,16 @@ fn framework<A: Aggregate>(
     settings: &CommandSideSettings,
     cache: &Arc<AggregateCache<A>>,
     notifier: &CommitNotifier,
+    batcher: &Option<AppendBatcher>,
     services: A::Services,
 ) -> Framework<A> {
+    let repository = match batcher {
+        Some(batcher) => LedgerEventRepository::batched(pool.clone(), batcher.clone()),
+        None => LedgerEventRepository::new(pool.clone()),
+    };
     CqrsFramework::new(
         LedgerStore::new(
-            LedgerEventRepository::new(pool.clone()),
+            repository,
             settings.snapshot_every,
             cache.clone(),
             notifier.clone(),
@@ -165,11 +174,14 @@ impl CommandSide {
             portfolios: Arc::new(AggregateCache::new(size)),
         };
         let notifier = CommitNotifier::spawn(pool.clone());
+        let batcher = (settings.append_batch_max > 1)
+            .then(|| AppendBatcher::spawn(pool.clone(), settings.append_batch_max));
+        let (n, b) = (&notifier, &batcher);
         Self {
-            users: framework(&pool, &settings, &caches.users, &notifier, ()),
-            keys: framework(&pool, &settings, &caches.keys, &notifier, key_services),
-            bots: framework(&pool, &settings, &caches.bots, &notifier, bot_services),
-            portfolios: framework(&pool, &settings, &caches.portfolios, &notifier, ()),
+            users: framework(&pool, &settings, &caches.users, n, b, ()),
+            keys: framework(&pool, &settings, &caches.keys, n, b, key_services),
+            bots: framework(&pool, &settings, &caches.bots, n, b, bot_services),
+            portfolios: framework(&pool, &settings, &caches.portfolios, n, b, ()),
             caches,
             pool,
             settings,

@@ -73,6 +73,7 @@ fn command_side(pool: PgPool) -> CommandSide {
             snapshot_every: SNAPSHOT_EVERY,
             max_attempts: 8,
             aggregate_cache_size: 1000,
+            append_batch_max: 64,
             secrets: Arc::new(SecretBox::new(&[7u8; 32]).unwrap()),
             exchange: Arc::new(PaperExchange::new()),
         },
@@ -261,5 +262,56 @@ async fn a_committed_command_wakes_the_listeners_after_its_commit() {
     // Sent after the commit: the event is there for whoever wakes.
     assert_eq!(last_event(&pool, user_id).await.0, 1);
     drop(listener);
+    database.drop(pool).await;
+}
+
+#[tokio::test]
+async fn concurrent_commands_share_append_transactions_and_each_answers_its_own_event() {
+    let (database, pool) = Database::create().await;
+    let commands = Arc::new(command_side(pool.clone()));
+    let users: Vec<Uuid> = (0..64).map(|_| Uuid::new_v4()).collect();
+    // Each stream gets a first event alone, so that the racing commands
+    // below find their aggregates cached and reach the append together.
+    let metadata = CommandMetadata::new("test", Some(Actor::System))
+        .with_command_type("portfolio.record_trade");
+    for &user_id in &users {
+        let command = PortfolioCommand::RecordTrade {
+            actor: Actor::System,
+            trade: fill(user_id, 1),
+        };
+        commands
+            .execute_portfolio(&user_id.to_string(), command, &metadata)
+            .await
+            .unwrap();
+    }
+    let tasks: Vec<_> = users
+        .iter()
+        .map(|&user_id| {
+            let (commands, metadata) = (commands.clone(), metadata.clone());
+            tokio::spawn(async move {
+                let command = PortfolioCommand::RecordTrade {
+                    actor: Actor::System,
+                    trade: fill(user_id, 2),
+                };
+                let position = commands
+                    .execute_portfolio(&user_id.to_string(), command, &metadata)
+                    .await
+                    .expect("appended");
+                (user_id, position)
+            })
+        })
+        .collect();
+    let mut transactions = std::collections::BTreeSet::new();
+    for task in tasks {
+        let (user_id, position) = task.await.unwrap();
+        let (sequence, stored) = last_event(&pool, user_id).await;
+        assert_eq!(sequence, 2);
+        assert_eq!(position, stored, "each command answers its own event");
+        transactions.insert(position.transaction_id);
+    }
+    assert!(
+        transactions.len() < users.len(),
+        "64 commands at once committed in 64 transactions: nothing was batched"
+    );
     database.drop(pool).await;
 }

@@ -1,0 +1,219 @@
+//! Group commit in the service: the events of commands that reach the
+//! append at the same moment are inserted by one statement, in one
+//! transaction, instead of one transaction each.
+//!
+//! A command's append (its events, no snapshot: appends that carry a
+//! snapshot go alone) is queued; up to `LANES` statements run at once, and
+//! each takes every append waiting when it starts, up to `max_rows` events.
+//! Nothing waits for a batch to fill: alone, an append is sent at once;
+//! under load, the appends that queued behind a statement in flight go
+//! together in the next, which spreads PostgreSQL's per-statement and
+//! per-commit costs over them.
+//!
+//! A command still commits all or nothing, and only after its events are
+//! in: its answer comes after the batch's transaction commits. If the
+//! batch fails on a conflict (an append whose sequence another writer took)
+//! or on the chain trigger's check, every append of the batch is retried
+//! on its own, so each command gets its own outcome and none fails for
+//! another's.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cqrs_es::persist::{PersistenceError, SerializedEvent};
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::repository::append_alone;
+use crate::store::Position;
+
+/// Statements in flight at once.
+const LANES: usize = 4;
+
+const APPEND_BATCH: &str = "\
+INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+SELECT e.aggregate_type, e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload::json, e.metadata::json
+  FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])
+       WITH ORDINALITY AS e(aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, n)
+ ORDER BY e.n
+RETURNING aggregate_type, aggregate_id, transaction_id::text, global_position";
+
+type Reply = Result<Option<Position>, PersistenceError>;
+
+struct Append {
+    aggregate_type: &'static str,
+    events: Vec<SerializedEvent>,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// Queues appends for the batching task (see the module documentation).
+#[derive(Clone)]
+pub struct AppendBatcher {
+    queue: mpsc::UnboundedSender<Append>,
+}
+
+impl AppendBatcher {
+    /// Starts the batching task on `pool`, with at most `max_rows` events
+    /// a statement; call it inside a Tokio runtime. The task ends with the
+    /// last clone.
+    pub fn spawn(pool: PgPool, max_rows: usize) -> Self {
+        let (queue, waiting) = mpsc::unbounded_channel();
+        tokio::spawn(run(pool, waiting, max_rows.max(1)));
+        Self { queue }
+    }
+
+    /// Appends `events` (one stream's, in sequence order) and answers where
+    /// they stand once they are committed.
+    pub async fn append(
+        &self,
+        aggregate_type: &'static str,
+        events: Vec<SerializedEvent>,
+    ) -> Reply {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Append {
+                aggregate_type,
+                events,
+                reply,
+            })
+            .map_err(|_| unavailable())?;
+        answer.await.map_err(|_| unavailable())?
+    }
+}
+
+fn unavailable() -> PersistenceError {
+    PersistenceError::ConnectionError("the append batcher has stopped".into())
+}
+
+async fn run(pool: PgPool, mut waiting: mpsc::UnboundedReceiver<Append>, max_rows: usize) {
+    let lanes = Arc::new(Semaphore::new(LANES));
+    while let Some(first) = waiting.recv().await {
+        // While every lane is busy, appends queue up behind `first`.
+        let Ok(lane) = lanes.clone().acquire_owned().await else {
+            return;
+        };
+        let mut rows = first.events.len();
+        let mut batch = vec![first];
+        while rows < max_rows {
+            match waiting.try_recv() {
+                Ok(next) => {
+                    rows += next.events.len();
+                    batch.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            append_batch(&pool, batch).await;
+            drop(lane);
+        });
+    }
+}
+
+async fn append_batch(pool: &PgPool, mut batch: Vec<Append>) {
+    if batch.len() == 1 {
+        let append = batch.remove(0);
+        let outcome = append_alone(pool, append.aggregate_type, &append.events).await;
+        let _ = append.reply.send(outcome);
+        return;
+    }
+    crate::metrics::record_append_batch(batch.len());
+    match insert(pool, &batch).await {
+        Ok(stored) => {
+            for append in batch {
+                let position = append.events.first().and_then(|event| {
+                    stored
+                        .get(&(
+                            append.aggregate_type.to_string(),
+                            event.aggregate_id.clone(),
+                        ))
+                        .copied()
+                });
+                let _ = append.reply.send(Ok(position));
+            }
+        }
+        Err(error) if retry_alone(&error) => {
+            // One append's conflict (or gap) failed them all: each alone.
+            for append in batch {
+                let outcome = append_alone(pool, append.aggregate_type, &append.events).await;
+                let _ = append.reply.send(outcome);
+            }
+        }
+        Err(error) => {
+            let message = error.to_string();
+            let connection = matches!(
+                error,
+                sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut
+            );
+            for append in batch {
+                let cause = format!("appending a batch of commands' events: {message}");
+                let _ = append.reply.send(Err(if connection {
+                    PersistenceError::ConnectionError(cause.into())
+                } else {
+                    PersistenceError::UnknownError(cause.into())
+                }));
+            }
+        }
+    }
+}
+
+/// A unique violation (a sequence another writer took) or the chain
+/// trigger's check (a gap): errors of one append, not of the batch.
+fn retry_alone(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Database(database)
+            if matches!(database.code().as_deref(), Some("23505" | "23514"))
+    )
+}
+
+/// Where each stream's events of a batch stand: a stream has one append
+/// in a batch that commits (two appends of one stream at once would need
+/// the same sequence, and the batch would fail on it).
+type Stored = HashMap<(String, String), Position>;
+
+async fn insert(pool: &PgPool, batch: &[Append]) -> Result<Stored, sqlx::Error> {
+    let events = || {
+        batch.iter().flat_map(|append| {
+            append
+                .events
+                .iter()
+                .map(move |e| (append.aggregate_type, e))
+        })
+    };
+    let rows: Vec<(String, String, String, i64)> = sqlx::query_as(APPEND_BATCH)
+        .bind(events().map(|(t, _)| t).collect::<Vec<_>>())
+        .bind(
+            events()
+                .map(|(_, e)| e.aggregate_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(events().map(|(_, e)| e.sequence as i64).collect::<Vec<_>>())
+        .bind(
+            events()
+                .map(|(_, e)| e.event_type.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            events()
+                .map(|(_, e)| e.event_version.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(events().map(|(_, e)| &e.payload).collect::<Vec<_>>())
+        .bind(events().map(|(_, e)| &e.metadata).collect::<Vec<_>>())
+        .fetch_all(pool)
+        .await?;
+    let mut stored = Stored::new();
+    for (aggregate_type, aggregate_id, transaction, global_position) in rows {
+        let position = Position {
+            transaction_id: transaction.parse().unwrap_or_default(),
+            global_position,
+        };
+        let last = stored
+            .entry((aggregate_type, aggregate_id))
+            .or_insert(position);
+        *last = (*last).max(position);
+    }
+    Ok(stored)
+}
