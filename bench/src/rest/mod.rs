@@ -398,32 +398,24 @@ async fn measure_server(
             .is_none_or(|roles| roles.split(',').any(|role| role.trim() != "api"));
         for &clients in &args.clients {
             let settle_seconds = settle_if(pool, subscribers).await?;
-            eprintln!("{clients} clients: INSERT + COMMIT baseline");
-            let (baseline, baseline_cpu) = throughput::baseline(
-                throughput::Table::Plain,
-                pool,
-                servers.pid(),
-                &database.url,
-                &row,
-                clients,
-                args.baseline_max_connections,
-                warmup,
-                seconds,
-            )
-            .await?;
-            eprintln!("{clients} clients: INSERT + COMMIT through the chain trigger");
-            let (chain, chain_cpu) = throughput::baseline(
-                throughput::Table::Chain,
-                pool,
-                servers.pid(),
-                &database.url,
-                &row,
-                clients,
-                args.baseline_max_connections,
-                warmup,
-                seconds,
-            )
-            .await?;
+            let baseline_at = |table, what: &str| {
+                eprintln!("{clients} clients: INSERT + COMMIT {what}");
+                throughput::baseline(
+                    table,
+                    pool,
+                    servers.pid(),
+                    &database.url,
+                    &row,
+                    clients,
+                    args.baseline_max_connections,
+                    warmup,
+                    seconds,
+                )
+            };
+            let (baseline, baseline_cpu) =
+                baseline_at(throughput::Table::Plain, "baseline").await?;
+            let (chain, chain_cpu) =
+                baseline_at(throughput::Table::Chain, "through the chain trigger").await?;
             settle_if(pool, subscribers).await?;
             eprintln!("{clients} clients: REST commands");
             let profiler = match servers.pid() {
