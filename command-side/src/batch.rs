@@ -24,7 +24,7 @@ use cqrs_es::persist::{PersistenceError, SerializedEvent};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::repository::append_alone;
+use crate::repository::{append_alone, connection_lost};
 use crate::store::Position;
 
 /// Statements in flight at once.
@@ -142,10 +142,7 @@ async fn append_batch(pool: &PgPool, mut batch: Vec<Append>) {
         }
         Err(error) => {
             let message = error.to_string();
-            let connection = matches!(
-                error,
-                sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut
-            );
+            let connection = connection_lost(&error);
             for append in batch {
                 let cause = format!("appending a batch of commands' events: {message}");
                 let _ = append.reply.send(Err(if connection {

@@ -305,14 +305,20 @@ fn serialized_event(row: &PgRow) -> Result<SerializedEvent, PersistenceError> {
 /// As postgres-es maps them: a unique violation (another writer appended
 /// the same sequence) is an optimistic-lock conflict; a broken connection
 /// is a connection error; anything else is unexpected.
-pub(crate) fn persistence_error(error: sqlx::Error) -> PersistenceError {
+fn persistence_error(error: sqlx::Error) -> PersistenceError {
     match &error {
         sqlx::Error::Database(database) if database.code().as_deref() == Some("23505") => {
             PersistenceError::OptimisticLockError
         }
-        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => {
-            PersistenceError::ConnectionError(Box::new(error))
-        }
+        _ if connection_lost(&error) => PersistenceError::ConnectionError(Box::new(error)),
         _ => PersistenceError::UnknownError(Box::new(error)),
     }
+}
+
+/// Whether `error` is the connection's, not the statement's.
+pub(crate) fn connection_lost(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut
+    )
 }
