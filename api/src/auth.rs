@@ -1,78 +1,18 @@
-//! Access tokens (JWT, HS256) and the register, log-in and refresh
-//! endpoints. Refresh tokens are opaque, stored hashed, and rotate.
+//! The register, log-in and refresh endpoints. Access tokens are
+//! [`crate::tokens`]; refresh tokens are opaque, stored hashed, and rotate.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use command_side::crypto::SecretString;
 use domain::Role;
-use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use domain::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ErrorResponse};
-use crate::extract::{Caller, JsonBody, RequestContext};
+use crate::extract::{JsonBody, RequestContext};
 use crate::state::AppState;
-
-const ISSUER: &str = "muckard";
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Claims {
-    sub: Uuid,
-    role: Role,
-    iss: String,
-    iat: i64,
-    exp: i64,
-    jti: Uuid,
-}
-
-/// Signs and checks access tokens.
-pub struct JwtKeys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    ttl: chrono::Duration,
-}
-
-impl JwtKeys {
-    pub fn new(secret: &[u8], ttl: chrono::Duration) -> Self {
-        Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            ttl,
-        }
-    }
-
-    pub fn ttl_secs(&self) -> i64 {
-        self.ttl.num_seconds()
-    }
-
-    pub fn issue(&self, user_id: Uuid, role: Role) -> Result<String, ApiError> {
-        let now = chrono::Utc::now().timestamp();
-        let claims = Claims {
-            sub: user_id,
-            role,
-            iss: ISSUER.to_string(),
-            iat: now,
-            exp: now + self.ttl.num_seconds(),
-            jti: Uuid::new_v4(),
-        };
-        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("signing an access token: {e}")))
-    }
-
-    pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[ISSUER]);
-        validation.leeway = 5;
-        let data = decode::<Claims>(token, &self.decoding, &validation)
-            .map_err(|e| ApiError::Unauthorized(format!("invalid access token: {e}")))?;
-        Ok(Caller {
-            user_id: data.claims.sub,
-            role: data.claims.role,
-        })
-    }
-}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -161,7 +101,7 @@ async fn token_pair(state: &AppState, user_id: Uuid, role: Role) -> Result<Token
     let access_token = state.jwt.issue(user_id, role)?;
     let refresh_token = state
         .commands
-        .issue_refresh_token(user_id, state.settings.refresh_token_ttl)
+        .issue_refresh_token(user_id, state.http.refresh_token_ttl)
         .await?;
     Ok(token_body(
         state,
@@ -251,7 +191,7 @@ pub async fn refresh(
 ) -> Result<Json<TokenPair>, ApiError> {
     let (user_id, refresh_token) = state
         .commands
-        .rotate_refresh_token(&request.refresh_token, state.settings.refresh_token_ttl)
+        .rotate_refresh_token(&request.refresh_token, state.http.refresh_token_ttl)
         .await?;
     let role = state.commands.role_of(user_id).await?;
     let access_token = state.jwt.issue(user_id, role)?;

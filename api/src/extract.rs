@@ -1,26 +1,25 @@
-//! Extractors: JSON bodies whose errors name the field, the authenticated
-//! caller, and the request context that becomes event metadata.
+//! Extractors: JSON bodies whose errors name the field, and the request
+//! context that becomes event metadata. The caller is [`crate::caller`].
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap};
 use command_side::CommandMetadata;
-use domain::{Actor, Role};
+use domain::Actor;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::trace_context::{RequestId, TraceContext};
 
 /// A JSON request body. Unreadable JSON is a 400; JSON of the wrong shape
 /// is a 422 naming the field.
 pub struct JsonBody<T>(pub T);
 
-impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = read_body(request, state).await?;
         parse_json(&bytes).map(JsonBody)
     }
@@ -29,10 +28,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 /// Like [`JsonBody`], but an empty body means `T::default()`.
 pub struct OptionalJsonBody<T>(pub T);
 
-impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJsonBody<T> {
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = read_body(request, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJsonBody(T::default()));
@@ -41,7 +40,7 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJsonBody<T
     }
 }
 
-async fn read_body(request: Request, state: &AppState) -> Result<Bytes, ApiError> {
+async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(request, state)
         .await
         .map_err(|rejection| ApiError::BadRequest {
@@ -121,47 +120,6 @@ pub fn parse_id(name: &'static str, text: &str) -> Result<Uuid, ApiError> {
     })
 }
 
-/// The authenticated caller, from `Authorization: Bearer <access token>`.
-#[derive(Debug, Clone, Copy)]
-pub struct Caller {
-    pub user_id: Uuid,
-    pub role: Role,
-}
-
-impl Caller {
-    pub fn actor(&self) -> Actor {
-        Actor::User {
-            user_id: self.user_id,
-            role: self.role,
-        }
-    }
-}
-
-pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| {
-            value
-                .strip_prefix("Bearer ")
-                .or_else(|| value.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-}
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(&parts.headers)
-            .ok_or_else(|| ApiError::Unauthorized("missing bearer token".to_string()))?;
-        state.jwt.verify(token)
-    }
-}
-
 /// Tracing and idempotency facts of a request, for event metadata.
 #[derive(Debug, Clone, Default)]
 pub struct RequestContext {
@@ -195,10 +153,18 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
                 .filter(|v| !v.is_empty() && v.len() <= 256)
                 .map(str::to_string)
         };
+        // The request id and the trace context were settled by the
+        // request-context layer; the caller's headers are not read again.
         Ok(RequestContext {
-            request_id: header(crate::REQUEST_ID_HEADER),
+            request_id: parts
+                .extensions
+                .get::<RequestId>()
+                .map(|RequestId(id)| id.clone()),
             correlation_id: header("x-correlation-id"),
-            traceparent: header("traceparent"),
+            traceparent: parts
+                .extensions
+                .get::<TraceContext>()
+                .map(TraceContext::header),
             idempotency_key: header("idempotency-key"),
         })
     }

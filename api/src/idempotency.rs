@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use command_side::idempotency::{self, Claim};
 use sha2::{Digest, Sha256};
 
+use crate::caller::Authentication;
 use crate::error::ApiError;
-use crate::extract::bearer_token;
 use crate::state::AppState;
 
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -42,8 +42,8 @@ async fn run(state: AppState, request: Request, next: Next) -> Result<Response, 
         .to_string();
     // Keys are scoped to the caller, so two users' keys never collide. An
     // invalid token is scoped as anonymous; the handler refuses it anyway.
-    let scope = bearer_token(request.headers())
-        .and_then(|token| state.jwt.verify(token).ok())
+    let scope = Authentication::of(request.extensions())
+        .caller()
         .map(|caller| caller.user_id.to_string())
         .unwrap_or_else(|| "anonymous".to_string());
     let (parts, body) = request.into_parts();

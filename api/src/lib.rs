@@ -1,38 +1,39 @@
-//! The HTTP API and the `muckard` binary's building blocks. Only this crate
-//! knows HTTP.
+//! The HTTP API. Only this crate knows HTTP, and it knows nothing else: no
+//! broker, no worker. The `muckard` binary crate builds its [`AppState`]
+//! and hands in the readiness probes of the brokers its roles use.
 //!
-//! - [`config`]: settings from the environment, secrets included;
-//! - [`telemetry`]: the tracing subscriber (installed by the binary only);
-//! - [`state`]: what every handler shares, and how it is built;
+//! - [`state`]: [`AppState`], what every handler shares, and
+//!   [`HttpSettings`];
 //! - [`error`]: `ApiError`, the one mapping of failures to HTTP statuses;
-//! - [`extract`]: JSON bodies with field-naming errors, the caller from the
-//!   bearer token, the request context that becomes event metadata;
-//! - [`auth`]: JWT access tokens and the register/login/refresh handlers;
+//! - [`caller`]: access tokens (JWT), verified once per request by the
+//!   [`caller::authenticate`] layer into the request's extensions, and the
+//!   [`caller::Caller`] extractor;
+//! - [`extract`]: JSON bodies with field-naming errors, the request context
+//!   that becomes event metadata;
+//! - [`auth`]: the register/login/refresh handlers;
 //! - [`idempotency`]: the `Idempotency-Key` middleware;
-//! - [`operator`]: commands for operators (granting the first admin);
 //! - [`routes`]: the endpoints, one module per resource;
 //! - [`openapi`]: the OpenAPI document, made from the handlers' annotations,
 //!   and the interactive page at `/docs`;
 //! - [`metrics`], [`ready`]: `/metrics` and `/ready`;
 //! - [`rate_limit`]: per-client token buckets on the `/api` routes;
-//! - [`trace_context`]: the W3C `traceparent` every request gets.
+//! - [`trace_context`]: the request id and W3C `traceparent` every request
+//!   gets, in its extensions.
 //!
 //! [`app`] builds the router so tests can drive it without a socket, from
 //! the same annotations as the document.
 
 pub mod auth;
-pub mod config;
+pub mod caller;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
-pub mod operator;
 pub mod rate_limit;
 pub mod ready;
 pub mod routes;
 pub mod state;
-pub mod telemetry;
 pub mod trace_context;
 
 use axum::extract::MatchedPath;
@@ -44,7 +45,7 @@ use tracing::Instrument;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use state::AppState;
+pub use state::{AppState, HttpSettings};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// The response header naming the instance that answered.
@@ -147,17 +148,24 @@ fn operations_routes() -> OpenApiRouter<AppState> {
 }
 
 /// The fallback and the layers every request goes through, innermost
-/// first: the rate limit, CORS (so a preflight never spends a client's
-/// budget), then the request context (id, trace, metrics, access log),
-/// which sees every answer, 429s and preflights included.
+/// first: the rate limit, authentication (the bearer token verified once,
+/// the outcome in the request's extensions for the rate limit, the
+/// idempotency ledger and the handlers), CORS (so a preflight never spends
+/// a client's budget), then the request context (id and trace in the
+/// extensions, metrics, access log), which sees every answer, 429s and
+/// preflights included.
 fn with_common_layers(router: Router<AppState>, state: AppState) -> Router {
     let router = router
         .fallback(routes::health::not_found)
         .layer(middleware::from_fn_with_state(
-            state.clone(),
+            state.rate_limiter.clone(),
             rate_limit::limit,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.jwt.clone(),
+            caller::authenticate,
         ));
-    let router = match cors_layer(&state.settings.cors_allowed_origins) {
+    let router = match cors_layer(&state.http.cors_allowed_origins) {
         Some(cors) => router.layer(cors),
         None => router,
     };
@@ -224,16 +232,17 @@ async fn request_context(
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
-    request.headers_mut().insert(header.clone(), value.clone());
     let trace = trace_context::TraceContext::for_request(
         request
             .headers()
             .get("traceparent")
             .and_then(|v| v.to_str().ok()),
     );
-    if let Ok(traceparent) = HeaderValue::from_str(&trace.header()) {
-        request.headers_mut().insert("traceparent", traceparent);
-    }
+    let trace_id = trace.trace_id.clone();
+    request
+        .extensions_mut()
+        .insert(trace_context::RequestId(id.clone()));
+    request.extensions_mut().insert(trace);
     let method = request.method().clone();
     let route = request
         .extensions()
@@ -243,7 +252,7 @@ async fn request_context(
     let span = tracing::info_span!(
         "request",
         request_id = %id,
-        trace_id = %trace.trace_id,
+        trace_id = %trace_id,
         method = %method,
         route = %route,
     );
@@ -260,7 +269,7 @@ async fn request_context(
         )
     });
     response.headers_mut().insert(header, value);
-    if let Ok(instance) = HeaderValue::from_str(&state.settings.instance) {
+    if let Ok(instance) = HeaderValue::from_str(&state.http.instance) {
         response
             .headers_mut()
             .insert(HeaderName::from_static(INSTANCE_HEADER), instance);

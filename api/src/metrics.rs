@@ -1,10 +1,11 @@
 //! `/metrics`: HTTP request counts and latencies by route and status (this
-//! module records them), the command side's commands and appended events,
-//! subscriber lag, the Kafka mirror's and the RabbitMQ publisher's counts
-//! and errors, and the connection pool, in the Prometheus text format.
+//! module records them), subscriber lag and the connection pool (read when
+//! scraped), and whatever else is in the process-wide Prometheus registry:
+//! the command side's commands and appended events, the Kafka mirror's
+//! and the RabbitMQ publisher's counts and errors (registered by those
+//! crates), in the Prometheus text format.
 
 use std::fmt::Write;
-use std::sync::atomic::Ordering;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -106,7 +107,7 @@ pub async fn render(state: &AppState) -> String {
         "The PostgreSQL pool's size limit (DATABASE_MAX_CONNECTIONS).",
         &[("", f64::from(pool.options().get_max_connections()))],
     );
-    match projections::lag::all(pool).await {
+    match event_log::lag::all(pool).await {
         Ok(lags) => {
             gauge(
                 &mut body,
@@ -154,40 +155,6 @@ pub async fn render(state: &AppState) -> String {
                 &[("", 0.0)],
             );
         }
-    }
-    let mirror = kafka_mirror::metrics();
-    let publisher = messaging::metrics();
-    let counters = [
-        (
-            "muckard_kafka_published_events_total",
-            "Events the Kafka broker acknowledged.",
-            mirror.published.load(Ordering::Relaxed),
-        ),
-        (
-            "muckard_kafka_publish_errors_total",
-            "Events the Kafka broker did not acknowledge; their batch is sent again.",
-            mirror.failed.load(Ordering::Relaxed),
-        ),
-        (
-            "muckard_kafka_published_batches_total",
-            "Batches the Kafka broker acknowledged in full.",
-            mirror.batches.load(Ordering::Relaxed),
-        ),
-        (
-            "muckard_rabbitmq_published_messages_total",
-            "Messages RabbitMQ confirmed to the publisher.",
-            publisher.published.load(Ordering::Relaxed),
-        ),
-        (
-            "muckard_rabbitmq_publish_errors_total",
-            "Messages of batches RabbitMQ did not confirm; the batch is published again.",
-            publisher.failed.load(Ordering::Relaxed),
-        ),
-    ];
-    for (name, help, value) in counters {
-        let _ = writeln!(body, "# HELP {name} {help}");
-        let _ = writeln!(body, "# TYPE {name} counter");
-        let _ = writeln!(body, "{name} {value}");
     }
     body
 }

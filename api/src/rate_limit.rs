@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use crate::state::AppState;
+use crate::caller::Authentication;
 
 /// How often the table of buckets is swept of clients that are back to a
 /// full bucket (they would behave the same if forgotten).
@@ -170,14 +170,12 @@ impl RateLimiter {
     /// address.
     pub fn client_key(
         &self,
-        state: &AppState,
+        authentication: &Authentication,
         headers: &HeaderMap,
         peer: Option<IpAddr>,
     ) -> String {
-        if let Some(token) = crate::extract::bearer_token(headers) {
-            if let Ok(caller) = state.jwt.verify(token) {
-                return format!("user:{}", caller.user_id);
-            }
+        if let Some(caller) = authentication.caller() {
+            return format!("user:{}", caller.user_id);
         }
         match self.client_address(headers, peer) {
             Some(address) => format!("ip:{address}"),
@@ -214,8 +212,11 @@ impl RateLimiter {
 }
 
 /// The middleware: limits `/api/` requests, passes everything else.
-pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let limiter = &state.rate_limiter;
+pub async fn limit(
+    State(limiter): State<Arc<RateLimiter>>,
+    request: Request,
+    next: Next,
+) -> Response {
     if !limiter.enabled() || !request.uri().path().starts_with("/api/") {
         return next.run(request).await;
     }
@@ -223,7 +224,8 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(address)| address.ip());
-    let client = limiter.client_key(&state, request.headers(), peer);
+    let authentication = Authentication::of(request.extensions());
+    let client = limiter.client_key(&authentication, request.headers(), peer);
     match limiter.decide(&client, Instant::now()) {
         Decision::Allowed { remaining } => {
             let mut response = next.run(request).await;

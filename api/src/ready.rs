@@ -3,8 +3,9 @@
 //!
 //! A dependency is checked only when a role of this process uses it:
 //! PostgreSQL always, Kafka for the `kafka-mirror` role, RabbitMQ for the
-//! `publisher` and `runner` roles. The answer is 503 while any of them is
-//! down. Checks run when asked, at most once per second however many
+//! `publisher` and `runner` roles. The binary hands in a
+//! [`DependencyProbe`] for each broker its roles use (this crate knows no
+//! broker). The answer is 503 while any of them is down. Checks run when asked, at most once per second however many
 //! callers ask (one caller probes, the others share its answer), and each
 //! is bounded by `READY_CHECK_TIMEOUT_MS`, so `/ready` never hangs on a
 //! broker that does not answer.
@@ -12,12 +13,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use serde::Serialize;
 use sqlx::PgPool;
 use tokio::sync::Mutex;
 use utoipa::ToSchema;
-
-use crate::config::Settings;
 
 /// How long one answer is reused.
 const REUSE_FOR: Duration = Duration::from_secs(1);
@@ -58,24 +58,32 @@ pub struct SubscriberLag {
     pub seconds_behind: f64,
 }
 
+/// One real round trip to a dependency, bounded by `timeout`; the error
+/// says what failed.
+#[async_trait]
+pub trait DependencyProbe: Send + Sync {
+    async fn check(&self, timeout: Duration) -> Result<(), String>;
+}
+
 pub struct Readiness {
-    kafka: Option<kafka_mirror::health::BrokerProbe>,
-    rabbitmq: Option<messaging::health::RabbitProbe>,
+    kafka: Option<Box<dyn DependencyProbe>>,
+    rabbitmq: Option<Box<dyn DependencyProbe>>,
     timeout: Duration,
     last: Mutex<Option<(Instant, ReadyReport)>>,
 }
 
 impl Readiness {
-    pub fn new(settings: &Settings) -> Self {
-        let roles = settings.roles;
+    /// Probes PostgreSQL, and the brokers given (`None`: not used by this
+    /// process's roles), each bounded by `timeout`.
+    pub fn new(
+        timeout: Duration,
+        kafka: Option<Box<dyn DependencyProbe>>,
+        rabbitmq: Option<Box<dyn DependencyProbe>>,
+    ) -> Self {
         Self {
-            kafka: roles
-                .kafka_mirror
-                .then(|| kafka_mirror::health::BrokerProbe::new(&settings.kafka)),
-            rabbitmq: (roles.publisher || roles.runner).then(|| {
-                messaging::health::RabbitProbe::new(crate::state::rabbit_settings(settings))
-            }),
-            timeout: settings.ready_check_timeout,
+            kafka,
+            rabbitmq,
+            timeout,
             last: Mutex::new(None),
         }
     }
@@ -96,7 +104,7 @@ impl Readiness {
     async fn probe(&self, pool: &PgPool) -> ReadyReport {
         let timeout = self.timeout;
         let postgres = timed(async {
-            match tokio::time::timeout(timeout, projections::lag::all(pool)).await {
+            match tokio::time::timeout(timeout, event_log::lag::all(pool)).await {
                 Ok(Ok(lags)) => Ok(lags),
                 Ok(Err(error)) => Err(format!("postgres: {error}")),
                 Err(_) => Err(format!("postgres: no answer within {timeout:?}")),

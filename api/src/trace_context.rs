@@ -2,12 +2,17 @@
 //!
 //! A request that carries a valid `traceparent` continues that trace: it
 //! keeps the trace id and flags and gets a span id of its own. Any other
-//! request starts a new trace. Either way the request's `traceparent` is
-//! rewritten before the handlers see it, so the value stored in each
-//! event's metadata, and from there copied into the Kafka and AMQP
-//! headers, names this request's span.
+//! request starts a new trace. Either way the request's context goes into
+//! its extensions (with its [`RequestId`]) before the handlers see it, so
+//! the `traceparent` stored in each event's metadata, and from there copied
+//! into the Kafka and AMQP headers, names this request's span.
 
 use rand::RngCore;
+
+/// The id of a request: the caller's `x-request-id`, or a new one. In the
+/// request's extensions, and echoed on the response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceContext {

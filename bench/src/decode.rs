@@ -7,7 +7,7 @@ use domain::bot::{Bot, BotEvent};
 use domain::exchange_key::{ExchangeKey, ExchangeKeyEvent};
 use domain::portfolio::{Portfolio, PortfolioEvent};
 use domain::user::{User, UserEvent};
-use projections::RecordedEvent;
+use event_log::RecordedEvent;
 use serde_json::Value;
 
 /// Any domain event of the log.

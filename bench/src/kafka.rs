@@ -27,10 +27,10 @@ use std::time::Duration;
 use anyhow::{anyhow, ensure, Result};
 use chrono::{DateTime, Utc};
 use clap::Args;
-use command_side::Position;
+use event_log::Position;
+use event_log::{LogReader, RecordedEvent, SubscriberRunner, SubscriberSettings};
 use kafka_mirror::envelope::{headers, Envelope};
 use kafka_mirror::{provision, KafkaMirror, KafkaSettings, MIRROR_SUBSCRIBER};
-use projections::{LogReader, RecordedEvent, SubscriberRunner, SubscriberSettings};
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -365,7 +365,7 @@ async fn steady_latency(
          SET transaction_id = EXCLUDED.transaction_id, global_position = EXCLUDED.global_position",
     )
     .bind(MIRROR_SUBSCRIBER)
-    .bind(head.transaction_id.to_string())
+    .bind(head.transaction_text())
     .bind(head.global_position)
     .execute(pool)
     .await?;
@@ -387,7 +387,7 @@ async fn steady_latency(
     );
     let in_flight = Arc::new(Semaphore::new(256));
     // Wakes the mirror after commits, as the command side does.
-    let notifier = command_side::notify::CommitNotifier::spawn(pool.clone());
+    let notifier = event_log::notify::CommitNotifier::spawn(pool.clone());
     let total = (args.rate * args.duration).round() as u64;
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
@@ -460,10 +460,7 @@ async fn append_one(pool: &PgPool, stream: &Mutex<(Uuid, i64)>) -> Result<Positi
     .fetch_one(pool)
     .await?;
     stream.1 = sequence;
-    Ok(Position {
-        transaction_id: transaction.parse()?,
-        global_position,
-    })
+    Ok(Position::from_columns(&transaction, global_position)?)
 }
 
 /// Resolves committed positions as the mirror's checkpoint passes them.
@@ -492,10 +489,7 @@ async fn poll_acknowledged(
             .bind(MIRROR_SUBSCRIBER)
             .fetch_one(&pool)
             .await?;
-            let checkpoint = Position {
-                transaction_id: transaction.parse()?,
-                global_position,
-            };
+            let checkpoint = Position::from_columns(&transaction, global_position)?;
             let now = Instant::now();
             pending.retain(|(position, committed_at)| {
                 if *position <= checkpoint {

@@ -16,13 +16,16 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use chrono::Utc;
-use command_side::crypto::{SecretBox, SecretString};
-use command_side::exchange::PaperExchange;
-use command_side::{CommandMetadata, CommandSide, CommandSideSettings, Position};
+use command_side::crypto::SecretBox;
+use command_side::{CommandMetadata, CommandSide, CommandSideSettings};
 use domain::bot::BotCommand;
 use domain::services::KeyStatus;
+use domain::SecretString;
 use domain::{Actor, Decimal, Pair, Strategy};
-use projections::{read_models, LogReader, SubscriberSettings};
+use event_log::Position;
+use event_log::{LogReader, SubscriberSettings};
+use exchange::PaperExchange;
+use projections::read_models;
 use rand::RngCore;
 use serde::Serialize;
 use sqlx::PgPool;
@@ -103,7 +106,7 @@ pub async fn measure(database_url: &str, settings: &LagSettings) -> Result<LagRe
     start_trade_recorder_at_head(&pool).await?;
     let commands = Arc::new(command_side(pool.clone())?);
     let shutdown = CancellationToken::new();
-    let workers = projections::workers::spawn_projectors(
+    let workers = muckard::wiring::spawn_projectors(
         commands.clone(),
         SubscriberSettings {
             batch_size: settings.batch_size,
@@ -133,7 +136,7 @@ async fn start_trade_recorder_at_head(pool: &PgPool) -> Result<()> {
          ON CONFLICT (subscriber) DO UPDATE \
          SET transaction_id = EXCLUDED.transaction_id, global_position = EXCLUDED.global_position",
     )
-    .bind(head.transaction_id.to_string())
+    .bind(head.transaction_text())
     .bind(head.global_position)
     .execute(pool)
     .await
@@ -190,7 +193,7 @@ async fn measure_with(
         settings.duration.as_secs_f64()
     );
 
-    let subscribers: Vec<&'static str> = read_models::ALL.to_vec();
+    let subscribers: Vec<&'static str> = read_models::names();
     let (positions, pending) = mpsc::unbounded_channel();
     let give_up = CancellationToken::new();
     let poller = tokio::spawn(poll_checkpoints(
@@ -330,11 +333,11 @@ async fn wait_for_projectors(pool: &PgPool) -> Result<()> {
         .head(pool)
         .await
         .context("reading the head of the log")?;
-    let mut names: Vec<&str> = read_models::ALL.to_vec();
+    let mut names: Vec<&str> = read_models::names();
     names.push("trade_recorder");
     for name in names {
         let reached =
-            projections::lag::wait_until_reached(pool, name, head, Duration::from_secs(600))
+            event_log::lag::wait_until_reached(pool, name, head, Duration::from_secs(600))
                 .await
                 .with_context(|| format!("waiting for {name}"))?;
         ensure!(

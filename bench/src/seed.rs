@@ -24,7 +24,7 @@
 use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
-use projections::RecordedEvent;
+use event_log::RecordedEvent;
 use serde::Serialize;
 use sqlx::{PgPool, Row};
 
@@ -248,7 +248,7 @@ pub async fn check_payloads(pool: &PgPool) -> Result<Vec<String>> {
         .await
         .with_context(|| format!("reading a {event_type} event"))?;
         let event = RecordedEvent {
-            position: command_side::Position::default(),
+            position: event_log::Position::default(),
             event_id: row.try_get("event_id")?,
             aggregate_type: row.try_get("aggregate_type")?,
             aggregate_id: row.try_get("aggregate_id")?,

@@ -1,6 +1,5 @@
 //! The bot runner: consumes the bot command queues, runs one trading loop
-//! per running bot, and records what happened on the Bot aggregate; and
-//! the exchanges it trades through.
+//! per running bot, and records what happened on the Bot aggregate.
 //!
 //! - [`supervisor`]: the runner role, active/standby behind a PostgreSQL
 //!   advisory lock ([`spawn_runner`] starts it).
@@ -14,15 +13,11 @@
 //!   order → `bot.trade.executed` / `bot.trade.skipped` / `bot.error`),
 //!   manual triggers, and resuming running bots after a restart.
 //! - [`strategy`]: dollar-cost averaging and the threshold strategy.
-//! - [`kraken`]: the Kraken REST adapter and its request signing.
-//! - [`resilience`]: timeouts, retries with back-off and a circuit breaker
-//!   around every exchange call.
 //!
-//! The paper exchange, the default, is `command_side::exchange::PaperExchange`.
+//! It trades through any [`exchange::Exchange`] (the `exchange` crate: the
+//! paper exchange, Kraken, and the resilience wrapper around either).
 
 pub mod consumer;
-pub mod kraken;
-pub mod resilience;
 pub mod strategy;
 pub mod supervisor;
 pub mod trader;

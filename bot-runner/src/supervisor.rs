@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use command_side::exchange::Exchange;
 use command_side::CommandSide;
+use exchange::Exchange;
 use messaging::RabbitSettings;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;

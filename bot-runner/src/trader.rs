@@ -17,13 +17,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::Utc;
-use command_side::exchange::{
-    ApiCredentials, Exchange, ExchangeError, OrderRequest, OrderState, OrderStatus,
-};
-use command_side::exchange_keys::load_credentials;
+use command_side::credentials::load_credentials;
 use command_side::{CommandError, CommandMetadata, CommandSide};
 use domain::bot::{Bot, BotCommand, BotState, Fill};
 use domain::{Actor, Side};
+use exchange::{ApiCredentials, Exchange, ExchangeError, OrderRequest, OrderState, OrderStatus};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 

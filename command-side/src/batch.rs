@@ -24,8 +24,9 @@ use cqrs_es::persist::{PersistenceError, SerializedEvent};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::repository::{append_alone, connection_lost};
-use crate::store::Position;
+use event_log::Position;
+
+use crate::append::{append_alone, connection_lost};
 
 /// Statements in flight at once.
 const LANES: usize = 4;
@@ -203,10 +204,7 @@ async fn insert(pool: &PgPool, batch: &[Append]) -> Result<Stored, sqlx::Error> 
         .await?;
     let mut stored = Stored::new();
     for (aggregate_type, aggregate_id, transaction, global_position) in rows {
-        let position = Position {
-            transaction_id: transaction.parse().unwrap_or_default(),
-            global_position,
-        };
+        let position = Position::from_columns(&transaction, global_position)?;
         let last = stored
             .entry((aggregate_type, aggregate_id))
             .or_insert(position);

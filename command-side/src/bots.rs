@@ -6,8 +6,9 @@ use domain::{Actor, Pair, Strategy};
 use uuid::Uuid;
 
 use crate::error::CommandError;
+use crate::framework::CommandSide;
 use crate::metadata::CommandMetadata;
-use crate::store::{CommandSide, Position};
+use event_log::Position;
 
 impl CommandSide {
     pub async fn configure_bot(

@@ -20,7 +20,7 @@
 //!   state (the entry is gone by then), and one accepted with **no
 //!   events** is when the stream moved on meanwhile, so a stale entry
 //!   cannot refuse what the log allows (`CommandSide` does this, from
-//!   the `cached_sequence` the store notes in the command's trace).
+//!   the `cached_sequence` the store notes in the command's append-outcome slot).
 //!
 //! Snapshots are still written every `snapshot_every` events, so a process
 //! that starts cold (or an entry that was evicted) loads as before. A
@@ -37,8 +37,10 @@ use cqrs_es::persist::{
 use cqrs_es::{Aggregate, AggregateError, EventEnvelope, EventStore};
 use hashlink::LruCache;
 
-use crate::notify::CommitNotifier;
-use crate::repository::{record, LedgerEventRepository};
+use event_log::CommitNotifier;
+
+use crate::append_outcome::note_append_outcome;
+use crate::repository::LedgerEventRepository;
 
 /// Entries of one aggregate type, least recently used evicted first.
 pub struct AggregateCache<A: Aggregate> {
@@ -109,7 +111,7 @@ impl<A: Aggregate> AggregateCache<A> {
 }
 
 /// The store of one aggregate type (see the module documentation).
-pub struct LedgerStore<A: Aggregate> {
+pub struct CachedEventStore<A: Aggregate> {
     loader: PersistedEventStore<LedgerEventRepository, A>,
     repository: LedgerEventRepository,
     snapshot_every: usize,
@@ -117,7 +119,7 @@ pub struct LedgerStore<A: Aggregate> {
     notifier: CommitNotifier,
 }
 
-impl<A: Aggregate> LedgerStore<A> {
+impl<A: Aggregate> CachedEventStore<A> {
     pub fn new(
         repository: LedgerEventRepository,
         snapshot_every: usize,
@@ -141,7 +143,7 @@ fn crosses_snapshot(sequence: usize, appended: usize, every: usize) -> bool {
     appended > 0 && (sequence + appended) / every > sequence / every
 }
 
-impl<A: Aggregate> EventStore<A> for LedgerStore<A> {
+impl<A: Aggregate> EventStore<A> for CachedEventStore<A> {
     type AC = EventStoreAggregateContext<A>;
 
     async fn load_events(
@@ -156,7 +158,7 @@ impl<A: Aggregate> EventStore<A> for LedgerStore<A> {
         aggregate_id: &str,
     ) -> Result<EventStoreAggregateContext<A>, AggregateError<A::Error>> {
         if let Some(context) = self.cache.take(aggregate_id) {
-            record(|trace| trace.cached_sequence = Some(context.current_sequence));
+            note_append_outcome(|outcome| outcome.cached_sequence = Some(context.current_sequence));
             crate::metrics::record_cache_lookup(A::TYPE, true);
             return Ok(context);
         }
@@ -203,7 +205,7 @@ impl<A: Aggregate> EventStore<A> for LedgerStore<A> {
         };
         let position = self.repository.append::<A>(serialized, snapshot).await?;
         self.notifier.committed();
-        record(|trace| trace.appended = position);
+        note_append_outcome(|outcome| outcome.appended = position);
         self.cache.put(context);
         Ok(envelopes)
     }

@@ -1,36 +1,9 @@
-//! AES-256-GCM for exchange credentials at rest, and a string type that
-//! never prints its contents.
+//! AES-256-GCM for exchange credentials at rest.
 
 use aes_gcm::aead::{Aead, KeyInit, OsRng, Payload};
 use aes_gcm::{AeadCore, Aes256Gcm, Key, Nonce};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
-
-/// A string that must not reach logs: `Debug` and `Display` redact it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretString(String);
-
-impl SecretString {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl std::fmt::Display for SecretString {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
@@ -138,11 +111,5 @@ mod tests {
             other.open(row, secret_box.key_id(), &nonce, &ciphertext),
             Err(CryptoError::UnknownKey(_))
         ));
-    }
-
-    #[test]
-    fn secret_string_does_not_print() {
-        let secret = SecretString::new("hunter2");
-        assert_eq!(format!("{secret:?} {secret}"), "[redacted] [redacted]");
     }
 }

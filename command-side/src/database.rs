@@ -9,6 +9,22 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 /// The migrations in `migrations/` at the workspace root, compiled in.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
+/// The tables of the log itself: the events, the snapshots, and the
+/// subscribers' checkpoints.
+pub const LOG_TABLES: [&str; 3] = ["events", "snapshots", "subscriber_checkpoints"];
+
+/// The side tables: what must not enter the log (password hashes, sealed
+/// exchange secrets, refresh tokens) and the idempotency ledger. Every
+/// other table the migrations make is a read model
+/// (`projections::read_models::READ_MODELS`); `tests/read_models/registry`
+/// checks that the three lists cover the schema.
+pub const SIDE_TABLES: [&str; 4] = [
+    "user_credentials",
+    "exchange_key_secrets",
+    "refresh_tokens",
+    "idempotency_keys",
+];
+
 /// Creates the database named in `database_url` when it does not exist,
 /// connecting to the server's `postgres` database to do so.
 pub async fn ensure_database_exists(database_url: &str) -> Result<(), sqlx::Error> {

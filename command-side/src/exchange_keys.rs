@@ -5,17 +5,16 @@
 use chrono::Utc;
 use domain::exchange_key::{ExchangeKey, ExchangeKeyCommand};
 use domain::services::KeyStatus;
+use domain::SecretString;
 use domain::{Actor, DomainError};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::crypto::{SecretBox, SecretString};
+use crate::credentials::seal;
 use crate::error::CommandError;
-use crate::exchange::ApiCredentials;
+use crate::framework::CommandSide;
 use crate::metadata::CommandMetadata;
-use crate::store::{CommandSide, Position};
+use event_log::Position;
 
 /// The outcome of a key test.
 #[derive(Debug, Clone)]
@@ -23,12 +22,6 @@ pub struct KeyTestOutcome {
     pub status: KeyStatus,
     pub failure: Option<String>,
     pub position: Position,
-}
-
-#[derive(Serialize, Deserialize)]
-struct SealedCredentials {
-    api_key: String,
-    api_secret: String,
 }
 
 /// A short, stable identifier of an API key that reveals nothing usable.
@@ -60,39 +53,7 @@ fn validate_credentials(api_key: &str, api_secret: &str) -> Result<(), DomainErr
     Ok(())
 }
 
-/// Decrypts the credential stored for `key_id`, if any.
-pub async fn load_credentials(
-    pool: &PgPool,
-    secrets: &SecretBox,
-    key_id: Uuid,
-) -> anyhow::Result<Option<ApiCredentials>> {
-    let row: Option<(String, Vec<u8>, Vec<u8>)> = sqlx::query_as(
-        "SELECT encryption_key_id, nonce, ciphertext FROM exchange_key_secrets WHERE key_id = $1",
-    )
-    .bind(key_id)
-    .fetch_optional(pool)
-    .await?;
-    let Some((sealed_with, nonce, ciphertext)) = row else {
-        return Ok(None);
-    };
-    let plaintext = secrets.open(key_id, &sealed_with, &nonce, &ciphertext)?;
-    let sealed: SealedCredentials = serde_json::from_slice(&plaintext)?;
-    Ok(Some(ApiCredentials {
-        api_key: SecretString::new(sealed.api_key),
-        api_secret: SecretString::new(sealed.api_secret),
-    }))
-}
-
 impl CommandSide {
-    fn seal(&self, key_id: Uuid, api_key: &str, api_secret: &str) -> (Vec<u8>, Vec<u8>) {
-        let plaintext = serde_json::to_vec(&SealedCredentials {
-            api_key: api_key.to_string(),
-            api_secret: api_secret.to_string(),
-        })
-        .expect("two strings serialise");
-        self.settings.secrets.seal(key_id, &plaintext)
-    }
-
     /// Stores the encrypted credential, then connects the key; a refused
     /// connection deletes the credential again.
     pub async fn connect_key(
@@ -109,7 +70,12 @@ impl CommandSide {
             .ok_or_else(|| DomainError::forbidden("a key belongs to a user"))?;
         validate_credentials(api_key.expose(), api_secret.expose())?;
         let key_id = Uuid::new_v4();
-        let (nonce, ciphertext) = self.seal(key_id, api_key.expose(), api_secret.expose());
+        let (nonce, ciphertext) = seal(
+            &self.settings.secrets,
+            key_id,
+            api_key.expose(),
+            api_secret.expose(),
+        );
         sqlx::query(
             "INSERT INTO exchange_key_secrets (key_id, user_id, encryption_key_id, nonce, ciphertext) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -129,7 +95,7 @@ impl CommandSide {
             at: Utc::now(),
         };
         match self
-            .execute_key(&key_id.to_string(), command, metadata)
+            .execute_exchange_key(&key_id.to_string(), command, metadata)
             .await
         {
             Ok(position) => Ok((key_id, position)),
@@ -171,7 +137,12 @@ impl CommandSide {
             .bind(key_id)
             .fetch_optional(&self.pool)
             .await?;
-            let (nonce, ciphertext) = self.seal(key_id, api_key.expose(), api_secret.expose());
+            let (nonce, ciphertext) = seal(
+                &self.settings.secrets,
+                key_id,
+                api_key.expose(),
+                api_secret.expose(),
+            );
             self.store_credentials(key_id, self.settings.secrets.key_id(), &nonce, &ciphertext)
                 .await?;
             new_fingerprint = Some(fingerprint(api_key.expose()));
@@ -183,7 +154,7 @@ impl CommandSide {
             at: Utc::now(),
         };
         let result = self
-            .execute_key(&key_id.to_string(), command, metadata)
+            .execute_exchange_key(&key_id.to_string(), command, metadata)
             .await;
         if result.is_err() {
             if let Some((sealed_with, nonce, ciphertext)) = previous {
@@ -234,7 +205,7 @@ impl CommandSide {
             at: Utc::now(),
         };
         let position = self
-            .execute_key(&key_id.to_string(), command, metadata)
+            .execute_exchange_key(&key_id.to_string(), command, metadata)
             .await?;
         let (key, _) = self.load::<ExchangeKey>(&key_id.to_string()).await?;
         Ok(KeyTestOutcome {
@@ -256,7 +227,7 @@ impl CommandSide {
             at: Utc::now(),
         };
         let position = self
-            .execute_key(&key_id.to_string(), command, metadata)
+            .execute_exchange_key(&key_id.to_string(), command, metadata)
             .await?;
         self.delete_credentials(key_id).await?;
         Ok(position)

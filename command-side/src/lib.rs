@@ -3,48 +3,56 @@
 //! tables.
 //!
 //! - [`database`]: creating the database and applying the migrations;
-//! - [`store`]: the cqrs-es frameworks (snapshotting postgres-es stores) for
-//!   the four aggregates, the bounded retry on a concurrency conflict and
-//!   the [`store::Position`] token a command answers with;
-//! - [`batch`]: group commit: concurrent commands' appends in one
-//!   statement and transaction;
-//! - [`cache`]: the store every command goes through, keeping the
-//!   aggregates this process last wrote in memory (the log decides);
-//! - [`repository`]: the event repository under them: postgres-es' reads,
-//!   and a command's events and snapshot appended in one statement that
-//!   returns their position;
-//! - [`notify`]: wakes the log's subscribers after commits;
+//! - [`framework`]: [`CommandSide`], the cqrs-es frameworks for the four
+//!   aggregates, the bounded retry on a concurrency conflict and the
+//!   [`event_log::Position`] a command answers with;
+//! - [`load`]: an aggregate's state from the log without the cache;
+//! - [`cache`]: [`cache::CachedEventStore`], the store every command goes
+//!   through, keeping the aggregates this process last wrote in memory
+//!   (the log decides);
+//! - [`repository`]: the event repository under it: postgres-es' reads,
+//!   and appends through [`append`] (one statement that returns the
+//!   events' position) or [`batch`] (group commit: concurrent commands'
+//!   appends in one statement and transaction);
+//! - [`append_outcome`]: where the running command's append landed, read
+//!   back after cqrs-es returns;
 //! - [`metadata`]: the metadata every event carries;
 //! - [`metrics`]: commands by type and outcome, events appended, in the
 //!   process-wide Prometheus registry;
 //! - [`users`], [`exchange_keys`], [`bots`]: the use cases the API calls,
 //!   each combining a side-table write with a command;
+//! - [`process_manager`]: [`process_manager::TradeRecorder`], the
+//!   subscriber that turns `bot.trade.executed` into
+//!   `Portfolio::RecordTrade`;
 //! - [`sessions`]: refresh tokens (hashed, rotating);
 //! - [`idempotency`]: the ledger that replays the first response to a key;
-//! - [`crypto`], [`passwords`]: AES-256-GCM for exchange secrets, argon2id
-//!   for passwords;
-//! - [`exchange`]: the `Exchange` trait and the deterministic paper
-//!   exchange; [`services`] implements the domain's service traits on top.
+//! - [`crypto`], [`credentials`], [`passwords`]: AES-256-GCM, exchange
+//!   credentials sealed with it, argon2id for passwords;
+//! - [`services`]: the domain's service traits, implemented on the log and
+//!   an [`exchange::Exchange`].
 
+pub mod append;
+pub mod append_outcome;
 pub mod batch;
 pub mod bots;
 pub mod cache;
+pub mod credentials;
 pub mod crypto;
 pub mod database;
 pub mod error;
-pub mod exchange;
 pub mod exchange_keys;
+pub mod framework;
 pub mod idempotency;
+pub mod load;
 pub mod metadata;
 pub mod metrics;
-pub mod notify;
 pub mod passwords;
+pub mod process_manager;
 pub mod repository;
 pub mod services;
 pub mod sessions;
-pub mod store;
 pub mod users;
 
 pub use error::CommandError;
+pub use framework::{CommandSide, CommandSideSettings};
 pub use metadata::CommandMetadata;
-pub use store::{CommandSide, CommandSideSettings, Position};

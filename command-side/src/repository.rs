@@ -10,7 +10,7 @@
 //!   on its own: one round trip instead of postgres-es' four (`BEGIN`, an
 //!   `INSERT` per event, the snapshot, `COMMIT`). The statement returns
 //!   where the events stand in commit order, so the command side does not
-//!   ask again ([`CommandTrace`]);
+//!   ask again ([`crate::append_outcome::AppendOutcome`]);
 //! - the events after a snapshot are read with the sequence as a bound
 //!   parameter, so the statement is prepared once per connection
 //!   (postgres-es formats the sequence into the SQL text, and every new
@@ -25,8 +25,6 @@
 //! statement, so it can only be replaced by a writer whose events were
 //! appended after the ones it folds.
 
-use std::cell::Cell;
-
 use cqrs_es::persist::{
     PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
 };
@@ -36,79 +34,16 @@ use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
+use crate::append::{append_alone, persistence_error, with_snapshot};
+use crate::append_outcome::note_append_outcome;
 use crate::batch::AppendBatcher;
-use crate::store::Position;
-
-/// What the store did for the command running in this task, read by the
-/// command side after cqrs-es returns.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct CommandTrace {
-    /// Where the command's append landed; `None` when it appended nothing.
-    pub appended: Option<Position>,
-    /// The sequence of the cached state the command was decided on; `None`
-    /// when the state was loaded from the log.
-    pub cached_sequence: Option<usize>,
-}
-
-tokio::task_local! {
-    static TRACE: Cell<CommandTrace>;
-}
-
-/// Runs `command` (a cqrs-es execution) with a fresh [`CommandTrace`] and
-/// gives back both.
-pub(crate) async fn traced<T>(command: impl std::future::Future<Output = T>) -> (T, CommandTrace) {
-    TRACE
-        .scope(Cell::new(CommandTrace::default()), async {
-            let outcome = command.await;
-            (outcome, TRACE.with(Cell::get))
-        })
-        .await
-}
-
-/// Notes something in the running command's trace; outside [`traced`] it
-/// does nothing.
-pub(crate) fn record(update: impl FnOnce(&mut CommandTrace)) {
-    let _ = TRACE.try_with(|cell| {
-        let mut trace = cell.get();
-        update(&mut trace);
-        cell.set(trace);
-    });
-}
+use event_log::Position;
 
 const SELECT_LAST_EVENTS: &str = "\
 SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata
   FROM events
  WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3
  ORDER BY sequence";
-
-/// A command's one event without a snapshot, by far the most common
-/// append: a plain INSERT, which PostgreSQL runs at about 1.25 times the
-/// rate of the general statement below (BENCHMARKS.md, "api").
-const APPEND_ONE: &str = "\
-INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-VALUES ($1, $2, $3, $4, $5, ($6::jsonb)::json, ($7::jsonb)::json)
-RETURNING transaction_id::text, global_position";
-
-const APPEND: &str = "\
-WITH appended AS (
-    INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-    SELECT $1, $2, e.sequence, e.event_type, e.event_version, e.payload::json, e.metadata::json
-      FROM unnest($3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])
-           AS e(sequence, event_type, event_version, payload, metadata)
-     ORDER BY e.sequence
-    RETURNING transaction_id, global_position
-), snapshot AS (
-    INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload)
-    SELECT $1, $2, $8, $9, ($10::jsonb)::json
-     WHERE $10::jsonb IS NOT NULL
-    ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
-       SET last_sequence = EXCLUDED.last_sequence,
-           current_snapshot = EXCLUDED.current_snapshot,
-           payload = EXCLUDED.payload
-)
-SELECT transaction_id::text, max(global_position)
-  FROM appended
- GROUP BY transaction_id";
 
 /// postgres-es' repository with a one-statement append (see the module
 /// documentation).
@@ -156,77 +91,6 @@ impl LedgerEventRepository {
     }
 }
 
-/// One command's events without a snapshot, in one autocommit statement.
-pub(crate) async fn append_alone(
-    pool: &PgPool,
-    aggregate_type: &str,
-    events: &[SerializedEvent],
-) -> Result<Option<Position>, PersistenceError> {
-    let [event] = events else {
-        return with_snapshot(pool, aggregate_type, events, None).await;
-    };
-    let (transaction, global_position): (String, i64) = sqlx::query_as(APPEND_ONE)
-        .bind(aggregate_type)
-        .bind(event.aggregate_id.as_str())
-        .bind(event.sequence as i64)
-        .bind(event.event_type.as_str())
-        .bind(event.event_version.as_str())
-        .bind(&event.payload)
-        .bind(&event.metadata)
-        .fetch_one(pool)
-        .await
-        .map_err(persistence_error)?;
-    Ok(Some(Position {
-        transaction_id: transaction.parse().unwrap_or_default(),
-        global_position,
-    }))
-}
-
-/// Several events of one stream, and a snapshot if any: one statement.
-async fn with_snapshot(
-    pool: &PgPool,
-    aggregate_type: &str,
-    events: &[SerializedEvent],
-    snapshot: Option<(String, Value, usize)>,
-) -> Result<Option<Position>, PersistenceError> {
-    let Some(first) = events.first() else {
-        return Ok(None);
-    };
-    let last_sequence = events.last().map_or(0, |e| e.sequence) as i64;
-    let (snapshot_number, snapshot_payload) = match snapshot {
-        Some((_, payload, number)) => (Some(number as i64), Some(payload)),
-        None => (None, None),
-    };
-    let row: Option<(String, i64)> = sqlx::query_as(APPEND)
-        .bind(aggregate_type)
-        .bind(first.aggregate_id.as_str())
-        .bind(events.iter().map(|e| e.sequence as i64).collect::<Vec<_>>())
-        .bind(
-            events
-                .iter()
-                .map(|e| e.event_type.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            events
-                .iter()
-                .map(|e| e.event_version.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(events.iter().map(|e| &e.payload).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| &e.metadata).collect::<Vec<_>>())
-        .bind(last_sequence)
-        .bind(snapshot_number)
-        .bind(snapshot_payload)
-        .fetch_optional(pool)
-        .await
-        .map_err(persistence_error)?;
-    Ok(row.map(|(transaction, global_position)| Position {
-        transaction_id: transaction.parse().unwrap_or_default(),
-        global_position,
-    }))
-}
-
 impl Clone for LedgerEventRepository {
     fn clone(&self) -> Self {
         Self {
@@ -272,7 +136,7 @@ impl PersistedEventRepository for LedgerEventRepository {
         snapshot_update: Option<(String, Value, usize)>,
     ) -> Result<(), PersistenceError> {
         let position = self.append::<A>(events.to_vec(), snapshot_update).await?;
-        record(|trace| trace.appended = position);
+        note_append_outcome(|outcome| outcome.appended = position);
         Ok(())
     }
 
@@ -300,25 +164,4 @@ fn serialized_event(row: &PgRow) -> Result<SerializedEvent, PersistenceError> {
         row.try_get("payload").map_err(read)?,
         row.try_get("metadata").map_err(read)?,
     ))
-}
-
-/// As postgres-es maps them: a unique violation (another writer appended
-/// the same sequence) is an optimistic-lock conflict; a broken connection
-/// is a connection error; anything else is unexpected.
-fn persistence_error(error: sqlx::Error) -> PersistenceError {
-    match &error {
-        sqlx::Error::Database(database) if database.code().as_deref() == Some("23505") => {
-            PersistenceError::OptimisticLockError
-        }
-        _ if connection_lost(&error) => PersistenceError::ConnectionError(Box::new(error)),
-        _ => PersistenceError::UnknownError(Box::new(error)),
-    }
-}
-
-/// Whether `error` is the connection's, not the statement's.
-pub(crate) fn connection_lost(error: &sqlx::Error) -> bool {
-    matches!(
-        error,
-        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut
-    )
 }

@@ -11,9 +11,10 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::crypto::SecretBox;
-use crate::exchange::{Exchange, ExchangeError};
-use crate::exchange_keys::load_credentials;
-use crate::store::load;
+use exchange::{Exchange, ExchangeError};
+
+use crate::credentials::load_credentials;
+use crate::load::load;
 
 /// Verifies a stored credential: decrypts it from `exchange_key_secrets`
 /// and asks the exchange.

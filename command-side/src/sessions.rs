@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::error::CommandError;
-use crate::store::CommandSide;
+use crate::framework::CommandSide;
 
 /// `(user_id, family_id, expires_at, revoked_at)` of a stored token.
 type StoredRefreshToken = (Uuid, Uuid, DateTime<Utc>, Option<DateTime<Utc>>);

@@ -5,11 +5,12 @@ use domain::user::{normalise_email, Experience, RiskProfile, User, UserCommand};
 use domain::{Actor, DomainError, Role};
 use uuid::Uuid;
 
-use crate::crypto::SecretString;
 use crate::error::CommandError;
+use crate::framework::CommandSide;
 use crate::metadata::CommandMetadata;
 use crate::passwords::{hash_password, validate_password, verify_password};
-use crate::store::{CommandSide, Position};
+use domain::SecretString;
+use event_log::Position;
 
 /// A user who just logged in, with the role their tokens carry.
 #[derive(Debug, Clone)]

@@ -13,11 +13,12 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use command_side::crypto::SecretBox;
-use command_side::exchange::PaperExchange;
-use command_side::{CommandMetadata, CommandSide, CommandSideSettings, Position};
+use command_side::{CommandMetadata, CommandSide, CommandSideSettings};
 use cqrs_es::Aggregate;
 use domain::portfolio::{Portfolio, PortfolioCommand, PortfolioEvent, TradeFill};
 use domain::{Actor, Pair, Side};
+use event_log::Position;
+use exchange::PaperExchange;
 use rust_decimal::Decimal;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgPool};
@@ -240,7 +241,7 @@ async fn a_committed_command_wakes_the_listeners_after_its_commit() {
         .await
         .unwrap();
     listener
-        .listen(command_side::notify::EVENTS_CHANNEL)
+        .listen(event_log::notify::EVENTS_CHANNEL)
         .await
         .unwrap();
     let user_id = Uuid::new_v4();
@@ -258,7 +259,7 @@ async fn a_committed_command_wakes_the_listeners_after_its_commit() {
         .await
         .expect("a notification within 10 s of the commit")
         .unwrap();
-    assert_eq!(notification.channel(), command_side::notify::EVENTS_CHANNEL);
+    assert_eq!(notification.channel(), event_log::notify::EVENTS_CHANNEL);
     // Sent after the commit: the event is there for whoever wakes.
     assert_eq!(last_event(&pool, user_id).await.0, 1);
     drop(listener);

@@ -7,6 +7,7 @@
 //! - [`bot`]: a trading bot's configuration and lifecycle, and what it traded;
 //! - [`portfolio`]: a user's trade ledger, positions and realised P&L.
 //!
+//! [`aggregates`] is the one list of them ([`AggregateType::ALL`]).
 //! Shared vocabulary lives in [`common`] (actors, roles, decimals, pairs,
 //! strategies) and the one error type every aggregate refuses with in
 //! [`error`]. Calls that leave the process (the exchange, reading another
@@ -15,14 +16,18 @@
 //! Every event's `event_type()` is its wire name on Kafka and RabbitMQ, and
 //! its payload is the event serialised with that name in a `type` field.
 
+pub mod aggregates;
 pub mod bot;
 pub mod common;
 pub mod error;
 pub mod exchange_key;
 pub mod portfolio;
+pub mod secret;
 pub mod services;
 pub mod user;
 
+pub use aggregates::{AggregateType, Ownership};
 pub use common::{Actor, Pair, Role, Side, Strategy};
 pub use error::DomainError;
 pub use rust_decimal::Decimal;
+pub use secret::SecretString;

@@ -3,7 +3,7 @@
 //! `schemas/kafka/`.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use projections::RecordedEvent;
+use event_log::RecordedEvent;
 use rdkafka::message::{Header, OwnedHeaders};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -104,7 +104,7 @@ pub fn headers(event: &RecordedEvent) -> OwnedHeaders {
 
 #[cfg(test)]
 mod tests {
-    use command_side::Position;
+    use event_log::Position;
     use rdkafka::message::Headers;
     use serde_json::json;
 

@@ -9,11 +9,12 @@
 //! The idempotent producer keeps its own retries from duplicating or
 //! reordering within a partition.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex};
+
+use prometheus::IntCounter;
 
 use async_trait::async_trait;
-use projections::{RecordedEvent, Subscriber, SubscriberError};
+use event_log::{RecordedEvent, Subscriber, SubscriberError};
 use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientConfig;
@@ -25,24 +26,40 @@ use crate::topics::TopicLayout;
 /// The mirror's checkpoint name; stable across releases.
 pub const MIRROR_SUBSCRIBER: &str = "kafka_mirror";
 
-/// Counters of the mirror in this process, for `/metrics`.
-#[derive(Debug, Default)]
+/// Counters of the mirror in this process, in the process-wide
+/// Prometheus registry that `/metrics` renders.
 pub struct MirrorMetrics {
     /// Messages the broker acknowledged.
-    pub published: AtomicU64,
+    pub published: IntCounter,
     /// Messages the broker did not acknowledge (their batch is retried).
-    pub failed: AtomicU64,
+    pub failed: IntCounter,
     /// Batches published and acknowledged.
-    pub batches: AtomicU64,
+    pub batches: IntCounter,
 }
 
-static METRICS: MirrorMetrics = MirrorMetrics {
-    published: AtomicU64::new(0),
-    failed: AtomicU64::new(0),
-    batches: AtomicU64::new(0),
-};
+static METRICS: LazyLock<MirrorMetrics> = LazyLock::new(|| MirrorMetrics {
+    published: registered(
+        "muckard_kafka_published_events_total",
+        "Events the Kafka broker acknowledged.",
+    ),
+    failed: registered(
+        "muckard_kafka_publish_errors_total",
+        "Events the Kafka broker did not acknowledge; their batch is sent again.",
+    ),
+    batches: registered(
+        "muckard_kafka_published_batches_total",
+        "Batches the Kafka broker acknowledged in full.",
+    ),
+});
 
-/// This process's mirror counters.
+fn registered(name: &str, help: &str) -> IntCounter {
+    // The names are constants; a failure is a bug the first test shows.
+    let counter = IntCounter::new(name, help).expect("valid metric definition");
+    let _ = prometheus::register(Box::new(counter.clone()));
+    counter
+}
+
+/// This process's mirror counters (registered, at zero, on first call).
 pub fn metrics() -> &'static MirrorMetrics {
     &METRICS
 }
@@ -135,7 +152,7 @@ impl Subscriber for KafkaMirror {
                     // the whole batch is sent again from the checkpoint.
                     let queued = futures::future::join_all(deliveries).await;
                     let failed = events.len() as u64 - count_acknowledged(&queued);
-                    METRICS.failed.fetch_add(failed, Ordering::Relaxed);
+                    metrics().failed.inc_by(failed);
                     self.replace_producer_after(&producer, answered_with_errors(&queued));
                     return Err(SubscriberError::Failed(format!(
                         "kafka producer refused event {}: {}",
@@ -149,7 +166,7 @@ impl Subscriber for KafkaMirror {
         let acknowledged = count_acknowledged(&results);
         let failed = events.len() as u64 - acknowledged;
         if failed > 0 {
-            METRICS.failed.fetch_add(failed, Ordering::Relaxed);
+            metrics().failed.inc_by(failed);
             self.replace_producer_after(&producer, answered_with_errors(&results));
             let first_error = results
                 .iter()
@@ -164,8 +181,8 @@ impl Subscriber for KafkaMirror {
                 events.len()
             )));
         }
-        METRICS.published.fetch_add(acknowledged, Ordering::Relaxed);
-        METRICS.batches.fetch_add(1, Ordering::Relaxed);
+        metrics().published.inc_by(acknowledged);
+        metrics().batches.inc();
         Ok(())
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use projections::{LogReader, SubscriberRunner, SubscriberSettings};
+use event_log::{LogReader, SubscriberRunner, SubscriberSettings};
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::Producer;

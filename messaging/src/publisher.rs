@@ -9,13 +9,15 @@
 //! from the same place. So every event reaches its queue at least once, in
 //! commit order; consumers deduplicate by `message_id` (the event id).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::LazyLock;
+
+use prometheus::IntCounter;
 
 use async_trait::async_trait;
+use event_log::{RecordedEvent, Subscriber, SubscriberError};
 use futures::future::try_join_all;
 use lapin::options::BasicPublishOptions;
 use lapin::Confirmation;
-use projections::{RecordedEvent, Subscriber, SubscriberError};
 use sqlx::PgConnection;
 
 use crate::link::{AmqpLink, MessagingError};
@@ -26,21 +28,35 @@ pub struct RabbitPublisher {
     link: AmqpLink,
 }
 
-/// The publisher's counters, rendered by `/metrics`.
+/// The publisher's counters, in the process-wide Prometheus registry that
+/// `/metrics` renders.
 pub struct PublisherMetrics {
     /// Messages RabbitMQ confirmed.
-    pub published: AtomicU64,
+    pub published: IntCounter,
     /// Messages of batches that failed (broker down, nack, no confirm in
     /// time); the batch is published again from the checkpoint.
-    pub failed: AtomicU64,
+    pub failed: IntCounter,
 }
 
-static METRICS: PublisherMetrics = PublisherMetrics {
-    published: AtomicU64::new(0),
-    failed: AtomicU64::new(0),
-};
+static METRICS: LazyLock<PublisherMetrics> = LazyLock::new(|| PublisherMetrics {
+    published: registered(
+        "muckard_rabbitmq_published_messages_total",
+        "Messages RabbitMQ confirmed to the publisher.",
+    ),
+    failed: registered(
+        "muckard_rabbitmq_publish_errors_total",
+        "Messages of batches RabbitMQ did not confirm; the batch is published again.",
+    ),
+});
 
-/// This process's publisher counters.
+fn registered(name: &str, help: &str) -> IntCounter {
+    // The names are constants; a failure is a bug the first test shows.
+    let counter = IntCounter::new(name, help).expect("valid metric definition");
+    let _ = prometheus::register(Box::new(counter.clone()));
+    counter
+}
+
+/// This process's publisher counters (registered, at zero, on first call).
 pub fn metrics() -> &'static PublisherMetrics {
     &METRICS
 }
@@ -109,18 +125,14 @@ impl Subscriber for RabbitPublisher {
             }
         }
         if let Err(error) = self.publish_confirmed(&messages).await {
-            METRICS
-                .failed
-                .fetch_add(messages.len() as u64, Ordering::Relaxed);
+            metrics().failed.inc_by(messages.len() as u64);
             self.link.reset().await;
             return Err(SubscriberError::Failed(format!(
                 "publishing {} messages: {error}",
                 messages.len()
             )));
         }
-        METRICS
-            .published
-            .fetch_add(messages.len() as u64, Ordering::Relaxed);
+        metrics().published.inc_by(messages.len() as u64);
         if !messages.is_empty() {
             tracing::debug!(published = messages.len(), "published to rabbitmq");
         }
@@ -134,12 +146,12 @@ impl Subscriber for RabbitPublisher {
 pub fn spawn_publisher(
     pool: sqlx::PgPool,
     rabbit: RabbitSettings,
-    settings: projections::SubscriberSettings,
+    settings: event_log::SubscriberSettings,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    let runner = projections::SubscriberRunner::new(
+    let runner = event_log::SubscriberRunner::new(
         pool,
-        projections::LogReader::new(),
+        event_log::LogReader::new(),
         settings,
         shutdown.clone(),
     );

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use projections::audit::export::{build_report, verify_report};
-use projections::audit::stream::{state_as_of, AggregateKind, Until};
+use projections::audit::stream::{state_as_of, Until};
 use projections::audit::verify::{verify_log, VerifyRange};
 use projections::rebuild::{self, RebuildPlan, Stop};
 use serde::Serialize;
@@ -84,8 +84,7 @@ async fn rebuild(pool: &PgPool, args: RebuildArgs, json: bool) -> Result<Outcome
         report.events_per_second
     );
     for checkpoint in &checkpoints {
-        let show =
-            |p: Option<command_side::Position>| p.map_or("none".to_string(), |p| p.to_string());
+        let show = |p: Option<event_log::Position>| p.map_or("none".to_string(), |p| p.to_string());
         println!(
             "  {:<14} shadow at {}, live at {}",
             checkpoint.subscriber,
@@ -124,7 +123,7 @@ async fn rebuild(pool: &PgPool, args: RebuildArgs, json: bool) -> Result<Outcome
 }
 
 async fn state(pool: &PgPool, args: StateArgs, json: bool) -> Result<Outcome> {
-    let kind: AggregateKind = args.aggregate_type.parse()?;
+    let kind = args.aggregate_type;
     let until = match (args.as_of, args.at_sequence) {
         (Some(as_of), _) => Until::AsOf { as_of },
         (None, Some(sequence)) => Until::Sequence { sequence },

@@ -18,8 +18,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
+use clap::builder::{PossibleValue, TypedValueParser};
 use clap::{Parser, Subcommand};
-use command_side::Position;
+use domain::AggregateType;
+use event_log::Position;
 use uuid::Uuid;
 
 #[derive(Parser)]
@@ -77,9 +79,8 @@ pub enum Command {
 
 #[derive(clap::Args)]
 pub struct RebuildArgs {
-    /// The read model to rebuild: all, users, exchange_keys, bot_status,
-    /// trades or positions.
-    #[arg(long, default_value = "all")]
+    /// The read model to rebuild, or all of them.
+    #[arg(long, default_value = "all", value_parser = read_model_names())]
     pub projection: String,
     /// Stop after this commit-order position (a `position` token from a
     /// command response, `<transaction>.<global position>`).
@@ -110,8 +111,9 @@ pub struct RebuildArgs {
 
 #[derive(clap::Args)]
 pub struct StateArgs {
-    /// User, ExchangeKey, Bot or Portfolio (snake case works too).
-    pub aggregate_type: String,
+    /// The aggregate type (any case; snake case works too).
+    #[arg(value_parser = AggregateTypeParser)]
+    pub aggregate_type: AggregateType,
     /// The aggregate's id.
     pub id: String,
     /// The state as of this RFC 3339 time.
@@ -198,5 +200,41 @@ fn main() -> ExitCode {
             eprintln!("muckard-replay: {error:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// `all` and the name of every read model (`projections::read_models`).
+fn read_model_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(
+        std::iter::once("all").chain(projections::read_models::names()),
+    )
+}
+
+/// Parses an aggregate type in any of its spellings and lists the
+/// registry's names (`domain::AggregateType::ALL`) in `--help`.
+#[derive(Clone)]
+struct AggregateTypeParser;
+
+impl TypedValueParser for AggregateTypeParser {
+    type Value = AggregateType;
+
+    fn parse_ref(
+        &self,
+        _command: &clap::Command,
+        _argument: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<AggregateType, clap::Error> {
+        let text = value.to_string_lossy();
+        text.parse().map_err(|error| {
+            clap::Error::raw(clap::error::ErrorKind::InvalidValue, format!("{error}\n"))
+        })
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(
+            AggregateType::ALL
+                .iter()
+                .map(|kind| PossibleValue::new(kind.as_str())),
+        ))
     }
 }

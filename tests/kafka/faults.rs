@@ -16,15 +16,14 @@ use crate::support::{
 async fn mirror_reaches_head(app: &TestApp, seconds: u64) {
     // The trade recorder may still be appending; settle on a head that
     // stays put while the mirror passes it.
-    let reader = projections::LogReader::new();
+    let reader = event_log::LogReader::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
     loop {
         let head = reader.head(&app.pool).await.unwrap();
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let reached =
-            projections::lag::wait_until_reached(&app.pool, MIRROR_SUBSCRIBER, head, left)
-                .await
-                .unwrap();
+        let reached = event_log::lag::wait_until_reached(&app.pool, MIRROR_SUBSCRIBER, head, left)
+            .await
+            .unwrap();
         assert!(
             reached,
             "the mirror did not reach {head} within {seconds} s"
@@ -36,7 +35,7 @@ async fn mirror_reaches_head(app: &TestApp, seconds: u64) {
 }
 
 async fn mirror_lag(app: &TestApp) -> i64 {
-    projections::lag::all(&app.pool)
+    event_log::lag::all(&app.pool)
         .await
         .unwrap()
         .into_iter()
@@ -163,9 +162,5 @@ async fn a_relay_killed_mid_run_and_restarted_loses_nothing() {
         consumed.len()
     );
     app.shutdown.cancel();
-    delete_topics(
-        &app.state.settings.kafka,
-        &app.state.settings.kafka.layout.specs(),
-    )
-    .await;
+    delete_topics(&app.settings.kafka, &app.settings.kafka.layout.specs()).await;
 }

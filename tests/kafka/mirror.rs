@@ -131,8 +131,8 @@ async fn every_event_reaches_its_topic_once_in_order_with_key_and_headers() {
         portfolio == 18
     })
     .await;
-    let head = projections::LogReader::new().head(&app.pool).await.unwrap();
-    let reached = projections::lag::wait_until_reached(
+    let head = event_log::LogReader::new().head(&app.pool).await.unwrap();
+    let reached = event_log::lag::wait_until_reached(
         &app.pool,
         MIRROR_SUBSCRIBER,
         head,
@@ -215,9 +215,5 @@ async fn every_event_reaches_its_topic_once_in_order_with_key_and_headers() {
     assert!(published >= expected as u64, "{published}");
 
     app.shutdown.cancel();
-    delete_topics(
-        &app.state.settings.kafka,
-        &app.state.settings.kafka.layout.specs(),
-    )
-    .await;
+    delete_topics(&app.settings.kafka, &app.settings.kafka.layout.specs()).await;
 }

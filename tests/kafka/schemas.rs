@@ -24,6 +24,7 @@ use domain::exchange_key::ExchangeKeyEvent;
 use domain::portfolio::{Portfolio, PortfolioEvent, Position, TradeFill};
 use domain::services::KeyPermission;
 use domain::user::{Experience, RiskProfile, UserEvent};
+use domain::AggregateType;
 use domain::{Decimal, Pair, Role, Side, Strategy};
 use jsonschema::{Registry, Validator};
 use serde_json::{json, Value};
@@ -159,21 +160,57 @@ fn wire_names<E: DomainEvent>() -> BTreeSet<String> {
     names
 }
 
-/// Wire name → aggregate type, for every event enum.
+/// The wire names of one aggregate's events. The match is exhaustive, so
+/// an aggregate added to the registry must be added here.
+fn wire_names_of(kind: AggregateType) -> BTreeSet<String> {
+    match kind {
+        AggregateType::User => wire_names::<UserEvent>(),
+        AggregateType::ExchangeKey => wire_names::<ExchangeKeyEvent>(),
+        AggregateType::Bot => wire_names::<BotEvent>(),
+        AggregateType::Portfolio => wire_names::<PortfolioEvent>(),
+    }
+}
+
+/// Wire name → aggregate type, for every aggregate of the registry.
 fn all_wire_names() -> BTreeMap<String, &'static str> {
     let mut all = BTreeMap::new();
-    for (aggregate, names) in [
-        ("User", wire_names::<UserEvent>()),
-        ("ExchangeKey", wire_names::<ExchangeKeyEvent>()),
-        ("Bot", wire_names::<BotEvent>()),
-        ("Portfolio", wire_names::<PortfolioEvent>()),
-    ] {
-        for name in names {
-            let previous = all.insert(name.clone(), aggregate);
+    for kind in AggregateType::ALL {
+        for name in wire_names_of(kind) {
+            let previous = all.insert(name.clone(), kind.as_str());
             assert!(previous.is_none(), "wire name {name} used twice");
         }
     }
     all
+}
+
+/// Every event type belongs to its aggregate's families in the registry,
+/// and the mirror routes every family to a topic: an aggregate or event
+/// family added in one place and not the other fails here, not in
+/// production (where the mirror would stop at the first unrouted event).
+#[test]
+fn every_event_type_is_in_its_aggregates_families_and_routed_to_a_topic() {
+    let layout = kafka_mirror::KafkaSettings::from_lookup(&|_| None)
+        .expect("the default Kafka settings")
+        .layout;
+    for (name, aggregate) in all_wire_names() {
+        assert_eq!(
+            AggregateType::of_event_type(&name).map(AggregateType::as_str),
+            Some(aggregate),
+            "{name} is not in the families of {aggregate} (domain::aggregates)"
+        );
+        assert!(
+            layout.topic_for(&name).is_some(),
+            "{name} has no Kafka topic (kafka_mirror::topics::TopicLayout::topic_for)"
+        );
+    }
+    for kind in AggregateType::ALL {
+        for family in kind.event_families() {
+            assert!(
+                layout.topic_for(&format!("{family}.any")).is_some(),
+                "the family {family} of {kind} has no Kafka topic"
+            );
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------

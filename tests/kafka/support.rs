@@ -43,8 +43,7 @@ pub fn admin(settings: &KafkaSettings) -> Arc<AdminClient<DefaultClientContext>>
 
 /// The names of the topics `app` mirrors to.
 pub fn topic_names(app: &TestApp) -> Vec<String> {
-    app.state
-        .settings
+    app.settings
         .kafka
         .layout
         .specs()

@@ -53,7 +53,7 @@ async fn a_standby_runner_takes_over_and_resumes_the_running_bots() {
     // database stands by behind the active runner's lock...
     let second = CancellationToken::new();
     let _stop_second = second.clone().drop_guard();
-    api::state::start_workers(&app.state, second.clone());
+    muckard::wiring::start_workers(&app.settings, &app.state, second.clone());
     // ...and takes over when the first set stops.
     app.shutdown.cancel();
     app.eventually(30, "the standby runner took the lock", || async {

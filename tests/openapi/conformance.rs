@@ -143,7 +143,7 @@ impl Conformance {
 async fn user_with_role(app: &TestApp, role: domain::Role) -> TestUser {
     let user = app.user().await;
     let metadata = command_side::CommandMetadata::new("cli", Some(domain::Actor::System));
-    api::operator::grant_role(&app.state, &user.email, role, &metadata)
+    muckard::operator::grant_role(&app.state.commands, &user.email, role, &metadata)
         .await
         .expect("grant role");
     app.login(&user.email).await
@@ -710,8 +710,9 @@ async fn every_operation_answers_as_documented() {
 fn domain_values_match_their_documented_schemas() {
     use domain::services::{KeyPermission, KeyStatus};
     use domain::user::{Experience, RiskProfile};
+    use domain::AggregateType;
     use domain::{Role, Side, Strategy};
-    use projections::audit::stream::{AggregateKind, Until};
+    use projections::audit::stream::Until;
     use rust_decimal::Decimal;
 
     let document = serde_json::to_value(api::openapi::document()).unwrap();
@@ -817,7 +818,7 @@ fn domain_values_match_their_documented_schemas() {
     );
     check(
         "AggregateType",
-        AggregateKind::ALL
+        AggregateType::ALL
             .iter()
             .map(|k| serde_json::to_value(k).unwrap())
             .collect(),

@@ -2,8 +2,8 @@ use std::process::{Child, Command, Stdio};
 
 use chrono::Utc;
 use domain::Side;
+use event_log::{LogReader, SubscriberRunner, SubscriberSettings};
 use integration_tests::{muckard_binary, TestApp};
-use projections::{LogReader, SubscriberRunner, SubscriberSettings};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -44,7 +44,7 @@ async fn snapshot(app: &TestApp) -> Vec<(String, Vec<String>)> {
 }
 
 async fn all_caught_up(app: &TestApp) -> bool {
-    let lags = projections::lag::all(&app.pool).await.unwrap();
+    let lags = event_log::lag::all(&app.pool).await.unwrap();
     lags.len() == 6 && lags.iter().all(|lag| lag.events_behind == 0)
 }
 

@@ -3,10 +3,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use integration_tests::TestApp;
-use projections::{
+use event_log::{
     LogReader, RecordedEvent, Subscriber, SubscriberError, SubscriberRunner, SubscriberSettings,
 };
+use integration_tests::TestApp;
 use rand::Rng;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
@@ -326,7 +326,7 @@ async fn the_reader_orders_transaction_ids_as_numbers_across_digit_boundaries() 
     drop(connection);
 
     let reader = LogReader::new();
-    let mut after = command_side::Position::default();
+    let mut after = event_log::Position::default();
     let mut order = Vec::new();
     loop {
         let batch = reader.read_after(&app.pool, after, 2).await.unwrap();
@@ -377,7 +377,7 @@ async fn a_subscriber_held_back_by_an_older_transaction_does_not_wait_for_its_po
     append(&mut writer, "tail", 1).await.unwrap();
     // This writer stands for the command side, which notifies after it
     // commits.
-    command_side::notify::notify(&app.pool).await.unwrap();
+    event_log::notify::notify(&app.pool).await.unwrap();
     app.eventually(10, "the subscriber to be running", count(1))
         .await;
 
@@ -389,7 +389,7 @@ async fn a_subscriber_held_back_by_an_older_transaction_does_not_wait_for_its_po
         .await
         .unwrap();
     append(&mut writer, "tail", 2).await.unwrap();
-    command_side::notify::notify(&app.pool).await.unwrap();
+    event_log::notify::notify(&app.pool).await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await; // the blocker's work
     open.commit().await.unwrap();
     let released = std::time::Instant::now();

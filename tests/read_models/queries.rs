@@ -178,9 +178,14 @@ async fn bots_are_visible_to_their_owner_and_admins_only() {
     );
 
     let metadata = command_side::CommandMetadata::new("cli", Some(domain::Actor::System));
-    api::operator::grant_role(&app.state, &stranger.email, domain::Role::Admin, &metadata)
-        .await
-        .unwrap();
+    muckard::operator::grant_role(
+        &app.state.commands,
+        &stranger.email,
+        domain::Role::Admin,
+        &metadata,
+    )
+    .await
+    .unwrap();
     let admin = app.login(&stranger.email).await;
     let as_admin = app
         .request(

@@ -96,7 +96,7 @@ pub async fn database_now(app: &TestApp) -> DateTime<Utc> {
 /// has handled every event.
 pub async fn caught_up(app: &TestApp) {
     app.eventually(30, "every subscriber to catch up", || async {
-        let lags = projections::lag::all(&app.pool).await.unwrap();
+        let lags = event_log::lag::all(&app.pool).await.unwrap();
         lags.len() == 6 && lags.iter().all(|lag| lag.events_behind == 0)
     })
     .await;
@@ -106,7 +106,7 @@ pub async fn caught_up(app: &TestApp) {
 pub async fn user_with_role(app: &TestApp, role: domain::Role) -> TestUser {
     let user = app.user().await;
     let metadata = command_side::CommandMetadata::new("cli", Some(domain::Actor::System));
-    api::operator::grant_role(&app.state, &user.email, role, &metadata)
+    muckard::operator::grant_role(&app.state.commands, &user.email, role, &metadata)
         .await
         .expect("grant role");
     app.login(&user.email).await

@@ -4,9 +4,10 @@
 
 use axum::http::{Method, StatusCode};
 use chrono::{DateTime, Utc};
+use domain::AggregateType;
 use domain::Side;
 use integration_tests::{TestApp, TestUser};
-use projections::audit::stream::{state_as_of, AggregateKind, Until};
+use projections::audit::stream::{state_as_of, Until};
 use projections::audit::NoProgress;
 use projections::rebuild::{self, RebuildPlan, Stop};
 use rust_decimal::Decimal;
@@ -90,7 +91,7 @@ async fn known_history(app: &TestApp) -> (TestUser, Uuid, Moments) {
     )
 }
 
-async fn state(app: &TestApp, kind: AggregateKind, id: Uuid, as_of: DateTime<Utc>) -> (i64, Value) {
+async fn state(app: &TestApp, kind: AggregateType, id: Uuid, as_of: DateTime<Utc>) -> (i64, Value) {
     let found = state_as_of(&app.pool, kind, &id.to_string(), Until::AsOf { as_of })
         .await
         .unwrap()
@@ -112,39 +113,39 @@ async fn states_as_of_each_moment_are_the_known_ones() {
     let (trader, bot_id, at) = known_history(&app).await;
     let user = trader.id;
 
-    let (sequence, before) = state(&app, AggregateKind::User, user, at.before).await;
+    let (sequence, before) = state(&app, AggregateType::User, user, at.before).await;
     assert_eq!(
         (sequence, before),
         (0, Value::Null),
         "nothing before registering"
     );
-    let (_, registered) = state(&app, AggregateKind::User, user, at.registered).await;
+    let (_, registered) = state(&app, AggregateType::User, user, at.registered).await;
     assert_eq!(registered["user_id"], json!(user));
     assert_eq!(registered["display_name"], Value::Null);
-    let (_, ada) = state(&app, AggregateKind::User, user, at.named_ada).await;
+    let (_, ada) = state(&app, AggregateType::User, user, at.named_ada).await;
     assert_eq!(ada["display_name"], "Ada");
-    let (_, grace) = state(&app, AggregateKind::User, user, at.named_grace).await;
+    let (_, grace) = state(&app, AggregateType::User, user, at.named_grace).await;
     assert_eq!(grace["display_name"], "Grace");
 
-    let (sequence, bot_before) = state(&app, AggregateKind::Bot, bot_id, at.named_grace).await;
+    let (sequence, bot_before) = state(&app, AggregateType::Bot, bot_id, at.named_grace).await;
     assert_eq!((sequence, bot_before), (0, Value::Null), "no bot yet");
-    let (_, running) = state(&app, AggregateKind::Bot, bot_id, at.bot_running).await;
+    let (_, running) = state(&app, AggregateType::Bot, bot_id, at.bot_running).await;
     assert_eq!(running["state"], "running", "{running}");
     assert_eq!(running["trades_executed"], 0);
-    let (_, one) = state(&app, AggregateKind::Bot, bot_id, at.first_fill).await;
+    let (_, one) = state(&app, AggregateType::Bot, bot_id, at.first_fill).await;
     assert_eq!(one["trades_executed"], 1);
-    let (_, two) = state(&app, AggregateKind::Bot, bot_id, at.second_fill).await;
+    let (_, two) = state(&app, AggregateType::Bot, bot_id, at.second_fill).await;
     assert_eq!(two["trades_executed"], 2);
 
-    let (_, portfolio) = state(&app, AggregateKind::Portfolio, user, at.first_fill).await;
+    let (_, portfolio) = state(&app, AggregateType::Portfolio, user, at.first_fill).await;
     assert_eq!(quantity(&portfolio), Decimal::from(1));
-    let (_, portfolio) = state(&app, AggregateKind::Portfolio, user, at.second_fill).await;
+    let (_, portfolio) = state(&app, AggregateType::Portfolio, user, at.second_fill).await;
     assert_eq!(quantity(&portfolio), Decimal::from(3));
 
     // A sequence gives the same state as the time its event was recorded.
     let all = state_as_of(
         &app.pool,
-        AggregateKind::User,
+        AggregateType::User,
         &user.to_string(),
         Until::End,
     )
@@ -158,7 +159,7 @@ async fn states_as_of_each_moment_are_the_known_ones() {
         .expect("the rename to Ada");
     let by_sequence = state_as_of(
         &app.pool,
-        AggregateKind::User,
+        AggregateType::User,
         &user.to_string(),
         Until::Sequence {
             sequence: ada_event.fields.sequence,

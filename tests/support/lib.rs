@@ -8,13 +8,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use api::config::Settings;
 use api::AppState;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
-use command_side::exchange::PaperExchange;
+use exchange::PaperExchange;
 use http_body_util::BodyExt;
+use muckard::settings::Settings;
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection, PgPool};
 use tower::ServiceExt;
@@ -32,6 +32,8 @@ pub struct TestApp {
     /// The simulated exchange the service trades through.
     pub exchange: Arc<PaperExchange>,
     pub state: AppState,
+    /// The settings the app was built from (the binary's, all of them).
+    pub settings: Arc<Settings>,
     pub pool: PgPool,
     pub database_url: String,
     /// Stops the workers this app started.
@@ -87,17 +89,17 @@ impl TestApp {
     /// (`TestApp::exchange` is then unused).
     pub async fn spawn_with_exchange(
         overrides: &[(&str, &str)],
-        exchange: Arc<dyn command_side::exchange::Exchange>,
+        exchange: Arc<dyn exchange::Exchange>,
     ) -> TestApp {
         Self::spawn_on(overrides, Some(exchange)).await
     }
 
     async fn spawn_on(
         overrides: &[(&str, &str)],
-        trading_exchange: Option<Arc<dyn command_side::exchange::Exchange>>,
+        trading_exchange: Option<Arc<dyn exchange::Exchange>>,
     ) -> TestApp {
         if std::env::var_os("TEST_LOG").is_some() {
-            api::telemetry::init(api::config::LogFormat::Text);
+            muckard::telemetry::init(muckard::settings::LogFormat::Text);
         }
         let admin_url = admin_url();
         let database_name = format!("muckard_test_{}", Uuid::new_v4().simple());
@@ -122,18 +124,19 @@ impl TestApp {
             env.insert(name.to_string(), value.to_string());
         }
         let settings = Settings::from_lookup(|name| env.get(name).cloned()).expect("test settings");
-        let pool = api::state::prepare_database(&settings)
+        let pool = muckard::wiring::prepare_database(&settings)
             .await
             .expect("prepare the test database");
         let exchange = Arc::new(PaperExchange::new());
         let trading_exchange = trading_exchange.unwrap_or_else(|| exchange.clone());
-        let state =
-            api::state::build_state(settings, pool.clone(), trading_exchange).expect("build state");
+        let state = muckard::wiring::build_state(&settings, pool.clone(), trading_exchange)
+            .expect("build state");
         let shutdown = tokio_util::sync::CancellationToken::new();
-        api::state::start_workers(&state, shutdown.clone());
+        muckard::wiring::start_workers(&settings, &state, shutdown.clone());
         TestApp {
             shutdown,
             exchange,
+            settings: Arc::new(settings),
             router: api::app(state.clone()),
             state,
             pool,
@@ -441,7 +444,7 @@ impl TestApp {
     /// The environment a `muckard` process needs to serve this app's
     /// database with the same keys.
     pub fn process_env(&self) -> Vec<(String, String)> {
-        let settings = &self.state.settings;
+        let settings = &self.settings;
         vec![
             ("DATABASE_URL".to_string(), self.database_url.clone()),
             (
@@ -497,7 +500,7 @@ impl TestApp {
         &self,
         bot_id: Uuid,
         command: domain::bot::BotCommand,
-    ) -> command_side::Position {
+    ) -> event_log::Position {
         let metadata =
             command_side::CommandMetadata::new("bot-runner", Some(domain::Actor::System))
                 .with_command_type("bot.runner");
@@ -517,7 +520,7 @@ impl TestApp {
         quantity: &str,
         price: &str,
         executed_at: chrono::DateTime<chrono::Utc>,
-    ) -> command_side::Position {
+    ) -> event_log::Position {
         self.runner_command(
             bot_id,
             domain::bot::BotCommand::RecordTradeExecuted {

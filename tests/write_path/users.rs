@@ -87,7 +87,7 @@ async fn roles_are_granted_by_admins_and_bind_auditors() {
     // The first admin is made by the operator command (the System actor).
     let metadata =
         CommandMetadata::new("cli", Some(Actor::System)).with_command_type("user.assign_role");
-    api::operator::grant_role(&app.state, &admin.email, Role::Admin, &metadata)
+    muckard::operator::grant_role(&app.state.commands, &admin.email, Role::Admin, &metadata)
         .await
         .expect("grant the first admin");
     let admin = app.login(&admin.email).await;

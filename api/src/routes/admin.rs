@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::caller::Caller;
 use crate::error::{ApiError, ErrorResponse};
-use crate::extract::{parse_id, Caller, JsonBody, RequestContext};
+use crate::extract::{parse_id, JsonBody, RequestContext};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -8,15 +8,16 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
+use domain::AggregateType;
 use domain::Role;
-use projections::audit::stream::{self, AggregateKind, StreamEvent, Until};
+use projections::audit::stream::{self, StreamEvent, Until};
 use projections::audit::AuditError;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::caller::Caller;
 use crate::error::{ApiError, ErrorResponse};
-use crate::extract::Caller;
 use crate::openapi::schemas;
 use crate::state::AppState;
 
@@ -39,7 +40,7 @@ pub struct AuditPoint {
 #[derive(Serialize, ToSchema)]
 pub struct AuditEvents {
     #[schema(value_type = schemas::AggregateType)]
-    aggregate_type: AggregateKind,
+    aggregate_type: AggregateType,
     aggregate_id: String,
     #[schema(value_type = schemas::Until)]
     until: Until,
@@ -142,7 +143,7 @@ fn request(
     caller: &Caller,
     aggregate_type: &str,
     raw: &HashMap<String, String>,
-) -> Result<(AggregateKind, Until), ApiError> {
+) -> Result<(AggregateType, Until), ApiError> {
     if !matches!(caller.role, Role::Auditor | Role::Admin) {
         return Err(ApiError::Forbidden(
             "the audit endpoints are for auditors and admins".to_string(),
@@ -151,10 +152,11 @@ fn request(
     if let Some(unknown) = raw.keys().find(|name| !PARAMETERS.contains(&name.as_str())) {
         return Err(bad(unknown, "is not a parameter of this endpoint"));
     }
-    let kind: AggregateKind = aggregate_type.parse().map_err(|_| {
+    let kind: AggregateType = aggregate_type.parse().map_err(|_| {
+        let names: Vec<&str> = AggregateType::ALL.iter().map(|k| k.as_str()).collect();
         bad(
             "aggregate_type",
-            "must be one of User, ExchangeKey, Bot, Portfolio",
+            &format!("must be one of {}", names.join(", ")),
         )
     })?;
     let as_of = raw.get("as_of").map(|text| parse_time(text)).transpose()?;
@@ -194,7 +196,7 @@ fn bad(field: &str, reason: &str) -> ApiError {
     }
 }
 
-fn unknown_stream(kind: AggregateKind, aggregate_id: &str) -> ApiError {
+fn unknown_stream(kind: AggregateType, aggregate_id: &str) -> ApiError {
     ApiError::NotFound(format!("no events for {kind}/{aggregate_id}"))
 }
 

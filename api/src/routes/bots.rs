@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::caller::Caller;
 use crate::error::{ApiError, ErrorResponse};
-use crate::extract::{parse_id, Caller, JsonBody, OptionalJsonBody, RequestContext};
+use crate::extract::{parse_id, JsonBody, OptionalJsonBody, RequestContext};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]

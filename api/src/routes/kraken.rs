@@ -1,14 +1,15 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use command_side::crypto::SecretString;
 use domain::services::KeyStatus;
+use domain::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::caller::Caller;
 use crate::error::{ApiError, ErrorResponse};
-use crate::extract::{parse_id, Caller, JsonBody, RequestContext};
+use crate::extract::{parse_id, JsonBody, RequestContext};
 use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]

@@ -8,16 +8,19 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use command_side::Position;
 use domain::Role;
+use event_log::Position;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use projections::read_models::{self, ReadModel};
+
+use crate::caller::Caller;
 use crate::error::{ApiError, ErrorResponse};
-use crate::extract::{parse_id, Caller};
+use crate::extract::parse_id;
 use crate::openapi::schemas;
 use crate::state::AppState;
 
@@ -129,7 +132,7 @@ impl Params {
     }
 
     /// Waits for `read_model` to reach `min_position`, if one was given.
-    async fn wait_for(&self, state: &AppState, read_model: &str) -> Result<(), ApiError> {
+    async fn wait_for(&self, state: &AppState, read_model: &ReadModel) -> Result<(), ApiError> {
         let Some(token) = self.get("min_position") else {
             return Ok(());
         };
@@ -137,11 +140,11 @@ impl Params {
             field: Some("min_position".to_string()),
             reason,
         })?;
-        let reached = projections::lag::wait_until_reached(
+        let reached = event_log::lag::wait_until_reached(
             state.pool(),
-            read_model,
+            read_model.name,
             position,
-            state.settings.query_wait_max,
+            state.http.query_wait_max,
         )
         .await
         .map_err(|e| ApiError::Unavailable(format!("database unavailable: {e}")))?;
@@ -149,7 +152,8 @@ impl Params {
             Ok(())
         } else {
             Err(ApiError::Unavailable(format!(
-                "the {read_model} read model has not reached position {position} yet; retry"
+                "the {} read model has not reached position {position} yet; retry",
+                read_model.name
             )))
         }
     }
@@ -210,7 +214,7 @@ pub async fn me(
     Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Json<UserView>, ApiError> {
     let params = Params::new(raw, &[])?;
-    params.wait_for(&state, "users").await?;
+    params.wait_for(&state, &read_models::USERS).await?;
     sqlx::query_as::<_, UserView>(&format!(
         "SELECT {USER_COLUMNS} FROM users WHERE user_id = $1"
     ))
@@ -256,7 +260,7 @@ pub async fn admin_users(
     let params = Params::new(raw, &["limit", "cursor"])?;
     let limit = params.limit()?;
     let offset = params.cursor()?.unwrap_or(0);
-    params.wait_for(&state, "users").await?;
+    params.wait_for(&state, &read_models::USERS).await?;
     let users = sqlx::query_as::<_, UserView>(&format!(
         "SELECT {USER_COLUMNS} FROM users ORDER BY created_at, user_id OFFSET $1 LIMIT $2"
     ))
@@ -315,7 +319,7 @@ pub async fn keys(
     Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Json<KeyList>, ApiError> {
     let params = Params::new(raw, &[])?;
-    params.wait_for(&state, "exchange_keys").await?;
+    params.wait_for(&state, &read_models::EXCHANGE_KEYS).await?;
     let keys = sqlx::query_as::<_, KeyView>(
         "SELECT key_id, owner_id, exchange, label, fingerprint, permissions, status, \
          last_test_failure, connected_at, updated_at FROM exchange_keys \
@@ -399,7 +403,7 @@ pub async fn bots(
     Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Json<BotList>, ApiError> {
     let params = Params::new(raw, &[])?;
-    params.wait_for(&state, "bot_status").await?;
+    params.wait_for(&state, &read_models::BOT_STATUS).await?;
     let bots = sqlx::query_as::<_, BotView>(&format!(
         "SELECT {BOT_COLUMNS} FROM bot_status WHERE $1 OR owner_id = $2 ORDER BY created_at, bot_id"
     ))
@@ -433,7 +437,7 @@ pub async fn bot_status(
 ) -> Result<Json<BotView>, ApiError> {
     let bot_id = parse_id("bot_id", &bot_id)?;
     let params = Params::new(raw, &[])?;
-    params.wait_for(&state, "bot_status").await?;
+    params.wait_for(&state, &read_models::BOT_STATUS).await?;
     sqlx::query_as::<_, BotView>(&format!(
         "SELECT {BOT_COLUMNS} FROM bot_status WHERE bot_id = $1 AND ($2 OR owner_id = $3)"
     ))
@@ -506,7 +510,7 @@ pub async fn trades(
     let to = params.time("to")?;
     let limit = params.limit()?;
     let before = params.cursor()?;
-    params.wait_for(&state, "trades").await?;
+    params.wait_for(&state, &read_models::TRADES).await?;
     let trades = sqlx::query_as::<_, TradeView>(
         "SELECT trade_id, user_id, bot_id, order_id, pair, side, quantity, price, fee, executed_at \
            FROM trades \
@@ -583,7 +587,7 @@ pub async fn positions(
     Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Json<PositionList>, ApiError> {
     let params = Params::new(raw, &[])?;
-    params.wait_for(&state, "positions").await?;
+    params.wait_for(&state, &read_models::POSITIONS).await?;
     let positions = sqlx::query_as::<_, PositionView>(
         "SELECT user_id, pair, quantity, cost_basis, average_cost, realised_pnl, trades, updated_at \
            FROM positions WHERE $1 OR user_id = $2 ORDER BY user_id, pair",

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use command_side::Position;
+use event_log::Position;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 use tokio::time::Instant;

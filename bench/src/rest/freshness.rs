@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use command_side::Position;
+use event_log::Position;
 use serde::Serialize;
 use sqlx::PgPool;
 use tokio::sync::mpsc;
@@ -146,10 +146,7 @@ async fn poll(
         .context("reading the checkpoints")?;
         let now = Instant::now();
         for (name, transaction, global_position) in rows {
-            let checkpoint = Position {
-                transaction_id: transaction.parse().unwrap_or_default(),
-                global_position,
-            };
+            let checkpoint = Position::from_columns(&transaction, global_position)?;
             if name == READ_MODEL {
                 pending_read.retain(|a| {
                     let reached = a.position <= checkpoint;

@@ -601,7 +601,7 @@ async fn settle_if(pool: &PgPool, subscribers: bool) -> Result<f64> {
         let head: i64 = sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
             .fetch_one(pool)
             .await?;
-        let lags = projections::lag::all(pool).await?;
+        let lags = event_log::lag::all(pool).await?;
         let behind = subscribers && lags.iter().any(|lag| lag.events_behind > 0);
         match quiet_since {
             Some((since, at)) if at == head && !behind => {

@@ -16,8 +16,9 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::audit::chain::GENESIS_HASH;
-use crate::audit::stream::{fold_state, stream_events, AggregateKind, StreamEvent, Until};
+use crate::audit::stream::{fold_state, stream_events, StreamEvent, Until};
 use crate::audit::AuditError;
+use domain::{AggregateType, Ownership};
 
 pub const REPORT_FORMAT: &str = "muckard-audit-report/1";
 pub const CANONICALISATION: &str =
@@ -45,7 +46,7 @@ pub struct ReportContent {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportStream {
-    pub aggregate_type: AggregateKind,
+    pub aggregate_type: AggregateType,
     pub aggregate_id: String,
     /// The stream's events recorded in the range, in sequence order.
     pub events: Vec<StreamEvent>,
@@ -61,27 +62,47 @@ pub struct ReportDigest {
     pub value: String,
 }
 
-/// The streams that belong to `user_id` and have an event by `to`: the
-/// user, their portfolio, and the keys and bots created for them.
+/// The streams that belong to `user_id` and have an event by `to`, of
+/// every aggregate type ([`AggregateType::ALL`], each by its
+/// [`Ownership`]): the user, their portfolio, and the keys and bots created
+/// for them.
 async fn user_streams(
     pool: &PgPool,
     user_id: Uuid,
     to: DateTime<Utc>,
-) -> Result<Vec<(AggregateKind, String)>, AuditError> {
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT aggregate_type, aggregate_id FROM events \
-          WHERE sequence = 1 AND recorded_at <= $2 AND ( \
-                (aggregate_type IN ('User', 'Portfolio') AND aggregate_id = $1::text) \
-             OR (aggregate_type IN ('ExchangeKey', 'Bot') AND payload->>'owner_id' = $1::text)) \
-          ORDER BY aggregate_type, aggregate_id",
-    )
-    .bind(user_id)
-    .bind(to)
-    .fetch_all(pool)
-    .await?;
+) -> Result<Vec<(AggregateType, String)>, AuditError> {
+    let rows: Vec<(String, String)> = sqlx::query_as(&user_streams_query())
+        .bind(user_id)
+        .bind(to)
+        .fetch_all(pool)
+        .await?;
     rows.into_iter()
         .map(|(kind, id)| Ok((kind.parse()?, id)))
         .collect()
+}
+
+/// The query behind [`user_streams`]: one condition per aggregate type,
+/// made from the registry (the field names are constants of the domain).
+fn user_streams_query() -> String {
+    let conditions: Vec<String> = AggregateType::ALL
+        .iter()
+        .map(|kind| match kind.ownership() {
+            Ownership::StreamIdIsUser => format!(
+                "(aggregate_type = '{}' AND aggregate_id = $1::text)",
+                kind.as_str()
+            ),
+            Ownership::OwnerField(field) => format!(
+                "(aggregate_type = '{}' AND payload->>'{field}' = $1::text)",
+                kind.as_str()
+            ),
+        })
+        .collect();
+    format!(
+        "SELECT aggregate_type, aggregate_id FROM events \
+          WHERE sequence = 1 AND recorded_at <= $2 AND ({}) \
+          ORDER BY aggregate_type, aggregate_id",
+        conditions.join(" OR ")
+    )
 }
 
 fn in_range(event: &StreamEvent, from: Option<DateTime<Utc>>, to: DateTime<Utc>) -> bool {
@@ -252,7 +273,7 @@ pub async fn verify_report(pool: &PgPool, text: &str) -> Result<ReportVerificati
 
     // Against the log as it stands now.
     let expected = user_streams(pool, content.user_id, content.to).await?;
-    let listed: Vec<(AggregateKind, String)> = content
+    let listed: Vec<(AggregateType, String)> = content
         .streams
         .iter()
         .map(|s| (s.aggregate_type, s.aggregate_id.clone()))

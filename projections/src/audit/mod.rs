@@ -23,7 +23,7 @@ pub enum AuditError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("unknown aggregate type {0:?}; expected User, ExchangeKey, Bot or Portfolio")]
-    UnknownAggregateType(String),
+    UnknownAggregateType(#[from] domain::aggregates::UnknownAggregateType),
     #[error("{aggregate_type}/{aggregate_id} sequence {sequence} does not decode: {reason}")]
     Undecodable {
         aggregate_type: String,

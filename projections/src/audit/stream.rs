@@ -2,73 +2,19 @@
 //! hashes, and the aggregate's state as of a time or a sequence, folded
 //! with the domain's own `Aggregate::apply`.
 
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use domain::bot::Bot;
 use domain::exchange_key::ExchangeKey;
 use domain::portfolio::Portfolio;
 use domain::user::User;
+use domain::AggregateType;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::PgPool;
 
 use crate::audit::chain::{HashedFields, HASHED_COLUMNS};
 use crate::audit::AuditError;
-
-/// The aggregate types of the log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum AggregateKind {
-    User,
-    ExchangeKey,
-    Bot,
-    Portfolio,
-}
-
-impl AggregateKind {
-    pub const ALL: [AggregateKind; 4] = [
-        AggregateKind::User,
-        AggregateKind::ExchangeKey,
-        AggregateKind::Bot,
-        AggregateKind::Portfolio,
-    ];
-
-    /// The `aggregate_type` the log stores.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AggregateKind::User => User::TYPE,
-            AggregateKind::ExchangeKey => ExchangeKey::TYPE,
-            AggregateKind::Bot => Bot::TYPE,
-            AggregateKind::Portfolio => Portfolio::TYPE,
-        }
-    }
-}
-
-impl fmt::Display for AggregateKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for AggregateKind {
-    type Err = AuditError;
-
-    /// The stored name (`ExchangeKey`) or its snake-case form
-    /// (`exchange_key`, `exchange-key`), in any case.
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let folded: String = text
-            .chars()
-            .filter(|c| *c != '_' && *c != '-')
-            .flat_map(char::to_lowercase)
-            .collect();
-        AggregateKind::ALL
-            .into_iter()
-            .find(|kind| kind.as_str().to_lowercase() == folded)
-            .ok_or_else(|| AuditError::UnknownAggregateType(text.to_string()))
-    }
-}
 
 /// Where to stop reading a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -97,7 +43,7 @@ impl StreamEvent {
         serde_json::from_str(&self.fields.payload).map_err(|e| self.undecodable(e))
     }
 
-    fn undecodable(&self, error: impl fmt::Display) -> AuditError {
+    fn undecodable(&self, error: impl std::fmt::Display) -> AuditError {
         AuditError::Undecodable {
             aggregate_type: self.fields.aggregate_type.clone(),
             aggregate_id: self.fields.aggregate_id.clone(),
@@ -129,7 +75,7 @@ impl StreamEvent {
 /// An aggregate's state after some prefix of its stream.
 #[derive(Debug, Clone, Serialize)]
 pub struct StreamState {
-    pub aggregate_type: AggregateKind,
+    pub aggregate_type: AggregateType,
     pub aggregate_id: String,
     pub until: Until,
     /// The sequence of the last event folded in; 0 before the first.
@@ -156,7 +102,7 @@ impl StreamState {
 /// Whether the stream has any event at all.
 pub async fn stream_exists(
     pool: &PgPool,
-    kind: AggregateKind,
+    kind: AggregateType,
     aggregate_id: &str,
 ) -> Result<bool, AuditError> {
     Ok(sqlx::query_scalar(
@@ -171,7 +117,7 @@ pub async fn stream_exists(
 /// The stream's events up to `until`, in sequence order.
 pub async fn stream_events(
     pool: &PgPool,
-    kind: AggregateKind,
+    kind: AggregateType,
     aggregate_id: &str,
     until: Until,
 ) -> Result<Vec<StreamEvent>, AuditError> {
@@ -208,15 +154,15 @@ pub async fn stream_events(
 
 /// The aggregate's state after `events` (a prefix of its stream), folded
 /// with the domain's `apply`; `null` when there are none.
-pub fn fold_state(kind: AggregateKind, events: &[StreamEvent]) -> Result<Value, AuditError> {
+pub fn fold_state(kind: AggregateType, events: &[StreamEvent]) -> Result<Value, AuditError> {
     if events.is_empty() {
         return Ok(Value::Null);
     }
     match kind {
-        AggregateKind::User => fold::<User>(events),
-        AggregateKind::ExchangeKey => fold::<ExchangeKey>(events),
-        AggregateKind::Bot => fold::<Bot>(events),
-        AggregateKind::Portfolio => fold::<Portfolio>(events),
+        AggregateType::User => fold::<User>(events),
+        AggregateType::ExchangeKey => fold::<ExchangeKey>(events),
+        AggregateType::Bot => fold::<Bot>(events),
+        AggregateType::Portfolio => fold::<Portfolio>(events),
     }
 }
 
@@ -234,7 +180,7 @@ fn fold<A: Aggregate>(events: &[StreamEvent]) -> Result<Value, AuditError> {
 /// `None` when the stream has no events at all.
 pub async fn state_as_of(
     pool: &PgPool,
-    kind: AggregateKind,
+    kind: AggregateType,
     aggregate_id: &str,
     until: Until,
 ) -> Result<Option<StreamState>, AuditError> {
@@ -260,17 +206,17 @@ mod tests {
     #[test]
     fn aggregate_types_parse_in_stored_and_snake_case() {
         for (text, kind) in [
-            ("User", AggregateKind::User),
-            ("user", AggregateKind::User),
-            ("ExchangeKey", AggregateKind::ExchangeKey),
-            ("exchange_key", AggregateKind::ExchangeKey),
-            ("exchange-key", AggregateKind::ExchangeKey),
-            ("BOT", AggregateKind::Bot),
-            ("portfolio", AggregateKind::Portfolio),
+            ("User", AggregateType::User),
+            ("user", AggregateType::User),
+            ("ExchangeKey", AggregateType::ExchangeKey),
+            ("exchange_key", AggregateType::ExchangeKey),
+            ("exchange-key", AggregateType::ExchangeKey),
+            ("BOT", AggregateType::Bot),
+            ("portfolio", AggregateType::Portfolio),
         ] {
-            assert_eq!(text.parse::<AggregateKind>().unwrap(), kind, "{text}");
+            assert_eq!(text.parse::<AggregateType>().unwrap(), kind, "{text}");
         }
-        assert!("Wallet".parse::<AggregateKind>().is_err());
-        assert!("".parse::<AggregateKind>().is_err());
+        assert!("Wallet".parse::<AggregateType>().is_err());
+        assert!("".parse::<AggregateType>().is_err());
     }
 }

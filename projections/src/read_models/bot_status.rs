@@ -8,8 +8,8 @@ use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::log::RecordedEvent;
-use crate::subscriber::{Subscriber, SubscriberError};
+use event_log::RecordedEvent;
+use event_log::{Subscriber, SubscriberError};
 
 pub struct BotStatusProjector;
 

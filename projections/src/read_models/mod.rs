@@ -1,8 +1,9 @@
 //! The projectors behind the query API. Each is a [`Subscriber`] writing
 //! its table through the batch's transaction; each table is named after its
-//! subscriber, and [`ALL`] lists them for the workers and rebuilds.
+//! subscriber, and [`READ_MODELS`] lists them (name, table, primary key,
+//! projector) for the workers, the rebuilds and the queries.
 //!
-//! [`Subscriber`]: crate::subscriber::Subscriber
+//! [`Subscriber`]: event_log::Subscriber
 
 pub mod bot_status;
 pub mod exchange_keys;
@@ -12,71 +13,95 @@ pub mod users;
 
 use std::sync::Arc;
 
-use cqrs_es::Aggregate;
-use domain::bot::{Bot, BotEvent, Fill};
-use domain::Pair;
-use uuid::Uuid;
+use event_log::Subscriber;
 
-use crate::log::RecordedEvent;
-use crate::subscriber::{Subscriber, SubscriberError};
+/// A read model: a table the query API reads, kept by one projector.
+/// [`READ_MODELS`] is the one list of them; rebuilds, comparisons, the
+/// queries' read-your-writes waits and the docs all take it from there.
+pub struct ReadModel {
+    /// The table's name, which is also its projector's subscriber (and
+    /// checkpoint) name.
+    pub name: &'static str,
+    /// The table's primary key, by which a rebuild is compared with it.
+    pub primary_key: &'static [&'static str],
+    /// What it holds, for help texts and the docs.
+    pub summary: &'static str,
+    projector: fn() -> Arc<dyn Subscriber>,
+}
 
-/// Every read-model projector, by name.
+impl ReadModel {
+    /// A new projector of this read model.
+    pub fn projector(&self) -> Arc<dyn Subscriber> {
+        (self.projector)()
+    }
+}
+
+pub const USERS: ReadModel = ReadModel {
+    name: "users",
+    primary_key: &["user_id"],
+    summary: "every user: email, display name, role, onboarding",
+    projector: || Arc::new(users::UsersProjector),
+};
+
+pub const EXCHANGE_KEYS: ReadModel = ReadModel {
+    name: "exchange_keys",
+    primary_key: &["key_id"],
+    summary: "every connected exchange key: status and permissions, never the secret",
+    projector: || Arc::new(exchange_keys::ExchangeKeysProjector),
+};
+
+pub const BOT_STATUS: ReadModel = ReadModel {
+    name: "bot_status",
+    primary_key: &["bot_id"],
+    summary: "every bot: configuration, state, last fill and error",
+    projector: || Arc::new(bot_status::BotStatusProjector),
+};
+
+pub const TRADES: ReadModel = ReadModel {
+    name: "trades",
+    primary_key: &["trade_id"],
+    summary: "every fill, numbered in commit order for stable paging",
+    projector: || Arc::new(trades::TradesProjector),
+};
+
+pub const POSITIONS: ReadModel = ReadModel {
+    name: "positions",
+    primary_key: &["user_id", "pair"],
+    summary: "each user's position and realised P&L per pair",
+    projector: || Arc::new(positions::PositionsProjector),
+};
+
+/// Every read model.
+pub const READ_MODELS: [ReadModel; 5] = [USERS, EXCHANGE_KEYS, BOT_STATUS, TRADES, POSITIONS];
+
+/// Every read-model projector.
 pub fn all() -> Vec<Arc<dyn Subscriber>> {
-    vec![
-        Arc::new(users::UsersProjector),
-        Arc::new(exchange_keys::ExchangeKeysProjector),
-        Arc::new(bot_status::BotStatusProjector),
-        Arc::new(trades::TradesProjector),
-        Arc::new(positions::PositionsProjector),
-    ]
+    READ_MODELS.iter().map(ReadModel::projector).collect()
+}
+
+/// The read model named `name`.
+pub fn named(name: &str) -> Option<&'static ReadModel> {
+    READ_MODELS.iter().find(|model| model.name == name)
 }
 
 /// The names of the read models, which are also their tables.
-pub const ALL: [&str; 5] = [
-    "users",
-    "exchange_keys",
-    "bot_status",
-    "trades",
-    "positions",
-];
-
-/// A `bot.trade.executed` event, decoded.
-pub struct ExecutedFill<'a> {
-    pub event: &'a RecordedEvent,
-    pub bot_id: Uuid,
-    pub owner_id: Uuid,
-    pub pair: Pair,
-    pub fill: Fill,
+pub fn names() -> Vec<&'static str> {
+    READ_MODELS.iter().map(|model| model.name).collect()
 }
 
-/// The fills a batch holds, in commit order.
-pub fn executed_fills(
-    events: &[RecordedEvent],
-) -> impl Iterator<Item = Result<ExecutedFill<'_>, SubscriberError>> {
-    events
-        .iter()
-        .filter(|e| e.aggregate_type == Bot::TYPE && e.event_type == "bot.trade.executed")
-        .filter_map(|event| {
-            let decoded = event
-                .payload_as::<BotEvent>()
-                .and_then(|decoded| Ok((decoded, event.aggregate_uuid()?)));
-            match decoded {
-                Ok((
-                    BotEvent::TradeExecuted {
-                        owner_id,
-                        pair,
-                        fill,
-                    },
-                    bot_id,
-                )) => Some(Ok(ExecutedFill {
-                    event,
-                    bot_id,
-                    owner_id,
-                    pair,
-                    fill,
-                })),
-                Ok(_) => None,
-                Err(error) => Some(Err(error)),
-            }
-        })
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_read_model_is_kept_by_the_projector_of_its_name() {
+        for model in &READ_MODELS {
+            assert_eq!(model.projector().name(), model.name);
+            assert!(!model.primary_key.is_empty());
+        }
+        let mut names = names();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), READ_MODELS.len(), "names are unique");
+    }
 }

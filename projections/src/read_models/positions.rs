@@ -6,8 +6,8 @@ use cqrs_es::Aggregate;
 use domain::portfolio::{Portfolio, PortfolioEvent};
 use sqlx::PgConnection;
 
-use crate::log::RecordedEvent;
-use crate::subscriber::{Subscriber, SubscriberError};
+use event_log::RecordedEvent;
+use event_log::{Subscriber, SubscriberError};
 
 pub struct PositionsProjector;
 

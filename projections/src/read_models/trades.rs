@@ -1,10 +1,13 @@
 //! `trades`: every fill, numbered in commit order for stable paging.
 
-use crate::log::RecordedEvent;
-use crate::read_models::{executed_fills, ExecutedFill};
-use crate::subscriber::{Subscriber, SubscriberError};
 use async_trait::async_trait;
+use cqrs_es::Aggregate;
+use domain::bot::{Bot, BotEvent};
+use event_log::{RecordedEvent, Subscriber, SubscriberError};
 use sqlx::PgConnection;
+
+/// The one event this read model is made of.
+const TRADE_EXECUTED: &str = "bot.trade.executed";
 
 pub struct TradesProjector;
 
@@ -20,14 +23,16 @@ impl Subscriber for TradesProjector {
         events: &[RecordedEvent],
     ) -> Result<(), SubscriberError> {
         let mut next_id: Option<i64> = None;
-        for executed in executed_fills(events) {
-            let ExecutedFill {
-                event,
-                bot_id,
+        for event in events.iter().filter(|e| e.is(Bot::TYPE, TRADE_EXECUTED)) {
+            let BotEvent::TradeExecuted {
                 owner_id,
                 pair,
                 fill,
-            } = executed?;
+            } = event.payload_as()?
+            else {
+                continue;
+            };
+            let bot_id = event.aggregate_uuid()?;
             // Only the active instance writes, so max + 1 numbers the fills
             // in the order they committed.
             let trade_id = match next_id {

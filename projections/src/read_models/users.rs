@@ -6,8 +6,8 @@ use domain::user::{User, UserEvent};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::log::RecordedEvent;
-use crate::subscriber::{Subscriber, SubscriberError};
+use event_log::RecordedEvent;
+use event_log::{Subscriber, SubscriberError};
 
 pub struct UsersProjector;
 

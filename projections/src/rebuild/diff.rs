@@ -2,7 +2,7 @@
 //! key (rows only in one, rows that differ) and byte for byte (a SHA-256
 //! over every row's text form in key order).
 
-use command_side::Position;
+use event_log::Position;
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
@@ -159,10 +159,10 @@ pub async fn checkpoints(
             .bind(table)
             .fetch_optional(pool)
             .await?;
-            Ok::<_, sqlx::Error>(row.map(|(transaction, global_position)| Position {
-                transaction_id: transaction.parse().unwrap_or_default(),
-                global_position,
-            }))
+            row.map(|(transaction, global_position)| {
+                Position::from_columns(&transaction, global_position).map_err(sqlx::Error::from)
+            })
+            .transpose()
         };
         out.push(Checkpoints {
             subscriber: table.to_string(),

@@ -18,16 +18,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use command_side::Position;
+use event_log::Position;
 use serde::Serialize;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use tokio::sync::mpsc;
 
 use crate::audit::Progress;
-use crate::log::{LogError, LogReader, RecordedEvent};
 use crate::read_models;
-use crate::subscriber::{Subscriber, SubscriberError};
+use event_log::{LogError, LogReader, RecordedEvent};
+use event_log::{Subscriber, SubscriberError};
 
 mod diff;
 mod promote;
@@ -36,13 +36,6 @@ pub use diff::{checkpoints, compare, table_digest, Checkpoints, RowDiff, TableDi
 pub use promote::swap;
 
 /// The read-model tables and their primary keys.
-pub const PRIMARY_KEYS: [(&str, &[&str]); 5] = [
-    ("users", &["user_id"]),
-    ("exchange_keys", &["key_id"]),
-    ("bot_status", &["bot_id"]),
-    ("trades", &["trade_id"]),
-    ("positions", &["user_id", "pair"]),
-];
 
 #[derive(Debug, thiserror::Error)]
 pub enum RebuildError {
@@ -171,7 +164,7 @@ pub async fn rebuild(
     let total: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM events WHERE (transaction_id, global_position) <= ($1::text::xid8, $2)",
     )
-    .bind(end.transaction_id.to_string())
+    .bind(end.transaction_text())
     .bind(end.global_position)
     .fetch_one(pool)
     .await?;
@@ -333,7 +326,7 @@ async fn project(
         projection: name,
         source,
     };
-    crate::subscriber::checkpoint(&mut connection, name).await?;
+    event_log::checkpoint(&mut connection, name).await?;
     while let Some(events) = batches.recv().await {
         let Some(last) = events.last() else { continue };
         let mut transaction = connection.begin().await?;
@@ -348,7 +341,7 @@ async fn project(
              WHERE subscriber = $1",
         )
         .bind(name)
-        .bind(last.position.transaction_id.to_string())
+        .bind(last.position.transaction_text())
         .bind(last.position.global_position)
         .bind(events.len() as i64)
         .execute(&mut *transaction)
@@ -360,10 +353,8 @@ async fn project(
 }
 
 pub(crate) fn primary_key(table: &str) -> Result<&'static [&'static str], RebuildError> {
-    PRIMARY_KEYS
-        .iter()
-        .find(|(name, _)| *name == table)
-        .map(|(_, key)| *key)
+    read_models::named(table)
+        .map(|model| model.primary_key)
         .ok_or_else(|| RebuildError::UnknownProjection(table.to_string()))
 }
 
@@ -406,8 +397,8 @@ mod tests {
         assert_eq!(trades.len(), 1);
         assert_eq!(trades[0].name(), "trades");
         assert!(projections_named("wallets").is_err());
-        for (table, _) in PRIMARY_KEYS {
-            assert_eq!(projections_named(table).unwrap()[0].name(), table);
+        for model in &read_models::READ_MODELS {
+            assert_eq!(projections_named(model.name).unwrap()[0].name(), model.name);
         }
     }
 }

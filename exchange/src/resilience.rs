@@ -19,10 +19,8 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::{ApiCredentials, Balances, Exchange, ExchangeError, OrderRequest, OrderState, Ticker};
 use async_trait::async_trait;
-use command_side::exchange::{
-    ApiCredentials, Balances, Exchange, ExchangeError, OrderRequest, OrderState, Ticker,
-};
 use domain::services::KeyVerification;
 use domain::Pair;
 use tokio::time::Instant;
@@ -307,8 +305,8 @@ mod tests {
 
     fn credentials() -> ApiCredentials {
         ApiCredentials {
-            api_key: command_side::crypto::SecretString::new("k"),
-            api_secret: command_side::crypto::SecretString::new("s"),
+            api_key: domain::SecretString::new("k"),
+            api_secret: domain::SecretString::new("s"),
         }
     }
 

@@ -6,16 +6,21 @@
 
 use std::sync::Arc;
 
-use crate::log::RecordedEvent;
-use crate::read_models::{executed_fills, ExecutedFill};
-use crate::subscriber::{Subscriber, SubscriberError};
 use async_trait::async_trait;
 use chrono::Utc;
-use command_side::{CommandError, CommandMetadata, CommandSide};
-use domain::bot::BotCommand;
+use cqrs_es::Aggregate;
+use domain::bot::{Bot, BotCommand, BotEvent};
 use domain::portfolio::{PortfolioCommand, TradeFill};
 use domain::Actor;
+use event_log::{RecordedEvent, Subscriber, SubscriberError};
 use sqlx::PgConnection;
+
+use crate::error::CommandError;
+use crate::framework::CommandSide;
+use crate::metadata::CommandMetadata;
+
+/// The event this process manager acts on.
+const TRADE_EXECUTED: &str = "bot.trade.executed";
 
 pub struct TradeRecorder {
     pub commands: Arc<CommandSide>,
@@ -43,14 +48,16 @@ impl Subscriber for TradeRecorder {
         _transaction: &mut PgConnection,
         events: &[RecordedEvent],
     ) -> Result<(), SubscriberError> {
-        for executed in executed_fills(events) {
-            let ExecutedFill {
-                event,
-                bot_id,
+        for event in events.iter().filter(|e| e.is(Bot::TYPE, TRADE_EXECUTED)) {
+            let BotEvent::TradeExecuted {
                 owner_id,
                 pair,
                 fill,
-            } = executed?;
+            } = event.payload_as()?
+            else {
+                continue;
+            };
+            let bot_id = event.aggregate_uuid()?;
             let order_id = fill.order_id.clone();
             let command = PortfolioCommand::RecordTrade {
                 actor: Actor::System,

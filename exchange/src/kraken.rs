@@ -12,14 +12,14 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::{
+    ApiCredentials, Balances, Exchange, ExchangeError, OrderRequest, OrderState, OrderStatus,
+    Ticker,
+};
 use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use command_side::exchange::{
-    ApiCredentials, Balances, Exchange, ExchangeError, OrderRequest, OrderState, OrderStatus,
-    Ticker,
-};
 use domain::services::{KeyPermission, KeyVerification};
 use domain::{Pair, Side};
 use hmac::{Hmac, Mac};

@@ -2,15 +2,10 @@
 //! snapshots, and the one way commands are executed: bounded retry on a
 //! concurrency conflict, metadata on every event, a position token back.
 
-use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{
-    Aggregate, AggregateError, CqrsFramework, DomainEvent, EventEnvelope, EventStore, Query,
-};
+use cqrs_es::{Aggregate, AggregateError, CqrsFramework, DomainEvent, EventEnvelope, Query};
 use domain::bot::{Bot, BotServices};
 use domain::exchange_key::{ExchangeKey, ExchangeKeyServices};
 use domain::portfolio::Portfolio;
@@ -19,19 +14,19 @@ use domain::DomainError;
 use rand::Rng;
 use sqlx::PgPool;
 
+use crate::append_outcome::with_append_outcome;
 use crate::batch::AppendBatcher;
-use crate::cache::{AggregateCache, LedgerStore};
+use crate::cache::{AggregateCache, CachedEventStore};
 use crate::crypto::SecretBox;
 use crate::error::CommandError;
-use crate::exchange::Exchange;
+use crate::load::{load, map_aggregate_error};
 use crate::metadata::CommandMetadata;
-use crate::notify::CommitNotifier;
-use crate::repository::{traced, LedgerEventRepository};
+use crate::repository::LedgerEventRepository;
 use crate::services::{EventStoreKeyDirectory, StoredKeyVerifier};
+use event_log::{CommitNotifier, Position};
+use exchange::Exchange;
 
-/// The snapshotting store that loads from the log without a cache.
-pub type Store<A> = PersistedEventStore<LedgerEventRepository, A>;
-type Framework<A> = CqrsFramework<A, LedgerStore<A>>;
+type Framework<A> = CqrsFramework<A, CachedEventStore<A>>;
 
 /// How the command side behaves; parsed from the environment by the binary.
 #[derive(Clone)]
@@ -48,38 +43,6 @@ pub struct CommandSideSettings {
     pub append_batch_max: usize,
     pub secrets: Arc<SecretBox>,
     pub exchange: Arc<dyn Exchange>,
-}
-
-/// Where a command's events stand in commit order: the transaction that
-/// appended them and the global position of the last one. Rendered as an
-/// opaque token `<transaction_id>.<global_position>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct Position {
-    pub transaction_id: u64,
-    pub global_position: i64,
-}
-
-impl fmt::Display for Position {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.transaction_id, self.global_position)
-    }
-}
-
-impl FromStr for Position {
-    type Err = String;
-    fn from_str(token: &str) -> Result<Self, Self::Err> {
-        let (transaction, global) = token
-            .split_once('.')
-            .ok_or_else(|| "expected a position token from a command response".to_string())?;
-        Ok(Position {
-            transaction_id: transaction
-                .parse()
-                .map_err(|_| "malformed position token".to_string())?,
-            global_position: global
-                .parse()
-                .map_err(|_| "malformed position token".to_string())?,
-        })
-    }
 }
 
 /// The command side: one framework per aggregate over a shared pool.
@@ -100,13 +63,6 @@ struct Caches {
     portfolios: Arc<AggregateCache<Portfolio>>,
 }
 
-fn store<A: Aggregate>(pool: &PgPool, snapshot_every: usize) -> Store<A> {
-    PersistedEventStore::new_snapshot_store(
-        LedgerEventRepository::new(pool.clone()),
-        snapshot_every,
-    )
-}
-
 fn framework<A: Aggregate>(
     pool: &PgPool,
     settings: &CommandSideSettings,
@@ -120,7 +76,7 @@ fn framework<A: Aggregate>(
         None => LedgerEventRepository::new(pool.clone()),
     };
     CqrsFramework::new(
-        LedgerStore::new(
+        CachedEventStore::new(
             repository,
             settings.snapshot_every,
             cache.clone(),
@@ -197,7 +153,7 @@ impl CommandSide {
         self.execute(&self.users, user_id, command, metadata).await
     }
 
-    pub async fn execute_key(
+    pub async fn execute_exchange_key(
         &self,
         key_id: &str,
         command: <ExchangeKey as Aggregate>::Command,
@@ -276,9 +232,12 @@ impl CommandSide {
         let map = metadata.to_map();
         let attempts = self.settings.max_attempts.max(1);
         for attempt in 1..=attempts {
-            let (outcome, trace) =
-                traced(framework.execute_with_metadata(aggregate_id, command.clone(), map.clone()))
-                    .await;
+            let (outcome, trace) = with_append_outcome(framework.execute_with_metadata(
+                aggregate_id,
+                command.clone(),
+                map.clone(),
+            ))
+            .await;
             // A state taken from the cache is the log's as of the sequence
             // it was cached at; whatever the command decided on it that
             // the append did not check is decided again on the log's when
@@ -355,53 +314,10 @@ impl CommandSide {
         .await?;
         Ok(match row {
             Some((transaction, global_position, sequence)) => (
-                Position {
-                    transaction_id: transaction.parse().unwrap_or_default(),
-                    global_position,
-                },
+                Position::from_columns(&transaction, global_position).map_err(sqlx::Error::from)?,
                 sequence as usize,
             ),
             None => (Position::default(), 0),
         })
-    }
-}
-
-/// Loads an aggregate through a snapshotting store on `pool`.
-pub async fn load<A>(
-    pool: &PgPool,
-    snapshot_every: usize,
-    aggregate_id: &str,
-) -> Result<(A, usize), CommandError>
-where
-    A: Aggregate<Error = DomainError>,
-{
-    let context = store::<A>(pool, snapshot_every.max(1))
-        .load_aggregate(aggregate_id)
-        .await
-        .map_err(|error| map_aggregate_error::<A>(error, aggregate_id))?;
-    Ok((context.aggregate, context.current_sequence))
-}
-
-fn map_aggregate_error<A: Aggregate>(
-    error: AggregateError<DomainError>,
-    aggregate_id: &str,
-) -> CommandError {
-    match error {
-        AggregateError::UserError(refusal) => CommandError::Refused(refusal),
-        AggregateError::AggregateConflict => CommandError::Conflict {
-            aggregate_type: A::TYPE,
-            aggregate_id: aggregate_id.to_string(),
-        },
-        AggregateError::DatabaseConnectionError(cause) => {
-            CommandError::DatabaseUnavailable(cause.to_string())
-        }
-        AggregateError::DeserializationError(cause) => CommandError::Unexpected(anyhow::anyhow!(
-            "stored {} {aggregate_id} does not deserialize: {cause}",
-            A::TYPE
-        )),
-        AggregateError::UnexpectedError(cause) => CommandError::Unexpected(anyhow::anyhow!(
-            "command on {} {aggregate_id} failed: {cause}",
-            A::TYPE
-        )),
     }
 }

@@ -51,7 +51,6 @@ pub struct Settings {
     /// Events at most in one append statement shared by commands.
     pub append_batch_max: usize,
     pub access_token_ttl: chrono::Duration,
-    pub refresh_token_ttl: chrono::Duration,
     pub jwt_secret: Secret<Vec<u8>>,
     pub encryption_key: Secret<Vec<u8>>,
     pub log_format: LogFormat,
@@ -59,8 +58,6 @@ pub struct Settings {
     pub roles: Roles,
     pub projector_batch_size: i64,
     pub projector_poll_interval: std::time::Duration,
-    /// How long a query with `min_position` waits for its read model.
-    pub query_wait_max: std::time::Duration,
     /// The Kafka mirror's broker, topics and producer settings.
     pub kafka: kafka_mirror::KafkaSettings,
     /// RabbitMQ (`RABBITMQ_URL`, vhost included) and the prefix of every
@@ -76,16 +73,14 @@ pub struct Settings {
     pub paper_seed: u64,
     /// How often a threshold bot looks at the price (`RUNNER_TICK_MS`).
     pub runner_tick: std::time::Duration,
-    /// This process's name (`MUCKARD_INSTANCE`, default the host name),
-    /// sent on every response as `x-muckard-instance` so an operator can
-    /// tell which instance behind a gateway answered.
-    pub instance: String,
-    /// Origins a browser may call the API from (`CORS_ALLOWED_ORIGINS`,
-    /// comma-separated, `*` for any); empty sends no CORS headers, as
-    /// behind the gateway, which answers CORS itself.
-    pub cors_allowed_origins: Vec<String>,
-    /// Per-client limits on the `/api` routes (`RATE_LIMIT_*`).
-    pub rate_limit: crate::rate_limit::RateLimitSettings,
+    /// What the HTTP layer needs: `REFRESH_TOKEN_TTL_SECS`,
+    /// `QUERY_WAIT_MAX_MS`, `MUCKARD_INSTANCE` (default the host name, sent
+    /// on every response as `x-muckard-instance` so an operator can tell
+    /// which instance behind a gateway answered), `CORS_ALLOWED_ORIGINS`
+    /// (comma-separated, `*` for any; empty sends no CORS headers, as
+    /// behind the gateway, which answers CORS itself) and the per-client
+    /// limits on the `/api` routes (`RATE_LIMIT_*`).
+    pub http: api::HttpSettings,
     /// After SIGTERM, how long requests in flight may take before the
     /// process stops waiting for them (`SHUTDOWN_GRACE_SECS`); workers
     /// then get as long again to finish their batch and flush.
@@ -184,53 +179,18 @@ impl Settings {
     /// their own environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let environment = match get("MUCKARD_ENV").as_deref() {
-            None | Some("development") => Environment::Development,
-            Some("production") => Environment::Production,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    name: "MUCKARD_ENV",
-                    reason: format!("expected development or production, got {other}"),
-                })
-            }
+        let number = |name: &'static str, default: &str| whole_number(&get, name, default);
+        let millis = |name: &'static str, default: &str| {
+            number(name, default).map(std::time::Duration::from_millis)
         };
-        let parse = |name: &'static str, default: &str| -> Result<u64, ConfigError> {
-            let text = get(name).unwrap_or_else(|| default.to_string());
-            text.parse().map_err(|_| ConfigError::Invalid {
-                name,
-                reason: format!("expected a whole number, got {text}"),
-            })
-        };
-        let http_addr_text = get("HTTP_ADDR").unwrap_or_else(|| "127.0.0.1:8080".to_string());
-        let http_addr = http_addr_text.parse().map_err(|_| ConfigError::Invalid {
-            name: "HTTP_ADDR",
-            reason: format!("expected host:port, got {http_addr_text}"),
-        })?;
-        let log_format = match get("LOG_FORMAT").as_deref() {
-            None | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    name: "LOG_FORMAT",
-                    reason: format!("expected text or json, got {other}"),
-                })
-            }
-        };
-        let roles = Roles::parse(&get("MUCKARD_ROLES").unwrap_or_else(|| "all".to_string()))
-            .map_err(|reason| ConfigError::Invalid {
-                name: "MUCKARD_ROLES",
-                reason,
-            })?;
-        let exchange = match get("EXCHANGE").as_deref() {
-            None | Some("paper") => ExchangeKind::Paper,
-            Some("kraken") => ExchangeKind::Kraken,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    name: "EXCHANGE",
-                    reason: format!("expected paper or kraken, got {other}"),
-                })
-            }
-        };
+        let environment = choice(
+            &get,
+            "MUCKARD_ENV",
+            &[
+                ("development", Environment::Development),
+                ("production", Environment::Production),
+            ],
+        )?;
         let (jwt_secret, encryption_key) = keys(&get, environment)?;
         Ok(Settings {
             environment,
@@ -238,28 +198,29 @@ impl Settings {
                 get("DATABASE_URL")
                     .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/muckard".to_string()),
             ),
-            database_max_connections: parse("DATABASE_MAX_CONNECTIONS", "20")? as u32,
-            http_addr,
-            snapshot_every: parse("SNAPSHOT_EVERY", "50")?.max(1) as usize,
-            command_max_attempts: parse("COMMAND_MAX_ATTEMPTS", "8")?.max(1) as u32,
-            aggregate_cache_size: parse("AGGREGATE_CACHE_SIZE", "10000")? as usize,
-            append_batch_max: parse("APPEND_BATCH_MAX", "64")?.min(10_000) as usize,
+            database_max_connections: number("DATABASE_MAX_CONNECTIONS", "20")? as u32,
+            http_addr: http_addr(&get)?,
+            snapshot_every: number("SNAPSHOT_EVERY", "50")?.max(1) as usize,
+            command_max_attempts: number("COMMAND_MAX_ATTEMPTS", "8")?.max(1) as u32,
+            aggregate_cache_size: number("AGGREGATE_CACHE_SIZE", "10000")? as usize,
+            append_batch_max: number("APPEND_BATCH_MAX", "64")?.min(10_000) as usize,
             access_token_ttl: chrono::Duration::seconds(
-                parse("ACCESS_TOKEN_TTL_SECS", "900")? as i64
-            ),
-            refresh_token_ttl: chrono::Duration::seconds(
-                parse("REFRESH_TOKEN_TTL_SECS", "2592000")? as i64,
+                number("ACCESS_TOKEN_TTL_SECS", "900")? as i64
             ),
             jwt_secret: Secret::new(jwt_secret),
             encryption_key: Secret::new(encryption_key),
-            log_format,
-            roles,
-            projector_batch_size: parse("PROJECTOR_BATCH_SIZE", "500")?.clamp(1, 10_000) as i64,
-            projector_poll_interval: std::time::Duration::from_millis(parse(
-                "PROJECTOR_POLL_MS",
-                "500",
-            )?),
-            query_wait_max: std::time::Duration::from_millis(parse("QUERY_WAIT_MAX_MS", "2000")?),
+            log_format: choice(
+                &get,
+                "LOG_FORMAT",
+                &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+            )?,
+            roles: Roles::parse(&get("MUCKARD_ROLES").unwrap_or_else(|| "all".to_string()))
+                .map_err(|reason| ConfigError::Invalid {
+                    name: "MUCKARD_ROLES",
+                    reason,
+                })?,
+            projector_batch_size: number("PROJECTOR_BATCH_SIZE", "500")?.clamp(1, 10_000) as i64,
+            projector_poll_interval: millis("PROJECTOR_POLL_MS", "500")?,
             kafka: kafka_mirror::KafkaSettings::from_lookup(&get).map_err(|e| {
                 ConfigError::Invalid {
                     name: e.name,
@@ -271,27 +232,87 @@ impl Settings {
                     .unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string()),
             ),
             rabbitmq_queue_prefix: get("RABBITMQ_QUEUE_PREFIX").unwrap_or_default(),
-            exchange,
+            exchange: choice(
+                &get,
+                "EXCHANGE",
+                &[
+                    ("paper", ExchangeKind::Paper),
+                    ("kraken", ExchangeKind::Kraken),
+                ],
+            )?,
             kraken_api_url: get("KRAKEN_API_URL")
                 .unwrap_or_else(|| "https://api.kraken.com".to_string()),
-            exchange_timeout: std::time::Duration::from_millis(
-                parse("EXCHANGE_TIMEOUT_MS", "10000")?.max(1),
-            ),
-            paper_seed: parse("PAPER_SEED", "42")?,
-            runner_tick: std::time::Duration::from_millis(parse("RUNNER_TICK_MS", "5000")?.max(10)),
-            instance: instance_name(get("MUCKARD_INSTANCE"))?,
-            cors_allowed_origins: cors_origins(get("CORS_ALLOWED_ORIGINS"))?,
-            rate_limit: crate::rate_limit::RateLimitSettings {
-                per_second: parse("RATE_LIMIT_PER_SECOND", "50")? as f64,
-                burst: parse("RATE_LIMIT_BURST", "100")?.max(1) as f64,
-                trusted_proxies: trusted_proxies(get("RATE_LIMIT_TRUSTED_PROXIES"))?,
-            },
-            shutdown_grace: std::time::Duration::from_secs(parse("SHUTDOWN_GRACE_SECS", "10")?),
-            ready_check_timeout: std::time::Duration::from_millis(
-                parse("READY_CHECK_TIMEOUT_MS", "2000")?.max(1),
-            ),
+            exchange_timeout: millis("EXCHANGE_TIMEOUT_MS", "10000")?.max(MIN_MILLI),
+            paper_seed: number("PAPER_SEED", "42")?,
+            runner_tick: millis("RUNNER_TICK_MS", "5000")?.max(10 * MIN_MILLI),
+            http: http_settings(&get)?,
+            shutdown_grace: std::time::Duration::from_secs(number("SHUTDOWN_GRACE_SECS", "10")?),
+            ready_check_timeout: millis("READY_CHECK_TIMEOUT_MS", "2000")?.max(MIN_MILLI),
         })
     }
+}
+
+const MIN_MILLI: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// A whole number, `default` when unset.
+fn whole_number(
+    get: &dyn Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: &str,
+) -> Result<u64, ConfigError> {
+    let text = get(name).unwrap_or_else(|| default.to_string());
+    text.parse().map_err(|_| ConfigError::Invalid {
+        name,
+        reason: format!("expected a whole number, got {text}"),
+    })
+}
+
+/// One of `options` by name; the first when unset.
+fn choice<T: Copy>(
+    get: &dyn Fn(&str) -> Option<String>,
+    name: &'static str,
+    options: &[(&str, T)],
+) -> Result<T, ConfigError> {
+    let Some(text) = get(name) else {
+        return Ok(options[0].1);
+    };
+    options
+        .iter()
+        .find(|(option, _)| *option == text)
+        .map(|(_, value)| *value)
+        .ok_or_else(|| {
+            let names: Vec<&str> = options.iter().map(|(option, _)| *option).collect();
+            ConfigError::Invalid {
+                name,
+                reason: format!("expected {}, got {text}", names.join(" or ")),
+            }
+        })
+}
+
+fn http_addr(get: &dyn Fn(&str) -> Option<String>) -> Result<SocketAddr, ConfigError> {
+    let text = get("HTTP_ADDR").unwrap_or_else(|| "127.0.0.1:8080".to_string());
+    text.parse().map_err(|_| ConfigError::Invalid {
+        name: "HTTP_ADDR",
+        reason: format!("expected host:port, got {text}"),
+    })
+}
+
+/// What the HTTP layer is handed (see [`Settings::http`]).
+fn http_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<api::HttpSettings, ConfigError> {
+    let number = |name: &'static str, default: &str| whole_number(get, name, default);
+    Ok(api::HttpSettings {
+        refresh_token_ttl: chrono::Duration::seconds(
+            number("REFRESH_TOKEN_TTL_SECS", "2592000")? as i64
+        ),
+        query_wait_max: std::time::Duration::from_millis(number("QUERY_WAIT_MAX_MS", "2000")?),
+        instance: instance_name(get("MUCKARD_INSTANCE"))?,
+        cors_allowed_origins: cors_origins(get("CORS_ALLOWED_ORIGINS"))?,
+        rate_limit: api::rate_limit::RateLimitSettings {
+            per_second: number("RATE_LIMIT_PER_SECOND", "50")? as f64,
+            burst: number("RATE_LIMIT_BURST", "100")?.max(1) as f64,
+            trusted_proxies: trusted_proxies(get("RATE_LIMIT_TRUSTED_PROXIES"))?,
+        },
+    })
 }
 
 /// Each origin must be `scheme://host[:port]` (what a browser sends in
@@ -331,7 +352,7 @@ fn cors_origins(configured: Option<String>) -> Result<Vec<String>, ConfigError> 
 
 fn trusted_proxies(
     configured: Option<String>,
-) -> Result<Vec<crate::rate_limit::IpNetwork>, ConfigError> {
+) -> Result<Vec<api::rate_limit::IpNetwork>, ConfigError> {
     configured
         .unwrap_or_default()
         .split(',')

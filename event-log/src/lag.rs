@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use command_side::Position;
+use crate::position::Position;
 use sqlx::PgPool;
 
 /// One subscriber's distance from the head of the log.
@@ -29,20 +29,18 @@ pub async fn all(pool: &PgPool) -> Result<Vec<Lag>, sqlx::Error> {
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .into_iter()
+    rows.into_iter()
         .map(
-            |(subscriber, transaction, global_position, behind, seconds)| Lag {
-                subscriber,
-                position: Position {
-                    transaction_id: transaction.parse().unwrap_or_default(),
-                    global_position,
-                },
-                events_behind: behind,
-                seconds_behind: seconds.max(0.0),
+            |(subscriber, transaction, global_position, behind, seconds)| {
+                Ok(Lag {
+                    subscriber,
+                    position: Position::from_columns(&transaction, global_position)?,
+                    events_behind: behind,
+                    seconds_behind: seconds.max(0.0),
+                })
             },
         )
-        .collect())
+        .collect()
 }
 
 /// Whether `subscriber` has handled everything up to `position`.
@@ -56,7 +54,7 @@ pub async fn has_reached(
            FROM subscriber_checkpoints WHERE subscriber = $1",
     )
     .bind(subscriber)
-    .bind(position.transaction_id.to_string())
+    .bind(position.transaction_text())
     .bind(position.global_position)
     .fetch_optional(pool)
     .await?;

@@ -1,10 +1,12 @@
-//! `muckard`: the Muckard ledger service and its operator commands.
+//! `muckard`: the Muckard ledger service and its operator commands (the
+//! crate's library holds the parts; this is the command line).
 
 use std::future::IntoFuture;
 
 use anyhow::Context;
-use api::config::Settings;
 use clap::{Parser, Subcommand};
+use muckard::settings::{Roles, Settings};
+use muckard::{operator, telemetry, wiring};
 use tokio_util::sync::CancellationToken;
 
 use command_side::CommandMetadata;
@@ -49,19 +51,19 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    api::telemetry::init(api::telemetry::format_from_env());
+    telemetry::init(telemetry::format_from_env());
     let settings = Settings::from_env().context("reading settings from the environment")?;
     match cli.command.unwrap_or(Command::Serve { roles: None }) {
         Command::Serve { roles } => {
             let mut settings = settings;
             if let Some(roles) = roles {
-                settings.roles = api::config::Roles::parse(&roles)
-                    .map_err(|reason| anyhow::anyhow!("--roles: {reason}"))?;
+                settings.roles =
+                    Roles::parse(&roles).map_err(|reason| anyhow::anyhow!("--roles: {reason}"))?;
             }
             serve(settings).await
         }
         Command::Migrate => {
-            api::state::prepare_database(&settings).await?;
+            wiring::prepare_database(&settings).await?;
             tracing::info!("database ready");
             Ok(())
         }
@@ -73,13 +75,13 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let addr = settings.http_addr;
     let roles = settings.roles;
     let grace = settings.shutdown_grace;
-    let pool = api::state::prepare_database(&settings)
+    let pool = wiring::prepare_database(&settings)
         .await
         .context("preparing the database")?;
-    let exchange = api::state::exchange_from_settings(&settings)?;
-    let state = api::state::build_state(settings, pool, exchange)?;
+    let exchange = wiring::exchange_from_settings(&settings)?;
+    let state = wiring::build_state(&settings, pool, exchange)?;
     let shutdown = CancellationToken::new();
-    let workers = api::state::start_workers(&state, shutdown.clone());
+    let workers = wiring::start_workers(&settings, &state, shutdown.clone());
     tracing::info!(
         api = roles.api,
         projector = roles.projector,
@@ -142,12 +144,12 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 
 async fn grant_role(settings: Settings, email: &str, role: &str) -> anyhow::Result<()> {
     let role = Role::parse(role).context("role must be user, admin or auditor")?;
-    let pool = api::state::prepare_database(&settings).await?;
-    let exchange = api::state::exchange_from_settings(&settings)?;
-    let state = api::state::build_state(settings, pool, exchange)?;
+    let pool = wiring::prepare_database(&settings).await?;
+    let exchange = wiring::exchange_from_settings(&settings)?;
+    let state = wiring::build_state(&settings, pool, exchange)?;
     let metadata =
         CommandMetadata::new("cli", Some(Actor::System)).with_command_type("user.assign_role");
-    let (user_id, position) = api::operator::grant_role(&state, email, role, &metadata).await?;
+    let (user_id, position) = operator::grant_role(&state.commands, email, role, &metadata).await?;
     println!(
         "granted {} to {email} ({user_id}) at position {position}",
         role.as_str()

@@ -2,7 +2,7 @@
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
+use crate::settings::LogFormat;
 
 /// The log format named by `LOG_FORMAT`, read before the other settings so
 /// that reading them can already log.

@@ -16,14 +16,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use command_side::Position;
 use sha2::{Digest, Sha256};
 use sqlx::postgres::PgListener;
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::log::{LogError, LogReader, RecordedEvent};
+use crate::event::RecordedEvent;
+use crate::position::Position;
+use crate::reader::{LogError, LogReader};
 
 /// While committed events wait behind an older transaction, look again
 /// after 10 ms, doubling up to this bound (and never past the poll
@@ -32,7 +33,7 @@ use crate::log::{LogError, LogReader, RecordedEvent};
 const HELD_BACK_MAX_PAUSE: Duration = Duration::from_millis(80);
 
 /// The channel the command side notifies after its commits.
-pub use command_side::notify::EVENTS_CHANNEL;
+pub use crate::notify::EVENTS_CHANNEL;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubscriberError {
@@ -136,10 +137,7 @@ pub async fn checkpoint(
     .bind(subscriber)
     .fetch_one(&mut *connection)
     .await?;
-    Ok(Position {
-        transaction_id: transaction.parse().unwrap_or_default(),
-        global_position,
-    })
+    Ok(Position::from_columns(&transaction, global_position)?)
 }
 
 fn lock_key(subscriber: &str) -> i64 {
@@ -192,10 +190,10 @@ impl SubscriberRunner {
              WHERE subscriber = $1 AND transaction_id = $5::text::xid8 AND global_position = $6",
         )
         .bind(subscriber.name())
-        .bind(to.transaction_id.to_string())
+        .bind(to.transaction_text())
         .bind(to.global_position)
         .bind(events.len() as i64)
-        .bind(from.transaction_id.to_string())
+        .bind(from.transaction_text())
         .bind(from.global_position)
         .execute(&mut *transaction)
         .await?

@@ -10,46 +10,19 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
-use command_side::Position;
 use cqrs_es::persist::{EventUpcaster, SerializedEvent};
-use serde::de::DeserializeOwned;
-use serde_json::Value;
+
 use sqlx::{PgConnection, PgPool, Row};
-use uuid::Uuid;
 
-/// One committed event as read from the log.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RecordedEvent {
-    pub position: Position,
-    pub event_id: Uuid,
-    pub aggregate_type: String,
-    pub aggregate_id: String,
-    pub sequence: i64,
-    pub event_type: String,
-    pub event_version: String,
-    pub payload: Value,
-    pub metadata: Value,
-    pub recorded_at: DateTime<Utc>,
-}
-
-impl RecordedEvent {
-    /// The payload as a domain event type.
-    pub fn decode<E: DeserializeOwned>(&self) -> Result<E, serde_json::Error> {
-        serde_json::from_value(self.payload.clone())
-    }
-
-    pub fn metadata_str(&self, name: &str) -> Option<&str> {
-        self.metadata.get(name).and_then(Value::as_str)
-    }
-}
+use crate::event::RecordedEvent;
+use crate::position::{MalformedPosition, Position};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     #[error("reading the log: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("event at {position} has a malformed transaction id {text}")]
-    MalformedTransactionId { position: i64, text: String },
+    #[error(transparent)]
+    MalformedPosition(#[from] MalformedPosition),
 }
 
 const SELECT_COLUMNS: &str = "transaction_id::text AS transaction_text, global_position, event_id, \
@@ -102,7 +75,7 @@ impl LogReader {
              LIMIT $3"
         );
         let rows = sqlx::query(&query)
-            .bind(after.transaction_id.to_string())
+            .bind(after.transaction_text())
             .bind(after.global_position)
             .bind(limit)
             .fetch_all(&mut *connection)
@@ -123,10 +96,7 @@ impl LogReader {
         .fetch_optional(pool)
         .await?;
         match row {
-            Some((text, global_position)) => Ok(Position {
-                transaction_id: parse_transaction_id(&text, global_position)?,
-                global_position,
-            }),
+            Some((text, global_position)) => Ok(Position::from_columns(&text, global_position)?),
             None => Ok(Position::default()),
         }
     }
@@ -135,10 +105,7 @@ impl LogReader {
         let transaction: String = row.try_get("transaction_text")?;
         let global_position: i64 = row.try_get("global_position")?;
         let event = RecordedEvent {
-            position: Position {
-                transaction_id: parse_transaction_id(&transaction, global_position)?,
-                global_position,
-            },
+            position: Position::from_columns(&transaction, global_position)?,
             event_id: row.try_get("event_id")?,
             aggregate_type: row.try_get("aggregate_type")?,
             aggregate_id: row.try_get("aggregate_id")?,
@@ -175,17 +142,12 @@ impl LogReader {
     }
 }
 
-fn parse_transaction_id(text: &str, global_position: i64) -> Result<u64, LogError> {
-    text.parse().map_err(|_| LogError::MalformedTransactionId {
-        position: global_position,
-        text: text.to_string(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use chrono::Utc;
     use cqrs_es::persist::SemanticVersionEventUpcaster;
-    use serde_json::json;
+    use serde_json::{json, Value};
+    use uuid::Uuid;
 
     use super::*;
 

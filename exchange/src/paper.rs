@@ -1,112 +1,20 @@
-//! The `Exchange` trait every exchange adapter implements, and the
-//! deterministic paper exchange that is the default.
+//! The deterministic paper exchange, the default [`Exchange`].
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
 use base64::Engine;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use domain::services::{KeyPermission, KeyVerification};
 use domain::{Pair, Side};
 use rust_decimal::{Decimal, RoundingStrategy};
 use uuid::Uuid;
 
-use crate::crypto::SecretString;
-
-/// An API credential, decrypted only for the duration of a call.
-#[derive(Debug, Clone)]
-pub struct ApiCredentials {
-    pub api_key: SecretString,
-    pub api_secret: SecretString,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ExchangeError {
-    /// The exchange could not be reached or answered with a transient
-    /// failure; the call may succeed later.
-    #[error("exchange unavailable: {0}")]
-    Unavailable(String),
-    /// The exchange answered and refused (e.g. `EOrder:Insufficient funds`).
-    #[error("exchange refused: {0}")]
-    Rejected(String),
-}
-
-/// The latest price of a pair, in the quote currency.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ticker {
-    pub pair: Pair,
-    pub last: Decimal,
-}
-
-/// A market order. `client_order_id` makes placing it idempotent: the same
-/// id placed twice is one order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrderRequest {
-    pub pair: Pair,
-    pub side: Side,
-    /// In the base currency.
-    pub quantity: Decimal,
-    pub client_order_id: Uuid,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrderStatus {
-    Pending,
-    Open,
-    Closed,
-    Canceled,
-    Expired,
-}
-
-/// An order as the exchange reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrderState {
-    pub order_id: String,
-    pub status: OrderStatus,
-    pub executed_quantity: Decimal,
-    /// The average fill price; zero while nothing executed.
-    pub average_price: Decimal,
-    /// In the quote currency.
-    pub fee: Decimal,
-    pub closed_at: Option<DateTime<Utc>>,
-}
-
-/// Asset code (`USD`, `XBT`) to available amount.
-pub type Balances = BTreeMap<String, Decimal>;
-
-/// What the platform asks of an exchange: the key test, and the bot
-/// runner's market calls.
-#[async_trait]
-pub trait Exchange: Send + Sync {
-    fn name(&self) -> &'static str;
-
-    /// Whether the exchange accepts the credential, and its permissions.
-    async fn verify_credentials(
-        &self,
-        credentials: &ApiCredentials,
-    ) -> Result<KeyVerification, ExchangeError>;
-
-    /// The latest price of `pair` (public).
-    async fn ticker(&self, pair: &Pair) -> Result<Ticker, ExchangeError>;
-
-    /// The account's balances.
-    async fn balances(&self, credentials: &ApiCredentials) -> Result<Balances, ExchangeError>;
-
-    /// Places a market order and returns the exchange's order id.
-    async fn place_order(
-        &self,
-        credentials: &ApiCredentials,
-        order: &OrderRequest,
-    ) -> Result<String, ExchangeError>;
-
-    /// The state of an order placed with these credentials.
-    async fn query_order(
-        &self,
-        credentials: &ApiCredentials,
-        order_id: &str,
-    ) -> Result<OrderState, ExchangeError>;
-}
+use crate::{
+    ApiCredentials, Balances, Exchange, ExchangeError, OrderRequest, OrderState, OrderStatus,
+    Ticker,
+};
 
 /// A simulated exchange with fixed, documented rules, so that every outcome
 /// can be reproduced without a network:
@@ -410,6 +318,8 @@ impl Exchange for PaperExchange {
 
 #[cfg(test)]
 mod tests {
+    use domain::SecretString;
+
     use super::*;
 
     fn credentials(api_key: &str) -> ApiCredentials {
