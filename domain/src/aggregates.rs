@@ -39,7 +39,7 @@ pub enum Ownership {
 
 /// A name that is no aggregate type.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown aggregate type {0}; expected {names}", names = AggregateType::names())]
+#[error("unknown aggregate type {0:?}; expected {names}", names = AggregateType::names())]
 pub struct UnknownAggregateType(pub String);
 
 impl AggregateType {

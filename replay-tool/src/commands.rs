@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result};
 use projections::audit::export::{build_report, verify_report};
+use domain::AggregateType;
 use projections::audit::stream::{state_as_of, Until};
 use projections::audit::verify::{verify_log, VerifyRange};
 use projections::rebuild::{self, RebuildPlan, Stop};
@@ -123,7 +124,7 @@ async fn rebuild(pool: &PgPool, args: RebuildArgs, json: bool) -> Result<Outcome
 }
 
 async fn state(pool: &PgPool, args: StateArgs, json: bool) -> Result<Outcome> {
-    let kind = args.aggregate_type;
+    let kind: AggregateType = args.aggregate_type.parse()?;
     let until = match (args.as_of, args.at_sequence) {
         (Some(as_of), _) => Until::AsOf { as_of },
         (None, Some(sequence)) => Until::Sequence { sequence },

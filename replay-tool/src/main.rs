@@ -18,7 +18,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
-use clap::builder::{PossibleValue, TypedValueParser};
 use clap::{Parser, Subcommand};
 use domain::AggregateType;
 use event_log::Position;
@@ -79,8 +78,7 @@ pub enum Command {
 
 #[derive(clap::Args)]
 pub struct RebuildArgs {
-    /// The read model to rebuild, or all of them.
-    #[arg(long, default_value = "all", value_parser = read_model_names())]
+    #[arg(long, default_value = "all", help = read_model_help())]
     pub projection: String,
     /// Stop after this commit-order position (a `position` token from a
     /// command response, `<transaction>.<global position>`).
@@ -111,9 +109,8 @@ pub struct RebuildArgs {
 
 #[derive(clap::Args)]
 pub struct StateArgs {
-    /// The aggregate type (any case; snake case works too).
-    #[arg(value_parser = AggregateTypeParser)]
-    pub aggregate_type: AggregateType,
+    #[arg(help = aggregate_type_help())]
+    pub aggregate_type: String,
     /// The aggregate's id.
     pub id: String,
     /// The state as of this RFC 3339 time.
@@ -203,38 +200,20 @@ fn main() -> ExitCode {
     }
 }
 
-/// `all` and the name of every read model (`projections::read_models`).
-fn read_model_names() -> clap::builder::PossibleValuesParser {
-    clap::builder::PossibleValuesParser::new(
-        std::iter::once("all").chain(projections::read_models::names()),
+/// The `--projection` help, naming every read model of the registry
+/// (`projections::read_models::READ_MODELS`).
+fn read_model_help() -> String {
+    format!(
+        "The read model to rebuild: all, {}",
+        projections::read_models::names().join(", ")
     )
 }
 
-/// Parses an aggregate type in any of its spellings and lists the
-/// registry's names (`domain::AggregateType::ALL`) in `--help`.
-#[derive(Clone)]
-struct AggregateTypeParser;
-
-impl TypedValueParser for AggregateTypeParser {
-    type Value = AggregateType;
-
-    fn parse_ref(
-        &self,
-        _command: &clap::Command,
-        _argument: Option<&clap::Arg>,
-        value: &std::ffi::OsStr,
-    ) -> Result<AggregateType, clap::Error> {
-        let text = value.to_string_lossy();
-        text.parse().map_err(|error| {
-            clap::Error::raw(clap::error::ErrorKind::InvalidValue, format!("{error}\n"))
-        })
-    }
-
-    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
-        Some(Box::new(
-            AggregateType::ALL
-                .iter()
-                .map(|kind| PossibleValue::new(kind.as_str())),
-        ))
-    }
+/// The `<AGGREGATE_TYPE>` help, naming every aggregate of the registry
+/// (`domain::AggregateType::ALL`).
+fn aggregate_type_help() -> String {
+    format!(
+        "{} (any case; snake case works too)",
+        AggregateType::names()
+    )
 }

@@ -22,7 +22,7 @@ pub mod verify;
 pub enum AuditError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("unknown aggregate type {0:?}; expected User, ExchangeKey, Bot or Portfolio")]
+    #[error(transparent)]
     UnknownAggregateType(#[from] domain::aggregates::UnknownAggregateType),
     #[error("{aggregate_type}/{aggregate_id} sequence {sequence} does not decode: {reason}")]
     Undecodable {
