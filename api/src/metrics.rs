@@ -89,10 +89,17 @@ pub async fn render(state: &AppState) -> String {
         Err(error) => tracing::warn!(error = %error, "metrics: encoding the registry failed"),
     }
     let pool = state.pool();
+    render_pool(&mut body, pool);
+    render_database_and_lag(&mut body, pool).await;
+    render_publisher_counters(&mut body);
+    body
+}
+
+fn render_pool(body: &mut String, pool: &sqlx::PgPool) {
     let idle = pool.num_idle() as u64;
     let open = u64::from(pool.size());
     gauge(
-        &mut body,
+        body,
         "muckard_db_pool_connections",
         "Connections of the PostgreSQL pool, by state.",
         &[
@@ -101,15 +108,20 @@ pub async fn render(state: &AppState) -> String {
         ],
     );
     gauge(
-        &mut body,
+        body,
         "muckard_db_pool_max_connections",
         "The PostgreSQL pool's size limit (DATABASE_MAX_CONNECTIONS).",
         &[("", f64::from(pool.options().get_max_connections()))],
     );
+}
+
+/// `muckard_database_up`, and the subscribers' lag when the query for it
+/// succeeded.
+async fn render_database_and_lag(body: &mut String, pool: &sqlx::PgPool) {
     match projections::lag::all(pool).await {
         Ok(lags) => {
             gauge(
-                &mut body,
+                body,
                 "muckard_database_up",
                 "1 when the last query to PostgreSQL succeeded.",
                 &[("", 1.0)],
@@ -133,13 +145,13 @@ pub async fn render(state: &AppState) -> String {
                 })
                 .collect();
             gauge(
-                &mut body,
+                body,
                 "muckard_subscriber_lag_events",
                 "Events committed but not yet handled by the subscriber.",
                 &events,
             );
             gauge(
-                &mut body,
+                body,
                 "muckard_subscriber_lag_seconds",
                 "Age of the oldest event the subscriber has not handled.",
                 &seconds,
@@ -148,13 +160,18 @@ pub async fn render(state: &AppState) -> String {
         Err(error) => {
             tracing::warn!(error = %error, "metrics: subscriber lag unavailable");
             gauge(
-                &mut body,
+                body,
                 "muckard_database_up",
                 "1 when the last query to PostgreSQL succeeded.",
                 &[("", 0.0)],
             );
         }
     }
+}
+
+/// The Kafka mirror's and the RabbitMQ publisher's counts, which live in
+/// their crates' atomics rather than the Prometheus registry.
+fn render_publisher_counters(body: &mut String) {
     let mirror = kafka_mirror::metrics();
     let publisher = messaging::metrics();
     let counters = [
@@ -189,7 +206,6 @@ pub async fn render(state: &AppState) -> String {
         let _ = writeln!(body, "# TYPE {name} counter");
         let _ = writeln!(body, "{name} {value}");
     }
-    body
 }
 
 fn gauge(body: &mut String, name: &str, help: &str, series: &[(impl AsRef<str>, f64)]) {
