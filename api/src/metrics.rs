@@ -90,10 +90,16 @@ pub async fn render(state: &AppState) -> String {
         Err(error) => tracing::warn!(error = %error, "metrics: encoding the registry failed"),
     }
     let pool = state.pool();
+    render_pool(&mut body, pool);
+    render_database_and_lag(&mut body, pool).await;
+    body
+}
+
+fn render_pool(body: &mut String, pool: &sqlx::PgPool) {
     let idle = pool.num_idle() as u64;
     let open = u64::from(pool.size());
     gauge(
-        &mut body,
+        body,
         "muckard_db_pool_connections",
         "Connections of the PostgreSQL pool, by state.",
         &[
@@ -102,15 +108,20 @@ pub async fn render(state: &AppState) -> String {
         ],
     );
     gauge(
-        &mut body,
+        body,
         "muckard_db_pool_max_connections",
         "The PostgreSQL pool's size limit (DATABASE_MAX_CONNECTIONS).",
         &[("", f64::from(pool.options().get_max_connections()))],
     );
+}
+
+/// `muckard_database_up`, and the subscribers' lag when the query for it
+/// succeeded.
+async fn render_database_and_lag(body: &mut String, pool: &sqlx::PgPool) {
     match event_log::lag::all(pool).await {
         Ok(lags) => {
             gauge(
-                &mut body,
+                body,
                 "muckard_database_up",
                 "1 when the last query to PostgreSQL succeeded.",
                 &[("", 1.0)],
@@ -134,13 +145,13 @@ pub async fn render(state: &AppState) -> String {
                 })
                 .collect();
             gauge(
-                &mut body,
+                body,
                 "muckard_subscriber_lag_events",
                 "Events committed but not yet handled by the subscriber.",
                 &events,
             );
             gauge(
-                &mut body,
+                body,
                 "muckard_subscriber_lag_seconds",
                 "Age of the oldest event the subscriber has not handled.",
                 &seconds,
@@ -149,14 +160,13 @@ pub async fn render(state: &AppState) -> String {
         Err(error) => {
             tracing::warn!(error = %error, "metrics: subscriber lag unavailable");
             gauge(
-                &mut body,
+                body,
                 "muckard_database_up",
                 "1 when the last query to PostgreSQL succeeded.",
                 &[("", 0.0)],
             );
         }
     }
-    body
 }
 
 fn gauge(body: &mut String, name: &str, help: &str, series: &[(impl AsRef<str>, f64)]) {

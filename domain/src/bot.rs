@@ -296,6 +296,193 @@ impl Bot {
                 .unwrap_or_default()
         ))
     }
+
+    // The command handlers below decide what `handle` records. Those that
+    // return an `Option` answer `None` for a command already applied (a
+    // redelivered message), which records nothing.
+
+    /// The user who configures a new bot; the strategy must be valid. The
+    /// key is checked by the caller, which has the services.
+    fn owner_of_new_bot(&self, actor: &Actor, strategy: &Strategy) -> Result<Uuid, DomainError> {
+        actor.ensure_may_trade()?;
+        let owner_id = actor
+            .user_id()
+            .ok_or_else(|| DomainError::forbidden("a bot belongs to a user"))?;
+        if self.bot_id.is_some() {
+            return Err(DomainError::conflict("bot already configured"));
+        }
+        strategy.validate()?;
+        Ok(owner_id)
+    }
+
+    async fn request_start(
+        &self,
+        services: &BotServices,
+        actor: Actor,
+        at: DateTime<Utc>,
+    ) -> Result<BotEvent, DomainError> {
+        let owner_id = self.owner_for(&actor)?;
+        if !matches!(self.state, BotState::Configured | BotState::Stopped) {
+            return Err(self.state_conflict("start"));
+        }
+        let (Some(bot_id), Some(key_id), Some(pair), Some(strategy)) = (
+            self.bot_id,
+            self.key_id,
+            self.pair.clone(),
+            self.strategy.clone(),
+        ) else {
+            return Err(DomainError::NotFound { entity: "bot" });
+        };
+        Self::check_key(services, key_id, owner_id, true).await?;
+        Ok(BotEvent::BotStartRequested {
+            bot_id,
+            owner_id,
+            key_id,
+            pair,
+            strategy,
+            requested_by: actor.user_id(),
+            at,
+        })
+    }
+
+    fn mark_started(
+        &self,
+        actor: Actor,
+        at: DateTime<Utc>,
+    ) -> Result<Option<BotEvent>, DomainError> {
+        actor.ensure_system()?;
+        self.existing_owner()?;
+        match self.state {
+            BotState::Starting => Ok(Some(BotEvent::BotStarted { at })),
+            // A redelivered start message changes nothing.
+            BotState::Running => Ok(None),
+            _ => Err(self.state_conflict("mark started")),
+        }
+    }
+
+    fn request_stop(
+        &self,
+        actor: Actor,
+        reason: Option<String>,
+        at: DateTime<Utc>,
+    ) -> Result<BotEvent, DomainError> {
+        self.owner_for(&actor)?;
+        if !matches!(self.state, BotState::Starting | BotState::Running) {
+            return Err(self.state_conflict("stop"));
+        }
+        let reason = reason
+            .map(|reason| bounded_text("reason", &reason, 1, 500))
+            .transpose()?;
+        Ok(BotEvent::BotStopRequested {
+            requested_by: actor.user_id(),
+            reason,
+            at,
+        })
+    }
+
+    fn mark_stopped(
+        &self,
+        actor: Actor,
+        reason: Option<String>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<BotEvent>, DomainError> {
+        actor.ensure_system()?;
+        self.existing_owner()?;
+        match self.state {
+            BotState::Starting | BotState::Running | BotState::Stopping => {
+                Ok(Some(BotEvent::BotStopped { reason, at }))
+            }
+            BotState::Stopped => Ok(None),
+            BotState::Configured => Err(self.state_conflict("mark stopped")),
+        }
+    }
+
+    fn trigger_trade(
+        &self,
+        actor: Actor,
+        trigger_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<Option<BotEvent>, DomainError> {
+        self.owner_for(&actor)?;
+        if self.trigger_status(trigger_id) != TriggerStatus::Unknown {
+            // The same trigger sent twice (a redelivered message)
+            // trades once.
+            return Ok(None);
+        }
+        if self.state != BotState::Running {
+            return Err(self.state_conflict("trigger a trade"));
+        }
+        Ok(Some(BotEvent::TradeTriggered {
+            trigger_id,
+            requested_by: actor.user_id(),
+            at,
+        }))
+    }
+
+    fn record_trade_executed(
+        &self,
+        actor: Actor,
+        fill: Fill,
+    ) -> Result<Option<BotEvent>, DomainError> {
+        actor.ensure_system()?;
+        let owner_id = self.existing_owner()?;
+        if self.recent_order_ids.contains(&fill.order_id) {
+            // The same fill reported twice is recorded once.
+            return Ok(None);
+        }
+        if fill.order_id.trim().is_empty() {
+            return Err(DomainError::invalid("order_id", "must not be empty"));
+        }
+        ensure_positive("quantity", fill.quantity)?;
+        ensure_positive("price", fill.price)?;
+        if fill.fee < Decimal::ZERO {
+            return Err(DomainError::invalid("fee", "must not be negative"));
+        }
+        let pair = self
+            .pair
+            .clone()
+            .ok_or(DomainError::NotFound { entity: "bot" })?;
+        Ok(Some(BotEvent::TradeExecuted {
+            owner_id,
+            pair,
+            fill,
+        }))
+    }
+
+    fn record_trade_skipped(
+        &self,
+        actor: Actor,
+        trigger_id: Option<Uuid>,
+        reason: String,
+        at: DateTime<Utc>,
+    ) -> Result<Option<BotEvent>, DomainError> {
+        actor.ensure_system()?;
+        self.existing_owner()?;
+        if trigger_id.is_some_and(|id| self.trigger_status(id) == TriggerStatus::Handled) {
+            // A trigger is traded or skipped once.
+            return Ok(None);
+        }
+        Ok(Some(BotEvent::TradeSkipped {
+            trigger_id,
+            reason: bounded_text("reason", &reason, 1, 500)?,
+            at,
+        }))
+    }
+
+    fn record_error(
+        &self,
+        actor: Actor,
+        message: String,
+        at: DateTime<Utc>,
+    ) -> Result<BotEvent, DomainError> {
+        actor.ensure_system()?;
+        let owner_id = self.existing_owner()?;
+        Ok(BotEvent::BotErrored {
+            owner_id,
+            message: bounded_text("message", &message, 1, 2000)?,
+            at,
+        })
+    }
 }
 
 impl Aggregate for Bot {
@@ -311,6 +498,8 @@ impl Aggregate for Bot {
         services: &Self::Services,
         sink: &EventSink<Self>,
     ) -> Result<(), Self::Error> {
+        // `None` means the command was already applied (a redelivered
+        // message), so nothing is recorded.
         let event = match command {
             BotCommand::Configure {
                 actor,
@@ -320,157 +509,48 @@ impl Aggregate for Bot {
                 strategy,
                 at,
             } => {
-                actor.ensure_may_trade()?;
-                let owner_id = actor
-                    .user_id()
-                    .ok_or_else(|| DomainError::forbidden("a bot belongs to a user"))?;
-                if self.bot_id.is_some() {
-                    return Err(DomainError::conflict("bot already configured"));
-                }
-                strategy.validate()?;
+                let owner_id = self.owner_of_new_bot(&actor, &strategy)?;
                 Self::check_key(services, key_id, owner_id, false).await?;
-                BotEvent::BotConfigured {
+                Some(BotEvent::BotConfigured {
                     bot_id,
                     owner_id,
                     key_id,
                     pair,
                     strategy,
                     at,
-                }
+                })
             }
             BotCommand::RequestStart { actor, at } => {
-                let owner_id = self.owner_for(&actor)?;
-                if !matches!(self.state, BotState::Configured | BotState::Stopped) {
-                    return Err(self.state_conflict("start"));
-                }
-                let (Some(bot_id), Some(key_id), Some(pair), Some(strategy)) = (
-                    self.bot_id,
-                    self.key_id,
-                    self.pair.clone(),
-                    self.strategy.clone(),
-                ) else {
-                    return Err(DomainError::NotFound { entity: "bot" });
-                };
-                Self::check_key(services, key_id, owner_id, true).await?;
-                BotEvent::BotStartRequested {
-                    bot_id,
-                    owner_id,
-                    key_id,
-                    pair,
-                    strategy,
-                    requested_by: actor.user_id(),
-                    at,
-                }
+                Some(self.request_start(services, actor, at).await?)
             }
-            BotCommand::MarkStarted { actor, at } => {
-                actor.ensure_system()?;
-                self.existing_owner()?;
-                match self.state {
-                    BotState::Starting => BotEvent::BotStarted { at },
-                    // A redelivered start message changes nothing.
-                    BotState::Running => return Ok(()),
-                    _ => return Err(self.state_conflict("mark started")),
-                }
-            }
+            BotCommand::MarkStarted { actor, at } => self.mark_started(actor, at)?,
             BotCommand::RequestStop { actor, reason, at } => {
-                self.owner_for(&actor)?;
-                if !matches!(self.state, BotState::Starting | BotState::Running) {
-                    return Err(self.state_conflict("stop"));
-                }
-                let reason = reason
-                    .map(|reason| bounded_text("reason", &reason, 1, 500))
-                    .transpose()?;
-                BotEvent::BotStopRequested {
-                    requested_by: actor.user_id(),
-                    reason,
-                    at,
-                }
+                Some(self.request_stop(actor, reason, at)?)
             }
             BotCommand::MarkStopped { actor, reason, at } => {
-                actor.ensure_system()?;
-                self.existing_owner()?;
-                match self.state {
-                    BotState::Starting | BotState::Running | BotState::Stopping => {
-                        BotEvent::BotStopped { reason, at }
-                    }
-                    BotState::Stopped => return Ok(()),
-                    BotState::Configured => return Err(self.state_conflict("mark stopped")),
-                }
+                self.mark_stopped(actor, reason, at)?
             }
             BotCommand::TriggerTrade {
                 actor,
                 trigger_id,
                 at,
-            } => {
-                self.owner_for(&actor)?;
-                if self.trigger_status(trigger_id) != TriggerStatus::Unknown {
-                    // The same trigger sent twice (a redelivered message)
-                    // trades once.
-                    return Ok(());
-                }
-                if self.state != BotState::Running {
-                    return Err(self.state_conflict("trigger a trade"));
-                }
-                BotEvent::TradeTriggered {
-                    trigger_id,
-                    requested_by: actor.user_id(),
-                    at,
-                }
-            }
+            } => self.trigger_trade(actor, trigger_id, at)?,
             BotCommand::RecordTradeExecuted { actor, fill } => {
-                actor.ensure_system()?;
-                let owner_id = self.existing_owner()?;
-                if self.recent_order_ids.contains(&fill.order_id) {
-                    // The same fill reported twice is recorded once.
-                    return Ok(());
-                }
-                if fill.order_id.trim().is_empty() {
-                    return Err(DomainError::invalid("order_id", "must not be empty"));
-                }
-                ensure_positive("quantity", fill.quantity)?;
-                ensure_positive("price", fill.price)?;
-                if fill.fee < Decimal::ZERO {
-                    return Err(DomainError::invalid("fee", "must not be negative"));
-                }
-                let pair = self
-                    .pair
-                    .clone()
-                    .ok_or(DomainError::NotFound { entity: "bot" })?;
-                BotEvent::TradeExecuted {
-                    owner_id,
-                    pair,
-                    fill,
-                }
+                self.record_trade_executed(actor, fill)?
             }
             BotCommand::RecordTradeSkipped {
                 actor,
                 trigger_id,
                 reason,
                 at,
-            } => {
-                actor.ensure_system()?;
-                self.existing_owner()?;
-                if trigger_id.is_some_and(|id| self.trigger_status(id) == TriggerStatus::Handled) {
-                    // A trigger is traded or skipped once.
-                    return Ok(());
-                }
-                BotEvent::TradeSkipped {
-                    trigger_id,
-                    reason: bounded_text("reason", &reason, 1, 500)?,
-                    at,
-                }
-            }
+            } => self.record_trade_skipped(actor, trigger_id, reason, at)?,
             BotCommand::RecordError { actor, message, at } => {
-                actor.ensure_system()?;
-                let owner_id = self.existing_owner()?;
-                BotEvent::BotErrored {
-                    owner_id,
-                    message: bounded_text("message", &message, 1, 2000)?,
-                    at,
-                }
+                Some(self.record_error(actor, message, at)?)
             }
         };
-        sink.write(event, self).await;
+        if let Some(event) = event {
+            sink.write(event, self).await;
+        }
         Ok(())
     }
 

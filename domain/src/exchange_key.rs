@@ -160,6 +160,103 @@ impl ExchangeKey {
             )),
         }
     }
+
+    async fn connect_key(
+        &self,
+        services: &ExchangeKeyServices,
+        actor: Actor,
+        key_id: Uuid,
+        label: Option<String>,
+        fingerprint: String,
+        at: DateTime<Utc>,
+    ) -> Result<ExchangeKeyEvent, DomainError> {
+        actor.ensure_may_trade()?;
+        let owner_id = actor
+            .user_id()
+            .ok_or_else(|| DomainError::forbidden("a key belongs to a user"))?;
+        if self.key_id.is_some() {
+            return Err(DomainError::conflict("key already connected"));
+        }
+        let label = label_of(label)?;
+        let permissions = Self::verified_permissions(services, key_id).await?;
+        Ok(ExchangeKeyEvent::KeyConnected {
+            key_id,
+            owner_id,
+            exchange: "kraken".to_string(),
+            label,
+            fingerprint,
+            permissions,
+            at,
+        })
+    }
+
+    async fn update_key(
+        &self,
+        services: &ExchangeKeyServices,
+        actor: Actor,
+        label: Option<String>,
+        fingerprint: Option<String>,
+        at: DateTime<Utc>,
+    ) -> Result<ExchangeKeyEvent, DomainError> {
+        self.owner_for(&actor)?;
+        let label = label_of(label)?;
+        if label.is_none() && fingerprint.is_none() {
+            return Err(DomainError::invalid("label", "nothing to update"));
+        }
+        let permissions = match fingerprint {
+            Some(_) => {
+                let key_id = self.key_id.ok_or(DomainError::NotFound {
+                    entity: "exchange key",
+                })?;
+                Some(Self::verified_permissions(services, key_id).await?)
+            }
+            None => None,
+        };
+        Ok(ExchangeKeyEvent::KeyUpdated {
+            label,
+            fingerprint,
+            permissions,
+            at,
+        })
+    }
+
+    /// A failed test is recorded rather than refused: the key's status must
+    /// show it.
+    async fn test_key(
+        &self,
+        services: &ExchangeKeyServices,
+        actor: Actor,
+        at: DateTime<Utc>,
+    ) -> Result<ExchangeKeyEvent, DomainError> {
+        let owner_id = self.owner_for(&actor)?;
+        let key_id = self.key_id.ok_or(DomainError::NotFound {
+            entity: "exchange key",
+        })?;
+        let event = match services.verifier.verify(key_id).await? {
+            KeyVerification::Accepted { permissions }
+                if permissions.contains(&KeyPermission::Withdraw) =>
+            {
+                ExchangeKeyEvent::KeyTestFailed {
+                    key_id,
+                    owner_id,
+                    reason: "key has withdrawal permission".to_string(),
+                    at,
+                }
+            }
+            KeyVerification::Accepted { mut permissions } => {
+                permissions.sort();
+                permissions.dedup();
+                ExchangeKeyEvent::KeyTested { permissions, at }
+            }
+            KeyVerification::Rejected { reason } => ExchangeKeyEvent::KeyTestFailed {
+                key_id,
+                owner_id,
+                reason,
+                at,
+            },
+        };
+        Ok(event)
+    }
 }
 
 impl Aggregate for ExchangeKey {
@@ -183,24 +280,8 @@ impl Aggregate for ExchangeKey {
                 fingerprint,
                 at,
             } => {
-                actor.ensure_may_trade()?;
-                let owner_id = actor
-                    .user_id()
-                    .ok_or_else(|| DomainError::forbidden("a key belongs to a user"))?;
-                if self.key_id.is_some() {
-                    return Err(DomainError::conflict("key already connected"));
-                }
-                let label = label_of(label)?;
-                let permissions = Self::verified_permissions(services, key_id).await?;
-                ExchangeKeyEvent::KeyConnected {
-                    key_id,
-                    owner_id,
-                    exchange: "kraken".to_string(),
-                    label,
-                    fingerprint,
-                    permissions,
-                    at,
-                }
+                self.connect_key(services, actor, key_id, label, fingerprint, at)
+                    .await?
             }
             ExchangeKeyCommand::Update {
                 actor,
@@ -208,56 +289,10 @@ impl Aggregate for ExchangeKey {
                 fingerprint,
                 at,
             } => {
-                self.owner_for(&actor)?;
-                let label = label_of(label)?;
-                if label.is_none() && fingerprint.is_none() {
-                    return Err(DomainError::invalid("label", "nothing to update"));
-                }
-                let permissions = match fingerprint {
-                    Some(_) => {
-                        let key_id = self.key_id.ok_or(DomainError::NotFound {
-                            entity: "exchange key",
-                        })?;
-                        Some(Self::verified_permissions(services, key_id).await?)
-                    }
-                    None => None,
-                };
-                ExchangeKeyEvent::KeyUpdated {
-                    label,
-                    fingerprint,
-                    permissions,
-                    at,
-                }
+                self.update_key(services, actor, label, fingerprint, at)
+                    .await?
             }
-            ExchangeKeyCommand::Test { actor, at } => {
-                let owner_id = self.owner_for(&actor)?;
-                let key_id = self.key_id.ok_or(DomainError::NotFound {
-                    entity: "exchange key",
-                })?;
-                match services.verifier.verify(key_id).await? {
-                    KeyVerification::Accepted { permissions }
-                        if permissions.contains(&KeyPermission::Withdraw) =>
-                    {
-                        ExchangeKeyEvent::KeyTestFailed {
-                            key_id,
-                            owner_id,
-                            reason: "key has withdrawal permission".to_string(),
-                            at,
-                        }
-                    }
-                    KeyVerification::Accepted { mut permissions } => {
-                        permissions.sort();
-                        permissions.dedup();
-                        ExchangeKeyEvent::KeyTested { permissions, at }
-                    }
-                    KeyVerification::Rejected { reason } => ExchangeKeyEvent::KeyTestFailed {
-                        key_id,
-                        owner_id,
-                        reason,
-                        at,
-                    },
-                }
-            }
+            ExchangeKeyCommand::Test { actor, at } => self.test_key(services, actor, at).await?,
             ExchangeKeyCommand::Disconnect { actor, at } => {
                 self.owner_for(&actor)?;
                 ExchangeKeyEvent::KeyDisconnected { at }

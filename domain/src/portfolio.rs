@@ -86,82 +86,103 @@ impl Portfolio {
         current: &Position,
         trade: &TradeFill,
     ) -> Result<(Position, Decimal), DomainError> {
-        let too_large = || DomainError::invalid("quantity", "amount too large to record");
         let gross = trade
             .quantity
             .checked_mul(trade.price)
-            .ok_or_else(too_large)?;
+            .ok_or_else(Self::amount_too_large)?;
         match trade.side {
-            Side::Buy => {
-                let quantity = current
-                    .quantity
-                    .checked_add(trade.quantity)
-                    .ok_or_else(too_large)?;
-                let cost_basis = current
-                    .cost_basis
-                    .checked_add(gross)
-                    .and_then(|sum| sum.checked_add(trade.fee))
-                    .ok_or_else(too_large)?;
-                let average_cost = cost_basis.checked_div(quantity).ok_or_else(too_large)?;
-                Ok((
-                    Position {
-                        quantity,
-                        cost_basis,
-                        average_cost: average_cost.round_dp(PRECISION),
-                        realised_pnl: current.realised_pnl,
-                    },
-                    Decimal::ZERO,
-                ))
-            }
-            Side::Sell => {
-                if trade.quantity > current.quantity {
-                    return Err(DomainError::invalid(
-                        "quantity",
-                        format!(
-                            "sells {} but the position holds {}",
-                            trade.quantity, current.quantity
-                        ),
-                    ));
-                }
-                let quantity = current.quantity - trade.quantity;
-                let cost_sold = if quantity.is_zero() {
-                    current.cost_basis
-                } else {
-                    current
-                        .cost_basis
-                        .checked_mul(trade.quantity)
-                        .and_then(|product| product.checked_div(current.quantity))
-                        .ok_or_else(too_large)?
-                        .round_dp(PRECISION)
-                };
-                let realised = gross
-                    .checked_sub(trade.fee)
-                    .and_then(|net| net.checked_sub(cost_sold))
-                    .ok_or_else(too_large)?;
-                let cost_basis = current.cost_basis - cost_sold;
-                let realised_pnl = current
-                    .realised_pnl
-                    .checked_add(realised)
-                    .ok_or_else(too_large)?;
-                let average_cost = if quantity.is_zero() {
-                    Decimal::ZERO
-                } else {
-                    cost_basis
-                        .checked_div(quantity)
-                        .ok_or_else(too_large)?
-                        .round_dp(PRECISION)
-                };
-                Ok((
-                    Position {
-                        quantity,
-                        cost_basis,
-                        average_cost,
-                        realised_pnl,
-                    },
-                    realised,
-                ))
-            }
+            Side::Buy => Self::position_after_buy(current, trade, gross),
+            Side::Sell => Self::position_after_sell(current, trade, gross),
         }
+    }
+
+    fn amount_too_large() -> DomainError {
+        DomainError::invalid("quantity", "amount too large to record")
+    }
+
+    /// A buy adds its gross and its fee to the cost basis and realises
+    /// nothing.
+    fn position_after_buy(
+        current: &Position,
+        trade: &TradeFill,
+        gross: Decimal,
+    ) -> Result<(Position, Decimal), DomainError> {
+        let too_large = Self::amount_too_large;
+        let quantity = current
+            .quantity
+            .checked_add(trade.quantity)
+            .ok_or_else(too_large)?;
+        let cost_basis = current
+            .cost_basis
+            .checked_add(gross)
+            .and_then(|sum| sum.checked_add(trade.fee))
+            .ok_or_else(too_large)?;
+        let average_cost = cost_basis.checked_div(quantity).ok_or_else(too_large)?;
+        Ok((
+            Position {
+                quantity,
+                cost_basis,
+                average_cost: average_cost.round_dp(PRECISION),
+                realised_pnl: current.realised_pnl,
+            },
+            Decimal::ZERO,
+        ))
+    }
+
+    /// A sell takes its share of the cost basis out and realises its net
+    /// proceeds minus that cost; it may not sell more than the position holds.
+    fn position_after_sell(
+        current: &Position,
+        trade: &TradeFill,
+        gross: Decimal,
+    ) -> Result<(Position, Decimal), DomainError> {
+        let too_large = Self::amount_too_large;
+        if trade.quantity > current.quantity {
+            return Err(DomainError::invalid(
+                "quantity",
+                format!(
+                    "sells {} but the position holds {}",
+                    trade.quantity, current.quantity
+                ),
+            ));
+        }
+        let quantity = current.quantity - trade.quantity;
+        let cost_sold = if quantity.is_zero() {
+            current.cost_basis
+        } else {
+            current
+                .cost_basis
+                .checked_mul(trade.quantity)
+                .and_then(|product| product.checked_div(current.quantity))
+                .ok_or_else(too_large)?
+                .round_dp(PRECISION)
+        };
+        let realised = gross
+            .checked_sub(trade.fee)
+            .and_then(|net| net.checked_sub(cost_sold))
+            .ok_or_else(too_large)?;
+        let cost_basis = current.cost_basis - cost_sold;
+        let realised_pnl = current
+            .realised_pnl
+            .checked_add(realised)
+            .ok_or_else(too_large)?;
+        let average_cost = if quantity.is_zero() {
+            Decimal::ZERO
+        } else {
+            cost_basis
+                .checked_div(quantity)
+                .ok_or_else(too_large)?
+                .round_dp(PRECISION)
+        };
+        Ok((
+            Position {
+                quantity,
+                cost_basis,
+                average_cost,
+                realised_pnl,
+            },
+            realised,
+        ))
     }
 }
 

@@ -134,6 +134,72 @@ impl User {
             Err(DomainError::NotFound { entity: "user" })
         }
     }
+
+    fn register(
+        &self,
+        user_id: Uuid,
+        email: String,
+        display_name: Option<String>,
+        at: DateTime<Utc>,
+    ) -> Result<UserEvent, DomainError> {
+        if self.exists() {
+            return Err(DomainError::conflict("user already registered"));
+        }
+        let display_name = display_name
+            .map(|name| bounded_text("display_name", &name, 1, 100))
+            .transpose()?;
+        Ok(UserEvent::UserCreated {
+            user_id,
+            email: normalise_email(&email)?,
+            display_name,
+            role: Role::User,
+            at,
+        })
+    }
+
+    fn complete_onboarding(
+        &self,
+        actor: Actor,
+        risk_profile: RiskProfile,
+        experience: Experience,
+        terms_version: String,
+        at: DateTime<Utc>,
+    ) -> Result<UserEvent, DomainError> {
+        self.ensure_actor_is_self_or_admin(&actor)?;
+        if self.onboarded {
+            return Err(DomainError::conflict("onboarding already completed"));
+        }
+        Ok(UserEvent::OnboardingCompleted {
+            risk_profile,
+            experience,
+            terms_version: bounded_text("terms_version", &terms_version, 1, 32)?,
+            at,
+        })
+    }
+
+    /// `None` when the user already holds `role`: nothing to record.
+    fn assign_role(
+        &self,
+        actor: Actor,
+        role: Role,
+        at: DateTime<Utc>,
+    ) -> Result<Option<UserEvent>, DomainError> {
+        if !actor.is_admin_or_system() {
+            return Err(DomainError::forbidden("only an admin grants roles"));
+        }
+        if !self.exists() {
+            return Err(DomainError::NotFound { entity: "user" });
+        }
+        if self.role == Some(role) {
+            // Granting the role a user already holds changes nothing.
+            return Ok(None);
+        }
+        Ok(Some(UserEvent::RoleAssigned {
+            role,
+            assigned_by: actor.user_id(),
+            at,
+        }))
+    }
 }
 
 /// A lenient shape check: one `@`, something either side, a dot in the
@@ -178,21 +244,7 @@ impl Aggregate for User {
                 email,
                 display_name,
                 at,
-            } => {
-                if self.exists() {
-                    return Err(DomainError::conflict("user already registered"));
-                }
-                let display_name = display_name
-                    .map(|name| bounded_text("display_name", &name, 1, 100))
-                    .transpose()?;
-                UserEvent::UserCreated {
-                    user_id,
-                    email: normalise_email(&email)?,
-                    display_name,
-                    role: Role::User,
-                    at,
-                }
-            }
+            } => self.register(user_id, email, display_name, at)?,
             UserCommand::LogIn { at } => {
                 if !self.exists() {
                     return Err(DomainError::NotFound { entity: "user" });
@@ -216,33 +268,11 @@ impl Aggregate for User {
                 experience,
                 terms_version,
                 at,
-            } => {
-                self.ensure_actor_is_self_or_admin(&actor)?;
-                if self.onboarded {
-                    return Err(DomainError::conflict("onboarding already completed"));
-                }
-                UserEvent::OnboardingCompleted {
-                    risk_profile,
-                    experience,
-                    terms_version: bounded_text("terms_version", &terms_version, 1, 32)?,
-                    at,
-                }
-            }
+            } => self.complete_onboarding(actor, risk_profile, experience, terms_version, at)?,
             UserCommand::AssignRole { actor, role, at } => {
-                if !actor.is_admin_or_system() {
-                    return Err(DomainError::forbidden("only an admin grants roles"));
-                }
-                if !self.exists() {
-                    return Err(DomainError::NotFound { entity: "user" });
-                }
-                if self.role == Some(role) {
-                    // Granting the role a user already holds changes nothing.
-                    return Ok(());
-                }
-                UserEvent::RoleAssigned {
-                    role,
-                    assigned_by: actor.user_id(),
-                    at,
+                match self.assign_role(actor, role, at)? {
+                    Some(event) => event,
+                    None => return Ok(()),
                 }
             }
         };

@@ -156,53 +156,82 @@ pub async fn provision(
     timeout: Duration,
 ) -> Result<Vec<TopicChange>, KafkaError> {
     let options = AdminOptions::new().operation_timeout(Some(timeout));
-    let mut changes = Vec::new();
     let existing = partition_counts(admin, timeout).await?;
+    let mut changes =
+        create_missing_topics(admin, specs, &existing, replication_factor, &options).await?;
+    // Counted again so that the topics just created, here or by another
+    // instance, are checked like the others.
+    let existing = partition_counts(admin, timeout).await?;
+    changes.extend(correct_partition_counts(admin, specs, &existing, &options).await?);
+    changes.extend(correct_configs(admin, specs, &options).await?);
+    Ok(changes)
+}
 
+/// Creates the topics of `specs` that `existing` lacks, with their
+/// settings; one created meanwhile by another instance is not an error.
+async fn create_missing_topics(
+    admin: &Arc<AdminClient<DefaultClientContext>>,
+    specs: &[TopicSpec],
+    existing: &HashMap<String, i32>,
+    replication_factor: i32,
+    options: &AdminOptions,
+) -> Result<Vec<TopicChange>, KafkaError> {
+    let mut changes = Vec::new();
     let missing: Vec<&TopicSpec> = specs
         .iter()
         .filter(|s| !existing.contains_key(&s.name))
         .collect();
-    if !missing.is_empty() {
-        let configs: Vec<[(&str, String); 2]> = missing.iter().map(|s| wanted_configs(s)).collect();
-        let new_topics: Vec<NewTopic> = missing
-            .iter()
-            .zip(&configs)
-            .map(|(spec, configs)| {
-                configs.iter().fold(
-                    NewTopic::new(
-                        &spec.name,
-                        spec.partitions,
-                        TopicReplication::Fixed(replication_factor),
-                    ),
-                    |topic, (name, value)| topic.set(name, value),
-                )
-            })
-            .collect();
-        for (result, spec) in admin
-            .create_topics(new_topics.iter(), &options)
-            .await?
-            .into_iter()
-            .zip(&missing)
-        {
-            match result {
-                Ok(_) => changes.push(TopicChange::Created {
-                    topic: spec.name.clone(),
-                    partitions: spec.partitions,
-                }),
-                // Another instance created it meanwhile; checked below.
-                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((topic, code)) => {
-                    return Err(KafkaError::Topic {
-                        topic,
-                        reason: format!("cannot create it: {code}"),
-                    })
-                }
+    if missing.is_empty() {
+        return Ok(changes);
+    }
+    let configs: Vec<[(&str, String); 2]> = missing.iter().map(|s| wanted_configs(s)).collect();
+    let new_topics: Vec<NewTopic> = missing
+        .iter()
+        .zip(&configs)
+        .map(|(spec, configs)| {
+            configs.iter().fold(
+                NewTopic::new(
+                    &spec.name,
+                    spec.partitions,
+                    TopicReplication::Fixed(replication_factor),
+                ),
+                |topic, (name, value)| topic.set(name, value),
+            )
+        })
+        .collect();
+    for (result, spec) in admin
+        .create_topics(new_topics.iter(), options)
+        .await?
+        .into_iter()
+        .zip(&missing)
+    {
+        match result {
+            Ok(_) => changes.push(TopicChange::Created {
+                topic: spec.name.clone(),
+                partitions: spec.partitions,
+            }),
+            // Another instance created it meanwhile; checked by the caller.
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(KafkaError::Topic {
+                    topic,
+                    reason: format!("cannot create it: {code}"),
+                })
             }
         }
     }
+    Ok(changes)
+}
 
-    let existing = partition_counts(admin, timeout).await?;
+/// Raises each topic to its configured partition count; one with more
+/// partitions is reported and left alone. Fails when a topic is missing.
+async fn correct_partition_counts(
+    admin: &Arc<AdminClient<DefaultClientContext>>,
+    specs: &[TopicSpec],
+    existing: &HashMap<String, i32>,
+    options: &AdminOptions,
+) -> Result<Vec<TopicChange>, KafkaError> {
+    let mut changes = Vec::new();
     for spec in specs {
         let Some(&has) = existing.get(&spec.name) else {
             return Err(KafkaError::Topic {
@@ -211,26 +240,7 @@ pub async fn provision(
             });
         };
         if has < spec.partitions {
-            let raise = NewPartitions::new(&spec.name, spec.partitions as usize);
-            // A broker that refuses the request (or lacks the API) leaves
-            // a usable topic: reported, not fatal.
-            let refused = |reason: String| TopicChange::NotCorrected {
-                topic: spec.name.clone(),
-                what: format!("partitions ({has} < {})", spec.partitions),
-                reason,
-            };
-            match admin.create_partitions([&raise], &options).await {
-                Ok(mut results) => match results.pop() {
-                    Some(Ok(_)) => changes.push(TopicChange::PartitionsAdded {
-                        topic: spec.name.clone(),
-                        from: has,
-                        to: spec.partitions,
-                    }),
-                    Some(Err((_, code))) => changes.push(refused(code.to_string())),
-                    None => {}
-                },
-                Err(error) => changes.push(refused(error.to_string())),
-            }
+            changes.extend(raise_partitions(admin, spec, has, options).await);
         } else if has > spec.partitions {
             changes.push(TopicChange::MorePartitionsThanConfigured {
                 topic: spec.name.clone(),
@@ -239,56 +249,104 @@ pub async fn provision(
             });
         }
     }
+    Ok(changes)
+}
 
-    let current = describe(admin, specs, &options).await?;
+async fn raise_partitions(
+    admin: &Arc<AdminClient<DefaultClientContext>>,
+    spec: &TopicSpec,
+    has: i32,
+    options: &AdminOptions,
+) -> Option<TopicChange> {
+    let raise = NewPartitions::new(&spec.name, spec.partitions as usize);
+    // A broker that refuses the request (or lacks the API) leaves
+    // a usable topic: reported, not fatal.
+    let refused = |reason: String| TopicChange::NotCorrected {
+        topic: spec.name.clone(),
+        what: format!("partitions ({has} < {})", spec.partitions),
+        reason,
+    };
+    match admin.create_partitions([&raise], options).await {
+        Ok(mut results) => match results.pop() {
+            Some(Ok(_)) => Some(TopicChange::PartitionsAdded {
+                topic: spec.name.clone(),
+                from: has,
+                to: spec.partitions,
+            }),
+            Some(Err((_, code))) => Some(refused(code.to_string())),
+            None => None,
+        },
+        Err(error) => Some(refused(error.to_string())),
+    }
+}
+
+/// Sets `retention.ms` and `cleanup.policy` on every topic where they
+/// differ from `wanted_configs`.
+async fn correct_configs(
+    admin: &Arc<AdminClient<DefaultClientContext>>,
+    specs: &[TopicSpec],
+    options: &AdminOptions,
+) -> Result<Vec<TopicChange>, KafkaError> {
+    let current = describe(admin, specs, options).await?;
+    let mut changes = Vec::new();
     for spec in specs {
         let values = current.get(&spec.name).cloned().unwrap_or_default();
-        let wanted = wanted_configs(spec);
-        let differing: Vec<(&str, Option<String>, String)> = wanted
-            .iter()
-            .filter(|(name, value)| values.get(*name) != Some(value))
-            .map(|(name, value)| (*name, values.get(*name).cloned(), value.clone()))
-            .collect();
-        if differing.is_empty() {
-            continue;
-        }
-        // AlterConfigs replaces the topic's whole dynamic configuration, so
-        // send every setting the mirror owns, not only the wrong one.
-        let alter = wanted.iter().fold(
-            AlterConfig::new(ResourceSpecifier::Topic(&spec.name)),
-            |alter, (name, value)| alter.set(name, value),
-        );
-        let refused = |reason: String| TopicChange::NotCorrected {
-            topic: spec.name.clone(),
-            what: differing
-                .iter()
-                .map(|(name, _, to)| format!("{name}={to}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            reason,
-        };
-        let outcome = match admin.alter_configs([&alter], &options).await {
-            Ok(mut results) => results
-                .pop()
-                .map(|result| result.map_err(|(_, code)| code.to_string())),
-            Err(error) => Some(Err(error.to_string())),
-        };
-        match outcome {
-            Some(Ok(_)) => {
-                for (name, from, to) in differing {
-                    changes.push(TopicChange::ConfigCorrected {
-                        topic: spec.name.clone(),
-                        name: name.to_string(),
-                        from,
-                        to,
-                    });
-                }
-            }
-            Some(Err(reason)) => changes.push(refused(reason)),
-            None => {}
-        }
+        changes.extend(correct_topic_config(admin, spec, &values, options).await);
     }
     Ok(changes)
+}
+
+/// One `ConfigCorrected` per setting that differed from `values` and was
+/// set, or one `NotCorrected` when the broker refused.
+async fn correct_topic_config(
+    admin: &Arc<AdminClient<DefaultClientContext>>,
+    spec: &TopicSpec,
+    values: &HashMap<String, String>,
+    options: &AdminOptions,
+) -> Vec<TopicChange> {
+    let wanted = wanted_configs(spec);
+    let differing: Vec<(&str, Option<String>, String)> = wanted
+        .iter()
+        .filter(|(name, value)| values.get(*name) != Some(value))
+        .map(|(name, value)| (*name, values.get(*name).cloned(), value.clone()))
+        .collect();
+    if differing.is_empty() {
+        return Vec::new();
+    }
+    // AlterConfigs replaces the topic's whole dynamic configuration, so
+    // send every setting the mirror owns, not only the wrong one.
+    let alter = wanted.iter().fold(
+        AlterConfig::new(ResourceSpecifier::Topic(&spec.name)),
+        |alter, (name, value)| alter.set(name, value),
+    );
+    let refused = |reason: String| TopicChange::NotCorrected {
+        topic: spec.name.clone(),
+        what: differing
+            .iter()
+            .map(|(name, _, to)| format!("{name}={to}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        reason,
+    };
+    let outcome = match admin.alter_configs([&alter], options).await {
+        Ok(mut results) => results
+            .pop()
+            .map(|result| result.map_err(|(_, code)| code.to_string())),
+        Err(error) => Some(Err(error.to_string())),
+    };
+    match outcome {
+        Some(Ok(_)) => differing
+            .into_iter()
+            .map(|(name, from, to)| TopicChange::ConfigCorrected {
+                topic: spec.name.clone(),
+                name: name.to_string(),
+                from,
+                to,
+            })
+            .collect(),
+        Some(Err(reason)) => vec![refused(reason)],
+        None => Vec::new(),
+    }
 }
 
 /// Every topic the cluster knows, with its partition count.

@@ -351,7 +351,6 @@ async fn check_stream_against_log(
     content: &ReportContent,
     stream: &ReportStream,
 ) -> Result<Vec<String>, AuditError> {
-    let mut problems = Vec::new();
     let name = format!("{}/{}", stream.aggregate_type, stream.aggregate_id);
     let logged = stream_events(
         pool,
@@ -360,6 +359,16 @@ async fn check_stream_against_log(
         Until::AsOf { as_of: content.to },
     )
     .await?;
+    let mut problems = log_chain_problems(&name, &logged);
+    problems.extend(reported_range_problems(&name, content, stream, &logged));
+    problems.extend(end_state_problems(&name, stream, &logged)?);
+    Ok(problems)
+}
+
+/// The log's own stream: every row matches its hash, sequences have no
+/// gap and each `prev_hash` links to the row before.
+fn log_chain_problems(name: &str, logged: &[StreamEvent]) -> Vec<String> {
+    let mut problems = Vec::new();
     let mut previous_hash = GENESIS_HASH.to_string();
     for (index, event) in logged.iter().enumerate() {
         let recomputed = event.fields.hash(&event.prev_hash);
@@ -382,6 +391,18 @@ async fn check_stream_against_log(
         }
         previous_hash = event.hash.clone();
     }
+    problems
+}
+
+/// The report's events against the log's events in the report's time
+/// range: none missing, none different, none extra.
+fn reported_range_problems(
+    name: &str,
+    content: &ReportContent,
+    stream: &ReportStream,
+    logged: &[StreamEvent],
+) -> Vec<String> {
+    let mut problems = Vec::new();
     let in_range: Vec<&StreamEvent> = logged
         .iter()
         .filter(|e| in_range(e, content.from, content.to))
@@ -414,7 +435,17 @@ async fn check_stream_against_log(
             ));
         }
     }
-    let state = fold_state(stream.aggregate_type, &logged)?;
+    problems
+}
+
+/// The report's final sequence and state against what the log folds to.
+fn end_state_problems(
+    name: &str,
+    stream: &ReportStream,
+    logged: &[StreamEvent],
+) -> Result<Vec<String>, AuditError> {
+    let mut problems = Vec::new();
+    let state = fold_state(stream.aggregate_type, logged)?;
     let sequence = logged.last().map_or(0, |e| e.fields.sequence);
     if sequence != stream.sequence_at_end {
         problems.push(format!(

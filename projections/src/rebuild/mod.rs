@@ -155,12 +155,33 @@ pub async fn rebuild(
     let schema = shadow_schema(&plan.name)?;
     create_shadow(pool, &schema, &plan.projections).await?;
     let started = Instant::now();
+    let end = end_of_rebuild(pool, plan.stop).await?;
+    progress.start("rebuild", count_events_up_to(pool, end).await?);
+    let Workers { senders, handles } = spawn_workers(pool, &schema, &plan.projections).await?;
+    let fed = feed(pool, plan, end, &senders, progress).await;
+    drop(senders);
+    let failure = first_worker_failure(handles).await;
+    progress.finish();
+    // A worker's error explains a feed that stopped early, so it comes first.
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    Ok(report(schema, plan, fed?, started.elapsed().as_secs_f64()))
+}
+
+/// The last position to rebuild: the head of the log now, or the stop
+/// position if that comes before it.
+async fn end_of_rebuild(pool: &PgPool, stop: Stop) -> Result<Position, RebuildError> {
     let reader = LogReader::new();
     let head = reader.head(pool).await?;
-    let end = match plan.stop {
+    Ok(match stop {
         Stop::Position { position } => position.min(head),
         _ => head,
-    };
+    })
+}
+
+/// How many events the log holds up to `end`, for the progress bar.
+async fn count_events_up_to(pool: &PgPool, end: Position) -> Result<u64, RebuildError> {
     let total: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM events WHERE (transaction_id, global_position) <= ($1::text::xid8, $2)",
     )
@@ -168,27 +189,43 @@ pub async fn rebuild(
     .bind(end.global_position)
     .fetch_one(pool)
     .await?;
-    progress.start("rebuild", total.max(0) as u64);
+    Ok(total.max(0) as u64)
+}
 
-    // One worker per projector, each on its own shadow connection; the
-    // reader feeds them the same batches.
+/// The projector workers of a rebuild and the channels that feed them.
+struct Workers {
+    senders: Vec<mpsc::Sender<Arc<Vec<RecordedEvent>>>>,
+    handles: Vec<tokio::task::JoinHandle<Result<(), RebuildError>>>,
+}
+
+/// One worker per projector, each on its own shadow connection; the
+/// reader feeds them the same batches.
+async fn spawn_workers(
+    pool: &PgPool,
+    schema: &str,
+    projections: &[Arc<dyn Subscriber>],
+) -> Result<Workers, RebuildError> {
     let mut senders = Vec::new();
-    let mut workers = Vec::new();
-    for projector in &plan.projections {
-        let connection = shadow_connection(pool, &schema).await?;
+    let mut handles = Vec::new();
+    for projector in projections {
+        let connection = shadow_connection(pool, schema).await?;
         let (sender, receiver) = mpsc::channel::<Arc<Vec<RecordedEvent>>>(4);
         senders.push(sender);
-        workers.push(tokio::spawn(project(
+        handles.push(tokio::spawn(project(
             connection,
             projector.clone(),
             receiver,
         )));
     }
+    Ok(Workers { senders, handles })
+}
 
-    let fed = feed(pool, plan, end, &senders, progress).await;
-    drop(senders);
+/// Waits for every worker to finish and keeps the first error.
+async fn first_worker_failure(
+    handles: Vec<tokio::task::JoinHandle<Result<(), RebuildError>>>,
+) -> Option<RebuildError> {
     let mut failure = None;
-    for worker in workers {
+    for worker in handles {
         let outcome = worker.await.unwrap_or_else(|join| {
             Err(RebuildError::Failed(format!(
                 "a projector task failed: {join}"
@@ -198,18 +235,16 @@ pub async fn rebuild(
             failure.get_or_insert(error);
         }
     }
-    progress.finish();
-    // A worker's error explains a feed that stopped early, so it comes first.
-    if let Some(failure) = failure {
-        return Err(failure);
-    }
+    failure
+}
+
+fn report(schema: String, plan: &RebuildPlan, fed: Fed, seconds: f64) -> RebuildReport {
     let Fed {
         read: events_read,
         applied: events_applied,
         last_applied: position,
-    } = fed?;
-    let seconds = started.elapsed().as_secs_f64();
-    Ok(RebuildReport {
+    } = fed;
+    RebuildReport {
         schema,
         projections: plan.projections.iter().map(|p| p.name()).collect(),
         stop: plan.stop,
@@ -222,7 +257,7 @@ pub async fn rebuild(
         } else {
             0.0
         },
-    })
+    }
 }
 
 /// What the reader fed the projectors.
