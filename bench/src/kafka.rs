@@ -46,6 +46,7 @@ use crate::database::BenchDatabase;
 use crate::machine::MachineFacts;
 use crate::seed::SeedPlan;
 use crate::stats::{rate, Percentiles};
+use crate::table::{latency_row, Table};
 
 #[derive(Args, Clone, Debug)]
 pub struct KafkaArgs {
@@ -553,34 +554,33 @@ fn print_table(results: &Results) {
         "{} events, mean message {:.0} bytes, broker {}",
         results.events, results.mean_message_bytes, results.bootstrap_servers
     );
-    println!("| publisher | events | seconds | events/s |");
-    println!("|---|---:|---:|---:|");
+    let mut publishers = Table::new(["publisher", "events", "seconds", "events/s"]);
     for (name, t) in [
         ("raw rdkafka producer (baseline)", &results.raw),
         ("Kafka mirror (catch-up)", &results.mirror),
     ] {
-        println!(
-            "| {name} | {} | {:.2} | {:.0} |",
-            t.events, t.seconds, t.events_per_second
-        );
+        publishers.row([
+            name.to_string(),
+            t.events.to_string(),
+            format!("{:.2}", t.seconds),
+            format!("{:.0}", t.events_per_second),
+        ]);
     }
+    publishers.print_markdown();
     println!("mirror / raw: {:.3}", results.mirror_to_raw_ratio);
     let l = &results.latency;
     println!(
         "\nsteady load: target {:.0}/s, achieved {:.1}/s, {} committed, {} failed",
         l.target_rate, l.achieved_rate, l.committed, l.failed
     );
-    println!("| | samples | p50 ms | p90 ms | p99 ms | max ms |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    let mut latencies = Table::new(["", "samples", "p50 ms", "p90 ms", "p99 ms", "max ms"]);
     for (name, p) in [
         ("commit (INSERT + COMMIT)", &l.commit),
         ("commit → acknowledged", &l.commit_to_acknowledged),
     ] {
         if let Some(p) = p {
-            println!(
-                "| {name} | {} | {:.2} | {:.2} | {:.2} | {:.2} |",
-                p.samples, p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms
-            );
+            latencies.row(latency_row(name, p));
         }
     }
+    latencies.print_markdown();
 }

@@ -26,6 +26,7 @@ mod replay;
 mod rest;
 mod seed;
 mod stats;
+mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

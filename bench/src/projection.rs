@@ -28,6 +28,7 @@ use crate::lag::{LagReport, LagSettings};
 use crate::machine::MachineFacts;
 use crate::seed::{ReadModelCounts, SeedPlan, SeedReport};
 use crate::stats::rate;
+use crate::table::{latency_row, phase_row, phase_table, thousands, Table};
 use crate::ProjectionArgs;
 
 /// Which database the lag is measured on.
@@ -425,79 +426,70 @@ fn print_table(results: &Results) {
         seed.table_bytes as f64 / f64::from(1u32 << 20),
     );
     println!();
-    println!(
-        "{:<40} {:>11} {:>10} {:>12}",
-        "phase", "events", "seconds", "events/s"
-    );
-    let row = |name: &str, events: u64, seconds: f64, per_second: f64| {
-        println!(
-            "{:<40} {:>11} {:>10.2} {:>12}",
-            name,
-            thousands(events as f64),
-            seconds,
-            thousands(per_second)
-        );
-    };
-    row(
-        "seed (INSERT ... SELECT, trigger)",
-        seed.events,
-        seed.seconds,
-        seed.events_per_second,
-    );
-    println!(
-        "{:<40} {:>11} {:>10.2}",
-        "  settle (VACUUM ANALYZE, CHECKPOINT)", "", seed.settle_seconds
-    );
-    row(
-        &format!(
-            "baseline read+decode (batch {})",
-            results.parameters.batch_size
-        ),
-        baseline.events,
-        baseline.seconds,
-        baseline.events_per_second,
-    );
-    println!(
-        "{:<40} {:>11} {:>10.2} {:>12}",
-        "  of which read_after",
-        "",
-        baseline.read_seconds,
-        thousands(rate_f(baseline.events, baseline.read_seconds))
-    );
-    println!(
-        "{:<40} {:>11} {:>10.2} {:>12}",
-        "  of which decode",
-        "",
-        baseline.decode_seconds,
-        thousands(rate_f(baseline.events, baseline.decode_seconds))
-    );
-    row(
+    let mut phases = phase_table(40);
+    phases
+        .row(phase_row(
+            "seed (INSERT ... SELECT, trigger)",
+            seed.events,
+            seed.seconds,
+            seed.events_per_second,
+        ))
+        .row([
+            "  settle (VACUUM ANALYZE, CHECKPOINT)".to_string(),
+            String::new(),
+            format!("{:.2}", seed.settle_seconds),
+        ])
+        .row(phase_row(
+            &format!(
+                "baseline read+decode (batch {})",
+                results.parameters.batch_size
+            ),
+            baseline.events,
+            baseline.seconds,
+            baseline.events_per_second,
+        ));
+    for (part, seconds) in [
+        ("read_after", baseline.read_seconds),
+        ("decode", baseline.decode_seconds),
+    ] {
+        phases.row([
+            format!("  of which {part}"),
+            String::new(),
+            format!("{seconds:.2}"),
+            thousands(rate_f(baseline.events, seconds)),
+        ]);
+    }
+    phases.row(phase_row(
         "catch-up, 5 projectors concurrently",
         catch_up.events,
         catch_up.wall_seconds,
         catch_up.events_per_second,
-    );
+    ));
     for projector in &catch_up.projectors {
-        row(
+        phases.row(phase_row(
             &format!("  {}", projector.name),
             projector.events_handled,
             projector.seconds,
             projector.events_per_second,
-        );
+        ));
     }
+    phases.print();
     println!(
         "catch-up / baseline throughput: {:.3}",
         catch_up.ratio_to_baseline
     );
 
-    let Some(lag) = &results.lag else {
-        return;
-    };
+    if let Some(lag) = &results.lag {
+        print_lag(lag, results.parameters.lag_database);
+    }
+}
+
+fn print_lag(lag: &LagReport, lag_database: Option<LagDatabase>) {
     println!();
     println!(
         "Lag, command returned -> checkpoint reached ({} database, {} events in the log): \
          {} at {}/s target for {:.0} s over {} bots",
-        match results.parameters.lag_database {
+        match lag_database {
             Some(LagDatabase::Fresh) => "fresh",
             _ => "seeded",
         },
@@ -514,40 +506,31 @@ fn print_table(results: &Results) {
     if let Some(failure) = &lag.first_failure {
         println!("  first failure: {failure}");
     }
-    println!(
-        "{:<26} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10}",
-        "", "samples", "p50 ms", "p90 ms", "p99 ms", "max ms", "unresolved"
-    );
+    let mut table = Table::new([
+        "",
+        "samples",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "unresolved",
+    ])
+    .widths([26, 8, 9, 9, 9, 9, 10]);
     if let Some(latency) = &lag.command_latency {
-        println!(
-            "{:<26} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
-            "command latency",
-            latency.samples,
-            latency.p50_ms,
-            latency.p90_ms,
-            latency.p99_ms,
-            latency.max_ms
-        );
+        table.row(latency_row("command latency", latency));
     }
     for subscriber in &lag.subscribers {
         let name = format!("lag {}", subscriber.subscriber);
-        match &subscriber.lag {
-            Some(lag) => println!(
-                "{:<26} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>10}",
-                name,
-                lag.samples,
-                lag.p50_ms,
-                lag.p90_ms,
-                lag.p99_ms,
-                lag.max_ms,
-                subscriber.unresolved
-            ),
-            None => println!(
-                "{:<26} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10}",
-                name, 0, "-", "-", "-", "-", subscriber.unresolved
-            ),
-        }
+        let mut row = match &subscriber.lag {
+            Some(lag) => latency_row(&name, lag),
+            None => [name.as_str(), "0", "-", "-", "-", "-"]
+                .map(String::from)
+                .to_vec(),
+        };
+        row.push(subscriber.unresolved.to_string());
+        table.row(row);
     }
+    table.print();
     if let Some(query) = &lag.poll_query {
         println!(
             "  poller: every {} ms, {} polls, checkpoint query p50 {:.2} ms p99 {:.2} ms",
@@ -561,31 +544,5 @@ fn rate_f(events: u64, seconds: f64) -> f64 {
         events as f64 / seconds
     } else {
         0.0
-    }
-}
-
-/// `1234567.8` as `1,234,568`.
-pub(crate) fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value.max(0.0));
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::thousands;
-
-    #[test]
-    fn thousands_are_separated() {
-        assert_eq!(thousands(0.0), "0");
-        assert_eq!(thousands(999.4), "999");
-        assert_eq!(thousands(1000.0), "1,000");
-        assert_eq!(thousands(1_234_567.8), "1,234,568");
     }
 }

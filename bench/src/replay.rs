@@ -24,8 +24,9 @@ use sqlx::PgPool;
 
 use crate::database::BenchDatabase;
 use crate::machine::MachineFacts;
-use crate::projection::{read_and_decode, thousands, BaselineReport};
+use crate::projection::{read_and_decode, BaselineReport};
 use crate::seed::{ReadModelCounts, SeedPlan, SeedReport};
+use crate::table::{phase_row, phase_table, thousands};
 use crate::ReplayArgs;
 
 const SHADOW: &str = "bench";
@@ -221,46 +222,36 @@ async fn measure(args: &ReplayArgs, plan: &SeedPlan, pool: &PgPool) -> Result<Me
 
 fn print_table(results: &Results) {
     println!();
-    println!(
-        "{:<44} {:>11} {:>10} {:>12}",
-        "phase", "events", "seconds", "events/s"
-    );
-    let row = |name: &str, events: u64, seconds: f64, per_second: f64| {
-        println!(
-            "{:<44} {:>11} {:>10.2} {:>12}",
-            name,
-            thousands(events as f64),
-            seconds,
-            thousands(per_second)
-        );
-    };
-    row(
-        "seed (INSERT ... SELECT, trigger)",
-        results.seed.events,
-        results.seed.seconds,
-        results.seed.events_per_second,
-    );
-    row(
-        &format!("baseline read+decode (batch {})", results.batch_size),
-        results.baseline.events,
-        results.baseline.seconds,
-        results.baseline.events_per_second,
-    );
-    row(
-        "rebuild, 5 read models into a shadow schema",
-        results.rebuild.events,
-        results.rebuild.seconds,
-        results.rebuild.events_per_second,
-    );
-    row(
-        &format!(
-            "verify, {} streams",
-            thousands(results.verify.streams as f64)
-        ),
-        results.verify.events,
-        results.verify.seconds,
-        results.verify.events_per_second,
-    );
+    let mut phases = phase_table(44);
+    phases
+        .row(phase_row(
+            "seed (INSERT ... SELECT, trigger)",
+            results.seed.events,
+            results.seed.seconds,
+            results.seed.events_per_second,
+        ))
+        .row(phase_row(
+            &format!("baseline read+decode (batch {})", results.batch_size),
+            results.baseline.events,
+            results.baseline.seconds,
+            results.baseline.events_per_second,
+        ))
+        .row(phase_row(
+            "rebuild, 5 read models into a shadow schema",
+            results.rebuild.events,
+            results.rebuild.seconds,
+            results.rebuild.events_per_second,
+        ))
+        .row(phase_row(
+            &format!(
+                "verify, {} streams",
+                thousands(results.verify.streams as f64)
+            ),
+            results.verify.events,
+            results.verify.seconds,
+            results.verify.events_per_second,
+        ))
+        .print();
     println!(
         "rebuild / baseline throughput: {:.3}",
         results.rebuild.ratio_to_baseline

@@ -37,6 +37,7 @@ use uuid::Uuid;
 
 use crate::database::BenchDatabase;
 use crate::machine::MachineFacts;
+use crate::table::{latency_row, Table};
 use crate::ServerArgs;
 use client::{Api, SessionTimings};
 use throughput::{Load, Mix};
@@ -678,63 +679,14 @@ fn print_table(results: &Results) {
         );
     }
     if !results.throughput.is_empty() {
-        println!(
-            "\nCommand throughput (mix: 1 in {} configures a bot, the rest trigger trades), \
-             {:.0} s per level; baseline = single-event INSERT + COMMIT of {} bytes",
-            results.parameters.configure_every,
-            results.parameters.seconds,
-            results.baseline_row_bytes
-        );
-        println!("| clients | baseline tx/s | chain tx/s | REST commands/s | ratio | to chain | REST p50 ms | p95 ms | p99 ms | failed | db tx/command |");
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-        for level in &results.throughput {
-            let p = level.rest.latency.as_ref();
-            let failed: u64 = level.rest.failures.values().sum();
-            println!(
-                "| {} | {:.0} | {:.0} | {:.0} | **{:.3}** | {:.3} | {:.2} | {:.2} | {:.2} | {} | {:.2} |",
-                level.clients,
-                level.baseline.per_second,
-                level.chain.per_second,
-                level.rest.per_second,
-                level.ratio,
-                level.chain_ratio,
-                p.map_or(0.0, |p| p.p50_ms),
-                p.map_or(0.0, |p| p.p95_ms),
-                p.map_or(0.0, |p| p.p99_ms),
-                failed,
-                level.database_transactions_per_command
-            );
-        }
-    }
-    if !results.throughput.is_empty() {
-        println!("\nCPU ms per operation (warm-up included): server, PostgreSQL backends of the run's database, this process");
-        println!(
-            "| clients | baseline: postgres | client | chain: postgres | client | REST: server | postgres | client | total |"
-        );
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-        for level in &results.throughput {
-            let (b, c, r) = (&level.baseline_cpu, &level.chain_cpu, &level.rest_cpu);
-            println!(
-                "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
-                level.clients,
-                b.postgres_ms,
-                b.client_ms,
-                c.postgres_ms,
-                c.client_ms,
-                r.server_ms,
-                r.postgres_ms,
-                r.client_ms,
-                r.server_ms + r.postgres_ms + r.client_ms
-            );
-        }
+        print_throughput(results);
     }
     if let Some(s) = &results.stream_length {
         println!(
             "\nStream length: {} samples each, alternating; long stream {} → {} events (snapshot at {})",
             results.parameters.stream_samples, s.long_events_before, s.long_events_after, s.long_stream_snapshot_at
         );
-        println!("| stream | p50 ms | p90 ms | p99 ms | max ms |");
-        println!("|---|---:|---:|---:|---:|");
+        let mut table = Table::new(["stream", "p50 ms", "p90 ms", "p99 ms", "max ms"]);
         for (name, p) in [
             (
                 format!("short (≥ {} events)", s.short_events_before),
@@ -743,12 +695,12 @@ fn print_table(results: &Results) {
             (format!("long ({} events)", s.long_events_before), &s.long),
         ] {
             if let Some(p) = p {
-                println!(
-                    "| {name} | {:.2} | {:.2} | {:.2} | {:.2} |",
-                    p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms
-                );
+                let mut row = latency_row(&name, p);
+                row.remove(1); // the samples, in the title
+                table.row(row);
             }
         }
+        table.print_markdown();
         println!("long / short p50: {:.2}", s.p50_ratio);
     }
     if let Some(q) = &results.queries_under_load {
@@ -786,8 +738,7 @@ fn print_table(results: &Results) {
             "\nFreshness: target {:.0}/s, achieved {:.1}/s, {} accepted, {} failed, unresolved: read model {}, Kafka {}",
             f.target_rate, f.achieved_rate, f.accepted, f.failed, f.unresolved_read_model, f.unresolved_kafka
         );
-        println!("| | samples | p50 ms | p90 ms | p99 ms | max ms |");
-        println!("|---|---:|---:|---:|---:|---:|");
+        let mut table = Table::new(["", "samples", "p50 ms", "p90 ms", "p99 ms", "max ms"]);
         for (name, p) in [
             ("command (request → accepted)", &f.command),
             ("accepted → bot_status updated", &f.accepted_to_read_model),
@@ -797,14 +748,86 @@ fn print_table(results: &Results) {
             ),
         ] {
             if let Some(p) = p {
-                println!(
-                    "| {name} | {} | {:.2} | {:.2} | {:.2} | {:.2} |",
-                    p.samples, p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms
-                );
+                table.row(latency_row(name, p));
             }
         }
+        table.print_markdown();
     }
     for note in &results.notes {
         println!("note: {note}");
     }
+}
+
+/// The throughput levels' two tables: rates and latency, then CPU.
+fn print_throughput(results: &Results) {
+    println!(
+        "\nCommand throughput (mix: 1 in {} configures a bot, the rest trigger trades), \
+         {:.0} s per level; baseline = single-event INSERT + COMMIT of {} bytes",
+        results.parameters.configure_every, results.parameters.seconds, results.baseline_row_bytes
+    );
+    let mut rates = Table::new([
+        "clients",
+        "baseline tx/s",
+        "chain tx/s",
+        "REST commands/s",
+        "ratio",
+        "to chain",
+        "REST p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "failed",
+        "db tx/command",
+    ])
+    .first_column_right();
+    for level in &results.throughput {
+        let p = level.rest.latency.as_ref();
+        let failed: u64 = level.rest.failures.values().sum();
+        rates.row([
+            level.clients.to_string(),
+            format!("{:.0}", level.baseline.per_second),
+            format!("{:.0}", level.chain.per_second),
+            format!("{:.0}", level.rest.per_second),
+            format!("**{:.3}**", level.ratio),
+            format!("{:.3}", level.chain_ratio),
+            format!("{:.2}", p.map_or(0.0, |p| p.p50_ms)),
+            format!("{:.2}", p.map_or(0.0, |p| p.p95_ms)),
+            format!("{:.2}", p.map_or(0.0, |p| p.p99_ms)),
+            failed.to_string(),
+            format!("{:.2}", level.database_transactions_per_command),
+        ]);
+    }
+    rates.print_markdown();
+
+    println!("\nCPU ms per operation (warm-up included): server, PostgreSQL backends of the run's database, this process");
+    let mut cpu = Table::new([
+        "clients",
+        "baseline: postgres",
+        "client",
+        "chain: postgres",
+        "client",
+        "REST: server",
+        "postgres",
+        "client",
+        "total",
+    ])
+    .first_column_right();
+    for level in &results.throughput {
+        let (b, c, r) = (&level.baseline_cpu, &level.chain_cpu, &level.rest_cpu);
+        let mut row = vec![level.clients.to_string()];
+        row.extend(
+            [
+                b.postgres_ms,
+                b.client_ms,
+                c.postgres_ms,
+                c.client_ms,
+                r.server_ms,
+                r.postgres_ms,
+                r.client_ms,
+                r.server_ms + r.postgres_ms + r.client_ms,
+            ]
+            .map(|ms| format!("{ms:.3}")),
+        );
+        cpu.row(row);
+    }
+    cpu.print_markdown();
 }
