@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, ensure, Result};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use clap::Args;
 use command_side::Position;
 use kafka_mirror::envelope::{headers, Envelope};
@@ -42,8 +42,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::database::BenchDatabase;
-use crate::machine::MachineFacts;
+use crate::harness::{Benchmark, Run, RunSettings};
 use crate::seed::SeedPlan;
 use crate::stats::{rate, Percentiles};
 use crate::table::{latency_row, Table};
@@ -84,8 +83,6 @@ pub struct KafkaArgs {
 
 #[derive(Debug, Serialize)]
 struct Results {
-    started_at: DateTime<Utc>,
-    machine: MachineFacts,
     bootstrap_servers: String,
     events: u64,
     batch_size: i64,
@@ -94,8 +91,6 @@ struct Results {
     mirror: Throughput,
     mirror_to_raw_ratio: f64,
     latency: Latency,
-    wall_seconds: f64,
-    load_average_at_end: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -126,36 +121,47 @@ pub async fn run(args: KafkaArgs) -> Result<()> {
         args.duration.is_finite() && args.duration > 0.0,
         "--duration must be greater than 0"
     );
-    let started_at = Utc::now();
-    let wall = Instant::now();
-    println!(
-        "muckard-bench kafka: {} events to {}, mirror batch {}",
-        args.events, args.bootstrap_servers, args.batch_size
-    );
-    let (database, pool) = BenchDatabase::create(&args.server.database_url, 24).await?;
-    eprintln!("database {}", database.name);
     let run_id = format!("bench{}", &Uuid::new_v4().simple().to_string()[..8]);
-    let outcome = tokio::select! {
-        outcome = measure(&args, &pool, &run_id) => outcome,
-        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
-    };
-    drop(pool);
-    if let Err(error) = database.drop_database().await {
-        eprintln!("warning: {error:#}");
+    crate::harness::run(&Kafka { args, run_id }).await
+}
+
+/// A run of the benchmark: its topics are named after `run_id`.
+struct Kafka {
+    args: KafkaArgs,
+    run_id: String,
+}
+
+impl Benchmark for Kafka {
+    type Results = Results;
+    const NAME: &'static str = "kafka";
+
+    fn settings(&self) -> RunSettings<'_> {
+        RunSettings {
+            admin_url: &self.args.server.database_url,
+            max_connections: 24,
+            keep_database: false,
+            output: &self.args.output,
+        }
     }
-    delete_topics(&args.bootstrap_servers, &run_id).await;
-    let mut results = outcome?;
-    results.started_at = started_at;
-    results.wall_seconds = wall.elapsed().as_secs_f64();
-    results.load_average_at_end = crate::machine::load_average();
-    print_table(&results);
-    crate::projection::write_and_sign_off(
-        &args.output,
-        &results,
-        results.wall_seconds,
-        &results.machine.load_average_at_start,
-        &results.load_average_at_end,
-    )
+
+    fn title(&self) -> String {
+        format!(
+            "muckard-bench kafka: {} events to {}, mirror batch {}",
+            self.args.events, self.args.bootstrap_servers, self.args.batch_size
+        )
+    }
+
+    async fn measure(&self, run: &mut Run) -> Result<Results> {
+        measure(&self.args, &run.pool, &self.run_id).await
+    }
+
+    async fn clean_up(&self) {
+        delete_topics(&self.args.bootstrap_servers, &self.run_id).await;
+    }
+
+    fn print(&self, results: &Results) {
+        print_table(results);
+    }
 }
 
 fn settings(args: &KafkaArgs, prefix: &str) -> Result<KafkaSettings> {
@@ -182,8 +188,6 @@ async fn provision_topics(settings: &KafkaSettings) -> Result<()> {
 }
 
 async fn measure(args: &KafkaArgs, pool: &PgPool, run_id: &str) -> Result<Results> {
-    let machine = MachineFacts::collect(pool).await?;
-    machine.print();
     // The seed's proportions (users, keys, bots, fills, portfolio trades).
     let plan = SeedPlan::new(
         args.events,
@@ -237,8 +241,6 @@ async fn measure(args: &KafkaArgs, pool: &PgPool, run_id: &str) -> Result<Result
     let latency = steady_latency(pool, &latency_settings, args).await?;
 
     Ok(Results {
-        started_at: Utc::now(),
-        machine,
         bootstrap_servers: args.bootstrap_servers.clone(),
         events: plan.events(),
         batch_size: args.batch_size,
@@ -247,8 +249,6 @@ async fn measure(args: &KafkaArgs, pool: &PgPool, run_id: &str) -> Result<Result
         raw,
         mirror,
         latency,
-        wall_seconds: 0.0,
-        load_average_at_end: String::new(),
     })
 }
 

@@ -18,6 +18,7 @@
 
 mod database;
 mod decode;
+mod harness;
 mod kafka;
 mod lag;
 mod machine;

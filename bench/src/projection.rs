@@ -10,11 +10,9 @@
 //!
 //! then prints a table and writes the figures as JSON.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, ensure, Context, Result};
-use chrono::{DateTime, Utc};
 use clap::ValueEnum;
 use command_side::Position;
 use projections::{read_models, LogReader, SubscriberRunner, SubscriberSettings};
@@ -22,10 +20,9 @@ use serde::Serialize;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::database::BenchDatabase;
 use crate::decode::AnyEvent;
+use crate::harness::{Benchmark, Run, RunSettings};
 use crate::lag::{LagReport, LagSettings};
-use crate::machine::MachineFacts;
 use crate::seed::{ReadModelCounts, SeedPlan, SeedReport};
 use crate::stats::rate;
 use crate::table::{latency_row, phase_row, phase_table, thousands, Table};
@@ -89,13 +86,6 @@ struct CatchUpReport {
 
 #[derive(Debug, Serialize)]
 struct Results {
-    benchmark: &'static str,
-    started_at: DateTime<Utc>,
-    finished_at: DateTime<Utc>,
-    wall_seconds: f64,
-    load_average_at_end: String,
-    database: String,
-    machine: MachineFacts,
     parameters: Parameters,
     seed: SeedReport,
     seed_checked_event_types: Vec<String>,
@@ -116,56 +106,46 @@ pub async fn run(args: ProjectionArgs) -> Result<()> {
         "--duration must be greater than 0"
     );
     ensure!(args.lag_bots >= 1, "--lag-bots must be at least 1");
-
-    let started_at = Utc::now();
-    let wall = Instant::now();
-    println!(
-        "muckard-bench projection: {} events, batch size {}",
-        thousands(plan.events() as f64),
-        args.batch_size
-    );
-    let (database, pool) = BenchDatabase::create(&args.server.database_url, 16).await?;
-    eprintln!("database {}", database.name);
-    let mut databases = vec![database];
-
-    // Ctrl-C drops the measurement (and the tasks' hold on the databases)
-    // and still drops the databases.
-    let outcome = tokio::select! {
-        outcome = measure(&args, &plan, &pool, &mut databases) => outcome,
-        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
-    };
-    drop(pool);
-    for database in &databases {
-        if args.keep_database {
-            eprintln!("kept database {}", database.name);
-        } else if let Err(error) = database.drop_database().await {
-            eprintln!("warning: {error:#}");
-        }
-    }
-    let mut results = outcome?;
-    results.started_at = started_at;
-    results.finished_at = Utc::now();
-    results.wall_seconds = wall.elapsed().as_secs_f64();
-    results.load_average_at_end = crate::machine::load_average();
-    print_table(&results);
-    crate::projection::write_and_sign_off(
-        &args.output,
-        &results,
-        results.wall_seconds,
-        &results.machine.load_average_at_start,
-        &results.load_average_at_end,
-    )
+    crate::harness::run(&Projection { args, plan }).await
 }
 
-async fn measure(
-    args: &ProjectionArgs,
-    plan: &SeedPlan,
-    pool: &PgPool,
-    databases: &mut Vec<BenchDatabase>,
-) -> Result<Results> {
-    let machine = MachineFacts::collect(pool).await?;
-    machine.print();
+struct Projection {
+    args: ProjectionArgs,
+    plan: SeedPlan,
+}
 
+impl Benchmark for Projection {
+    type Results = Results;
+    const NAME: &'static str = "projection";
+
+    fn settings(&self) -> RunSettings<'_> {
+        RunSettings {
+            admin_url: &self.args.server.database_url,
+            max_connections: 16,
+            keep_database: self.args.keep_database,
+            output: &self.args.output,
+        }
+    }
+
+    fn title(&self) -> String {
+        format!(
+            "muckard-bench projection: {} events, batch size {}",
+            thousands(self.plan.events() as f64),
+            self.args.batch_size
+        )
+    }
+
+    async fn measure(&self, run: &mut Run) -> Result<Results> {
+        measure(&self.args, &self.plan, run).await
+    }
+
+    fn print(&self, results: &Results) {
+        print_table(results);
+    }
+}
+
+async fn measure(args: &ProjectionArgs, plan: &SeedPlan, run: &mut Run) -> Result<Results> {
+    let pool = &run.pool.clone();
     eprintln!(
         "seeding {} users, {} keys, {} bots, {} fills, {} portfolio trades",
         plan.users, plan.users, plan.bots, plan.fills, plan.portfolio_trades
@@ -198,15 +178,11 @@ async fn measure(
         None
     } else {
         let url = match args.lag_database {
-            LagDatabase::Same => databases[0].url.clone(),
+            LagDatabase::Same => run.database().url.clone(),
             LagDatabase::Fresh => {
-                let (fresh, fresh_pool) =
-                    BenchDatabase::create(&args.server.database_url, 2).await?;
-                fresh_pool.close().await;
+                let fresh = run.another_database().await?;
                 eprintln!("database {} (lag)", fresh.name);
-                let url = fresh.url.clone();
-                databases.push(fresh);
-                url
+                fresh.url.clone()
             }
         };
         eprintln!("lag: steady command load");
@@ -220,13 +196,6 @@ async fn measure(
     };
 
     Ok(Results {
-        benchmark: "projection",
-        started_at: Utc::now(),
-        finished_at: Utc::now(),
-        wall_seconds: 0.0,
-        load_average_at_end: String::new(),
-        database: databases[0].name.clone(),
-        machine,
         parameters: Parameters {
             events: plan.events(),
             batch_size: args.batch_size,
@@ -377,35 +346,6 @@ async fn run_catch_up(pool: &PgPool, batch_size: i64, plan: &SeedPlan) -> Result
         projectors,
         read_models,
     })
-}
-
-/// Writes a benchmark's results as pretty JSON, making the directory.
-pub(crate) fn write_json(path: &Path, results: &impl Serialize) -> Result<()> {
-    if let Some(directory) = path.parent() {
-        std::fs::create_dir_all(directory)
-            .with_context(|| format!("creating {}", directory.display()))?;
-    }
-    let text = serde_json::to_string_pretty(results).context("serialising the results")?;
-    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
-}
-
-/// Writes a benchmark's results (see [`write_json`]) and prints the line
-/// that ends every benchmark's report: wall time, load and where the JSON
-/// went.
-pub(crate) fn write_and_sign_off(
-    path: &Path,
-    results: &impl Serialize,
-    wall_seconds: f64,
-    load_average_at_start: &str,
-    load_average_at_end: &str,
-) -> Result<()> {
-    write_json(path, results)?;
-    println!(
-        "\nwall time {wall_seconds:.1} s; load average {load_average_at_start} at the start, \
-         {load_average_at_end} at the end; JSON in {}",
-        path.display()
-    );
-    Ok(())
 }
 
 fn print_table(results: &Results) {

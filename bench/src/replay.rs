@@ -11,10 +11,7 @@
 //!
 //! then prints a table and writes the figures as JSON.
 
-use std::time::Instant;
-
-use anyhow::{anyhow, ensure, Context, Result};
-use chrono::{DateTime, Utc};
+use anyhow::{ensure, Context, Result};
 use projections::audit::verify::{verify_log, VerifyRange};
 use projections::audit::NoProgress;
 use projections::rebuild::{self, RebuildPlan, Stop};
@@ -22,8 +19,7 @@ use serde::Serialize;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
-use crate::database::BenchDatabase;
-use crate::machine::MachineFacts;
+use crate::harness::{Benchmark, Run, RunSettings};
 use crate::projection::{read_and_decode, BaselineReport};
 use crate::seed::{ReadModelCounts, SeedPlan, SeedReport};
 use crate::table::{phase_row, phase_table, thousands};
@@ -52,12 +48,6 @@ struct VerifyFigures {
 
 #[derive(Debug, Serialize)]
 struct Results {
-    benchmark: &'static str,
-    started_at: DateTime<Utc>,
-    finished_at: DateTime<Utc>,
-    wall_seconds: f64,
-    load_average_at_end: String,
-    machine: MachineFacts,
     events: u64,
     batch_size: i64,
     plan: SeedPlan,
@@ -70,62 +60,45 @@ struct Results {
 pub async fn run(args: ReplayArgs) -> Result<()> {
     let plan = SeedPlan::new(args.events, args.users, args.bots, 1.0)?;
     ensure!(args.batch_size >= 1, "--batch-size must be at least 1");
-    let started_at = Utc::now();
-    let wall = Instant::now();
-    println!(
-        "muckard-bench replay: {} events, batch size {}",
-        thousands(plan.events() as f64),
-        args.batch_size
-    );
-    let (database, pool) = BenchDatabase::create(&args.server.database_url, 16).await?;
-    eprintln!("database {}", database.name);
-    let outcome = tokio::select! {
-        outcome = measure(&args, &plan, &pool) => outcome,
-        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
-    };
-    pool.close().await;
-    if args.keep_database {
-        eprintln!("kept database {}", database.name);
-    } else if let Err(error) = database.drop_database().await {
-        eprintln!("warning: {error:#}");
-    }
-    let (machine, seed, baseline, rebuild, verify) = outcome?;
-    let results = Results {
-        benchmark: "replay",
-        started_at,
-        finished_at: Utc::now(),
-        wall_seconds: wall.elapsed().as_secs_f64(),
-        load_average_at_end: crate::machine::load_average(),
-        machine,
-        events: plan.events(),
-        batch_size: args.batch_size,
-        plan,
-        seed,
-        baseline,
-        rebuild,
-        verify,
-    };
-    print_table(&results);
-    crate::projection::write_and_sign_off(
-        &args.output,
-        &results,
-        results.wall_seconds,
-        &results.machine.load_average_at_start,
-        &results.load_average_at_end,
-    )
+    crate::harness::run(&Replay { args, plan }).await
 }
 
-type Measured = (
-    MachineFacts,
-    SeedReport,
-    BaselineReport,
-    RebuildFigures,
-    VerifyFigures,
-);
+struct Replay {
+    args: ReplayArgs,
+    plan: SeedPlan,
+}
 
-async fn measure(args: &ReplayArgs, plan: &SeedPlan, pool: &PgPool) -> Result<Measured> {
-    let machine = MachineFacts::collect(pool).await?;
-    machine.print();
+impl Benchmark for Replay {
+    type Results = Results;
+    const NAME: &'static str = "replay";
+
+    fn settings(&self) -> RunSettings<'_> {
+        RunSettings {
+            admin_url: &self.args.server.database_url,
+            max_connections: 16,
+            keep_database: self.args.keep_database,
+            output: &self.args.output,
+        }
+    }
+
+    fn title(&self) -> String {
+        format!(
+            "muckard-bench replay: {} events, batch size {}",
+            thousands(self.plan.events() as f64),
+            self.args.batch_size
+        )
+    }
+
+    async fn measure(&self, run: &mut Run) -> Result<Results> {
+        measure(&self.args, &self.plan, &run.pool).await
+    }
+
+    fn print(&self, results: &Results) {
+        print_table(results);
+    }
+}
+
+async fn measure(args: &ReplayArgs, plan: &SeedPlan, pool: &PgPool) -> Result<Results> {
     eprintln!(
         "seeding {} users, {} keys, {} bots, {} fills, {} portfolio trades",
         plan.users, plan.users, plan.bots, plan.fills, plan.portfolio_trades
@@ -217,7 +190,15 @@ async fn measure(args: &ReplayArgs, plan: &SeedPlan, pool: &PgPool) -> Result<Me
         "  {:.1} s ({:.0} events/s)",
         verify.seconds, verify.events_per_second
     );
-    Ok((machine, seed, baseline, rebuild, verify))
+    Ok(Results {
+        events: plan.events(),
+        batch_size: args.batch_size,
+        plan: *plan,
+        seed,
+        baseline,
+        rebuild,
+        verify,
+    })
 }
 
 fn print_table(results: &Results) {

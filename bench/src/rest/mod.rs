@@ -27,8 +27,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context, Result};
-use chrono::{DateTime, Utc};
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use sqlx::PgPool;
@@ -36,7 +35,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::database::BenchDatabase;
-use crate::machine::MachineFacts;
+use crate::harness::{Benchmark, Run, RunSettings};
 use crate::table::{latency_row, Table};
 use crate::ServerArgs;
 use client::{Api, SessionTimings};
@@ -206,11 +205,6 @@ struct Level {
 
 #[derive(Debug, Serialize)]
 struct Results {
-    benchmark: &'static str,
-    started_at: DateTime<Utc>,
-    wall_seconds: f64,
-    machine: MachineFacts,
-    load_average_at_end: String,
     parameters: ApiArgs,
     sessions: Option<SessionTimings>,
     bots: usize,
@@ -232,38 +226,49 @@ pub async fn run(args: ApiArgs) -> Result<()> {
         args.configure_every >= 1,
         "--configure-every must be at least 1"
     );
-    let started_at = Utc::now();
-    let wall = Instant::now();
     let run_id = format!("bench{}", &Uuid::new_v4().simple().to_string()[..8]);
-    let (database, pool) = BenchDatabase::create(&args.server.database_url, 8).await?;
-    println!(
-        "muckard-bench api: database {}, run {run_id}, server {}",
-        database.name,
-        args.muckard_bin.display()
-    );
-    let outcome = tokio::select! {
-        outcome = measure(&args, &database, &pool, &run_id) => outcome,
-        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
-    };
-    pool.close().await;
-    if args.keep_database {
-        eprintln!("kept database {}", database.name);
-    } else if let Err(error) = database.drop_database().await {
-        eprintln!("warning: {error:#}");
+    crate::harness::run(&ApiBenchmark { args, run_id }).await
+}
+
+/// A run of the benchmark: its server, topics and queues are named after
+/// `run_id`.
+struct ApiBenchmark {
+    args: ApiArgs,
+    run_id: String,
+}
+
+impl Benchmark for ApiBenchmark {
+    type Results = Results;
+    const NAME: &'static str = "api";
+
+    fn settings(&self) -> RunSettings<'_> {
+        RunSettings {
+            admin_url: &self.args.server.database_url,
+            max_connections: 8,
+            keep_database: self.args.keep_database,
+            output: &self.args.output,
+        }
     }
-    clean_up_brokers(&args, &run_id).await;
-    let mut results = outcome?;
-    results.started_at = started_at;
-    results.wall_seconds = wall.elapsed().as_secs_f64();
-    results.load_average_at_end = crate::machine::load_average();
-    print_table(&results);
-    crate::projection::write_and_sign_off(
-        &args.output,
-        &results,
-        results.wall_seconds,
-        &results.machine.load_average_at_start,
-        &results.load_average_at_end,
-    )
+
+    fn title(&self) -> String {
+        format!(
+            "muckard-bench api: run {}, server {}",
+            self.run_id,
+            self.args.muckard_bin.display()
+        )
+    }
+
+    async fn measure(&self, run: &mut Run) -> Result<Results> {
+        measure(&self.args, run.database(), &run.pool, &self.run_id).await
+    }
+
+    async fn clean_up(&self) {
+        clean_up_brokers(&self.args, &self.run_id).await;
+    }
+
+    fn print(&self, results: &Results) {
+        print_table(results);
+    }
 }
 
 async fn measure(
@@ -272,8 +277,6 @@ async fn measure(
     pool: &PgPool,
     run_id: &str,
 ) -> Result<Results> {
-    let machine = MachineFacts::collect(pool).await?;
-    machine.print();
     let mut servers = Servers {
         args,
         database_url: &database.url,
@@ -290,11 +293,7 @@ async fn measure(
     servers.stop().await;
     server::forget_keys(run_id);
     let (results, notes) = outcome?;
-    Ok(Results {
-        machine,
-        notes,
-        ..results
-    })
+    Ok(Results { notes, ..results })
 }
 
 /// The server of the run, restarted with other roles when asked.
@@ -531,11 +530,6 @@ async fn measure_server(
     }
 
     let results = Results {
-        benchmark: "api",
-        started_at: Utc::now(),
-        wall_seconds: 0.0,
-        machine: MachineFacts::collect(pool).await?,
-        load_average_at_end: String::new(),
         parameters: args.clone(),
         sessions: Some(sessions),
         bots: bots.len(),
