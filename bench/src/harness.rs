@@ -4,6 +4,7 @@
 //! end whatever happened, then the benchmark's tables, its JSON under
 //! `bench/results/` and the closing line.
 
+use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -14,43 +15,55 @@ use sqlx::PgPool;
 
 use crate::database::BenchDatabase;
 use crate::machine::MachineFacts;
+use crate::ServerArgs;
 
-/// One subcommand: what it measures and how it reports it.
-pub trait Benchmark {
-    /// The benchmark's own figures, written beside the run's facts.
-    type Results: Serialize;
-
+/// A benchmark's own figures: written to the JSON after the run's facts,
+/// and printed as its tables.
+pub trait Report: Serialize {
     /// `benchmark` in the JSON.
-    const NAME: &'static str;
+    const BENCHMARK: &'static str;
 
-    fn settings(&self) -> RunSettings<'_>;
-
-    /// The line that opens the report.
-    fn title(&self) -> String;
-
-    /// Measures on the run's database; an error or Ctrl-C drops the
-    /// future, and with it every task it awaits.
-    async fn measure(&self, run: &mut Run) -> Result<Self::Results>;
-
-    /// Removes what the run made outside its databases (topics, queues),
-    /// after an error or Ctrl-C too.
-    async fn clean_up(&self) {}
-
-    /// Prints the tables of the results (the machine is already printed).
-    fn print(&self, results: &Self::Results);
+    /// Prints the tables (the machine is already printed).
+    fn print(&self);
 }
 
 /// Where and how a benchmark runs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct RunSettings<'a> {
+    /// The line that opens the report.
+    pub title: String,
     /// PostgreSQL's admin URL, to create and drop the run's databases.
     pub admin_url: &'a str,
     /// The pool of the run's database.
     pub max_connections: u32,
-    /// Keep the databases instead of dropping them (for inspection).
-    pub keep_database: bool,
     /// Where to write the JSON results.
     pub output: &'a Path,
+    /// Keep the databases instead of dropping them (for inspection).
+    pub keep_database: bool,
+}
+
+impl<'a> RunSettings<'a> {
+    pub fn new(
+        title: String,
+        server: &'a ServerArgs,
+        max_connections: u32,
+        output: &'a Path,
+    ) -> Self {
+        Self {
+            title,
+            admin_url: &server.database_url,
+            max_connections,
+            output,
+            keep_database: false,
+        }
+    }
+
+    pub fn keep_database(self, keep_database: bool) -> Self {
+        Self {
+            keep_database,
+            ..self
+        }
+    }
 }
 
 /// The databases of a run, the first with a pool, while it measures.
@@ -77,7 +90,7 @@ impl Run {
 
 /// What every benchmark's JSON holds, its own figures after the run's.
 #[derive(Debug, Serialize)]
-struct Report<'a, R> {
+struct Envelope<'a, R> {
     benchmark: &'static str,
     started_at: DateTime<Utc>,
     finished_at: DateTime<Utc>,
@@ -89,12 +102,26 @@ struct Report<'a, R> {
     results: &'a R,
 }
 
-/// Runs `benchmark` from the fresh database to the closing line.
-pub async fn run<B: Benchmark>(benchmark: &B) -> Result<()> {
-    let settings = benchmark.settings();
+/// Runs a benchmark from the fresh database to the closing line:
+/// `measure` on the run's database; an error or Ctrl-C drops its future,
+/// and with it every task it awaits.
+pub async fn run<R: Report>(
+    settings: RunSettings<'_>,
+    measure: impl AsyncFnOnce(&mut Run) -> Result<R>,
+) -> Result<()> {
+    run_and_clean_up(settings, measure, async {}).await
+}
+
+/// [`run`], then `clean_up` removes what the run made outside its
+/// databases (topics, queues), after an error or Ctrl-C too.
+pub async fn run_and_clean_up<R: Report>(
+    settings: RunSettings<'_>,
+    measure: impl AsyncFnOnce(&mut Run) -> Result<R>,
+    clean_up: impl Future<Output = ()>,
+) -> Result<()> {
     let started_at = Utc::now();
     let wall = Instant::now();
-    println!("{}", benchmark.title());
+    println!("{}", settings.title);
     let (database, pool) =
         BenchDatabase::create(settings.admin_url, settings.max_connections).await?;
     eprintln!("database {}", database.name);
@@ -105,17 +132,23 @@ pub async fn run<B: Benchmark>(benchmark: &B) -> Result<()> {
         databases: vec![database],
     };
 
-    let outcome = tokio::select! {
-        outcome = describe_and_measure(benchmark, &mut run) => outcome,
+    let describe_and_measure = async {
+        let machine = MachineFacts::collect(&run.pool).await?;
+        machine.print();
+        let results = measure(&mut run).await?;
+        Ok((machine, results))
+    };
+    let outcome: Result<_> = tokio::select! {
+        outcome = describe_and_measure => outcome,
         _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
     };
     finish(run, settings.keep_database).await;
-    benchmark.clean_up().await;
+    clean_up.await;
     let (machine, results) = outcome?;
 
     let wall_seconds = wall.elapsed().as_secs_f64();
-    let report = Report {
-        benchmark: B::NAME,
+    let report = Envelope {
+        benchmark: R::BENCHMARK,
         started_at,
         finished_at: Utc::now(),
         wall_seconds,
@@ -124,7 +157,7 @@ pub async fn run<B: Benchmark>(benchmark: &B) -> Result<()> {
         machine: &machine,
         results: &results,
     };
-    benchmark.print(&results);
+    results.print();
     write_json(settings.output, &report)?;
     println!(
         "\nwall time {wall_seconds:.1} s; load average {} at the start, \
@@ -134,16 +167,6 @@ pub async fn run<B: Benchmark>(benchmark: &B) -> Result<()> {
         settings.output.display()
     );
     Ok(())
-}
-
-async fn describe_and_measure<B: Benchmark>(
-    benchmark: &B,
-    run: &mut Run,
-) -> Result<(MachineFacts, B::Results)> {
-    let machine = MachineFacts::collect(&run.pool).await?;
-    machine.print();
-    let results = benchmark.measure(run).await?;
-    Ok((machine, results))
 }
 
 /// Closes the pool and drops (or keeps) every database of the run.

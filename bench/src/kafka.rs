@@ -42,7 +42,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::harness::{Benchmark, Run, RunSettings};
+use crate::harness::{Report, Run, RunSettings};
 use crate::seed::SeedPlan;
 use crate::stats::{rate, Percentiles};
 use crate::table::{latency_row, Table};
@@ -121,47 +121,19 @@ pub async fn run(args: KafkaArgs) -> Result<()> {
         args.duration.is_finite() && args.duration > 0.0,
         "--duration must be greater than 0"
     );
+    let title = format!(
+        "muckard-bench kafka: {} events to {}, mirror batch {}",
+        args.events, args.bootstrap_servers, args.batch_size
+    );
+    let settings = RunSettings::new(title, &args.server, 24, &args.output);
+    // Each part's topics are named after the run (`bench<random>.<part>.`).
     let run_id = format!("bench{}", &Uuid::new_v4().simple().to_string()[..8]);
-    crate::harness::run(&Kafka { args, run_id }).await
-}
-
-/// A run of the benchmark: its topics are named after `run_id`.
-struct Kafka {
-    args: KafkaArgs,
-    run_id: String,
-}
-
-impl Benchmark for Kafka {
-    type Results = Results;
-    const NAME: &'static str = "kafka";
-
-    fn settings(&self) -> RunSettings<'_> {
-        RunSettings {
-            admin_url: &self.args.server.database_url,
-            max_connections: 24,
-            keep_database: false,
-            output: &self.args.output,
-        }
-    }
-
-    fn title(&self) -> String {
-        format!(
-            "muckard-bench kafka: {} events to {}, mirror batch {}",
-            self.args.events, self.args.bootstrap_servers, self.args.batch_size
-        )
-    }
-
-    async fn measure(&self, run: &mut Run) -> Result<Results> {
-        measure(&self.args, &run.pool, &self.run_id).await
-    }
-
-    async fn clean_up(&self) {
-        delete_topics(&self.args.bootstrap_servers, &self.run_id).await;
-    }
-
-    fn print(&self, results: &Results) {
-        print_table(results);
-    }
+    crate::harness::run_and_clean_up(
+        settings,
+        async |run: &mut Run| measure(&args, &run.pool, &run_id).await,
+        delete_topics(&args.bootstrap_servers, &run_id),
+    )
+    .await
 }
 
 fn settings(args: &KafkaArgs, prefix: &str) -> Result<KafkaSettings> {
@@ -548,39 +520,43 @@ async fn delete_topics(bootstrap: &str, run_id: &str) {
         .await;
 }
 
-fn print_table(results: &Results) {
-    println!();
-    println!(
-        "{} events, mean message {:.0} bytes, broker {}",
-        results.events, results.mean_message_bytes, results.bootstrap_servers
-    );
-    let mut publishers = Table::new(["publisher", "events", "seconds", "events/s"]);
-    for (name, t) in [
-        ("raw rdkafka producer (baseline)", &results.raw),
-        ("Kafka mirror (catch-up)", &results.mirror),
-    ] {
-        publishers.row([
-            name.to_string(),
-            t.events.to_string(),
-            format!("{:.2}", t.seconds),
-            format!("{:.0}", t.events_per_second),
-        ]);
-    }
-    publishers.print_markdown();
-    println!("mirror / raw: {:.3}", results.mirror_to_raw_ratio);
-    let l = &results.latency;
-    println!(
-        "\nsteady load: target {:.0}/s, achieved {:.1}/s, {} committed, {} failed",
-        l.target_rate, l.achieved_rate, l.committed, l.failed
-    );
-    let mut latencies = Table::new(["", "samples", "p50 ms", "p90 ms", "p99 ms", "max ms"]);
-    for (name, p) in [
-        ("commit (INSERT + COMMIT)", &l.commit),
-        ("commit → acknowledged", &l.commit_to_acknowledged),
-    ] {
-        if let Some(p) = p {
-            latencies.row(latency_row(name, p));
+impl Report for Results {
+    const BENCHMARK: &'static str = "kafka";
+
+    fn print(&self) {
+        println!();
+        println!(
+            "{} events, mean message {:.0} bytes, broker {}",
+            self.events, self.mean_message_bytes, self.bootstrap_servers
+        );
+        let mut publishers = Table::new(["publisher", "events", "seconds", "events/s"]);
+        for (name, t) in [
+            ("raw rdkafka producer (baseline)", &self.raw),
+            ("Kafka mirror (catch-up)", &self.mirror),
+        ] {
+            publishers.row([
+                name.to_string(),
+                t.events.to_string(),
+                format!("{:.2}", t.seconds),
+                format!("{:.0}", t.events_per_second),
+            ]);
         }
+        publishers.print_markdown();
+        println!("mirror / raw: {:.3}", self.mirror_to_raw_ratio);
+        let l = &self.latency;
+        println!(
+            "\nsteady load: target {:.0}/s, achieved {:.1}/s, {} committed, {} failed",
+            l.target_rate, l.achieved_rate, l.committed, l.failed
+        );
+        let mut latencies = Table::new(["", "samples", "p50 ms", "p90 ms", "p99 ms", "max ms"]);
+        for (name, p) in [
+            ("commit (INSERT + COMMIT)", &l.commit),
+            ("commit → acknowledged", &l.commit_to_acknowledged),
+        ] {
+            if let Some(p) = p {
+                latencies.row(latency_row(name, p));
+            }
+        }
+        latencies.print_markdown();
     }
-    latencies.print_markdown();
 }

@@ -21,7 +21,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::decode::AnyEvent;
-use crate::harness::{Benchmark, Run, RunSettings};
+use crate::harness::{Report, Run, RunSettings};
 use crate::lag::{LagReport, LagSettings};
 use crate::seed::{ReadModelCounts, SeedPlan, SeedReport};
 use crate::stats::rate;
@@ -106,42 +106,17 @@ pub async fn run(args: ProjectionArgs) -> Result<()> {
         "--duration must be greater than 0"
     );
     ensure!(args.lag_bots >= 1, "--lag-bots must be at least 1");
-    crate::harness::run(&Projection { args, plan }).await
-}
-
-struct Projection {
-    args: ProjectionArgs,
-    plan: SeedPlan,
-}
-
-impl Benchmark for Projection {
-    type Results = Results;
-    const NAME: &'static str = "projection";
-
-    fn settings(&self) -> RunSettings<'_> {
-        RunSettings {
-            admin_url: &self.args.server.database_url,
-            max_connections: 16,
-            keep_database: self.args.keep_database,
-            output: &self.args.output,
-        }
-    }
-
-    fn title(&self) -> String {
-        format!(
-            "muckard-bench projection: {} events, batch size {}",
-            thousands(self.plan.events() as f64),
-            self.args.batch_size
-        )
-    }
-
-    async fn measure(&self, run: &mut Run) -> Result<Results> {
-        measure(&self.args, &self.plan, run).await
-    }
-
-    fn print(&self, results: &Results) {
-        print_table(results);
-    }
+    let title = format!(
+        "muckard-bench projection: {} events, batch size {}",
+        thousands(plan.events() as f64),
+        args.batch_size
+    );
+    let settings =
+        RunSettings::new(title, &args.server, 16, &args.output).keep_database(args.keep_database);
+    crate::harness::run(settings, async |run: &mut Run| {
+        measure(&args, &plan, run).await
+    })
+    .await
 }
 
 async fn measure(args: &ProjectionArgs, plan: &SeedPlan, run: &mut Run) -> Result<Results> {
@@ -348,79 +323,83 @@ async fn run_catch_up(pool: &PgPool, batch_size: i64, plan: &SeedPlan) -> Result
     })
 }
 
-fn print_table(results: &Results) {
-    let seed = &results.seed;
-    let baseline = &results.baseline;
-    let catch_up = &results.catch_up;
-    let plan = &results.parameters.plan;
-    println!();
-    println!(
-        "Log: {} events = {} users, {} keys (connected+tested), {} bots (3 events each), \
-         {} fills, {} portfolio trades; events table {:.0} MiB",
-        thousands(seed.events as f64),
-        plan.users,
-        plan.users,
-        plan.bots,
-        thousands(plan.fills as f64),
-        thousands(plan.portfolio_trades as f64),
-        seed.table_bytes as f64 / f64::from(1u32 << 20),
-    );
-    println!();
-    let mut phases = phase_table(40);
-    phases
-        .row(phase_row(
-            "seed (INSERT ... SELECT, trigger)",
-            seed.events,
-            seed.seconds,
-            seed.events_per_second,
-        ))
-        .row([
-            "  settle (VACUUM ANALYZE, CHECKPOINT)".to_string(),
-            String::new(),
-            format!("{:.2}", seed.settle_seconds),
-        ])
-        .row(phase_row(
-            &format!(
-                "baseline read+decode (batch {})",
-                results.parameters.batch_size
-            ),
-            baseline.events,
-            baseline.seconds,
-            baseline.events_per_second,
-        ));
-    for (part, seconds) in [
-        ("read_after", baseline.read_seconds),
-        ("decode", baseline.decode_seconds),
-    ] {
-        phases.row([
-            format!("  of which {part}"),
-            String::new(),
-            format!("{seconds:.2}"),
-            thousands(rate_f(baseline.events, seconds)),
-        ]);
-    }
-    phases.row(phase_row(
-        "catch-up, 5 projectors concurrently",
-        catch_up.events,
-        catch_up.wall_seconds,
-        catch_up.events_per_second,
-    ));
-    for projector in &catch_up.projectors {
-        phases.row(phase_row(
-            &format!("  {}", projector.name),
-            projector.events_handled,
-            projector.seconds,
-            projector.events_per_second,
-        ));
-    }
-    phases.print();
-    println!(
-        "catch-up / baseline throughput: {:.3}",
-        catch_up.ratio_to_baseline
-    );
+impl Report for Results {
+    const BENCHMARK: &'static str = "projection";
 
-    if let Some(lag) = &results.lag {
-        print_lag(lag, results.parameters.lag_database);
+    fn print(&self) {
+        let seed = &self.seed;
+        let baseline = &self.baseline;
+        let catch_up = &self.catch_up;
+        let plan = &self.parameters.plan;
+        println!();
+        println!(
+            "Log: {} events = {} users, {} keys (connected+tested), {} bots (3 events each), \
+             {} fills, {} portfolio trades; events table {:.0} MiB",
+            thousands(seed.events as f64),
+            plan.users,
+            plan.users,
+            plan.bots,
+            thousands(plan.fills as f64),
+            thousands(plan.portfolio_trades as f64),
+            seed.table_bytes as f64 / f64::from(1u32 << 20),
+        );
+        println!();
+        let mut phases = phase_table(40);
+        phases
+            .row(phase_row(
+                "seed (INSERT ... SELECT, trigger)",
+                seed.events,
+                seed.seconds,
+                seed.events_per_second,
+            ))
+            .row([
+                "  settle (VACUUM ANALYZE, CHECKPOINT)".to_string(),
+                String::new(),
+                format!("{:.2}", seed.settle_seconds),
+            ])
+            .row(phase_row(
+                &format!(
+                    "baseline read+decode (batch {})",
+                    self.parameters.batch_size
+                ),
+                baseline.events,
+                baseline.seconds,
+                baseline.events_per_second,
+            ));
+        for (part, seconds) in [
+            ("read_after", baseline.read_seconds),
+            ("decode", baseline.decode_seconds),
+        ] {
+            phases.row([
+                format!("  of which {part}"),
+                String::new(),
+                format!("{seconds:.2}"),
+                thousands(rate_f(baseline.events, seconds)),
+            ]);
+        }
+        phases.row(phase_row(
+            "catch-up, 5 projectors concurrently",
+            catch_up.events,
+            catch_up.wall_seconds,
+            catch_up.events_per_second,
+        ));
+        for projector in &catch_up.projectors {
+            phases.row(phase_row(
+                &format!("  {}", projector.name),
+                projector.events_handled,
+                projector.seconds,
+                projector.events_per_second,
+            ));
+        }
+        phases.print();
+        println!(
+            "catch-up / baseline throughput: {:.3}",
+            catch_up.ratio_to_baseline
+        );
+
+        if let Some(lag) = &self.lag {
+            print_lag(lag, self.parameters.lag_database);
+        }
     }
 }
 

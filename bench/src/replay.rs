@@ -19,7 +19,7 @@ use serde::Serialize;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
-use crate::harness::{Benchmark, Run, RunSettings};
+use crate::harness::{Report, Run, RunSettings};
 use crate::projection::{read_and_decode, BaselineReport};
 use crate::seed::{ReadModelCounts, SeedPlan, SeedReport};
 use crate::table::{phase_row, phase_table, thousands};
@@ -60,42 +60,17 @@ struct Results {
 pub async fn run(args: ReplayArgs) -> Result<()> {
     let plan = SeedPlan::new(args.events, args.users, args.bots, 1.0)?;
     ensure!(args.batch_size >= 1, "--batch-size must be at least 1");
-    crate::harness::run(&Replay { args, plan }).await
-}
-
-struct Replay {
-    args: ReplayArgs,
-    plan: SeedPlan,
-}
-
-impl Benchmark for Replay {
-    type Results = Results;
-    const NAME: &'static str = "replay";
-
-    fn settings(&self) -> RunSettings<'_> {
-        RunSettings {
-            admin_url: &self.args.server.database_url,
-            max_connections: 16,
-            keep_database: self.args.keep_database,
-            output: &self.args.output,
-        }
-    }
-
-    fn title(&self) -> String {
-        format!(
-            "muckard-bench replay: {} events, batch size {}",
-            thousands(self.plan.events() as f64),
-            self.args.batch_size
-        )
-    }
-
-    async fn measure(&self, run: &mut Run) -> Result<Results> {
-        measure(&self.args, &self.plan, &run.pool).await
-    }
-
-    fn print(&self, results: &Results) {
-        print_table(results);
-    }
+    let title = format!(
+        "muckard-bench replay: {} events, batch size {}",
+        thousands(plan.events() as f64),
+        args.batch_size
+    );
+    let settings =
+        RunSettings::new(title, &args.server, 16, &args.output).keep_database(args.keep_database);
+    crate::harness::run(settings, async |run: &mut Run| {
+        measure(&args, &plan, &run.pool).await
+    })
+    .await
 }
 
 async fn measure(args: &ReplayArgs, plan: &SeedPlan, pool: &PgPool) -> Result<Results> {
@@ -201,40 +176,41 @@ async fn measure(args: &ReplayArgs, plan: &SeedPlan, pool: &PgPool) -> Result<Re
     })
 }
 
-fn print_table(results: &Results) {
-    println!();
-    let mut phases = phase_table(44);
-    phases
-        .row(phase_row(
-            "seed (INSERT ... SELECT, trigger)",
-            results.seed.events,
-            results.seed.seconds,
-            results.seed.events_per_second,
-        ))
-        .row(phase_row(
-            &format!("baseline read+decode (batch {})", results.batch_size),
-            results.baseline.events,
-            results.baseline.seconds,
-            results.baseline.events_per_second,
-        ))
-        .row(phase_row(
-            "rebuild, 5 read models into a shadow schema",
-            results.rebuild.events,
-            results.rebuild.seconds,
-            results.rebuild.events_per_second,
-        ))
-        .row(phase_row(
-            &format!(
-                "verify, {} streams",
-                thousands(results.verify.streams as f64)
-            ),
-            results.verify.events,
-            results.verify.seconds,
-            results.verify.events_per_second,
-        ))
-        .print();
-    println!(
-        "rebuild / baseline throughput: {:.3}",
-        results.rebuild.ratio_to_baseline
-    );
+impl Report for Results {
+    const BENCHMARK: &'static str = "replay";
+
+    fn print(&self) {
+        println!();
+        let mut phases = phase_table(44);
+        phases
+            .row(phase_row(
+                "seed (INSERT ... SELECT, trigger)",
+                self.seed.events,
+                self.seed.seconds,
+                self.seed.events_per_second,
+            ))
+            .row(phase_row(
+                &format!("baseline read+decode (batch {})", self.batch_size),
+                self.baseline.events,
+                self.baseline.seconds,
+                self.baseline.events_per_second,
+            ))
+            .row(phase_row(
+                "rebuild, 5 read models into a shadow schema",
+                self.rebuild.events,
+                self.rebuild.seconds,
+                self.rebuild.events_per_second,
+            ))
+            .row(phase_row(
+                &format!("verify, {} streams", thousands(self.verify.streams as f64)),
+                self.verify.events,
+                self.verify.seconds,
+                self.verify.events_per_second,
+            ))
+            .print();
+        println!(
+            "rebuild / baseline throughput: {:.3}",
+            self.rebuild.ratio_to_baseline
+        );
+    }
 }

@@ -35,7 +35,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::database::BenchDatabase;
-use crate::harness::{Benchmark, Run, RunSettings};
+use crate::harness::{Report, Run, RunSettings};
 use crate::table::{latency_row, Table};
 use crate::ServerArgs;
 use client::{Api, SessionTimings};
@@ -227,48 +227,18 @@ pub async fn run(args: ApiArgs) -> Result<()> {
         "--configure-every must be at least 1"
     );
     let run_id = format!("bench{}", &Uuid::new_v4().simple().to_string()[..8]);
-    crate::harness::run(&ApiBenchmark { args, run_id }).await
-}
-
-/// A run of the benchmark: its server, topics and queues are named after
-/// `run_id`.
-struct ApiBenchmark {
-    args: ApiArgs,
-    run_id: String,
-}
-
-impl Benchmark for ApiBenchmark {
-    type Results = Results;
-    const NAME: &'static str = "api";
-
-    fn settings(&self) -> RunSettings<'_> {
-        RunSettings {
-            admin_url: &self.args.server.database_url,
-            max_connections: 8,
-            keep_database: self.args.keep_database,
-            output: &self.args.output,
-        }
-    }
-
-    fn title(&self) -> String {
-        format!(
-            "muckard-bench api: run {}, server {}",
-            self.run_id,
-            self.args.muckard_bin.display()
-        )
-    }
-
-    async fn measure(&self, run: &mut Run) -> Result<Results> {
-        measure(&self.args, run.database(), &run.pool, &self.run_id).await
-    }
-
-    async fn clean_up(&self) {
-        clean_up_brokers(&self.args, &self.run_id).await;
-    }
-
-    fn print(&self, results: &Results) {
-        print_table(results);
-    }
+    let title = format!(
+        "muckard-bench api: run {run_id}, server {}",
+        args.muckard_bin.display()
+    );
+    let settings =
+        RunSettings::new(title, &args.server, 8, &args.output).keep_database(args.keep_database);
+    crate::harness::run_and_clean_up(
+        settings,
+        async |run: &mut Run| measure(&args, run.database(), &run.pool, &run_id).await,
+        clean_up_brokers(&args, &run_id),
+    )
+    .await
 }
 
 async fn measure(
@@ -664,91 +634,95 @@ async fn clean_up_brokers(args: &ApiArgs, run_id: &str) {
     }
 }
 
-fn print_table(results: &Results) {
-    println!();
-    if let Some(s) = &results.sessions {
-        println!(
-            "Sessions: {} users; register {:.1}/s, login {:.1}/s (argon2id); {} running bots",
-            s.users, s.registers_per_second, s.logins_per_second, results.bots
-        );
-    }
-    if !results.throughput.is_empty() {
-        print_throughput(results);
-    }
-    if let Some(s) = &results.stream_length {
-        println!(
-            "\nStream length: {} samples each, alternating; long stream {} → {} events (snapshot at {})",
-            results.parameters.stream_samples, s.long_events_before, s.long_events_after, s.long_stream_snapshot_at
-        );
-        let mut table = Table::new(["stream", "p50 ms", "p90 ms", "p99 ms", "max ms"]);
-        for (name, p) in [
-            (
-                format!("short (≥ {} events)", s.short_events_before),
-                &s.short,
-            ),
-            (format!("long ({} events)", s.long_events_before), &s.long),
-        ] {
-            if let Some(p) = p {
-                let mut row = latency_row(&name, p);
-                row.remove(1); // the samples, in the title
-                table.row(row);
-            }
+impl Report for Results {
+    const BENCHMARK: &'static str = "api";
+
+    fn print(&self) {
+        println!();
+        if let Some(s) = &self.sessions {
+            println!(
+                "Sessions: {} users; register {:.1}/s, login {:.1}/s (argon2id); {} running bots",
+                s.users, s.registers_per_second, s.logins_per_second, self.bots
+            );
         }
-        table.print_markdown();
-        println!("long / short p50: {:.2}", s.p50_ratio);
-    }
-    if let Some(q) = &results.queries_under_load {
-        let w = &q.queries;
-        println!(
-            "\nQueries under load: wrk {} connections, {} threads, {} targets; {:.0} queries/s",
-            q.connections, q.wrk_threads, q.targets, q.queries_per_second
-        );
-        println!(
-            "  p50 {:.2} ms, p90 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} requests, \
-             errors: {} status, {} connect, {} read, {} write, {} timeout",
-            w.p50_us as f64 / 1e3,
-            w.p90_us as f64 / 1e3,
-            w.p95_us as f64 / 1e3,
-            w.p99_us as f64 / 1e3,
-            w.max_us as f64 / 1e3,
-            w.requests,
-            w.errors_status,
-            w.errors_connect,
-            w.errors_read,
-            w.errors_write,
-            w.errors_timeout
-        );
-        let c = &q.commands;
-        println!(
-            "  beside: {} command clients, {:.0} commands/s, p95 {:.2} ms, failed {:?}",
-            c.clients,
-            c.per_second,
-            c.latency.as_ref().map_or(0.0, |p| p.p95_ms),
-            c.failures
-        );
-    }
-    if let Some(f) = &results.freshness {
-        println!(
-            "\nFreshness: target {:.0}/s, achieved {:.1}/s, {} accepted, {} failed, unresolved: read model {}, Kafka {}",
-            f.target_rate, f.achieved_rate, f.accepted, f.failed, f.unresolved_read_model, f.unresolved_kafka
-        );
-        let mut table = Table::new(["", "samples", "p50 ms", "p90 ms", "p99 ms", "max ms"]);
-        for (name, p) in [
-            ("command (request → accepted)", &f.command),
-            ("accepted → bot_status updated", &f.accepted_to_read_model),
-            (
-                "accepted → Kafka acknowledged",
-                &f.accepted_to_kafka_acknowledged,
-            ),
-        ] {
-            if let Some(p) = p {
-                table.row(latency_row(name, p));
-            }
+        if !self.throughput.is_empty() {
+            print_throughput(self);
         }
-        table.print_markdown();
-    }
-    for note in &results.notes {
-        println!("note: {note}");
+        if let Some(s) = &self.stream_length {
+            println!(
+                "\nStream length: {} samples each, alternating; long stream {} → {} events (snapshot at {})",
+                self.parameters.stream_samples, s.long_events_before, s.long_events_after, s.long_stream_snapshot_at
+            );
+            let mut table = Table::new(["stream", "p50 ms", "p90 ms", "p99 ms", "max ms"]);
+            for (name, p) in [
+                (
+                    format!("short (≥ {} events)", s.short_events_before),
+                    &s.short,
+                ),
+                (format!("long ({} events)", s.long_events_before), &s.long),
+            ] {
+                if let Some(p) = p {
+                    let mut row = latency_row(&name, p);
+                    row.remove(1); // the samples, in the title
+                    table.row(row);
+                }
+            }
+            table.print_markdown();
+            println!("long / short p50: {:.2}", s.p50_ratio);
+        }
+        if let Some(q) = &self.queries_under_load {
+            let w = &q.queries;
+            println!(
+                "\nQueries under load: wrk {} connections, {} threads, {} targets; {:.0} queries/s",
+                q.connections, q.wrk_threads, q.targets, q.queries_per_second
+            );
+            println!(
+                "  p50 {:.2} ms, p90 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} requests, \
+                 errors: {} status, {} connect, {} read, {} write, {} timeout",
+                w.p50_us as f64 / 1e3,
+                w.p90_us as f64 / 1e3,
+                w.p95_us as f64 / 1e3,
+                w.p99_us as f64 / 1e3,
+                w.max_us as f64 / 1e3,
+                w.requests,
+                w.errors_status,
+                w.errors_connect,
+                w.errors_read,
+                w.errors_write,
+                w.errors_timeout
+            );
+            let c = &q.commands;
+            println!(
+                "  beside: {} command clients, {:.0} commands/s, p95 {:.2} ms, failed {:?}",
+                c.clients,
+                c.per_second,
+                c.latency.as_ref().map_or(0.0, |p| p.p95_ms),
+                c.failures
+            );
+        }
+        if let Some(f) = &self.freshness {
+            println!(
+                "\nFreshness: target {:.0}/s, achieved {:.1}/s, {} accepted, {} failed, unresolved: read model {}, Kafka {}",
+                f.target_rate, f.achieved_rate, f.accepted, f.failed, f.unresolved_read_model, f.unresolved_kafka
+            );
+            let mut table = Table::new(["", "samples", "p50 ms", "p90 ms", "p99 ms", "max ms"]);
+            for (name, p) in [
+                ("command (request → accepted)", &f.command),
+                ("accepted → bot_status updated", &f.accepted_to_read_model),
+                (
+                    "accepted → Kafka acknowledged",
+                    &f.accepted_to_kafka_acknowledged,
+                ),
+            ] {
+                if let Some(p) = p {
+                    table.row(latency_row(name, p));
+                }
+            }
+            table.print_markdown();
+        }
+        for note in &self.notes {
+            println!("note: {note}");
+        }
     }
 }
 
