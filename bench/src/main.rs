@@ -1,6 +1,8 @@
 //! `muckard-bench`: benchmarks of the Muckard ledger against a local
 //! PostgreSQL. Each subcommand creates its own database, prints a table and
-//! writes the same figures as JSON under `bench/results/`.
+//! writes the same figures as JSON under `bench/results/`: `harness::run`
+//! does that for all of them (database, Ctrl-C, JSON), and `table::Table`
+//! prints their tables.
 //!
 //! - `projection`: seeds a log, then measures the log reader's raw
 //!   read+decode rate, the read-model projectors' catch-up rate, and the
