@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, ensure, Result};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use clap::Args;
 use event_log::Position;
 use event_log::{LogReader, RecordedEvent, SubscriberRunner, SubscriberSettings};
@@ -42,10 +42,10 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::database::BenchDatabase;
-use crate::machine::MachineFacts;
+use crate::harness::{Report, Run, RunSettings};
 use crate::seed::SeedPlan;
 use crate::stats::{rate, Percentiles};
+use crate::table::{latency_row, Table};
 
 #[derive(Args, Clone, Debug)]
 pub struct KafkaArgs {
@@ -83,8 +83,6 @@ pub struct KafkaArgs {
 
 #[derive(Debug, Serialize)]
 struct Results {
-    started_at: DateTime<Utc>,
-    machine: MachineFacts,
     bootstrap_servers: String,
     events: u64,
     batch_size: i64,
@@ -93,8 +91,6 @@ struct Results {
     mirror: Throughput,
     mirror_to_raw_ratio: f64,
     latency: Latency,
-    wall_seconds: f64,
-    load_average_at_end: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -125,36 +121,19 @@ pub async fn run(args: KafkaArgs) -> Result<()> {
         args.duration.is_finite() && args.duration > 0.0,
         "--duration must be greater than 0"
     );
-    let started_at = Utc::now();
-    let wall = Instant::now();
-    println!(
+    let title = format!(
         "muckard-bench kafka: {} events to {}, mirror batch {}",
         args.events, args.bootstrap_servers, args.batch_size
     );
-    let (database, pool) = BenchDatabase::create(&args.server.database_url, 24).await?;
-    eprintln!("database {}", database.name);
+    let settings = RunSettings::new(title, &args.server, 24, &args.output);
+    // Each part's topics are named after the run (`bench<random>.<part>.`).
     let run_id = format!("bench{}", &Uuid::new_v4().simple().to_string()[..8]);
-    let outcome = tokio::select! {
-        outcome = measure(&args, &pool, &run_id) => outcome,
-        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
-    };
-    drop(pool);
-    if let Err(error) = database.drop_database().await {
-        eprintln!("warning: {error:#}");
-    }
-    delete_topics(&args.bootstrap_servers, &run_id).await;
-    let mut results = outcome?;
-    results.started_at = started_at;
-    results.wall_seconds = wall.elapsed().as_secs_f64();
-    results.load_average_at_end = crate::machine::load_average();
-    print_table(&results);
-    crate::projection::write_and_sign_off(
-        &args.output,
-        &results,
-        results.wall_seconds,
-        &results.machine.load_average_at_start,
-        &results.load_average_at_end,
+    crate::harness::run_and_clean_up(
+        settings,
+        async |run: &mut Run| measure(&args, &run.pool, &run_id).await,
+        delete_topics(&args.bootstrap_servers, &run_id),
     )
+    .await
 }
 
 fn settings(args: &KafkaArgs, prefix: &str) -> Result<KafkaSettings> {
@@ -181,8 +160,6 @@ async fn provision_topics(settings: &KafkaSettings) -> Result<()> {
 }
 
 async fn measure(args: &KafkaArgs, pool: &PgPool, run_id: &str) -> Result<Results> {
-    let machine = MachineFacts::collect(pool).await?;
-    machine.print();
     // The seed's proportions (users, keys, bots, fills, portfolio trades).
     let plan = SeedPlan::new(
         args.events,
@@ -236,8 +213,6 @@ async fn measure(args: &KafkaArgs, pool: &PgPool, run_id: &str) -> Result<Result
     let latency = steady_latency(pool, &latency_settings, args).await?;
 
     Ok(Results {
-        started_at: Utc::now(),
-        machine,
         bootstrap_servers: args.bootstrap_servers.clone(),
         events: plan.events(),
         batch_size: args.batch_size,
@@ -246,8 +221,6 @@ async fn measure(args: &KafkaArgs, pool: &PgPool, run_id: &str) -> Result<Result
         raw,
         mirror,
         latency,
-        wall_seconds: 0.0,
-        load_average_at_end: String::new(),
     })
 }
 
@@ -541,40 +514,43 @@ async fn delete_topics(bootstrap: &str, run_id: &str) {
         .await;
 }
 
-fn print_table(results: &Results) {
-    println!();
-    println!(
-        "{} events, mean message {:.0} bytes, broker {}",
-        results.events, results.mean_message_bytes, results.bootstrap_servers
-    );
-    println!("| publisher | events | seconds | events/s |");
-    println!("|---|---:|---:|---:|");
-    for (name, t) in [
-        ("raw rdkafka producer (baseline)", &results.raw),
-        ("Kafka mirror (catch-up)", &results.mirror),
-    ] {
+impl Report for Results {
+    const BENCHMARK: &'static str = "kafka";
+
+    fn print(&self) {
+        println!();
         println!(
-            "| {name} | {} | {:.2} | {:.0} |",
-            t.events, t.seconds, t.events_per_second
+            "{} events, mean message {:.0} bytes, broker {}",
+            self.events, self.mean_message_bytes, self.bootstrap_servers
         );
-    }
-    println!("mirror / raw: {:.3}", results.mirror_to_raw_ratio);
-    let l = &results.latency;
-    println!(
-        "\nsteady load: target {:.0}/s, achieved {:.1}/s, {} committed, {} failed",
-        l.target_rate, l.achieved_rate, l.committed, l.failed
-    );
-    println!("| | samples | p50 ms | p90 ms | p99 ms | max ms |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    for (name, p) in [
-        ("commit (INSERT + COMMIT)", &l.commit),
-        ("commit → acknowledged", &l.commit_to_acknowledged),
-    ] {
-        if let Some(p) = p {
-            println!(
-                "| {name} | {} | {:.2} | {:.2} | {:.2} | {:.2} |",
-                p.samples, p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms
-            );
+        let mut publishers = Table::new(["publisher", "events", "seconds", "events/s"]);
+        for (name, t) in [
+            ("raw rdkafka producer (baseline)", &self.raw),
+            ("Kafka mirror (catch-up)", &self.mirror),
+        ] {
+            publishers.row([
+                name.to_string(),
+                t.events.to_string(),
+                format!("{:.2}", t.seconds),
+                format!("{:.0}", t.events_per_second),
+            ]);
         }
+        publishers.print_markdown();
+        println!("mirror / raw: {:.3}", self.mirror_to_raw_ratio);
+        let l = &self.latency;
+        println!(
+            "\nsteady load: target {:.0}/s, achieved {:.1}/s, {} committed, {} failed",
+            l.target_rate, l.achieved_rate, l.committed, l.failed
+        );
+        let mut latencies = Table::new(["", "samples", "p50 ms", "p90 ms", "p99 ms", "max ms"]);
+        for (name, p) in [
+            ("commit (INSERT + COMMIT)", &l.commit),
+            ("commit → acknowledged", &l.commit_to_acknowledged),
+        ] {
+            if let Some(p) = p {
+                latencies.row(latency_row(name, p));
+            }
+        }
+        latencies.print_markdown();
     }
 }

@@ -1,6 +1,8 @@
 //! `muckard-bench`: benchmarks of the Muckard ledger against a local
 //! PostgreSQL. Each subcommand creates its own database, prints a table and
-//! writes the same figures as JSON under `bench/results/`.
+//! writes the same figures as JSON under `bench/results/`: `harness::run`
+//! does that for all of them (database, Ctrl-C, JSON), and `table::Table`
+//! prints their tables.
 //!
 //! - `projection`: seeds a log, then measures the log reader's raw
 //!   read+decode rate, the read-model projectors' catch-up rate, and the
@@ -18,6 +20,7 @@
 
 mod database;
 mod decode;
+mod harness;
 mod kafka;
 mod lag;
 mod machine;
@@ -26,6 +29,7 @@ mod replay;
 mod rest;
 mod seed;
 mod stats;
+mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -10,11 +10,9 @@
 //!
 //! then prints a table and writes the figures as JSON.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, ensure, Context, Result};
-use chrono::{DateTime, Utc};
 use clap::ValueEnum;
 use event_log::Position;
 use event_log::{LogReader, SubscriberRunner, SubscriberSettings};
@@ -23,12 +21,12 @@ use serde::Serialize;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::database::BenchDatabase;
 use crate::decode::AnyEvent;
+use crate::harness::{Report, Run, RunSettings};
 use crate::lag::{LagReport, LagSettings};
-use crate::machine::MachineFacts;
 use crate::seed::{ReadModelCounts, SeedPlan, SeedReport};
 use crate::stats::rate;
+use crate::table::{latency_row, phase_row, phase_table, thousands, Table};
 use crate::ProjectionArgs;
 
 /// Which database the lag is measured on.
@@ -89,13 +87,6 @@ struct CatchUpReport {
 
 #[derive(Debug, Serialize)]
 struct Results {
-    benchmark: &'static str,
-    started_at: DateTime<Utc>,
-    finished_at: DateTime<Utc>,
-    wall_seconds: f64,
-    load_average_at_end: String,
-    database: String,
-    machine: MachineFacts,
     parameters: Parameters,
     seed: SeedReport,
     seed_checked_event_types: Vec<String>,
@@ -116,56 +107,21 @@ pub async fn run(args: ProjectionArgs) -> Result<()> {
         "--duration must be greater than 0"
     );
     ensure!(args.lag_bots >= 1, "--lag-bots must be at least 1");
-
-    let started_at = Utc::now();
-    let wall = Instant::now();
-    println!(
+    let title = format!(
         "muckard-bench projection: {} events, batch size {}",
         thousands(plan.events() as f64),
         args.batch_size
     );
-    let (database, pool) = BenchDatabase::create(&args.server.database_url, 16).await?;
-    eprintln!("database {}", database.name);
-    let mut databases = vec![database];
-
-    // Ctrl-C drops the measurement (and the tasks' hold on the databases)
-    // and still drops the databases.
-    let outcome = tokio::select! {
-        outcome = measure(&args, &plan, &pool, &mut databases) => outcome,
-        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
-    };
-    drop(pool);
-    for database in &databases {
-        if args.keep_database {
-            eprintln!("kept database {}", database.name);
-        } else if let Err(error) = database.drop_database().await {
-            eprintln!("warning: {error:#}");
-        }
-    }
-    let mut results = outcome?;
-    results.started_at = started_at;
-    results.finished_at = Utc::now();
-    results.wall_seconds = wall.elapsed().as_secs_f64();
-    results.load_average_at_end = crate::machine::load_average();
-    print_table(&results);
-    crate::projection::write_and_sign_off(
-        &args.output,
-        &results,
-        results.wall_seconds,
-        &results.machine.load_average_at_start,
-        &results.load_average_at_end,
-    )
+    let settings =
+        RunSettings::new(title, &args.server, 16, &args.output).keep_database(args.keep_database);
+    crate::harness::run(settings, async |run: &mut Run| {
+        measure(&args, &plan, run).await
+    })
+    .await
 }
 
-async fn measure(
-    args: &ProjectionArgs,
-    plan: &SeedPlan,
-    pool: &PgPool,
-    databases: &mut Vec<BenchDatabase>,
-) -> Result<Results> {
-    let machine = MachineFacts::collect(pool).await?;
-    machine.print();
-
+async fn measure(args: &ProjectionArgs, plan: &SeedPlan, run: &mut Run) -> Result<Results> {
+    let pool = &run.pool.clone();
     eprintln!(
         "seeding {} users, {} keys, {} bots, {} fills, {} portfolio trades",
         plan.users, plan.users, plan.bots, plan.fills, plan.portfolio_trades
@@ -198,15 +154,11 @@ async fn measure(
         None
     } else {
         let url = match args.lag_database {
-            LagDatabase::Same => databases[0].url.clone(),
+            LagDatabase::Same => run.database().url.clone(),
             LagDatabase::Fresh => {
-                let (fresh, fresh_pool) =
-                    BenchDatabase::create(&args.server.database_url, 2).await?;
-                fresh_pool.close().await;
+                let fresh = run.another_database().await?;
                 eprintln!("database {} (lag)", fresh.name);
-                let url = fresh.url.clone();
-                databases.push(fresh);
-                url
+                fresh.url.clone()
             }
         };
         eprintln!("lag: steady command load");
@@ -220,13 +172,6 @@ async fn measure(
     };
 
     Ok(Results {
-        benchmark: "projection",
-        started_at: Utc::now(),
-        finished_at: Utc::now(),
-        wall_seconds: 0.0,
-        load_average_at_end: String::new(),
-        database: databases[0].name.clone(),
-        machine,
         parameters: Parameters {
             events: plan.events(),
             batch_size: args.batch_size,
@@ -379,126 +324,92 @@ async fn run_catch_up(pool: &PgPool, batch_size: i64, plan: &SeedPlan) -> Result
     })
 }
 
-/// Writes a benchmark's results as pretty JSON, making the directory.
-pub(crate) fn write_json(path: &Path, results: &impl Serialize) -> Result<()> {
-    if let Some(directory) = path.parent() {
-        std::fs::create_dir_all(directory)
-            .with_context(|| format!("creating {}", directory.display()))?;
-    }
-    let text = serde_json::to_string_pretty(results).context("serialising the results")?;
-    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
-}
+impl Report for Results {
+    const BENCHMARK: &'static str = "projection";
 
-/// Writes a benchmark's results (see [`write_json`]) and prints the line
-/// that ends every benchmark's report: wall time, load and where the JSON
-/// went.
-pub(crate) fn write_and_sign_off(
-    path: &Path,
-    results: &impl Serialize,
-    wall_seconds: f64,
-    load_average_at_start: &str,
-    load_average_at_end: &str,
-) -> Result<()> {
-    write_json(path, results)?;
-    println!(
-        "\nwall time {wall_seconds:.1} s; load average {load_average_at_start} at the start, \
-         {load_average_at_end} at the end; JSON in {}",
-        path.display()
-    );
-    Ok(())
-}
-
-fn print_table(results: &Results) {
-    let seed = &results.seed;
-    let baseline = &results.baseline;
-    let catch_up = &results.catch_up;
-    let plan = &results.parameters.plan;
-    println!();
-    println!(
-        "Log: {} events = {} users, {} keys (connected+tested), {} bots (3 events each), \
-         {} fills, {} portfolio trades; events table {:.0} MiB",
-        thousands(seed.events as f64),
-        plan.users,
-        plan.users,
-        plan.bots,
-        thousands(plan.fills as f64),
-        thousands(plan.portfolio_trades as f64),
-        seed.table_bytes as f64 / f64::from(1u32 << 20),
-    );
-    println!();
-    println!(
-        "{:<40} {:>11} {:>10} {:>12}",
-        "phase", "events", "seconds", "events/s"
-    );
-    let row = |name: &str, events: u64, seconds: f64, per_second: f64| {
+    fn print(&self) {
+        let seed = &self.seed;
+        let baseline = &self.baseline;
+        let catch_up = &self.catch_up;
+        let plan = &self.parameters.plan;
+        println!();
         println!(
-            "{:<40} {:>11} {:>10.2} {:>12}",
-            name,
-            thousands(events as f64),
-            seconds,
-            thousands(per_second)
+            "Log: {} events = {} users, {} keys (connected+tested), {} bots (3 events each), \
+             {} fills, {} portfolio trades; events table {:.0} MiB",
+            thousands(seed.events as f64),
+            plan.users,
+            plan.users,
+            plan.bots,
+            thousands(plan.fills as f64),
+            thousands(plan.portfolio_trades as f64),
+            seed.table_bytes as f64 / f64::from(1u32 << 20),
         );
-    };
-    row(
-        "seed (INSERT ... SELECT, trigger)",
-        seed.events,
-        seed.seconds,
-        seed.events_per_second,
-    );
-    println!(
-        "{:<40} {:>11} {:>10.2}",
-        "  settle (VACUUM ANALYZE, CHECKPOINT)", "", seed.settle_seconds
-    );
-    row(
-        &format!(
-            "baseline read+decode (batch {})",
-            results.parameters.batch_size
-        ),
-        baseline.events,
-        baseline.seconds,
-        baseline.events_per_second,
-    );
-    println!(
-        "{:<40} {:>11} {:>10.2} {:>12}",
-        "  of which read_after",
-        "",
-        baseline.read_seconds,
-        thousands(rate_f(baseline.events, baseline.read_seconds))
-    );
-    println!(
-        "{:<40} {:>11} {:>10.2} {:>12}",
-        "  of which decode",
-        "",
-        baseline.decode_seconds,
-        thousands(rate_f(baseline.events, baseline.decode_seconds))
-    );
-    row(
-        "catch-up, 5 projectors concurrently",
-        catch_up.events,
-        catch_up.wall_seconds,
-        catch_up.events_per_second,
-    );
-    for projector in &catch_up.projectors {
-        row(
-            &format!("  {}", projector.name),
-            projector.events_handled,
-            projector.seconds,
-            projector.events_per_second,
+        println!();
+        let mut phases = phase_table(40);
+        phases
+            .row(phase_row(
+                "seed (INSERT ... SELECT, trigger)",
+                seed.events,
+                seed.seconds,
+                seed.events_per_second,
+            ))
+            .row([
+                "  settle (VACUUM ANALYZE, CHECKPOINT)".to_string(),
+                String::new(),
+                format!("{:.2}", seed.settle_seconds),
+            ])
+            .row(phase_row(
+                &format!(
+                    "baseline read+decode (batch {})",
+                    self.parameters.batch_size
+                ),
+                baseline.events,
+                baseline.seconds,
+                baseline.events_per_second,
+            ));
+        for (part, seconds) in [
+            ("read_after", baseline.read_seconds),
+            ("decode", baseline.decode_seconds),
+        ] {
+            phases.row([
+                format!("  of which {part}"),
+                String::new(),
+                format!("{seconds:.2}"),
+                thousands(rate_f(baseline.events, seconds)),
+            ]);
+        }
+        phases.row(phase_row(
+            "catch-up, 5 projectors concurrently",
+            catch_up.events,
+            catch_up.wall_seconds,
+            catch_up.events_per_second,
+        ));
+        for projector in &catch_up.projectors {
+            phases.row(phase_row(
+                &format!("  {}", projector.name),
+                projector.events_handled,
+                projector.seconds,
+                projector.events_per_second,
+            ));
+        }
+        phases.print();
+        println!(
+            "catch-up / baseline throughput: {:.3}",
+            catch_up.ratio_to_baseline
         );
-    }
-    println!(
-        "catch-up / baseline throughput: {:.3}",
-        catch_up.ratio_to_baseline
-    );
 
-    let Some(lag) = &results.lag else {
-        return;
-    };
+        if let Some(lag) = &self.lag {
+            print_lag(lag, self.parameters.lag_database);
+        }
+    }
+}
+
+fn print_lag(lag: &LagReport, lag_database: Option<LagDatabase>) {
     println!();
     println!(
         "Lag, command returned -> checkpoint reached ({} database, {} events in the log): \
          {} at {}/s target for {:.0} s over {} bots",
-        match results.parameters.lag_database {
+        match lag_database {
             Some(LagDatabase::Fresh) => "fresh",
             _ => "seeded",
         },
@@ -515,40 +426,31 @@ fn print_table(results: &Results) {
     if let Some(failure) = &lag.first_failure {
         println!("  first failure: {failure}");
     }
-    println!(
-        "{:<26} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10}",
-        "", "samples", "p50 ms", "p90 ms", "p99 ms", "max ms", "unresolved"
-    );
+    let mut table = Table::new([
+        "",
+        "samples",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "unresolved",
+    ])
+    .widths([26, 8, 9, 9, 9, 9, 10]);
     if let Some(latency) = &lag.command_latency {
-        println!(
-            "{:<26} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
-            "command latency",
-            latency.samples,
-            latency.p50_ms,
-            latency.p90_ms,
-            latency.p99_ms,
-            latency.max_ms
-        );
+        table.row(latency_row("command latency", latency));
     }
     for subscriber in &lag.subscribers {
         let name = format!("lag {}", subscriber.subscriber);
-        match &subscriber.lag {
-            Some(lag) => println!(
-                "{:<26} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>10}",
-                name,
-                lag.samples,
-                lag.p50_ms,
-                lag.p90_ms,
-                lag.p99_ms,
-                lag.max_ms,
-                subscriber.unresolved
-            ),
-            None => println!(
-                "{:<26} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10}",
-                name, 0, "-", "-", "-", "-", subscriber.unresolved
-            ),
-        }
+        let mut row = match &subscriber.lag {
+            Some(lag) => latency_row(&name, lag),
+            None => [name.as_str(), "0", "-", "-", "-", "-"]
+                .map(String::from)
+                .to_vec(),
+        };
+        row.push(subscriber.unresolved.to_string());
+        table.row(row);
     }
+    table.print();
     if let Some(query) = &lag.poll_query {
         println!(
             "  poller: every {} ms, {} polls, checkpoint query p50 {:.2} ms p99 {:.2} ms",
@@ -562,31 +464,5 @@ fn rate_f(events: u64, seconds: f64) -> f64 {
         events as f64 / seconds
     } else {
         0.0
-    }
-}
-
-/// `1234567.8` as `1,234,568`.
-pub(crate) fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value.max(0.0));
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::thousands;
-
-    #[test]
-    fn thousands_are_separated() {
-        assert_eq!(thousands(0.0), "0");
-        assert_eq!(thousands(999.4), "999");
-        assert_eq!(thousands(1000.0), "1,000");
-        assert_eq!(thousands(1_234_567.8), "1,234,568");
     }
 }

@@ -11,10 +11,7 @@
 //!
 //! then prints a table and writes the figures as JSON.
 
-use std::time::Instant;
-
-use anyhow::{anyhow, ensure, Context, Result};
-use chrono::{DateTime, Utc};
+use anyhow::{ensure, Context, Result};
 use projections::audit::verify::{verify_log, VerifyRange};
 use projections::audit::NoProgress;
 use projections::rebuild::{self, RebuildPlan, Stop};
@@ -22,10 +19,10 @@ use serde::Serialize;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
-use crate::database::BenchDatabase;
-use crate::machine::MachineFacts;
-use crate::projection::{read_and_decode, thousands, BaselineReport};
+use crate::harness::{Report, Run, RunSettings};
+use crate::projection::{read_and_decode, BaselineReport};
 use crate::seed::{ReadModelCounts, SeedPlan, SeedReport};
+use crate::table::{phase_row, phase_table, thousands};
 use crate::ReplayArgs;
 
 const SHADOW: &str = "bench";
@@ -51,12 +48,6 @@ struct VerifyFigures {
 
 #[derive(Debug, Serialize)]
 struct Results {
-    benchmark: &'static str,
-    started_at: DateTime<Utc>,
-    finished_at: DateTime<Utc>,
-    wall_seconds: f64,
-    load_average_at_end: String,
-    machine: MachineFacts,
     events: u64,
     batch_size: i64,
     plan: SeedPlan,
@@ -69,62 +60,20 @@ struct Results {
 pub async fn run(args: ReplayArgs) -> Result<()> {
     let plan = SeedPlan::new(args.events, args.users, args.bots, 1.0)?;
     ensure!(args.batch_size >= 1, "--batch-size must be at least 1");
-    let started_at = Utc::now();
-    let wall = Instant::now();
-    println!(
+    let title = format!(
         "muckard-bench replay: {} events, batch size {}",
         thousands(plan.events() as f64),
         args.batch_size
     );
-    let (database, pool) = BenchDatabase::create(&args.server.database_url, 16).await?;
-    eprintln!("database {}", database.name);
-    let outcome = tokio::select! {
-        outcome = measure(&args, &plan, &pool) => outcome,
-        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
-    };
-    pool.close().await;
-    if args.keep_database {
-        eprintln!("kept database {}", database.name);
-    } else if let Err(error) = database.drop_database().await {
-        eprintln!("warning: {error:#}");
-    }
-    let (machine, seed, baseline, rebuild, verify) = outcome?;
-    let results = Results {
-        benchmark: "replay",
-        started_at,
-        finished_at: Utc::now(),
-        wall_seconds: wall.elapsed().as_secs_f64(),
-        load_average_at_end: crate::machine::load_average(),
-        machine,
-        events: plan.events(),
-        batch_size: args.batch_size,
-        plan,
-        seed,
-        baseline,
-        rebuild,
-        verify,
-    };
-    print_table(&results);
-    crate::projection::write_and_sign_off(
-        &args.output,
-        &results,
-        results.wall_seconds,
-        &results.machine.load_average_at_start,
-        &results.load_average_at_end,
-    )
+    let settings =
+        RunSettings::new(title, &args.server, 16, &args.output).keep_database(args.keep_database);
+    crate::harness::run(settings, async |run: &mut Run| {
+        measure(&args, &plan, &run.pool).await
+    })
+    .await
 }
 
-type Measured = (
-    MachineFacts,
-    SeedReport,
-    BaselineReport,
-    RebuildFigures,
-    VerifyFigures,
-);
-
-async fn measure(args: &ReplayArgs, plan: &SeedPlan, pool: &PgPool) -> Result<Measured> {
-    let machine = MachineFacts::collect(pool).await?;
-    machine.print();
+async fn measure(args: &ReplayArgs, plan: &SeedPlan, pool: &PgPool) -> Result<Results> {
     eprintln!(
         "seeding {} users, {} keys, {} bots, {} fills, {} portfolio trades",
         plan.users, plan.users, plan.bots, plan.fills, plan.portfolio_trades
@@ -216,53 +165,52 @@ async fn measure(args: &ReplayArgs, plan: &SeedPlan, pool: &PgPool) -> Result<Me
         "  {:.1} s ({:.0} events/s)",
         verify.seconds, verify.events_per_second
     );
-    Ok((machine, seed, baseline, rebuild, verify))
+    Ok(Results {
+        events: plan.events(),
+        batch_size: args.batch_size,
+        plan: *plan,
+        seed,
+        baseline,
+        rebuild,
+        verify,
+    })
 }
 
-fn print_table(results: &Results) {
-    println!();
-    println!(
-        "{:<44} {:>11} {:>10} {:>12}",
-        "phase", "events", "seconds", "events/s"
-    );
-    let row = |name: &str, events: u64, seconds: f64, per_second: f64| {
+impl Report for Results {
+    const BENCHMARK: &'static str = "replay";
+
+    fn print(&self) {
+        println!();
+        let mut phases = phase_table(44);
+        phases
+            .row(phase_row(
+                "seed (INSERT ... SELECT, trigger)",
+                self.seed.events,
+                self.seed.seconds,
+                self.seed.events_per_second,
+            ))
+            .row(phase_row(
+                &format!("baseline read+decode (batch {})", self.batch_size),
+                self.baseline.events,
+                self.baseline.seconds,
+                self.baseline.events_per_second,
+            ))
+            .row(phase_row(
+                "rebuild, 5 read models into a shadow schema",
+                self.rebuild.events,
+                self.rebuild.seconds,
+                self.rebuild.events_per_second,
+            ))
+            .row(phase_row(
+                &format!("verify, {} streams", thousands(self.verify.streams as f64)),
+                self.verify.events,
+                self.verify.seconds,
+                self.verify.events_per_second,
+            ))
+            .print();
         println!(
-            "{:<44} {:>11} {:>10.2} {:>12}",
-            name,
-            thousands(events as f64),
-            seconds,
-            thousands(per_second)
+            "rebuild / baseline throughput: {:.3}",
+            self.rebuild.ratio_to_baseline
         );
-    };
-    row(
-        "seed (INSERT ... SELECT, trigger)",
-        results.seed.events,
-        results.seed.seconds,
-        results.seed.events_per_second,
-    );
-    row(
-        &format!("baseline read+decode (batch {})", results.batch_size),
-        results.baseline.events,
-        results.baseline.seconds,
-        results.baseline.events_per_second,
-    );
-    row(
-        "rebuild, 5 read models into a shadow schema",
-        results.rebuild.events,
-        results.rebuild.seconds,
-        results.rebuild.events_per_second,
-    );
-    row(
-        &format!(
-            "verify, {} streams",
-            thousands(results.verify.streams as f64)
-        ),
-        results.verify.events,
-        results.verify.seconds,
-        results.verify.events_per_second,
-    );
-    println!(
-        "rebuild / baseline throughput: {:.3}",
-        results.rebuild.ratio_to_baseline
-    );
+    }
 }

@@ -27,8 +27,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context, Result};
-use chrono::{DateTime, Utc};
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use sqlx::PgPool;
@@ -36,7 +35,8 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::database::BenchDatabase;
-use crate::machine::MachineFacts;
+use crate::harness::{Report, Run, RunSettings};
+use crate::table::{latency_row, Table};
 use crate::ServerArgs;
 use client::{Api, SessionTimings};
 use throughput::{Load, Mix};
@@ -205,11 +205,6 @@ struct Level {
 
 #[derive(Debug, Serialize)]
 struct Results {
-    benchmark: &'static str,
-    started_at: DateTime<Utc>,
-    wall_seconds: f64,
-    machine: MachineFacts,
-    load_average_at_end: String,
     parameters: ApiArgs,
     sessions: Option<SessionTimings>,
     bots: usize,
@@ -231,38 +226,19 @@ pub async fn run(args: ApiArgs) -> Result<()> {
         args.configure_every >= 1,
         "--configure-every must be at least 1"
     );
-    let started_at = Utc::now();
-    let wall = Instant::now();
     let run_id = format!("bench{}", &Uuid::new_v4().simple().to_string()[..8]);
-    let (database, pool) = BenchDatabase::create(&args.server.database_url, 8).await?;
-    println!(
-        "muckard-bench api: database {}, run {run_id}, server {}",
-        database.name,
+    let title = format!(
+        "muckard-bench api: run {run_id}, server {}",
         args.muckard_bin.display()
     );
-    let outcome = tokio::select! {
-        outcome = measure(&args, &database, &pool, &run_id) => outcome,
-        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
-    };
-    pool.close().await;
-    if args.keep_database {
-        eprintln!("kept database {}", database.name);
-    } else if let Err(error) = database.drop_database().await {
-        eprintln!("warning: {error:#}");
-    }
-    clean_up_brokers(&args, &run_id).await;
-    let mut results = outcome?;
-    results.started_at = started_at;
-    results.wall_seconds = wall.elapsed().as_secs_f64();
-    results.load_average_at_end = crate::machine::load_average();
-    print_table(&results);
-    crate::projection::write_and_sign_off(
-        &args.output,
-        &results,
-        results.wall_seconds,
-        &results.machine.load_average_at_start,
-        &results.load_average_at_end,
+    let settings =
+        RunSettings::new(title, &args.server, 8, &args.output).keep_database(args.keep_database);
+    crate::harness::run_and_clean_up(
+        settings,
+        async |run: &mut Run| measure(&args, run.database(), &run.pool, &run_id).await,
+        clean_up_brokers(&args, &run_id),
     )
+    .await
 }
 
 async fn measure(
@@ -271,8 +247,6 @@ async fn measure(
     pool: &PgPool,
     run_id: &str,
 ) -> Result<Results> {
-    let machine = MachineFacts::collect(pool).await?;
-    machine.print();
     let mut servers = Servers {
         args,
         database_url: &database.url,
@@ -289,11 +263,7 @@ async fn measure(
     servers.stop().await;
     server::forget_keys(run_id);
     let (results, notes) = outcome?;
-    Ok(Results {
-        machine,
-        notes,
-        ..results
-    })
+    Ok(Results { notes, ..results })
 }
 
 /// The server of the run, restarted with other roles when asked.
@@ -530,11 +500,6 @@ async fn measure_server(
     }
 
     let results = Results {
-        benchmark: "api",
-        started_at: Utc::now(),
-        wall_seconds: 0.0,
-        machine: MachineFacts::collect(pool).await?,
-        load_average_at_end: String::new(),
         parameters: args.clone(),
         sessions: Some(sessions),
         bots: bots.len(),
@@ -669,54 +634,156 @@ async fn clean_up_brokers(args: &ApiArgs, run_id: &str) {
     }
 }
 
-fn print_table(results: &Results) {
-    println!();
-    if let Some(s) = &results.sessions {
-        println!(
-            "Sessions: {} users; register {:.1}/s, login {:.1}/s (argon2id); {} running bots",
-            s.users, s.registers_per_second, s.logins_per_second, results.bots
-        );
-    }
-    if !results.throughput.is_empty() {
-        println!(
-            "\nCommand throughput (mix: 1 in {} configures a bot, the rest trigger trades), \
-             {:.0} s per level; baseline = single-event INSERT + COMMIT of {} bytes",
-            results.parameters.configure_every,
-            results.parameters.seconds,
-            results.baseline_row_bytes
-        );
-        println!("| clients | baseline tx/s | chain tx/s | REST commands/s | ratio | to chain | REST p50 ms | p95 ms | p99 ms | failed | db tx/command |");
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-        for level in &results.throughput {
-            let p = level.rest.latency.as_ref();
-            let failed: u64 = level.rest.failures.values().sum();
+impl Report for Results {
+    const BENCHMARK: &'static str = "api";
+
+    fn print(&self) {
+        println!();
+        if let Some(s) = &self.sessions {
             println!(
-                "| {} | {:.0} | {:.0} | {:.0} | **{:.3}** | {:.3} | {:.2} | {:.2} | {:.2} | {} | {:.2} |",
-                level.clients,
-                level.baseline.per_second,
-                level.chain.per_second,
-                level.rest.per_second,
-                level.ratio,
-                level.chain_ratio,
-                p.map_or(0.0, |p| p.p50_ms),
-                p.map_or(0.0, |p| p.p95_ms),
-                p.map_or(0.0, |p| p.p99_ms),
-                failed,
-                level.database_transactions_per_command
+                "Sessions: {} users; register {:.1}/s, login {:.1}/s (argon2id); {} running bots",
+                s.users, s.registers_per_second, s.logins_per_second, self.bots
             );
         }
-    }
-    if !results.throughput.is_empty() {
-        println!("\nCPU ms per operation (warm-up included): server, PostgreSQL backends of the run's database, this process");
-        println!(
-            "| clients | baseline: postgres | client | chain: postgres | client | REST: server | postgres | client | total |"
-        );
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-        for level in &results.throughput {
-            let (b, c, r) = (&level.baseline_cpu, &level.chain_cpu, &level.rest_cpu);
+        if !self.throughput.is_empty() {
+            print_throughput(self);
+        }
+        if let Some(s) = &self.stream_length {
             println!(
-                "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
-                level.clients,
+                "\nStream length: {} samples each, alternating; long stream {} → {} events (snapshot at {})",
+                self.parameters.stream_samples, s.long_events_before, s.long_events_after, s.long_stream_snapshot_at
+            );
+            let mut table = Table::new(["stream", "p50 ms", "p90 ms", "p99 ms", "max ms"]);
+            for (name, p) in [
+                (
+                    format!("short (≥ {} events)", s.short_events_before),
+                    &s.short,
+                ),
+                (format!("long ({} events)", s.long_events_before), &s.long),
+            ] {
+                if let Some(p) = p {
+                    let mut row = latency_row(&name, p);
+                    row.remove(1); // the samples, in the title
+                    table.row(row);
+                }
+            }
+            table.print_markdown();
+            println!("long / short p50: {:.2}", s.p50_ratio);
+        }
+        if let Some(q) = &self.queries_under_load {
+            let w = &q.queries;
+            println!(
+                "\nQueries under load: wrk {} connections, {} threads, {} targets; {:.0} queries/s",
+                q.connections, q.wrk_threads, q.targets, q.queries_per_second
+            );
+            println!(
+                "  p50 {:.2} ms, p90 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} requests, \
+                 errors: {} status, {} connect, {} read, {} write, {} timeout",
+                w.p50_us as f64 / 1e3,
+                w.p90_us as f64 / 1e3,
+                w.p95_us as f64 / 1e3,
+                w.p99_us as f64 / 1e3,
+                w.max_us as f64 / 1e3,
+                w.requests,
+                w.errors_status,
+                w.errors_connect,
+                w.errors_read,
+                w.errors_write,
+                w.errors_timeout
+            );
+            let c = &q.commands;
+            println!(
+                "  beside: {} command clients, {:.0} commands/s, p95 {:.2} ms, failed {:?}",
+                c.clients,
+                c.per_second,
+                c.latency.as_ref().map_or(0.0, |p| p.p95_ms),
+                c.failures
+            );
+        }
+        if let Some(f) = &self.freshness {
+            println!(
+                "\nFreshness: target {:.0}/s, achieved {:.1}/s, {} accepted, {} failed, unresolved: read model {}, Kafka {}",
+                f.target_rate, f.achieved_rate, f.accepted, f.failed, f.unresolved_read_model, f.unresolved_kafka
+            );
+            let mut table = Table::new(["", "samples", "p50 ms", "p90 ms", "p99 ms", "max ms"]);
+            for (name, p) in [
+                ("command (request → accepted)", &f.command),
+                ("accepted → bot_status updated", &f.accepted_to_read_model),
+                (
+                    "accepted → Kafka acknowledged",
+                    &f.accepted_to_kafka_acknowledged,
+                ),
+            ] {
+                if let Some(p) = p {
+                    table.row(latency_row(name, p));
+                }
+            }
+            table.print_markdown();
+        }
+        for note in &self.notes {
+            println!("note: {note}");
+        }
+    }
+}
+
+/// The throughput levels' two tables: rates and latency, then CPU.
+fn print_throughput(results: &Results) {
+    println!(
+        "\nCommand throughput (mix: 1 in {} configures a bot, the rest trigger trades), \
+         {:.0} s per level; baseline = single-event INSERT + COMMIT of {} bytes",
+        results.parameters.configure_every, results.parameters.seconds, results.baseline_row_bytes
+    );
+    let mut rates = Table::new([
+        "clients",
+        "baseline tx/s",
+        "chain tx/s",
+        "REST commands/s",
+        "ratio",
+        "to chain",
+        "REST p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "failed",
+        "db tx/command",
+    ])
+    .first_column_right();
+    for level in &results.throughput {
+        let p = level.rest.latency.as_ref();
+        let failed: u64 = level.rest.failures.values().sum();
+        rates.row([
+            level.clients.to_string(),
+            format!("{:.0}", level.baseline.per_second),
+            format!("{:.0}", level.chain.per_second),
+            format!("{:.0}", level.rest.per_second),
+            format!("**{:.3}**", level.ratio),
+            format!("{:.3}", level.chain_ratio),
+            format!("{:.2}", p.map_or(0.0, |p| p.p50_ms)),
+            format!("{:.2}", p.map_or(0.0, |p| p.p95_ms)),
+            format!("{:.2}", p.map_or(0.0, |p| p.p99_ms)),
+            failed.to_string(),
+            format!("{:.2}", level.database_transactions_per_command),
+        ]);
+    }
+    rates.print_markdown();
+
+    println!("\nCPU ms per operation (warm-up included): server, PostgreSQL backends of the run's database, this process");
+    let mut cpu = Table::new([
+        "clients",
+        "baseline: postgres",
+        "client",
+        "chain: postgres",
+        "client",
+        "REST: server",
+        "postgres",
+        "client",
+        "total",
+    ])
+    .first_column_right();
+    for level in &results.throughput {
+        let (b, c, r) = (&level.baseline_cpu, &level.chain_cpu, &level.rest_cpu);
+        let mut row = vec![level.clients.to_string()];
+        row.extend(
+            [
                 b.postgres_ms,
                 b.client_ms,
                 c.postgres_ms,
@@ -724,87 +791,11 @@ fn print_table(results: &Results) {
                 r.server_ms,
                 r.postgres_ms,
                 r.client_ms,
-                r.server_ms + r.postgres_ms + r.client_ms
-            );
-        }
-    }
-    if let Some(s) = &results.stream_length {
-        println!(
-            "\nStream length: {} samples each, alternating; long stream {} → {} events (snapshot at {})",
-            results.parameters.stream_samples, s.long_events_before, s.long_events_after, s.long_stream_snapshot_at
+                r.server_ms + r.postgres_ms + r.client_ms,
+            ]
+            .map(|ms| format!("{ms:.3}")),
         );
-        println!("| stream | p50 ms | p90 ms | p99 ms | max ms |");
-        println!("|---|---:|---:|---:|---:|");
-        for (name, p) in [
-            (
-                format!("short (≥ {} events)", s.short_events_before),
-                &s.short,
-            ),
-            (format!("long ({} events)", s.long_events_before), &s.long),
-        ] {
-            if let Some(p) = p {
-                println!(
-                    "| {name} | {:.2} | {:.2} | {:.2} | {:.2} |",
-                    p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms
-                );
-            }
-        }
-        println!("long / short p50: {:.2}", s.p50_ratio);
+        cpu.row(row);
     }
-    if let Some(q) = &results.queries_under_load {
-        let w = &q.queries;
-        println!(
-            "\nQueries under load: wrk {} connections, {} threads, {} targets; {:.0} queries/s",
-            q.connections, q.wrk_threads, q.targets, q.queries_per_second
-        );
-        println!(
-            "  p50 {:.2} ms, p90 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} requests, \
-             errors: {} status, {} connect, {} read, {} write, {} timeout",
-            w.p50_us as f64 / 1e3,
-            w.p90_us as f64 / 1e3,
-            w.p95_us as f64 / 1e3,
-            w.p99_us as f64 / 1e3,
-            w.max_us as f64 / 1e3,
-            w.requests,
-            w.errors_status,
-            w.errors_connect,
-            w.errors_read,
-            w.errors_write,
-            w.errors_timeout
-        );
-        let c = &q.commands;
-        println!(
-            "  beside: {} command clients, {:.0} commands/s, p95 {:.2} ms, failed {:?}",
-            c.clients,
-            c.per_second,
-            c.latency.as_ref().map_or(0.0, |p| p.p95_ms),
-            c.failures
-        );
-    }
-    if let Some(f) = &results.freshness {
-        println!(
-            "\nFreshness: target {:.0}/s, achieved {:.1}/s, {} accepted, {} failed, unresolved: read model {}, Kafka {}",
-            f.target_rate, f.achieved_rate, f.accepted, f.failed, f.unresolved_read_model, f.unresolved_kafka
-        );
-        println!("| | samples | p50 ms | p90 ms | p99 ms | max ms |");
-        println!("|---|---:|---:|---:|---:|---:|");
-        for (name, p) in [
-            ("command (request → accepted)", &f.command),
-            ("accepted → bot_status updated", &f.accepted_to_read_model),
-            (
-                "accepted → Kafka acknowledged",
-                &f.accepted_to_kafka_acknowledged,
-            ),
-        ] {
-            if let Some(p) = p {
-                println!(
-                    "| {name} | {} | {:.2} | {:.2} | {:.2} | {:.2} |",
-                    p.samples, p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms
-                );
-            }
-        }
-    }
-    for note in &results.notes {
-        println!("note: {note}");
-    }
+    cpu.print_markdown();
 }
