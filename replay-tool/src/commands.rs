@@ -2,8 +2,8 @@
 //! outcome as text or JSON, and say whether a discrepancy was found.
 
 use anyhow::{Context, Result};
-use projections::audit::export::{build_report, verify_report};
 use domain::AggregateType;
+use projections::audit::export::{build_report, verify_report};
 use projections::audit::stream::{state_as_of, Until};
 use projections::audit::verify::{verify_log, VerifyRange};
 use projections::rebuild::{self, RebuildPlan, Stop};
