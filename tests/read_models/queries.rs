@@ -1,6 +1,6 @@
 use std::collections::HashSet;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use chrono::{Duration, TimeZone, Utc};
 use domain::Side;
 use integration_tests::TestApp;
@@ -25,12 +25,9 @@ async fn queries_read_your_writes_with_min_position() {
         )
         .await;
     let me = app
-        .request(
-            Method::GET,
+        .get(
             &format!("/api/v1/user/me?min_position={}", token(&renamed)),
             Some(&user.token),
-            None,
-            &[],
         )
         .await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.body);
@@ -49,12 +46,9 @@ async fn queries_read_your_writes_with_min_position() {
         )
         .await;
     let keys = app
-        .request(
-            Method::GET,
+        .get(
             &format!("/api/v1/kraken/keys?min_position={}", token(&key)),
             Some(&user.token),
-            None,
-            &[],
         )
         .await;
     assert_eq!(keys.status, StatusCode::OK);
@@ -64,25 +58,11 @@ async fn queries_read_your_writes_with_min_position() {
     assert!(listed.get("api_secret").is_none() && !keys.body.to_string().contains("paper-key-q"));
 
     let malformed = app
-        .request(
-            Method::GET,
-            "/api/v1/user/me?min_position=yesterday",
-            Some(&user.token),
-            None,
-            &[],
-        )
+        .get("/api/v1/user/me?min_position=yesterday", Some(&user.token))
         .await;
     assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
     assert_eq!(malformed.field(), Some("min_position"));
-    let unknown = app
-        .request(
-            Method::GET,
-            "/api/v1/bot?colour=red",
-            Some(&user.token),
-            None,
-            &[],
-        )
-        .await;
+    let unknown = app.get("/api/v1/bot?colour=red", Some(&user.token)).await;
     assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
     assert_eq!(unknown.field(), Some("colour"));
 }
@@ -101,12 +81,9 @@ async fn a_position_not_reached_within_the_bound_is_a_503_with_retry_after() {
     // No projector runs in this app, so the read model never gets there.
     let started = std::time::Instant::now();
     let me = app
-        .request(
-            Method::GET,
+        .get(
             &format!("/api/v1/user/me?min_position={}", token(&renamed)),
             Some(&user.token),
-            None,
-            &[],
         )
         .await;
     assert_eq!(me.status, StatusCode::SERVICE_UNAVAILABLE, "{}", me.body);
@@ -126,12 +103,9 @@ async fn bots_are_visible_to_their_owner_and_admins_only() {
     let wait = format!("min_position={}", token(&stop));
 
     let status = app
-        .request(
-            Method::GET,
+        .get(
             &format!("/api/v1/bot/{bot_id}/status?{wait}"),
             Some(&owner.token),
-            None,
-            &[],
         )
         .await;
     assert_eq!(status.status, StatusCode::OK, "{}", status.body);
@@ -139,12 +113,9 @@ async fn bots_are_visible_to_their_owner_and_admins_only() {
     assert_eq!(status.body["pair"], "XBT/USD");
     assert_eq!(status.body["strategy"]["quote_amount"], "25.00");
     let foreign = app
-        .request(
-            Method::GET,
+        .get(
             &format!("/api/v1/bot/{bot_id}/status?{wait}"),
             Some(&stranger.token),
-            None,
-            &[],
         )
         .await;
     assert_eq!(
@@ -153,23 +124,11 @@ async fn bots_are_visible_to_their_owner_and_admins_only() {
         "another user's bot is a 404"
     );
     let mine = app
-        .request(
-            Method::GET,
-            &format!("/api/v1/bot?{wait}"),
-            Some(&owner.token),
-            None,
-            &[],
-        )
+        .get(&format!("/api/v1/bot?{wait}"), Some(&owner.token))
         .await;
     assert_eq!(mine.body["bots"].as_array().unwrap().len(), 1);
     let theirs = app
-        .request(
-            Method::GET,
-            &format!("/api/v1/bot?{wait}"),
-            Some(&stranger.token),
-            None,
-            &[],
-        )
+        .get(&format!("/api/v1/bot?{wait}"), Some(&stranger.token))
         .await;
     assert_eq!(
         theirs.body["bots"],
@@ -183,36 +142,19 @@ async fn bots_are_visible_to_their_owner_and_admins_only() {
         .unwrap();
     let admin = app.login(&stranger.email).await;
     let as_admin = app
-        .request(
-            Method::GET,
+        .get(
             &format!("/api/v1/bot/{bot_id}/status?{wait}"),
             Some(&admin.token),
-            None,
-            &[],
         )
         .await;
     assert_eq!(as_admin.status, StatusCode::OK);
     let users = app
-        .request(
-            Method::GET,
-            "/api/v1/admin/users?limit=1",
-            Some(&admin.token),
-            None,
-            &[],
-        )
+        .get("/api/v1/admin/users?limit=1", Some(&admin.token))
         .await;
     assert_eq!(users.status, StatusCode::OK, "{}", users.body);
     assert_eq!(users.body["users"].as_array().unwrap().len(), 1);
     assert!(users.body["next_cursor"].is_string());
-    let not_admin = app
-        .request(
-            Method::GET,
-            "/api/v1/admin/users",
-            Some(&owner.token),
-            None,
-            &[],
-        )
-        .await;
+    let not_admin = app.get("/api/v1/admin/users", Some(&owner.token)).await;
     assert_eq!(not_admin.status, StatusCode::FORBIDDEN);
 }
 
@@ -224,9 +166,7 @@ async fn page_all(app: &TestApp, token: &str, query: &str, limit: usize) -> Vec<
         if let Some(cursor) = &cursor {
             path.push_str(&format!("&cursor={cursor}"));
         }
-        let page = app
-            .request(Method::GET, &path, Some(token), None, &[])
-            .await;
+        let page = app.get(&path, Some(token)).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
         trades.extend(page.body["trades"].as_array().unwrap().iter().cloned());
         match page.body["next_cursor"].as_str() {
@@ -263,12 +203,9 @@ async fn trades_filter_and_page_without_duplicates_or_holes_while_fills_arrive()
         .await;
     let wait = format!("min_position={last}");
     let all = app
-        .request(
-            Method::GET,
+        .get(
             &format!("/api/v1/trading/trades?limit=500&{wait}"),
             Some(&user.token),
-            None,
-            &[],
         )
         .await;
     assert_eq!(
@@ -305,9 +242,7 @@ async fn trades_filter_and_page_without_duplicates_or_holes_while_fills_arrive()
         if let Some(cursor) = &cursor {
             path.push_str(&format!("&cursor={cursor}"));
         }
-        let page = app
-            .request(Method::GET, &path, Some(&user.token), None, &[])
-            .await;
+        let page = app.get(&path, Some(&user.token)).await;
         seen.extend(page.body["trades"].as_array().unwrap().iter().cloned());
         app.fill(
             first_bot,
@@ -340,24 +275,12 @@ async fn trades_filter_and_page_without_duplicates_or_holes_while_fills_arrive()
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
 
     let bad_limit = app
-        .request(
-            Method::GET,
-            "/api/v1/trading/trades?limit=501",
-            Some(&user.token),
-            None,
-            &[],
-        )
+        .get("/api/v1/trading/trades?limit=501", Some(&user.token))
         .await;
     assert_eq!(bad_limit.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad_limit.field(), Some("limit"));
     let bad_from = app
-        .request(
-            Method::GET,
-            "/api/v1/trading/trades?from=monday",
-            Some(&user.token),
-            None,
-            &[],
-        )
+        .get("/api/v1/trading/trades?from=monday", Some(&user.token))
         .await;
     assert_eq!(bad_from.field(), Some("from"));
 }
@@ -410,12 +333,9 @@ async fn fills_become_portfolio_trades_and_positions_exactly_once() {
         .await
         .unwrap();
     let positions = app
-        .request(
-            Method::GET,
+        .get(
             &format!("/api/v1/trading/positions?min_position={portfolio}"),
             Some(&user.token),
-            None,
-            &[],
         )
         .await;
     assert_eq!(positions.status, StatusCode::OK, "{}", positions.body);
@@ -428,12 +348,9 @@ async fn fills_become_portfolio_trades_and_positions_exactly_once() {
     assert_eq!(position["realised_pnl"], "14.8");
     assert_eq!(position["trades"], 3);
     let status = app
-        .request(
-            Method::GET,
+        .get(
             &format!("/api/v1/bot/{bot_id}/status?min_position={head}"),
             Some(&user.token),
-            None,
-            &[],
         )
         .await;
     assert_eq!(status.body["trades_executed"], 4);
@@ -443,12 +360,9 @@ async fn fills_become_portfolio_trades_and_positions_exactly_once() {
         .unwrap()
         .contains("sell-too-much"));
     let trades = app
-        .request(
-            Method::GET,
+        .get(
             &format!("/api/v1/trading/trades?min_position={head}"),
             Some(&user.token),
-            None,
-            &[],
         )
         .await;
     assert_eq!(trades.body["trades"].as_array().unwrap().len(), 4);
@@ -461,7 +375,7 @@ async fn fills_become_portfolio_trades_and_positions_exactly_once() {
     let orders: Vec<&str> = trade_events.iter().map(|(o,)| o.as_str()).collect();
     assert_eq!(orders, ["buy-1", "buy-2", "sell-1"]);
 
-    let metrics = app.request(Method::GET, "/metrics", None, None, &[]).await;
+    let metrics = app.get("/metrics", None).await;
     assert_eq!(metrics.status, StatusCode::OK);
     let text = metrics.body.as_str().unwrap();
     assert!(

@@ -2,7 +2,7 @@
 //! reconstructed through the library, the REST endpoint, the binary, and a
 //! rebuild stopped at a time or a position.
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use domain::Side;
 use integration_tests::{TestApp, TestUser};
@@ -176,27 +176,21 @@ async fn states_as_of_each_moment_are_the_known_ones() {
         .named_ada
         .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let response = app
-        .request(
-            Method::GET,
+        .get(
             &format!(
                 "/api/v1/audit/streams/User/{user}/state?as_of={}",
                 as_of.replace('+', "%2B")
             ),
             Some(&auditor.token),
-            None,
-            &[],
         )
         .await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.body);
     assert_eq!(response.body["state"], ada);
     assert_eq!(response.body["sequence"], ada_event.fields.sequence);
     let response = app
-        .request(
-            Method::GET,
+        .get(
             &format!("/api/v1/audit/streams/bot/{bot_id}/state?at_sequence=3"),
             Some(&auditor.token),
-            None,
-            &[],
         )
         .await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.body);

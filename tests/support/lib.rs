@@ -192,6 +192,14 @@ impl TestApp {
         }
     }
 
+    pub async fn get(&self, path: &str, token: Option<&str>) -> TestResponse {
+        self.request(Method::GET, path, token, None, &[]).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> TestResponse {
+        self.request(Method::DELETE, path, token, None, &[]).await
+    }
+
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> TestResponse {
         self.request(Method::POST, path, token, Some(&body.to_string()), &[])
             .await

@@ -260,11 +260,9 @@ async fn commands_need_a_valid_bearer_token() {
         )
         .await;
     assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
-    let health = app.request(Method::GET, "/health", None, None, &[]).await;
+    let health = app.get("/health", None).await;
     assert_eq!(health.status, StatusCode::OK);
     assert_eq!(health.body["status"], "ok");
-    let missing = app
-        .request(Method::GET, "/api/v1/nowhere", None, None, &[])
-        .await;
+    let missing = app.get("/api/v1/nowhere", None).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
