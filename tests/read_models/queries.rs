@@ -136,10 +136,7 @@ async fn bots_are_visible_to_their_owner_and_admins_only() {
         "a new user's bot overview is empty"
     );
 
-    let metadata = command_side::CommandMetadata::new("cli", Some(domain::Actor::System));
-    api::operator::grant_role(&app.state, &stranger.email, domain::Role::Admin, &metadata)
-        .await
-        .unwrap();
+    app.grant_role(&stranger.email, domain::Role::Admin).await;
     let admin = app.login(&stranger.email).await;
     let as_admin = app
         .get(

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use chrono::{DateTime, Utc};
-use integration_tests::{TestApp, TestUser};
+use integration_tests::TestApp;
 use sqlx::{Connection, PgConnection};
 
 /// The `muckard-replay` binary, built on first use with the same cargo and
@@ -100,14 +100,4 @@ pub async fn caught_up(app: &TestApp) {
         lags.len() == 6 && lags.iter().all(|lag| lag.events_behind == 0)
     })
     .await;
-}
-
-/// A user holding `role`, logged in again so the token carries it.
-pub async fn user_with_role(app: &TestApp, role: domain::Role) -> TestUser {
-    let user = app.user().await;
-    let metadata = command_side::CommandMetadata::new("cli", Some(domain::Actor::System));
-    api::operator::grant_role(&app.state, &user.email, role, &metadata)
-        .await
-        .expect("grant role");
-    app.login(&user.email).await
 }

@@ -13,7 +13,7 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::common::{caught_up, database_now, describe, replay, stdout, user_with_role};
+use crate::common::{caught_up, database_now, describe, replay, stdout};
 
 /// A trader with a running bot, a few fills and a profile change, every
 /// subscriber caught up.
@@ -171,7 +171,7 @@ async fn states_as_of_each_moment_are_the_known_ones() {
     assert_eq!(by_sequence.events.len() as i64, ada_event.fields.sequence);
 
     // The same over REST, for an auditor.
-    let auditor = user_with_role(&app, domain::Role::Auditor).await;
+    let auditor = app.user_with_role(domain::Role::Auditor).await;
     let as_of = at
         .named_ada
         .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);

@@ -6,15 +6,14 @@ use axum::http::StatusCode;
 use integration_tests::TestApp;
 use serde_json::Value;
 
-use crate::common::user_with_role;
 use crate::history::some_history;
 
 #[tokio::test]
 async fn the_audit_endpoints_answer_auditors_and_admins_only() {
     let app = TestApp::spawn().await;
     let (trader, bot_id) = some_history(&app).await;
-    let auditor = user_with_role(&app, domain::Role::Auditor).await;
-    let admin = user_with_role(&app, domain::Role::Admin).await;
+    let auditor = app.user_with_role(domain::Role::Auditor).await;
+    let admin = app.user_with_role(domain::Role::Admin).await;
     let events = format!("/api/v1/audit/streams/Bot/{bot_id}/events");
     let state = format!("/api/v1/audit/streams/Bot/{bot_id}/state");
 

@@ -233,6 +233,22 @@ impl TestApp {
         self.login(&email).await
     }
 
+    /// Registers a new user, grants it `role` as an operator would, and
+    /// logs it in again so its token carries the role.
+    pub async fn user_with_role(&self, role: domain::Role) -> TestUser {
+        let user = self.user().await;
+        self.grant_role(&user.email, role).await;
+        self.login(&user.email).await
+    }
+
+    /// Grants `role` to the user with `email`, as `muckard grant-role` does.
+    pub async fn grant_role(&self, email: &str, role: domain::Role) {
+        let metadata = command_side::CommandMetadata::new("cli", Some(domain::Actor::System));
+        api::operator::grant_role(&self.state, email, role, &metadata)
+            .await
+            .expect("grant role");
+    }
+
     pub async fn login(&self, email: &str) -> TestUser {
         let login = self
             .post(
