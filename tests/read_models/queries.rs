@@ -3,33 +3,36 @@ use std::collections::HashSet;
 use axum::http::StatusCode;
 use chrono::{Duration, TimeZone, Utc};
 use domain::Side;
-use integration_tests::TestApp;
+use integration_tests::{TestApp, TestResponse, TestUser};
 use serde_json::{json, Value};
 
-fn token(response: &integration_tests::TestResponse) -> String {
+fn token(response: &TestResponse) -> String {
     response.body["position"]
         .as_str()
         .expect("position")
         .to_string()
 }
 
-#[tokio::test]
-async fn queries_read_your_writes_with_min_position() {
-    let app = TestApp::spawn_with(&[("QUERY_WAIT_MAX_MS", "5000")]).await;
+/// A new user who renamed themselves, and the path that reads their
+/// profile once the read model holds the rename.
+async fn renamed_user(app: &TestApp, display_name: &str) -> (TestUser, String) {
     let user = app.user().await;
     let renamed = app
         .patch(
             "/api/v1/user/me",
             Some(&user.token),
-            json!({ "display_name": "Fresh Name" }),
+            json!({ "display_name": display_name }),
         )
         .await;
-    let me = app
-        .get(
-            &format!("/api/v1/user/me?min_position={}", token(&renamed)),
-            Some(&user.token),
-        )
-        .await;
+    let path = format!("/api/v1/user/me?min_position={}", token(&renamed));
+    (user, path)
+}
+
+#[tokio::test]
+async fn queries_read_your_writes_with_min_position() {
+    let app = TestApp::spawn_with(&[("QUERY_WAIT_MAX_MS", "5000")]).await;
+    let (user, read_after_rename) = renamed_user(&app, "Fresh Name").await;
+    let me = app.get(&read_after_rename, Some(&user.token)).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.body);
     assert_eq!(
         me.body["display_name"], "Fresh Name",
@@ -70,22 +73,10 @@ async fn queries_read_your_writes_with_min_position() {
 #[tokio::test]
 async fn a_position_not_reached_within_the_bound_is_a_503_with_retry_after() {
     let app = TestApp::spawn_with(&[("QUERY_WAIT_MAX_MS", "300"), ("MUCKARD_ROLES", "api")]).await;
-    let user = app.user().await;
-    let renamed = app
-        .patch(
-            "/api/v1/user/me",
-            Some(&user.token),
-            json!({ "display_name": "Unseen" }),
-        )
-        .await;
+    let (user, read_after_rename) = renamed_user(&app, "Unseen").await;
     // No projector runs in this app, so the read model never gets there.
     let started = std::time::Instant::now();
-    let me = app
-        .get(
-            &format!("/api/v1/user/me?min_position={}", token(&renamed)),
-            Some(&user.token),
-        )
-        .await;
+    let me = app.get(&read_after_rename, Some(&user.token)).await;
     assert_eq!(me.status, StatusCode::SERVICE_UNAVAILABLE, "{}", me.body);
     assert_eq!(me.headers["retry-after"], "1");
     assert!(started.elapsed() >= std::time::Duration::from_millis(300));
@@ -101,35 +92,23 @@ async fn bots_are_visible_to_their_owner_and_admins_only() {
         .post_empty(&format!("/api/v1/bot/{bot_id}/stop"), Some(&owner.token))
         .await;
     let wait = format!("min_position={}", token(&stop));
+    let status_path = format!("/api/v1/bot/{bot_id}/status?{wait}");
+    let overview_path = format!("/api/v1/bot?{wait}");
 
-    let status = app
-        .get(
-            &format!("/api/v1/bot/{bot_id}/status?{wait}"),
-            Some(&owner.token),
-        )
-        .await;
+    let status = app.get(&status_path, Some(&owner.token)).await;
     assert_eq!(status.status, StatusCode::OK, "{}", status.body);
     assert_eq!(status.body["state"], "stopping");
     assert_eq!(status.body["pair"], "XBT/USD");
     assert_eq!(status.body["strategy"]["quote_amount"], "25.00");
-    let foreign = app
-        .get(
-            &format!("/api/v1/bot/{bot_id}/status?{wait}"),
-            Some(&stranger.token),
-        )
-        .await;
+    let foreign = app.get(&status_path, Some(&stranger.token)).await;
     assert_eq!(
         foreign.status,
         StatusCode::NOT_FOUND,
         "another user's bot is a 404"
     );
-    let mine = app
-        .get(&format!("/api/v1/bot?{wait}"), Some(&owner.token))
-        .await;
+    let mine = app.get(&overview_path, Some(&owner.token)).await;
     assert_eq!(mine.body["bots"].as_array().unwrap().len(), 1);
-    let theirs = app
-        .get(&format!("/api/v1/bot?{wait}"), Some(&stranger.token))
-        .await;
+    let theirs = app.get(&overview_path, Some(&stranger.token)).await;
     assert_eq!(
         theirs.body["bots"],
         json!([]),
@@ -138,12 +117,7 @@ async fn bots_are_visible_to_their_owner_and_admins_only() {
 
     app.grant_role(&stranger.email, domain::Role::Admin).await;
     let admin = app.login(&stranger.email).await;
-    let as_admin = app
-        .get(
-            &format!("/api/v1/bot/{bot_id}/status?{wait}"),
-            Some(&admin.token),
-        )
-        .await;
+    let as_admin = app.get(&status_path, Some(&admin.token)).await;
     assert_eq!(as_admin.status, StatusCode::OK);
     let users = app
         .get("/api/v1/admin/users?limit=1", Some(&admin.token))
