@@ -324,6 +324,12 @@ impl TestApp {
         .expect("read stream")
     }
 
+    /// The event types of one stream, in sequence order.
+    pub async fn event_types(&self, aggregate_type: &str, aggregate_id: Uuid) -> Vec<String> {
+        let stream = self.stream(aggregate_type, aggregate_id).await;
+        stream.into_iter().map(|event| event.event_type).collect()
+    }
+
     /// How many events `subscriber` has handled (0 before its first batch).
     pub async fn events_handled(&self, subscriber: &str) -> i64 {
         sqlx::query_scalar(

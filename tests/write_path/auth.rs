@@ -155,12 +155,7 @@ async fn login_issues_tokens_and_records_the_login() {
             .count()
             == 3
     );
-    let types: Vec<String> = app
-        .stream("User", user.id)
-        .await
-        .into_iter()
-        .map(|e| e.event_type)
-        .collect();
+    let types = app.event_types("User", user.id).await;
     assert_eq!(types, ["user.created", "user.logged_in", "user.logged_in"]);
 
     let wrong = app

@@ -221,12 +221,7 @@ async fn update_and_disconnect_only_ones_own_key() {
     assert_eq!(secrets, 0, "disconnecting shreds the credential");
     let again = app.delete(&path, Some(&owner.token)).await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
-    let types: Vec<String> = app
-        .stream("ExchangeKey", key_id)
-        .await
-        .into_iter()
-        .map(|e| e.event_type)
-        .collect();
+    let types = app.event_types("ExchangeKey", key_id).await;
     assert_eq!(
         types,
         [
