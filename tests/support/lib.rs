@@ -380,24 +380,29 @@ impl Drop for TestApp {
         }
         let name = self.database_name.clone();
         let admin = self.admin_url.clone();
-        // Drop runs inside the test's runtime, so the clean-up gets a
-        // runtime of its own on another thread.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async {
-                if let Ok(mut connection) = PgConnection::connect(&admin).await {
-                    let _ =
-                        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                            .execute(&mut connection)
-                            .await;
-                }
-            });
-        })
-        .join();
+        clean_up_outside_the_runtime(async move {
+            if let Ok(mut connection) = PgConnection::connect(&admin).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .execute(&mut connection)
+                    .await;
+            }
+        });
     }
+}
+
+/// Runs `clean_up` to its end on a thread and runtime of its own: a `Drop`
+/// runs inside the test's runtime, which cannot block on a future.
+pub(crate) fn clean_up_outside_the_runtime(
+    clean_up: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let _ = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(clean_up);
+    })
+    .join();
 }
 
 /// A port nothing listens on right now.
@@ -411,9 +416,21 @@ pub fn free_port() -> u16 {
 /// The `muckard` binary, built on first use with the same cargo and target
 /// directory as the running tests, for tests that run it as a process.
 pub fn muckard_binary() -> std::path::PathBuf {
-    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
+    workspace_binary("muckard")
+}
+
+/// The workspace's binary `name`, built on first use with the same cargo
+/// and target directory as the running tests.
+pub fn workspace_binary(name: &'static str) -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<std::sync::Mutex<HashMap<&'static str, std::path::PathBuf>>> =
+        std::sync::OnceLock::new();
+    let mut built = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    built
+        .entry(name)
+        .or_insert_with(|| {
             let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
             let mut command = std::process::Command::new(cargo);
@@ -446,13 +463,13 @@ pub fn muckard_binary() -> std::path::PathBuf {
                     "--quiet",
                     "--workspace",
                     "--bin",
-                    "muckard",
+                    name,
                     "--manifest-path",
                 ])
                 .arg(manifest)
                 .status()
                 .expect("run cargo build");
-            assert!(status.success(), "building the muckard binary failed");
+            assert!(status.success(), "building the {name} binary failed");
             // This test runs from <target>/debug/deps/<test>; the binary sits
             // in <target>/debug.
             let exe = std::env::current_exe().expect("current exe");
@@ -460,7 +477,7 @@ pub fn muckard_binary() -> std::path::PathBuf {
                 .parent()
                 .and_then(|deps| deps.parent())
                 .expect("target dir");
-            let binary = profile_dir.join("muckard");
+            let binary = profile_dir.join(name);
             assert!(binary.exists(), "{} missing", binary.display());
             binary
         })
