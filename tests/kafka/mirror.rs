@@ -198,9 +198,7 @@ async fn every_event_reaches_its_topic_once_in_order_with_key_and_headers() {
     }
 
     // The mirror's counters and lag are on /metrics.
-    let metrics = app
-        .request(axum::http::Method::GET, "/metrics", None, None, &[])
-        .await;
+    let metrics = app.get("/metrics", None).await;
     let text = metrics.body.as_str().unwrap().to_string();
     assert!(
         text.contains("muckard_subscriber_lag_events{subscriber=\"kafka_mirror\"} 0"),

@@ -121,30 +121,22 @@ async fn an_external_command_is_refused_as_rest_would_refuse_it() {
     rabbit
         .publish(Queue::BotStop, stop.to_string().as_bytes(), "not-running")
         .await;
-    let mut seen = Vec::new();
-    let dead = rabbit
-        .wait_for(
-            &rabbit.topology.dead_letter_name(Queue::BotStart),
-            30,
-            &mut seen,
-            |_| true,
-        )
-        .await;
-    assert_eq!(
-        dead.header("x-death-reason").as_deref(),
-        Some("refused: the bot's exchange key has not passed a test; test it first")
-    );
-    let mut seen = Vec::new();
-    let dead = rabbit
-        .wait_for(
-            &rabbit.topology.dead_letter_name(Queue::BotStop),
-            30,
-            &mut seen,
-            |_| true,
-        )
-        .await;
-    assert_eq!(
-        dead.header("x-death-reason").as_deref(),
-        Some("refused: cannot stop: bot is configured")
-    );
+    for (queue, reason) in [
+        (
+            Queue::BotStart,
+            "refused: the bot's exchange key has not passed a test; test it first",
+        ),
+        (Queue::BotStop, "refused: cannot stop: bot is configured"),
+    ] {
+        let mut seen = Vec::new();
+        let dead = rabbit
+            .wait_for(
+                &rabbit.topology.dead_letter_name(queue),
+                30,
+                &mut seen,
+                |_| true,
+            )
+            .await;
+        assert_eq!(dead.header("x-death-reason").as_deref(), Some(reason));
+    }
 }

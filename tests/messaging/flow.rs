@@ -1,6 +1,6 @@
 //! Steps the messaging tests share.
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use integration_tests::rabbit::RabbitTest;
 use integration_tests::{TestApp, TestUser};
 use serde_json::{json, Value};
@@ -37,9 +37,7 @@ pub fn hourly_dca() -> Value {
 }
 
 pub async fn get(app: &TestApp, path: &str, user: &TestUser) -> Value {
-    let response = app
-        .request(Method::GET, path, Some(&user.token), None, &[])
-        .await;
+    let response = app.get(path, Some(&user.token)).await;
     assert_eq!(response.status, StatusCode::OK, "{path}: {}", response.body);
     response.body
 }
@@ -49,9 +47,7 @@ pub async fn wait_for_state(app: &TestApp, user: &TestUser, bot_id: Uuid, state:
     let path = format!("/api/v1/bot/{bot_id}/status");
     app.eventually(30, &format!("bot {bot_id} {state}"), || async {
         // 404 until the read model has the bot.
-        let status = app
-            .request(Method::GET, &path, Some(&user.token), None, &[])
-            .await;
+        let status = app.get(&path, Some(&user.token)).await;
         status.status == StatusCode::OK && status.body["state"] == state
     })
     .await;

@@ -1,7 +1,7 @@
 //! `/docs`: Swagger UI, served entirely by this server, reading
 //! `/openapi.json`.
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use integration_tests::TestApp;
 
 /// The `src` and `href` values of an HTML page.
@@ -22,11 +22,11 @@ fn references(html: &str) -> Vec<String> {
 #[tokio::test]
 async fn docs_serve_swagger_ui_with_every_asset_from_this_server() {
     let app = TestApp::spawn().await;
-    let redirect = app.request(Method::GET, "/docs", None, None, &[]).await;
+    let redirect = app.get("/docs", None).await;
     assert_eq!(redirect.status, StatusCode::SEE_OTHER);
     assert_eq!(redirect.headers["location"], "/docs/");
 
-    let page = app.request(Method::GET, "/docs/", None, None, &[]).await;
+    let page = app.get("/docs/", None).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(
         page.headers["content-type"]
@@ -56,7 +56,7 @@ async fn docs_serve_swagger_ui_with_every_asset_from_this_server() {
             "the page loads {asset} from elsewhere"
         );
         let path = format!("/docs/{}", asset.trim_start_matches("./"));
-        let response = app.request(Method::GET, &path, None, None, &[]).await;
+        let response = app.get(&path, None).await;
         assert_eq!(response.status, StatusCode::OK, "{path}");
         assert!(
             !response.body.as_str().unwrap_or_default().is_empty(),
@@ -65,15 +65,11 @@ async fn docs_serve_swagger_ui_with_every_asset_from_this_server() {
     }
 
     // The page reads this server's document.
-    let initializer = app
-        .request(Method::GET, "/docs/swagger-initializer.js", None, None, &[])
-        .await;
+    let initializer = app.get("/docs/swagger-initializer.js", None).await;
     let script = initializer.body.as_str().unwrap();
     assert!(script.contains("\"/openapi.json\""), "{script}");
 
-    let missing = app
-        .request(Method::GET, "/docs/no-such-file.js", None, None, &[])
-        .await;
+    let missing = app.get("/docs/no-such-file.js", None).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(missing.body["error"]["code"], "not_found");
 }

@@ -14,9 +14,7 @@ use serde_json::Value;
 
 /// The document as the app serves it.
 pub async fn served_document(app: &TestApp) -> Value {
-    let response = app
-        .request(axum::http::Method::GET, "/openapi.json", None, None, &[])
-        .await;
+    let response = app.get("/openapi.json", None).await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.body);
     assert_eq!(
         response.headers["content-type"], "application/json",

@@ -15,14 +15,14 @@ fn metric_value(metrics: &str, series: &str) -> Option<f64> {
 #[tokio::test]
 async fn health_is_alive_and_ready_names_each_dependency_of_the_roles() {
     let app = TestApp::spawn().await;
-    let health = app.request(Method::GET, "/health", None, None, &[]).await;
+    let health = app.get("/health", None).await;
     assert_eq!(health.status, StatusCode::OK);
     app.user().await;
     app.eventually(10, "the users projector's checkpoint", || async {
         app.events_handled("users").await > 0
     })
     .await;
-    let ready = app.request(Method::GET, "/ready", None, None, &[]).await;
+    let ready = app.get("/ready", None).await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
     assert_eq!(ready.body["status"], "ready");
     let dependencies = &ready.body["dependencies"];
@@ -50,7 +50,7 @@ async fn ready_is_503_naming_rabbitmq_when_a_role_needs_it_and_it_does_not_answe
     ])
     .await;
     let started = std::time::Instant::now();
-    let ready = app.request(Method::GET, "/ready", None, None, &[]).await;
+    let ready = app.get("/ready", None).await;
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     assert_eq!(
         ready.status,
@@ -69,7 +69,7 @@ async fn ready_is_503_naming_rabbitmq_when_a_role_needs_it_and_it_does_not_answe
     );
     assert_eq!(ready.body["dependencies"]["postgres"]["status"], "up");
     // Liveness does not depend on the broker.
-    let health = app.request(Method::GET, "/health", None, None, &[]).await;
+    let health = app.get("/health", None).await;
     assert_eq!(health.status, StatusCode::OK);
 }
 
@@ -86,15 +86,13 @@ async fn metrics_count_requests_by_route_and_status_commands_by_outcome_and_the_
         )
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.body);
-    let unmatched = app
-        .request(Method::GET, "/no/such/route", None, None, &[])
-        .await;
+    let unmatched = app.get("/no/such/route", None).await;
     app.eventually(10, "the bot_status projector's checkpoint", || async {
         app.events_handled("bot_status").await > 0
     })
     .await;
     assert_eq!(unmatched.status, StatusCode::NOT_FOUND);
-    let response = app.request(Method::GET, "/metrics", None, None, &[]).await;
+    let response = app.get("/metrics", None).await;
     assert_eq!(response.status, StatusCode::OK);
     assert!(response.headers["content-type"]
         .to_str()
@@ -239,9 +237,7 @@ async fn each_client_has_its_own_rate_limit_and_over_it_gets_429_with_retry_afte
     let first = app.user().await;
     let mut statuses = Vec::new();
     for _ in 0..6 {
-        let response = app
-            .request(Method::GET, "/api/v1/bot", Some(&first.token), None, &[])
-            .await;
+        let response = app.get("/api/v1/bot", Some(&first.token)).await;
         statuses.push(response.status);
         if response.status == StatusCode::TOO_MANY_REQUESTS {
             let retry_after: u64 = response.headers["retry-after"]
@@ -263,7 +259,7 @@ async fn each_client_has_its_own_rate_limit_and_over_it_gets_429_with_retry_afte
     assert_eq!(allowed + limited, 6, "{statuses:?}");
     // The limit never applies to health, readiness or metrics.
     for path in ["/health", "/ready", "/metrics"] {
-        let response = app.request(Method::GET, path, None, None, &[]).await;
+        let response = app.get(path, None).await;
         assert_ne!(response.status, StatusCode::TOO_MANY_REQUESTS, "{path}");
     }
     // A limited request had no effect: nothing was appended by it. A user
@@ -275,9 +271,7 @@ async fn each_client_has_its_own_rate_limit_and_over_it_gets_429_with_retry_afte
             .issue(claims_user, domain::Role::User)
             .expect("a token")
     };
-    let other = app
-        .request(Method::GET, "/api/v1/bot", Some(&token_of_other), None, &[])
-        .await;
+    let other = app.get("/api/v1/bot", Some(&token_of_other)).await;
     assert_ne!(
         other.status,
         StatusCode::TOO_MANY_REQUESTS,

@@ -11,7 +11,7 @@ mod flow;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use integration_tests::rabbit::{rabbit_url, RabbitTest};
 use lapin::{Connection, ConnectionProperties};
 use messaging::Queue;
@@ -81,7 +81,7 @@ async fn nothing_is_lost_while_rabbitmq_restarts() {
     let down = StoppedBroker::stop();
     let began = Instant::now();
     let app = service(&rabbit, &[]).await;
-    let health = app.request(Method::GET, "/health", None, None, &[]).await;
+    let health = app.get("/health", None).await;
     assert_eq!(health.status, StatusCode::OK);
     assert!(
         began.elapsed() < Duration::from_secs(30),

@@ -179,17 +179,7 @@ async fn every_subscriber_sees_every_event_once_in_stream_order_where_global_pos
 
     // Then at scale, with subscribers running while the writers write.
     let shutdown = CancellationToken::new();
-    let settings = SubscriberSettings {
-        batch_size: 200,
-        poll_interval: Duration::from_millis(50),
-        standby_retry: Duration::from_millis(100),
-    };
-    let runner = SubscriberRunner::new(
-        app.pool.clone(),
-        LogReader::new(),
-        settings,
-        shutdown.clone(),
-    );
+    let runner = subscriber_runner(&app, 200, Duration::from_millis(50), &shutdown);
     let mut logs = Vec::new();
     let mut tasks = Vec::new();
     for name in ["gap_a", "gap_b", "gap_c"] {
@@ -280,6 +270,26 @@ async fn every_subscriber_sees_every_event_once_in_stream_order_where_global_pos
     );
 }
 
+/// A subscriber runner on the app's database that stops with `shutdown`.
+fn subscriber_runner(
+    app: &TestApp,
+    batch_size: i64,
+    poll_interval: Duration,
+    shutdown: &CancellationToken,
+) -> SubscriberRunner {
+    let settings = SubscriberSettings {
+        batch_size,
+        poll_interval,
+        standby_retry: Duration::from_millis(100),
+    };
+    SubscriberRunner::new(
+        app.pool.clone(),
+        LogReader::new(),
+        settings,
+        shutdown.clone(),
+    )
+}
+
 /// Transaction ids are numbers: 100000 comes after 99999 even though "1" <
 /// "9" as text. A text ordering once made subscribers skip and repeat
 /// events when the cluster's xid counter crossed a power of ten.
@@ -349,17 +359,7 @@ async fn the_reader_orders_transaction_ids_as_numbers_across_digit_boundaries() 
 async fn a_subscriber_held_back_by_an_older_transaction_does_not_wait_for_its_poll() {
     let app = TestApp::spawn_with(&[("MUCKARD_ROLES", "api")]).await;
     let shutdown = CancellationToken::new();
-    let settings = SubscriberSettings {
-        batch_size: 100,
-        poll_interval: Duration::from_secs(10),
-        standby_retry: Duration::from_millis(100),
-    };
-    let runner = SubscriberRunner::new(
-        app.pool.clone(),
-        LogReader::new(),
-        settings,
-        shutdown.clone(),
-    );
+    let runner = subscriber_runner(&app, 100, Duration::from_secs(10), &shutdown);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let recorder = Arc::new(Recorder {
         name: "tail",

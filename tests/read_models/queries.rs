@@ -1,38 +1,38 @@
 use std::collections::HashSet;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use chrono::{Duration, TimeZone, Utc};
 use domain::Side;
-use integration_tests::TestApp;
+use integration_tests::{TestApp, TestResponse, TestUser};
 use serde_json::{json, Value};
 
-fn token(response: &integration_tests::TestResponse) -> String {
+fn token(response: &TestResponse) -> String {
     response.body["position"]
         .as_str()
         .expect("position")
         .to_string()
 }
 
-#[tokio::test]
-async fn queries_read_your_writes_with_min_position() {
-    let app = TestApp::spawn_with(&[("QUERY_WAIT_MAX_MS", "5000")]).await;
+/// A new user who renamed themselves, and the path that reads their
+/// profile once the read model holds the rename.
+async fn renamed_user(app: &TestApp, display_name: &str) -> (TestUser, String) {
     let user = app.user().await;
     let renamed = app
         .patch(
             "/api/v1/user/me",
             Some(&user.token),
-            json!({ "display_name": "Fresh Name" }),
+            json!({ "display_name": display_name }),
         )
         .await;
-    let me = app
-        .request(
-            Method::GET,
-            &format!("/api/v1/user/me?min_position={}", token(&renamed)),
-            Some(&user.token),
-            None,
-            &[],
-        )
-        .await;
+    let path = format!("/api/v1/user/me?min_position={}", token(&renamed));
+    (user, path)
+}
+
+#[tokio::test]
+async fn queries_read_your_writes_with_min_position() {
+    let app = TestApp::spawn_with(&[("QUERY_WAIT_MAX_MS", "5000")]).await;
+    let (user, read_after_rename) = renamed_user(&app, "Fresh Name").await;
+    let me = app.get(&read_after_rename, Some(&user.token)).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.body);
     assert_eq!(
         me.body["display_name"], "Fresh Name",
@@ -49,12 +49,9 @@ async fn queries_read_your_writes_with_min_position() {
         )
         .await;
     let keys = app
-        .request(
-            Method::GET,
+        .get(
             &format!("/api/v1/kraken/keys?min_position={}", token(&key)),
             Some(&user.token),
-            None,
-            &[],
         )
         .await;
     assert_eq!(keys.status, StatusCode::OK);
@@ -64,25 +61,11 @@ async fn queries_read_your_writes_with_min_position() {
     assert!(listed.get("api_secret").is_none() && !keys.body.to_string().contains("paper-key-q"));
 
     let malformed = app
-        .request(
-            Method::GET,
-            "/api/v1/user/me?min_position=yesterday",
-            Some(&user.token),
-            None,
-            &[],
-        )
+        .get("/api/v1/user/me?min_position=yesterday", Some(&user.token))
         .await;
     assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
     assert_eq!(malformed.field(), Some("min_position"));
-    let unknown = app
-        .request(
-            Method::GET,
-            "/api/v1/bot?colour=red",
-            Some(&user.token),
-            None,
-            &[],
-        )
-        .await;
+    let unknown = app.get("/api/v1/bot?colour=red", Some(&user.token)).await;
     assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
     assert_eq!(unknown.field(), Some("colour"));
 }
@@ -90,25 +73,10 @@ async fn queries_read_your_writes_with_min_position() {
 #[tokio::test]
 async fn a_position_not_reached_within_the_bound_is_a_503_with_retry_after() {
     let app = TestApp::spawn_with(&[("QUERY_WAIT_MAX_MS", "300"), ("MUCKARD_ROLES", "api")]).await;
-    let user = app.user().await;
-    let renamed = app
-        .patch(
-            "/api/v1/user/me",
-            Some(&user.token),
-            json!({ "display_name": "Unseen" }),
-        )
-        .await;
+    let (user, read_after_rename) = renamed_user(&app, "Unseen").await;
     // No projector runs in this app, so the read model never gets there.
     let started = std::time::Instant::now();
-    let me = app
-        .request(
-            Method::GET,
-            &format!("/api/v1/user/me?min_position={}", token(&renamed)),
-            Some(&user.token),
-            None,
-            &[],
-        )
-        .await;
+    let me = app.get(&read_after_rename, Some(&user.token)).await;
     assert_eq!(me.status, StatusCode::SERVICE_UNAVAILABLE, "{}", me.body);
     assert_eq!(me.headers["retry-after"], "1");
     assert!(started.elapsed() >= std::time::Duration::from_millis(300));
@@ -124,100 +92,40 @@ async fn bots_are_visible_to_their_owner_and_admins_only() {
         .post_empty(&format!("/api/v1/bot/{bot_id}/stop"), Some(&owner.token))
         .await;
     let wait = format!("min_position={}", token(&stop));
+    let status_path = format!("/api/v1/bot/{bot_id}/status?{wait}");
+    let overview_path = format!("/api/v1/bot?{wait}");
 
-    let status = app
-        .request(
-            Method::GET,
-            &format!("/api/v1/bot/{bot_id}/status?{wait}"),
-            Some(&owner.token),
-            None,
-            &[],
-        )
-        .await;
+    let status = app.get(&status_path, Some(&owner.token)).await;
     assert_eq!(status.status, StatusCode::OK, "{}", status.body);
     assert_eq!(status.body["state"], "stopping");
     assert_eq!(status.body["pair"], "XBT/USD");
     assert_eq!(status.body["strategy"]["quote_amount"], "25.00");
-    let foreign = app
-        .request(
-            Method::GET,
-            &format!("/api/v1/bot/{bot_id}/status?{wait}"),
-            Some(&stranger.token),
-            None,
-            &[],
-        )
-        .await;
+    let foreign = app.get(&status_path, Some(&stranger.token)).await;
     assert_eq!(
         foreign.status,
         StatusCode::NOT_FOUND,
         "another user's bot is a 404"
     );
-    let mine = app
-        .request(
-            Method::GET,
-            &format!("/api/v1/bot?{wait}"),
-            Some(&owner.token),
-            None,
-            &[],
-        )
-        .await;
+    let mine = app.get(&overview_path, Some(&owner.token)).await;
     assert_eq!(mine.body["bots"].as_array().unwrap().len(), 1);
-    let theirs = app
-        .request(
-            Method::GET,
-            &format!("/api/v1/bot?{wait}"),
-            Some(&stranger.token),
-            None,
-            &[],
-        )
-        .await;
+    let theirs = app.get(&overview_path, Some(&stranger.token)).await;
     assert_eq!(
         theirs.body["bots"],
         json!([]),
         "a new user's bot overview is empty"
     );
 
-    let metadata = command_side::CommandMetadata::new("cli", Some(domain::Actor::System));
-    muckard::operator::grant_role(
-        &app.state.commands,
-        &stranger.email,
-        domain::Role::Admin,
-        &metadata,
-    )
-    .await
-    .unwrap();
+    app.grant_role(&stranger.email, domain::Role::Admin).await;
     let admin = app.login(&stranger.email).await;
-    let as_admin = app
-        .request(
-            Method::GET,
-            &format!("/api/v1/bot/{bot_id}/status?{wait}"),
-            Some(&admin.token),
-            None,
-            &[],
-        )
-        .await;
+    let as_admin = app.get(&status_path, Some(&admin.token)).await;
     assert_eq!(as_admin.status, StatusCode::OK);
     let users = app
-        .request(
-            Method::GET,
-            "/api/v1/admin/users?limit=1",
-            Some(&admin.token),
-            None,
-            &[],
-        )
+        .get("/api/v1/admin/users?limit=1", Some(&admin.token))
         .await;
     assert_eq!(users.status, StatusCode::OK, "{}", users.body);
     assert_eq!(users.body["users"].as_array().unwrap().len(), 1);
     assert!(users.body["next_cursor"].is_string());
-    let not_admin = app
-        .request(
-            Method::GET,
-            "/api/v1/admin/users",
-            Some(&owner.token),
-            None,
-            &[],
-        )
-        .await;
+    let not_admin = app.get("/api/v1/admin/users", Some(&owner.token)).await;
     assert_eq!(not_admin.status, StatusCode::FORBIDDEN);
 }
 
@@ -229,9 +137,7 @@ async fn page_all(app: &TestApp, token: &str, query: &str, limit: usize) -> Vec<
         if let Some(cursor) = &cursor {
             path.push_str(&format!("&cursor={cursor}"));
         }
-        let page = app
-            .request(Method::GET, &path, Some(token), None, &[])
-            .await;
+        let page = app.get(&path, Some(token)).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
         trades.extend(page.body["trades"].as_array().unwrap().iter().cloned());
         match page.body["next_cursor"].as_str() {
@@ -268,12 +174,9 @@ async fn trades_filter_and_page_without_duplicates_or_holes_while_fills_arrive()
         .await;
     let wait = format!("min_position={last}");
     let all = app
-        .request(
-            Method::GET,
+        .get(
             &format!("/api/v1/trading/trades?limit=500&{wait}"),
             Some(&user.token),
-            None,
-            &[],
         )
         .await;
     assert_eq!(
@@ -310,9 +213,7 @@ async fn trades_filter_and_page_without_duplicates_or_holes_while_fills_arrive()
         if let Some(cursor) = &cursor {
             path.push_str(&format!("&cursor={cursor}"));
         }
-        let page = app
-            .request(Method::GET, &path, Some(&user.token), None, &[])
-            .await;
+        let page = app.get(&path, Some(&user.token)).await;
         seen.extend(page.body["trades"].as_array().unwrap().iter().cloned());
         app.fill(
             first_bot,
@@ -345,24 +246,12 @@ async fn trades_filter_and_page_without_duplicates_or_holes_while_fills_arrive()
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
 
     let bad_limit = app
-        .request(
-            Method::GET,
-            "/api/v1/trading/trades?limit=501",
-            Some(&user.token),
-            None,
-            &[],
-        )
+        .get("/api/v1/trading/trades?limit=501", Some(&user.token))
         .await;
     assert_eq!(bad_limit.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad_limit.field(), Some("limit"));
     let bad_from = app
-        .request(
-            Method::GET,
-            "/api/v1/trading/trades?from=monday",
-            Some(&user.token),
-            None,
-            &[],
-        )
+        .get("/api/v1/trading/trades?from=monday", Some(&user.token))
         .await;
     assert_eq!(bad_from.field(), Some("from"));
 }
@@ -415,12 +304,9 @@ async fn fills_become_portfolio_trades_and_positions_exactly_once() {
         .await
         .unwrap();
     let positions = app
-        .request(
-            Method::GET,
+        .get(
             &format!("/api/v1/trading/positions?min_position={portfolio}"),
             Some(&user.token),
-            None,
-            &[],
         )
         .await;
     assert_eq!(positions.status, StatusCode::OK, "{}", positions.body);
@@ -433,12 +319,9 @@ async fn fills_become_portfolio_trades_and_positions_exactly_once() {
     assert_eq!(position["realised_pnl"], "14.8");
     assert_eq!(position["trades"], 3);
     let status = app
-        .request(
-            Method::GET,
+        .get(
             &format!("/api/v1/bot/{bot_id}/status?min_position={head}"),
             Some(&user.token),
-            None,
-            &[],
         )
         .await;
     assert_eq!(status.body["trades_executed"], 4);
@@ -448,12 +331,9 @@ async fn fills_become_portfolio_trades_and_positions_exactly_once() {
         .unwrap()
         .contains("sell-too-much"));
     let trades = app
-        .request(
-            Method::GET,
+        .get(
             &format!("/api/v1/trading/trades?min_position={head}"),
             Some(&user.token),
-            None,
-            &[],
         )
         .await;
     assert_eq!(trades.body["trades"].as_array().unwrap().len(), 4);
@@ -466,7 +346,7 @@ async fn fills_become_portfolio_trades_and_positions_exactly_once() {
     let orders: Vec<&str> = trade_events.iter().map(|(o,)| o.as_str()).collect();
     assert_eq!(orders, ["buy-1", "buy-2", "sell-1"]);
 
-    let metrics = app.request(Method::GET, "/metrics", None, None, &[]).await;
+    let metrics = app.get("/metrics", None).await;
     assert_eq!(metrics.status, StatusCode::OK);
     let text = metrics.body.as_str().unwrap();
     assert!(

@@ -1,45 +1,11 @@
 //! Helpers of the replay tests: the `muckard-replay` binary, a connection
 //! that bypasses the log's triggers, the database clock, catching up.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use chrono::{DateTime, Utc};
-use integration_tests::{TestApp, TestUser};
+use integration_tests::{workspace_binary, TestApp};
 use sqlx::{Connection, PgConnection};
-
-/// The `muckard-replay` binary, built on first use with the same cargo and
-/// target directory as the running tests.
-pub fn replay_binary() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-            let status = Command::new(cargo)
-                .args([
-                    "build",
-                    "--quiet",
-                    "--workspace",
-                    "--bin",
-                    "muckard-replay",
-                    "--manifest-path",
-                ])
-                .arg(manifest)
-                .status()
-                .expect("run cargo build");
-            assert!(status.success(), "building muckard-replay failed");
-            let exe = std::env::current_exe().expect("current exe");
-            let profile_dir = exe
-                .parent()
-                .and_then(|deps| deps.parent())
-                .expect("target dir");
-            let binary = profile_dir.join("muckard-replay");
-            assert!(binary.exists(), "{} missing", binary.display());
-            binary
-        })
-        .clone()
-}
 
 /// Runs `muckard-replay <args>` against the app's database, off the test's
 /// async threads.
@@ -47,7 +13,7 @@ pub async fn replay(app: &TestApp, args: &[&str]) -> Output {
     let url = app.database_url.clone();
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     tokio::task::spawn_blocking(move || {
-        Command::new(replay_binary())
+        Command::new(workspace_binary("muckard-replay"))
             .args(&args)
             .env("DATABASE_URL", url)
             .env("RUST_LOG", "warn")
@@ -100,14 +66,4 @@ pub async fn caught_up(app: &TestApp) {
         lags.len() == 6 && lags.iter().all(|lag| lag.events_behind == 0)
     })
     .await;
-}
-
-/// A user holding `role`, logged in again so the token carries it.
-pub async fn user_with_role(app: &TestApp, role: domain::Role) -> TestUser {
-    let user = app.user().await;
-    let metadata = command_side::CommandMetadata::new("cli", Some(domain::Actor::System));
-    muckard::operator::grant_role(&app.state.commands, &user.email, role, &metadata)
-        .await
-        .expect("grant role");
-    app.login(&user.email).await
 }

@@ -2,7 +2,7 @@
 //! reconstructed through the library, the REST endpoint, the binary, and a
 //! rebuild stopped at a time or a position.
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use domain::AggregateType;
 use domain::Side;
@@ -14,7 +14,7 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::common::{caught_up, database_now, describe, replay, stdout, user_with_role};
+use crate::common::{caught_up, database_now, describe, replay, stdout};
 
 /// A trader with a running bot, a few fills and a profile change, every
 /// subscriber caught up.
@@ -172,32 +172,26 @@ async fn states_as_of_each_moment_are_the_known_ones() {
     assert_eq!(by_sequence.events.len() as i64, ada_event.fields.sequence);
 
     // The same over REST, for an auditor.
-    let auditor = user_with_role(&app, domain::Role::Auditor).await;
+    let auditor = app.user_with_role(domain::Role::Auditor).await;
     let as_of = at
         .named_ada
         .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let response = app
-        .request(
-            Method::GET,
+        .get(
             &format!(
                 "/api/v1/audit/streams/User/{user}/state?as_of={}",
                 as_of.replace('+', "%2B")
             ),
             Some(&auditor.token),
-            None,
-            &[],
         )
         .await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.body);
     assert_eq!(response.body["state"], ada);
     assert_eq!(response.body["sequence"], ada_event.fields.sequence);
     let response = app
-        .request(
-            Method::GET,
+        .get(
             &format!("/api/v1/audit/streams/bot/{bot_id}/state?at_sequence=3"),
             Some(&auditor.token),
-            None,
-            &[],
         )
         .await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.body);

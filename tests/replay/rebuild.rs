@@ -188,13 +188,7 @@ async fn compare_names_each_differing_row_and_swap_promotes_the_rebuild() {
     let output = replay(&app, &["rebuild", "--name", "after", "--compare"]).await;
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     let response = app
-        .request(
-            axum::http::Method::GET,
-            &format!("/api/v1/bot/{bot_id}/status"),
-            Some(&trader.token),
-            None,
-            &[],
-        )
+        .get(&format!("/api/v1/bot/{bot_id}/status"), Some(&trader.token))
         .await;
     assert_eq!(response.body["trades_executed"], 4, "{}", response.body);
 }

@@ -2,29 +2,24 @@
 //! events with their hashes, 404 for a stream that does not exist, 400
 //! naming the field for bad input.
 
-use axum::http::{Method, StatusCode};
-use integration_tests::{TestApp, TestResponse};
+use axum::http::StatusCode;
+use integration_tests::TestApp;
 use serde_json::Value;
 
-use crate::common::user_with_role;
 use crate::history::some_history;
-
-async fn get(app: &TestApp, path: &str, token: Option<&str>) -> TestResponse {
-    app.request(Method::GET, path, token, None, &[]).await
-}
 
 #[tokio::test]
 async fn the_audit_endpoints_answer_auditors_and_admins_only() {
     let app = TestApp::spawn().await;
     let (trader, bot_id) = some_history(&app).await;
-    let auditor = user_with_role(&app, domain::Role::Auditor).await;
-    let admin = user_with_role(&app, domain::Role::Admin).await;
+    let auditor = app.user_with_role(domain::Role::Auditor).await;
+    let admin = app.user_with_role(domain::Role::Admin).await;
     let events = format!("/api/v1/audit/streams/Bot/{bot_id}/events");
     let state = format!("/api/v1/audit/streams/Bot/{bot_id}/state");
 
     let stored = app.stream("Bot", bot_id).await;
     for token in [&auditor.token, &admin.token] {
-        let response = get(&app, &events, Some(token)).await;
+        let response = app.get(&events, Some(token)).await;
         assert_eq!(response.status, StatusCode::OK, "{}", response.body);
         let listed = response.body["events"].as_array().unwrap();
         assert_eq!(listed.len(), stored.len());
@@ -34,7 +29,7 @@ async fn the_audit_endpoints_answer_auditors_and_admins_only() {
             assert_eq!(listed["prev_hash"], stored.prev_hash.as_str());
             assert_eq!(listed["payload"], stored.payload_json());
         }
-        let response = get(&app, &state, Some(token)).await;
+        let response = app.get(&state, Some(token)).await;
         assert_eq!(response.status, StatusCode::OK, "{}", response.body);
         assert_eq!(response.body["sequence"], stored.len());
         assert_eq!(response.body["state"]["trades_executed"], 3);
@@ -43,9 +38,9 @@ async fn the_audit_endpoints_answer_auditors_and_admins_only() {
 
     // A trader may not audit, not even their own bot.
     for path in [&events, &state] {
-        let response = get(&app, path, Some(&trader.token)).await;
+        let response = app.get(path, Some(&trader.token)).await;
         assert_eq!(response.status, StatusCode::FORBIDDEN, "{}", response.body);
-        let response = get(&app, path, None).await;
+        let response = app.get(path, None).await;
         assert_eq!(response.status, StatusCode::UNAUTHORIZED);
     }
 
@@ -56,7 +51,7 @@ async fn the_audit_endpoints_answer_auditors_and_admins_only() {
         format!("/api/v1/audit/streams/bot/{unknown}/state"),
         "/api/v1/audit/streams/User/not-a-uuid/state".to_string(),
     ] {
-        let response = get(&app, &path, Some(&auditor.token)).await;
+        let response = app.get(&path, Some(&auditor.token)).await;
         assert_eq!(
             response.status,
             StatusCode::NOT_FOUND,
@@ -75,7 +70,9 @@ async fn the_audit_endpoints_answer_auditors_and_admins_only() {
         ("since=2026-11-23T08:00:00Z", "since"),
     ] {
         for path in [&events, &state] {
-            let response = get(&app, &format!("{path}?{query}"), Some(&auditor.token)).await;
+            let response = app
+                .get(&format!("{path}?{query}"), Some(&auditor.token))
+                .await;
             assert_eq!(
                 response.status,
                 StatusCode::BAD_REQUEST,
@@ -85,12 +82,12 @@ async fn the_audit_endpoints_answer_auditors_and_admins_only() {
             assert_eq!(response.field(), Some(field), "{query}: {}", response.body);
         }
     }
-    let response = get(
-        &app,
-        &format!("/api/v1/audit/streams/Wallet/{bot_id}/state"),
-        Some(&auditor.token),
-    )
-    .await;
+    let response = app
+        .get(
+            &format!("/api/v1/audit/streams/Wallet/{bot_id}/state"),
+            Some(&auditor.token),
+        )
+        .await;
     assert_eq!(
         response.status,
         StatusCode::BAD_REQUEST,
@@ -100,12 +97,12 @@ async fn the_audit_endpoints_answer_auditors_and_admins_only() {
     assert_eq!(response.field(), Some("aggregate_type"));
 
     // A time before the stream began: it exists, with nothing in it yet.
-    let response = get(
-        &app,
-        &format!("{state}?as_of=2000-01-01T00:00:00Z"),
-        Some(&auditor.token),
-    )
-    .await;
+    let response = app
+        .get(
+            &format!("{state}?as_of=2000-01-01T00:00:00Z"),
+            Some(&auditor.token),
+        )
+        .await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.body);
     assert_eq!(response.body["sequence"], 0);
     assert_eq!(response.body["state"], Value::Null);

@@ -195,6 +195,14 @@ impl TestApp {
         }
     }
 
+    pub async fn get(&self, path: &str, token: Option<&str>) -> TestResponse {
+        self.request(Method::GET, path, token, None, &[]).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> TestResponse {
+        self.request(Method::DELETE, path, token, None, &[]).await
+    }
+
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> TestResponse {
         self.request(Method::POST, path, token, Some(&body.to_string()), &[])
             .await
@@ -226,6 +234,22 @@ impl TestApp {
             registered.body
         );
         self.login(&email).await
+    }
+
+    /// Registers a new user, grants it `role` as an operator would, and
+    /// logs it in again so its token carries the role.
+    pub async fn user_with_role(&self, role: domain::Role) -> TestUser {
+        let user = self.user().await;
+        self.grant_role(&user.email, role).await;
+        self.login(&user.email).await
+    }
+
+    /// Grants `role` to the user with `email`, as `muckard grant-role` does.
+    pub async fn grant_role(&self, email: &str, role: domain::Role) {
+        let metadata = command_side::CommandMetadata::new("cli", Some(domain::Actor::System));
+        muckard::operator::grant_role(&self.state.commands, email, role, &metadata)
+            .await
+            .expect("grant role");
     }
 
     pub async fn login(&self, email: &str) -> TestUser {
@@ -303,6 +327,12 @@ impl TestApp {
         .expect("read stream")
     }
 
+    /// The event types of one stream, in sequence order.
+    pub async fn event_types(&self, aggregate_type: &str, aggregate_id: Uuid) -> Vec<String> {
+        let stream = self.stream(aggregate_type, aggregate_id).await;
+        stream.into_iter().map(|event| event.event_type).collect()
+    }
+
     /// How many events `subscriber` has handled (0 before its first batch).
     pub async fn events_handled(&self, subscriber: &str) -> i64 {
         sqlx::query_scalar(
@@ -353,24 +383,29 @@ impl Drop for TestApp {
         }
         let name = self.database_name.clone();
         let admin = self.admin_url.clone();
-        // Drop runs inside the test's runtime, so the clean-up gets a
-        // runtime of its own on another thread.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async {
-                if let Ok(mut connection) = PgConnection::connect(&admin).await {
-                    let _ =
-                        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                            .execute(&mut connection)
-                            .await;
-                }
-            });
-        })
-        .join();
+        clean_up_outside_the_runtime(async move {
+            if let Ok(mut connection) = PgConnection::connect(&admin).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .execute(&mut connection)
+                    .await;
+            }
+        });
     }
+}
+
+/// Runs `clean_up` to its end on a thread and runtime of its own: a `Drop`
+/// runs inside the test's runtime, which cannot block on a future.
+pub(crate) fn clean_up_outside_the_runtime(
+    clean_up: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let _ = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(clean_up);
+    })
+    .join();
 }
 
 /// A port nothing listens on right now.
@@ -384,9 +419,21 @@ pub fn free_port() -> u16 {
 /// The `muckard` binary, built on first use with the same cargo and target
 /// directory as the running tests, for tests that run it as a process.
 pub fn muckard_binary() -> std::path::PathBuf {
-    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
+    workspace_binary("muckard")
+}
+
+/// The workspace's binary `name`, built on first use with the same cargo
+/// and target directory as the running tests.
+pub fn workspace_binary(name: &'static str) -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<std::sync::Mutex<HashMap<&'static str, std::path::PathBuf>>> =
+        std::sync::OnceLock::new();
+    let mut built = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    built
+        .entry(name)
+        .or_insert_with(|| {
             let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
             let mut command = std::process::Command::new(cargo);
@@ -419,13 +466,13 @@ pub fn muckard_binary() -> std::path::PathBuf {
                     "--quiet",
                     "--workspace",
                     "--bin",
-                    "muckard",
+                    name,
                     "--manifest-path",
                 ])
                 .arg(manifest)
                 .status()
                 .expect("run cargo build");
-            assert!(status.success(), "building the muckard binary failed");
+            assert!(status.success(), "building the {name} binary failed");
             // This test runs from <target>/debug/deps/<test>; the binary sits
             // in <target>/debug.
             let exe = std::env::current_exe().expect("current exe");
@@ -433,7 +480,7 @@ pub fn muckard_binary() -> std::path::PathBuf {
                 .parent()
                 .and_then(|deps| deps.parent())
                 .expect("target dir");
-            let binary = profile_dir.join("muckard");
+            let binary = profile_dir.join(name);
             assert!(binary.exists(), "{} missing", binary.display());
             binary
         })

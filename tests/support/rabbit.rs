@@ -176,34 +176,25 @@ impl RabbitTest {
 impl Drop for RabbitTest {
     fn drop(&mut self) {
         let topology = self.topology.clone();
-        // Drop runs inside the test's runtime, so the clean-up gets a
-        // runtime of its own on another thread.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async {
-                let Ok(Ok(connection)) = tokio::time::timeout(
-                    Duration::from_secs(10),
-                    Connection::connect(&rabbit_url(), ConnectionProperties::default()),
-                )
-                .await
-                else {
-                    return;
-                };
-                if let Ok(channel) = connection.create_channel().await {
-                    for queue in Queue::ALL {
-                        for name in [topology.name(queue), topology.dead_letter_name(queue)] {
-                            let _ = channel
-                                .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
-                                .await;
-                        }
+        crate::clean_up_outside_the_runtime(async move {
+            let Ok(Ok(connection)) = tokio::time::timeout(
+                Duration::from_secs(10),
+                Connection::connect(&rabbit_url(), ConnectionProperties::default()),
+            )
+            .await
+            else {
+                return;
+            };
+            if let Ok(channel) = connection.create_channel().await {
+                for queue in Queue::ALL {
+                    for name in [topology.name(queue), topology.dead_letter_name(queue)] {
+                        let _ = channel
+                            .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
+                            .await;
                     }
                 }
-                let _ = connection.close(200, "test done".into()).await;
-            });
-        })
-        .join();
+            }
+            let _ = connection.close(200, "test done".into()).await;
+        });
     }
 }

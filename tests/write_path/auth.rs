@@ -155,12 +155,7 @@ async fn login_issues_tokens_and_records_the_login() {
             .count()
             == 3
     );
-    let types: Vec<String> = app
-        .stream("User", user.id)
-        .await
-        .into_iter()
-        .map(|e| e.event_type)
-        .collect();
+    let types = app.event_types("User", user.id).await;
     assert_eq!(types, ["user.created", "user.logged_in", "user.logged_in"]);
 
     let wrong = app
@@ -260,11 +255,9 @@ async fn commands_need_a_valid_bearer_token() {
         )
         .await;
     assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
-    let health = app.request(Method::GET, "/health", None, None, &[]).await;
+    let health = app.get("/health", None).await;
     assert_eq!(health.status, StatusCode::OK);
     assert_eq!(health.body["status"], "ok");
-    let missing = app
-        .request(Method::GET, "/api/v1/nowhere", None, None, &[])
-        .await;
+    let missing = app.get("/api/v1/nowhere", None).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }

@@ -6,16 +6,6 @@ use domain::{Actor, Role};
 use integration_tests::TestApp;
 use serde_json::json;
 
-async fn mark(app: &TestApp, bot_id: uuid::Uuid, command: BotCommand) {
-    let metadata =
-        CommandMetadata::new("bot-runner", Some(Actor::System)).with_command_type("bot.runner");
-    app.state
-        .commands
-        .execute_bot(&bot_id.to_string(), command, &metadata)
-        .await
-        .expect("runner command");
-}
-
 #[tokio::test]
 async fn configure_validates_pair_strategy_and_key() {
     let app = TestApp::spawn().await;
@@ -147,8 +137,7 @@ async fn bot_lifecycle_through_rest_and_the_runner() {
         .await;
     assert_eq!(twice.status, StatusCode::CONFLICT);
 
-    mark(
-        &app,
+    app.runner_command(
         bot_id,
         BotCommand::MarkStarted {
             actor: Actor::System,
@@ -183,8 +172,7 @@ async fn bot_lifecycle_through_rest_and_the_runner() {
         )
         .await;
     assert_eq!(stop.status, StatusCode::ACCEPTED, "{}", stop.body);
-    mark(
-        &app,
+    app.runner_command(
         bot_id,
         BotCommand::MarkStopped {
             actor: Actor::System,
@@ -224,12 +212,7 @@ async fn bot_lifecycle_through_rest_and_the_runner() {
         .await;
     assert!(posing.is_err());
 
-    let types: Vec<String> = app
-        .stream("Bot", bot_id)
-        .await
-        .into_iter()
-        .map(|e| e.event_type)
-        .collect();
+    let types = app.event_types("Bot", bot_id).await;
     assert_eq!(
         types,
         [

@@ -5,7 +5,7 @@ use chrono::Utc;
 use command_side::CommandMetadata;
 use domain::bot::BotCommand;
 use domain::Actor;
-use integration_tests::{TestApp, GOOD_SECRET, PASSWORD};
+use integration_tests::{TestApp, TestResponse, GOOD_SECRET, PASSWORD};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -236,45 +236,33 @@ async fn thirty_two_concurrent_commands_on_one_bot_leave_a_contiguous_stream() {
     assert_eq!(again.status, StatusCode::CONFLICT);
 }
 
+/// Registers with `body` under the idempotency key `signup-1`.
+async fn register_as_signup_1(app: &TestApp, body: &str) -> TestResponse {
+    let headers = [("idempotency-key", "signup-1")];
+    app.request(
+        Method::POST,
+        "/api/v1/auth/register",
+        None,
+        Some(body),
+        &headers,
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_repeated_idempotency_key_replays_the_first_response_and_appends_nothing() {
     let app = TestApp::spawn().await;
     let body = r#"{"email": "idem@example.com", "password": "correct horse battery"}"#;
-    let headers = [("idempotency-key", "signup-1")];
-    let first = app
-        .request(
-            Method::POST,
-            "/api/v1/auth/register",
-            None,
-            Some(body),
-            &headers,
-        )
-        .await;
+    let first = register_as_signup_1(&app, body).await;
     assert_eq!(first.status, StatusCode::CREATED);
     let count = app.event_count().await;
-    let second = app
-        .request(
-            Method::POST,
-            "/api/v1/auth/register",
-            None,
-            Some(body),
-            &headers,
-        )
-        .await;
+    let second = register_as_signup_1(&app, body).await;
     assert_eq!(second.status, StatusCode::CREATED);
     assert_eq!(second.body, first.body);
     assert_eq!(second.headers["idempotent-replayed"], "true");
     assert_eq!(app.event_count().await, count);
     let other_body = r#"{"email": "other@example.com", "password": "correct horse battery"}"#;
-    let reused = app
-        .request(
-            Method::POST,
-            "/api/v1/auth/register",
-            None,
-            Some(other_body),
-            &headers,
-        )
-        .await;
+    let reused = register_as_signup_1(&app, other_body).await;
     assert_eq!(reused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(reused.field(), Some("Idempotency-Key"));
 

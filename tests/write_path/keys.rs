@@ -1,4 +1,4 @@
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use integration_tests::{TestApp, GOOD_SECRET};
 use serde_json::json;
 
@@ -189,9 +189,7 @@ async fn update_and_disconnect_only_ones_own_key() {
         .post_empty(&format!("{path}/test"), Some(&stranger.token))
         .await;
     assert_eq!(test.status, StatusCode::NOT_FOUND);
-    let delete = app
-        .request(Method::DELETE, &path, Some(&stranger.token), None, &[])
-        .await;
+    let delete = app.delete(&path, Some(&stranger.token)).await;
     assert_eq!(delete.status, StatusCode::NOT_FOUND);
 
     // A new credential is verified again and resets the tested status.
@@ -212,9 +210,7 @@ async fn update_and_disconnect_only_ones_own_key() {
         .await;
     assert_eq!(bad_rotation.status, StatusCode::UNPROCESSABLE_ENTITY);
 
-    let gone = app
-        .request(Method::DELETE, &path, Some(&owner.token), None, &[])
-        .await;
+    let gone = app.delete(&path, Some(&owner.token)).await;
     assert_eq!(gone.status, StatusCode::OK, "{}", gone.body);
     let secrets: i64 =
         sqlx::query_scalar("SELECT count(*) FROM exchange_key_secrets WHERE key_id = $1")
@@ -223,16 +219,9 @@ async fn update_and_disconnect_only_ones_own_key() {
             .await
             .unwrap();
     assert_eq!(secrets, 0, "disconnecting shreds the credential");
-    let again = app
-        .request(Method::DELETE, &path, Some(&owner.token), None, &[])
-        .await;
+    let again = app.delete(&path, Some(&owner.token)).await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
-    let types: Vec<String> = app
-        .stream("ExchangeKey", key_id)
-        .await
-        .into_iter()
-        .map(|e| e.event_type)
-        .collect();
+    let types = app.event_types("ExchangeKey", key_id).await;
     assert_eq!(
         types,
         [

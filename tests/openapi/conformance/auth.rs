@@ -1,0 +1,50 @@
+//! Registering, logging in, refreshing.
+
+use axum::http::{Method, StatusCode};
+use integration_tests::PASSWORD;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::conformance::Conformance;
+
+const REGISTER: &str = "/api/v1/auth/register";
+const LOGIN: &str = "/api/v1/auth/login";
+const REFRESH: &str = "/api/v1/auth/refresh";
+
+#[tokio::test]
+async fn auth_operations_answer_as_documented() {
+    let mut c = Conformance::spawn().await;
+    let email = format!("ada-{}@example.com", Uuid::new_v4().simple());
+    let credentials = json!({ "email": email, "password": PASSWORD });
+
+    let created = c.post(REGISTER, None, credentials.clone()).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    // The check is not vacuous: a body of another shape would fail it.
+    let mut wrong_shape = created.body.clone();
+    wrong_shape["user_id"] = json!(5);
+    assert!(!c.matches("post", REGISTER, 201, &wrong_shape));
+    assert!(!c.matches("post", REGISTER, 201, &json!({ "user_id": Uuid::new_v4() })));
+    let again = c.post(REGISTER, None, credentials.clone()).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    let invalid = c.post(REGISTER, None, json!({ "email": 5 })).await;
+    assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let unreadable = c
+        .app
+        .request(Method::POST, REGISTER, None, Some("{"), &[])
+        .await;
+    assert_eq!(unreadable.status, StatusCode::BAD_REQUEST);
+    c.check(&Method::POST, REGISTER, &unreadable);
+
+    let logged_in = c.post(LOGIN, None, credentials).await;
+    assert_eq!(logged_in.status, StatusCode::OK);
+    let wrong_password = json!({ "email": email, "password": "not the password" });
+    let wrong = c.post(LOGIN, None, wrong_password).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+
+    let refresh = json!({ "refresh_token": logged_in.body["refresh_token"] });
+    let renewed = c.post(REFRESH, None, refresh.clone()).await;
+    assert_eq!(renewed.status, StatusCode::OK);
+    let spent = c.post(REFRESH, None, refresh).await;
+    assert_eq!(spent.status, StatusCode::UNAUTHORIZED);
+    c.finish("auth");
+}

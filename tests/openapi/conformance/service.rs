@@ -1,0 +1,22 @@
+//! The service's own routes: health, readiness, metrics, the document and
+//! its Swagger UI.
+
+use crate::conformance::Conformance;
+
+#[tokio::test]
+async fn service_endpoints_answer_as_documented() {
+    let mut c = Conformance::spawn().await;
+    for path in [
+        "/health",
+        "/ready",
+        "/metrics",
+        "/openapi.json",
+        "/docs",
+        "/docs/",
+        "/docs/swagger-ui.css",
+        "/docs/nothing.css",
+    ] {
+        c.get(path, None).await;
+    }
+    c.finish("service");
+}
