@@ -19,9 +19,6 @@ use crate::error::CommandError;
 use crate::framework::CommandSide;
 use crate::metadata::CommandMetadata;
 
-/// The event this process manager acts on.
-const TRADE_EXECUTED: &str = "bot.trade.executed";
-
 pub struct TradeRecorder {
     pub commands: Arc<CommandSide>,
 }
@@ -48,12 +45,12 @@ impl Subscriber for TradeRecorder {
         _transaction: &mut PgConnection,
         events: &[RecordedEvent],
     ) -> Result<(), SubscriberError> {
-        for event in events.iter().filter(|e| e.is(Bot::TYPE, TRADE_EXECUTED)) {
-            let BotEvent::TradeExecuted {
-                owner_id,
-                pair,
-                fill,
-            } = event.payload_as()?
+        let fills = events
+            .iter()
+            .filter(|e| e.is(Bot::TYPE, BotEvent::TRADE_EXECUTED));
+        for event in fills {
+            let Some((owner_id, pair, fill)) =
+                event.payload_as::<BotEvent>()?.into_trade_executed()
             else {
                 continue;
             };

@@ -604,3 +604,22 @@ impl Aggregate for Bot {
         }
     }
 }
+
+impl BotEvent {
+    /// The wire name of [`BotEvent::TradeExecuted`], for readers that pick
+    /// fills out of the log before decoding.
+    pub const TRADE_EXECUTED: &'static str = "bot.trade.executed";
+
+    /// The owner, pair and fill of a `bot.trade.executed`; `None` for any
+    /// other event.
+    pub fn into_trade_executed(self) -> Option<(Uuid, Pair, Fill)> {
+        match self {
+            BotEvent::TradeExecuted {
+                owner_id,
+                pair,
+                fill,
+            } => Some((owner_id, pair, fill)),
+            _ => None,
+        }
+    }
+}

@@ -6,9 +6,6 @@ use domain::bot::{Bot, BotEvent};
 use event_log::{RecordedEvent, Subscriber, SubscriberError};
 use sqlx::PgConnection;
 
-/// The one event this read model is made of.
-const TRADE_EXECUTED: &str = "bot.trade.executed";
-
 pub struct TradesProjector;
 
 #[async_trait]
@@ -23,12 +20,12 @@ impl Subscriber for TradesProjector {
         events: &[RecordedEvent],
     ) -> Result<(), SubscriberError> {
         let mut next_id: Option<i64> = None;
-        for event in events.iter().filter(|e| e.is(Bot::TYPE, TRADE_EXECUTED)) {
-            let BotEvent::TradeExecuted {
-                owner_id,
-                pair,
-                fill,
-            } = event.payload_as()?
+        let fills = events
+            .iter()
+            .filter(|e| e.is(Bot::TYPE, BotEvent::TRADE_EXECUTED));
+        for event in fills {
+            let Some((owner_id, pair, fill)) =
+                event.payload_as::<BotEvent>()?.into_trade_executed()
             else {
                 continue;
             };
