@@ -166,6 +166,22 @@ mod tests {
     }
 
     #[test]
+    fn all_holds_every_variant_once() {
+        // A new variant breaks this match (and the others in this file);
+        // the count beside it is then the reminder that `ALL` grows too.
+        let place = |kind: AggregateType| match kind {
+            AggregateType::User => 0,
+            AggregateType::ExchangeKey => 1,
+            AggregateType::Bot => 2,
+            AggregateType::Portfolio => 3,
+        };
+        assert_eq!(AggregateType::ALL.len(), 4);
+        for (i, kind) in AggregateType::ALL.iter().enumerate() {
+            assert_eq!(place(*kind), i, "{kind} is out of place in ALL");
+        }
+    }
+
+    #[test]
     fn every_family_belongs_to_one_aggregate() {
         let mut seen = std::collections::HashSet::new();
         for kind in AggregateType::ALL {
