@@ -38,14 +38,14 @@ pub struct AppState {
 
 impl AppState {
     /// The state of an HTTP front end over `commands`: tokens signed with
-    /// `jwt`, dependencies probed by `readiness`.
+    /// `jwt`, dependencies probed by `readiness`. The binary registers the
+    /// metrics (`api::metrics::init`) beside the workers' own.
     pub fn new(
         commands: Arc<CommandSide>,
         jwt: JwtKeys,
         http: HttpSettings,
         readiness: Readiness,
     ) -> Self {
-        crate::metrics::init();
         Self {
             rate_limiter: Arc::new(RateLimiter::new(http.rate_limit.clone())),
             commands,
