@@ -74,6 +74,17 @@ async fn rebuild(pool: &PgPool, args: RebuildArgs, json: bool) -> Result<Outcome
         }))?;
         return Ok(outcome);
     }
+    print_rebuild(&report, &checkpoints, diffs.as_deref(), args.swap);
+    Ok(outcome)
+}
+
+/// The text form of a rebuild's outcome.
+fn print_rebuild(
+    report: &rebuild::RebuildReport,
+    checkpoints: &[rebuild::Checkpoints],
+    diffs: Option<&[rebuild::TableDiff]>,
+    swapped: bool,
+) {
     println!(
         "rebuilt {} into {} from the log: {} events read, {} applied, up to position {} in {:.2} s ({:.0} events/s)",
         report.projections.join(", "),
@@ -84,7 +95,7 @@ async fn rebuild(pool: &PgPool, args: RebuildArgs, json: bool) -> Result<Outcome
         report.seconds,
         report.events_per_second
     );
-    for checkpoint in &checkpoints {
+    for checkpoint in checkpoints {
         let show = |p: Option<event_log::Position>| p.map_or("none".to_string(), |p| p.to_string());
         println!(
             "  {:<14} shadow at {}, live at {}",
@@ -93,7 +104,7 @@ async fn rebuild(pool: &PgPool, args: RebuildArgs, json: bool) -> Result<Outcome
             show(checkpoint.live)
         );
     }
-    if let Some(diffs) = &diffs {
+    if let Some(diffs) = diffs {
         for diff in diffs {
             let verdict = if diff.is_identical() {
                 "identical".to_string()
@@ -114,13 +125,12 @@ async fn rebuild(pool: &PgPool, args: RebuildArgs, json: bool) -> Result<Outcome
             }
         }
     }
-    if args.swap {
+    if swapped {
         println!(
             "swapped: the rebuilt tables are live; the old ones are in {}_retired",
             report.schema
         );
     }
-    Ok(outcome)
 }
 
 async fn state(pool: &PgPool, args: StateArgs, json: bool) -> Result<Outcome> {
