@@ -68,6 +68,77 @@ pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool,
         .await
 }
 
+/// What the connected role may do to the log: whether it owns `events`
+/// (and so could disable its triggers, alter or drop it) or is a
+/// superuser (and so could do anything, `session_replication_role`
+/// included). `muckard serve` should run as neither.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectedRole {
+    pub name: String,
+    pub superuser: bool,
+    /// Whether it owns `events`, or is a member of the role that does.
+    pub owns_events: bool,
+}
+
+impl ConnectedRole {
+    /// Whether this role could change the log behind the triggers' back.
+    pub fn can_bypass_the_log_rules(&self) -> bool {
+        self.superuser || self.owns_events
+    }
+}
+
+/// The role `pool` connects as, and what it may do to the log. `events`
+/// not existing yet (a database never migrated) reads as not owned.
+pub async fn connected_role(pool: &PgPool) -> Result<ConnectedRole, sqlx::Error> {
+    let (name, superuser, owns_events): (String, bool, bool) = sqlx::query_as(
+        "SELECT current_user::text, \
+                (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), \
+                coalesce((SELECT pg_has_role(current_user, c.relowner, 'MEMBER') \
+                            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                           WHERE n.nspname = 'public' AND c.relname = 'events'), false)",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(ConnectedRole {
+        name,
+        superuser,
+        owns_events,
+    })
+}
+
+/// The versions of the compiled-in migrations the database has not
+/// applied (all of them on a database never migrated).
+pub async fn pending_migrations(pool: &PgPool) -> Result<Vec<i64>, sqlx::Error> {
+    let migrated: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_tables \
+                         WHERE schemaname = 'public' AND tablename = '_sqlx_migrations')",
+    )
+    .fetch_one(pool)
+    .await?;
+    let applied: Vec<i64> = if migrated {
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await?
+    } else {
+        Vec::new()
+    };
+    Ok(MIGRATOR
+        .iter()
+        .map(|migration| migration.version)
+        .filter(|version| !applied.contains(version))
+        .collect())
+}
+
+/// Grants `role` (`muckard_app` or `muckard_auditor`) to the login role
+/// `login`, which the operator created. Run by the owner.
+pub async fn grant_role(pool: &PgPool, role: &str, login: &str) -> Result<(), sqlx::Error> {
+    let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+    sqlx::query(&format!("GRANT {} TO {}", quote(role), quote(login)))
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
+
 /// Applies pending migrations. sqlx holds a PostgreSQL advisory lock while
 /// it migrates, so several instances may start at once.
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {

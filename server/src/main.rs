@@ -34,7 +34,10 @@ enum Command {
         #[arg(long)]
         roles: Option<String>,
     },
-    /// Create the database if missing and apply the migrations, then exit.
+    /// As the owner (MIGRATION_DATABASE_URL, else DATABASE_URL): create the
+    /// database if missing, apply the migrations, grant muckard_app to
+    /// MUCKARD_APP_LOGINS and muckard_auditor to MUCKARD_AUDITOR_LOGINS,
+    /// then exit.
     Migrate,
     /// Grant a role to a registered user, e.g. the first admin. The grant
     /// is recorded as a `user.role_assigned` event by the system actor.
@@ -63,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
             serve(settings).await
         }
         Command::Migrate => {
-            wiring::prepare_database(&settings).await?;
+            wiring::migrate_database(&settings).await?;
             tracing::info!("database ready");
             Ok(())
         }
@@ -75,7 +78,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let addr = settings.http_addr;
     let roles = settings.roles;
     let grace = settings.shutdown_grace;
-    let pool = wiring::prepare_database(&settings)
+    let pool = wiring::serving_pool(&settings)
         .await
         .context("preparing the database")?;
     let exchange = wiring::exchange_from_settings(&settings)?;

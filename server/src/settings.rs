@@ -41,7 +41,20 @@ pub enum Environment {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub environment: Environment,
+    /// What `serve` connects as: in production a login role holding only
+    /// `muckard_app` (`DATABASE_URL`).
     pub database_url: Secret<String>,
+    /// The owner's connection, for migrations (`MIGRATION_DATABASE_URL`):
+    /// `migrate` uses it, and `serve` migrates through it first when set.
+    /// Unset, both use `DATABASE_URL`, and `serve` migrates only when that
+    /// role owns the schema (development).
+    pub migration_database_url: Option<Secret<String>>,
+    /// Login roles `migrate` grants `muckard_app` to (`MUCKARD_APP_LOGINS`,
+    /// comma-separated; the operator creates them).
+    pub app_logins: Vec<String>,
+    /// Login roles `migrate` grants the read-only `muckard_auditor` to
+    /// (`MUCKARD_AUDITOR_LOGINS`).
+    pub auditor_logins: Vec<String>,
     pub database_max_connections: u32,
     pub http_addr: SocketAddr,
     pub snapshot_every: usize,
@@ -198,6 +211,9 @@ impl Settings {
                 get("DATABASE_URL")
                     .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/muckard".to_string()),
             ),
+            migration_database_url: get("MIGRATION_DATABASE_URL").map(Secret::new),
+            app_logins: role_names(&get, "MUCKARD_APP_LOGINS")?,
+            auditor_logins: role_names(&get, "MUCKARD_AUDITOR_LOGINS")?,
             database_max_connections: number("DATABASE_MAX_CONNECTIONS", "20")? as u32,
             http_addr: http_addr(&get)?,
             snapshot_every: number("SNAPSHOT_EVERY", "50")?.max(1) as usize,
@@ -287,6 +303,28 @@ fn choice<T: Copy>(
                 reason: format!("expected {}, got {text}", names.join(" or ")),
             }
         })
+}
+
+/// A comma-separated list of PostgreSQL role names (letters, digits, `_`).
+fn role_names(
+    get: &dyn Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<Vec<String>, ConfigError> {
+    let names: Vec<String> = get(name)
+        .unwrap_or_default()
+        .split(',')
+        .map(|role| role.trim().to_string())
+        .filter(|role| !role.is_empty())
+        .collect();
+    match names.iter().find(|role| {
+        role.len() > 63 || !role.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    }) {
+        Some(bad) => Err(ConfigError::Invalid {
+            name,
+            reason: format!("expected role names of letters, digits and _, got {bad}"),
+        }),
+        None => Ok(names),
+    }
 }
 
 fn http_addr(get: &dyn Fn(&str) -> Option<String>) -> Result<SocketAddr, ConfigError> {

@@ -15,15 +15,99 @@ use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::settings::{ExchangeKind, Settings};
+use crate::settings::{Environment, ExchangeKind, Settings};
 
 /// Creates the database if it is missing, applies the migrations and
-/// returns a pool on it.
+/// returns a pool on it, all through `DATABASE_URL`: for tests and
+/// operator commands run as the owner.
 pub async fn prepare_database(settings: &Settings) -> anyhow::Result<PgPool> {
     let url = settings.database_url.expose();
     command_side::database::ensure_database_exists(url).await?;
     let pool = command_side::database::connect(url, settings.database_max_connections).await?;
     command_side::database::migrate(&pool).await?;
+    Ok(pool)
+}
+
+/// `muckard migrate`: as the owner (`MIGRATION_DATABASE_URL`, else
+/// `DATABASE_URL`), creates the database if missing, applies the
+/// migrations and grants `muckard_app` and `muckard_auditor` to the
+/// configured login roles.
+pub async fn migrate_database(settings: &Settings) -> anyhow::Result<()> {
+    use command_side::database;
+    let url = settings
+        .migration_database_url
+        .as_ref()
+        .unwrap_or(&settings.database_url)
+        .expose();
+    database::ensure_database_exists(url).await?;
+    let pool = database::connect(url, 2).await?;
+    database::migrate(&pool).await?;
+    for login in &settings.app_logins {
+        database::grant_role(&pool, "muckard_app", login).await?;
+    }
+    for login in &settings.auditor_logins {
+        database::grant_role(&pool, "muckard_auditor", login).await?;
+    }
+    pool.close().await;
+    Ok(())
+}
+
+/// The pool `muckard serve` runs on, checked for least privilege. With
+/// `MIGRATION_DATABASE_URL` the owner migrates first. A `DATABASE_URL`
+/// role that owns `events` or is a superuser could rewrite the log behind
+/// its triggers: in production that refuses to serve; in development it is
+/// a loud warning (and, without a migration URL, that role migrates, as a
+/// single-user setup expects). A role that cannot migrate refuses a schema
+/// behind this build.
+pub async fn serving_pool(settings: &Settings) -> anyhow::Result<PgPool> {
+    use command_side::database;
+    if settings.migration_database_url.is_some() {
+        migrate_database(settings).await?;
+    }
+    let url = settings.database_url.expose();
+    if settings.migration_database_url.is_none() {
+        // Creating the database needs CREATEDB; a least-privilege role
+        // finds it made by `muckard migrate`.
+        if let Err(error) = database::ensure_database_exists(url).await {
+            tracing::debug!(%error, "cannot check or create the database; connecting anyway");
+        }
+    }
+    let pool = database::connect(url, settings.database_max_connections).await?;
+    let role = database::connected_role(&pool).await?;
+    if role.can_bypass_the_log_rules() {
+        let what = if role.superuser {
+            "is a superuser"
+        } else {
+            "owns the events table"
+        };
+        if settings.environment == Environment::Production {
+            anyhow::bail!(
+                "refusing to serve as PostgreSQL role {}: it {what}, so it could disable the \
+                 log's triggers and rewrite history. Serve as a login role holding only \
+                 muckard_app (MUCKARD_APP_LOGINS) and migrate with MIGRATION_DATABASE_URL",
+                role.name
+            );
+        }
+        tracing::warn!(
+            role = %role.name,
+            "SERVING AS A ROLE THAT {}: it could disable the log's triggers and rewrite \
+             history. Fine for development; in production (MUCKARD_ENV=production, where this \
+             refuses to start) serve as a login role holding only muckard_app",
+            what.to_uppercase()
+        );
+        if settings.migration_database_url.is_none() {
+            database::migrate(&pool).await?;
+        }
+    }
+    let pending = database::pending_migrations(&pool).await?;
+    if !pending.is_empty() {
+        anyhow::bail!(
+            "the database lacks {} migration(s) of this build (first {}); run `muckard migrate` \
+             as the owner (MIGRATION_DATABASE_URL), or set MIGRATION_DATABASE_URL for serve",
+            pending.len(),
+            pending[0]
+        );
+    }
     Ok(pool)
 }
 

@@ -5,4 +5,5 @@
 //! during a steady command load (`process`).
 
 mod endpoints;
+mod least_privilege;
 mod process;

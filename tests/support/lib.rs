@@ -395,6 +395,68 @@ impl Drop for TestApp {
 
 /// Runs `clean_up` to its end on a thread and runtime of its own: a `Drop`
 /// runs inside the test's runtime, which cannot block on a future.
+/// A PostgreSQL login role of a test's own (roles are cluster-wide),
+/// dropped when the test ends. `url` connects to the app's database as it.
+pub struct LoginRole {
+    pub name: String,
+    pub url: String,
+    admin_url: String,
+}
+
+impl TestApp {
+    /// A new login role, a member of `member_of` (e.g. `muckard_app`), or
+    /// of nothing when `None`.
+    pub async fn login_role(&self, member_of: Option<&str>) -> LoginRole {
+        let name = format!("muckard_test_{}", Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(&self.admin_url)
+            .await
+            .expect("connect as the test admin");
+        sqlx::query(&format!("CREATE ROLE {name} LOGIN"))
+            .execute(&mut admin)
+            .await
+            .expect("create a login role");
+        if let Some(role) = member_of {
+            sqlx::query(&format!("GRANT {role} TO {name}"))
+                .execute(&mut admin)
+                .await
+                .expect("grant a role");
+        }
+        let (scheme_and_user, host_and_database) = self
+            .database_url
+            .split_once('@')
+            .expect("the test database URL names a user");
+        let scheme = scheme_and_user
+            .split_once("//")
+            .map(|(scheme, _)| scheme)
+            .expect("a URL scheme");
+        LoginRole {
+            url: format!("{scheme}//{name}@{host_and_database}"),
+            name,
+            admin_url: self.admin_url.clone(),
+        }
+    }
+}
+
+impl Drop for LoginRole {
+    fn drop(&mut self) {
+        let (name, admin) = (self.name.clone(), self.admin_url.clone());
+        clean_up_outside_the_runtime(async move {
+            if let Ok(mut connection) = PgConnection::connect(&admin).await {
+                // Sessions of a killed process may linger for a moment.
+                let _ = sqlx::query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+                )
+                .bind(&name)
+                .execute(&mut connection)
+                .await;
+                let _ = sqlx::query(&format!("DROP ROLE IF EXISTS {name}"))
+                    .execute(&mut connection)
+                    .await;
+            }
+        });
+    }
+}
+
 pub(crate) fn clean_up_outside_the_runtime(
     clean_up: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
