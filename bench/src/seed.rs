@@ -241,7 +241,7 @@ pub async fn check_payloads(pool: &PgPool) -> Result<Vec<String>> {
     for event_type in &types {
         let row = sqlx::query(
             "SELECT event_id, aggregate_type, aggregate_id, sequence, event_version, payload, \
-             metadata, recorded_at FROM events WHERE event_type = $1 LIMIT 1",
+             metadata, recorded_at, prev_hash, hash FROM events WHERE event_type = $1 LIMIT 1",
         )
         .bind(event_type)
         .fetch_one(pool)
@@ -258,6 +258,8 @@ pub async fn check_payloads(pool: &PgPool) -> Result<Vec<String>> {
             payload: row.try_get("payload")?,
             metadata: row.try_get("metadata")?,
             recorded_at: row.try_get("recorded_at")?,
+            prev_hash: row.try_get("prev_hash")?,
+            hash: row.try_get("hash")?,
         };
         let decoded = AnyEvent::decode(&event)?;
         ensure!(

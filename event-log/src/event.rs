@@ -20,6 +20,11 @@ pub struct RecordedEvent {
     pub payload: Value,
     pub metadata: Value,
     pub recorded_at: DateTime<Utc>,
+    /// The stream's hash chain at this event: the previous event's hash
+    /// (64 zeros for the first) and this event's own (ARCHITECTURE.md, "The
+    /// hash chain, precisely").
+    pub prev_hash: String,
+    pub hash: String,
 }
 
 impl RecordedEvent {

@@ -26,7 +26,8 @@ pub enum LogError {
 }
 
 const SELECT_COLUMNS: &str = "transaction_id::text AS transaction_text, global_position, event_id, \
-     aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at";
+     aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at, \
+     prev_hash, hash";
 
 /// Reads the log forward. Cheap to clone.
 #[derive(Clone, Default)]
@@ -115,6 +116,8 @@ impl LogReader {
             payload: row.try_get("payload")?,
             metadata: row.try_get("metadata")?,
             recorded_at: row.try_get("recorded_at")?,
+            prev_hash: row.try_get("prev_hash")?,
+            hash: row.try_get("hash")?,
         };
         Ok(self.upcast(event))
     }
@@ -173,6 +176,8 @@ mod tests {
             payload: json!({ "name": "Ada" }),
             metadata: json!({}),
             recorded_at: Utc::now(),
+            prev_hash: "0".repeat(64),
+            hash: "f".repeat(64),
         };
         let read = reader.upcast(old.clone());
         assert_eq!(read.event_version, "2.0.0");

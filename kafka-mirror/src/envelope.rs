@@ -59,6 +59,10 @@ pub mod header {
     pub const POSITION: &str = "position";
     pub const RECORDED_AT: &str = "recorded_at";
     pub const CONTENT_TYPE: &str = "content-type";
+    /// The event's link in its stream's hash chain, so a consumer (or an
+    /// auditor) holding the topic can check the log against it.
+    pub const PREV_HASH: &str = "prev_hash";
+    pub const HASH: &str = "hash";
     /// W3C trace context, when the command that caused the event had one.
     pub const TRACEPARENT: &str = "traceparent";
     pub const TRACESTATE: &str = "tracestate";
@@ -85,6 +89,8 @@ pub fn headers(event: &RecordedEvent) -> OwnedHeaders {
                 .to_rfc3339_opts(SecondsFormat::Micros, true),
         ),
         (header::CONTENT_TYPE, "application/json".to_string()),
+        (header::PREV_HASH, event.prev_hash.clone()),
+        (header::HASH, event.hash.clone()),
     ];
     for name in [header::TRACEPARENT, header::TRACESTATE] {
         if let Some(value) = event.metadata_str(name) {
@@ -125,6 +131,8 @@ mod tests {
             payload: json!({ "type": "bot.started", "at": "2026-11-24T10:00:00Z" }),
             metadata: json!({ "command_id": "c", "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" }),
             recorded_at: Utc::now(),
+            prev_hash: "a".repeat(64),
+            hash: "b".repeat(64),
         }
     }
 
@@ -178,6 +186,8 @@ mod tests {
         assert_eq!(get("global_position"), Some("40"));
         assert_eq!(get("position"), Some("812.40"));
         assert_eq!(get("aggregate_type"), Some("Bot"));
+        assert_eq!(get("prev_hash"), Some("a".repeat(64).as_str()));
+        assert_eq!(get("hash"), Some("b".repeat(64).as_str()));
         assert_eq!(
             get("traceparent"),
             Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")

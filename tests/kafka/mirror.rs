@@ -81,6 +81,8 @@ pub fn check_against_log(
         );
         assert_eq!(header("position"), Some(envelope.position.as_str()));
         assert_eq!(header("content-type"), Some("application/json"));
+        assert_eq!(header("prev_hash"), Some(row.prev_hash.as_str()));
+        assert_eq!(header("hash"), Some(row.hash.as_str()));
         assert!(header("recorded_at").is_some());
         let stream = (
             message.topic.clone(),

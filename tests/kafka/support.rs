@@ -150,12 +150,15 @@ pub struct LogRow {
     pub sequence: i64,
     pub global_position: i64,
     pub payload: serde_json::Value,
+    pub prev_hash: String,
+    pub hash: String,
 }
 
 pub async fn log_rows(app: &TestApp) -> Vec<LogRow> {
     sqlx::query_as(
         "SELECT event_id, event_type, event_version, aggregate_type, aggregate_id, sequence, \
-         global_position, payload::jsonb AS payload FROM events ORDER BY global_position",
+         global_position, payload::jsonb AS payload, prev_hash, hash FROM events \
+         ORDER BY global_position",
     )
     .fetch_all(&app.pool)
     .await
