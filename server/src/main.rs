@@ -16,7 +16,8 @@ use domain::{Actor, Role};
 #[command(
     name = "muckard",
     version,
-    about = "The Muckard ledger: event-sourced back end of the Muckard trading-bot platform"
+    about = "The Muckard ledger: event-sourced back end of the Muckard trading-bot platform",
+    after_help = muckard::settings::help_text()
 )]
 struct Cli {
     #[command(subcommand)]

@@ -7,6 +7,46 @@ use std::path::PathBuf;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
+/// `.env.example`: every setting with its default and what it does. It is
+/// the one description of the settings: `muckard --help` prints it
+/// ([`help_text`]), and a test checks that it names exactly the variables
+/// [`Settings::from_lookup`] reads.
+pub const ENV_EXAMPLE: &str = include_str!("../../.env.example");
+
+/// The settings section of `muckard --help`, made from [`ENV_EXAMPLE`].
+pub fn help_text() -> String {
+    let mut out = String::from(
+        "Settings: environment variables, read once at start-up (scripts/run also reads a \
+         .env file), as .env.example documents them with the values it suggests; NAME \
+         (unset) has none there:\n",
+    );
+    // The file's own header, up to its first blank line, is for readers
+    // of the file.
+    let lines = ENV_EXAMPLE.lines().skip_while(|line| !line.is_empty());
+    for line in lines {
+        match documented_setting(line) {
+            Some((name, "")) => out.push_str(&format!("  {name} (unset)\n")),
+            Some((name, default)) => out.push_str(&format!("  {name}={default}\n")),
+            None => match line.strip_prefix('#') {
+                Some(text) => out.push_str(&format!("      {}\n", text.trim())),
+                None => out.push('\n'),
+            },
+        }
+    }
+    out
+}
+
+/// `NAME=value` or `# NAME=value` (documented, unset by default).
+fn documented_setting(line: &str) -> Option<(&str, &str)> {
+    let line = line.strip_prefix("# ").unwrap_or(line);
+    let (name, value) = line.split_once('=')?;
+    let is_name = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    is_name.then_some((name, value))
+}
+
 /// Bytes or text that must never be printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret<T>(T);
@@ -527,7 +567,55 @@ fn write_private(path: &PathBuf, text: &str) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod messaging_settings_tests {
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+
     use super::*;
+
+    #[test]
+    fn env_example_documents_exactly_the_settings_that_are_read() {
+        let asked = RefCell::new(BTreeSet::new());
+        let keys = std::env::temp_dir().join(format!("muckard-keys-{}.json", std::process::id()));
+        // Once with the secrets set, once without (then the key file is
+        // read): together every name is asked for.
+        for secrets in [true, false] {
+            Settings::from_lookup(|name| {
+                asked.borrow_mut().insert(name.to_string());
+                match name {
+                    "JWT_SECRET" if secrets => Some("x".repeat(32)),
+                    "SECRETS_ENCRYPTION_KEY" if secrets => Some("ab".repeat(32)),
+                    "MUCKARD_KEY_FILE" => Some(keys.display().to_string()),
+                    _ => None,
+                }
+            })
+            .expect("the defaults are valid");
+        }
+        let _ = std::fs::remove_file(&keys);
+        let asked = asked.into_inner();
+        let documented: BTreeSet<String> = ENV_EXAMPLE
+            .lines()
+            .filter_map(documented_setting)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let undocumented: Vec<&String> = asked.difference(&documented).collect();
+        assert!(
+            undocumented.is_empty(),
+            "read but not in .env.example: {undocumented:?}"
+        );
+        // RUST_LOG is read by the tracing filter, not by the settings.
+        let unread: Vec<&String> = documented
+            .difference(&asked)
+            .filter(|name| name.as_str() != "RUST_LOG")
+            .collect();
+        assert!(
+            unread.is_empty(),
+            "in .env.example but never read: {unread:?}"
+        );
+        let help = help_text();
+        for name in &documented {
+            assert!(help.contains(name.as_str()), "--help does not name {name}");
+        }
+    }
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let mut env: std::collections::HashMap<String, String> = pairs
