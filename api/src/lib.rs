@@ -129,7 +129,10 @@ pub(crate) fn route_groups() -> RouteGroups {
         .routes(routes!(routes::queries::positions));
     let audit = OpenApiRouter::default()
         .routes(routes!(routes::audit::events))
-        .routes(routes!(routes::audit::state));
+        .routes(routes!(routes::audit::state))
+        .routes(routes!(routes::audit_reports::keys))
+        .routes(routes!(routes::audit_reports::export))
+        .routes(routes!(routes::audit_reports::verify_export));
     RouteGroups {
         service,
         queries,

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use command_side::CommandSide;
+use projections::audit::signing::AuditSigner;
 use sqlx::PgPool;
 
 use crate::caller::JwtKeys;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub http: Arc<HttpSettings>,
     pub readiness: Arc<Readiness>,
     pub rate_limiter: Arc<RateLimiter>,
+    /// Signs audit reports; its public key is published.
+    pub audit_signer: Arc<AuditSigner>,
 }
 
 impl AppState {
@@ -45,6 +48,7 @@ impl AppState {
         jwt: JwtKeys,
         http: HttpSettings,
         readiness: Readiness,
+        audit_signer: AuditSigner,
     ) -> Self {
         Self {
             rate_limiter: Arc::new(RateLimiter::new(http.rate_limit.clone())),
@@ -52,6 +56,7 @@ impl AppState {
             jwt: Arc::new(jwt),
             http: Arc::new(http),
             readiness: Arc::new(readiness),
+            audit_signer: Arc::new(audit_signer),
         }
     }
 

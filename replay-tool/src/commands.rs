@@ -4,6 +4,7 @@
 use anyhow::{Context, Result};
 use domain::AggregateType;
 use projections::audit::export::{build_report, verify_report};
+use projections::audit::signing::{AuditSigner, PublicKey};
 use projections::audit::stream::{state_as_of, Until};
 use projections::audit::verify::{verify_log, VerifyRange};
 use projections::rebuild::{self, RebuildPlan, Stop};
@@ -198,7 +199,15 @@ async fn verify(pool: &PgPool, args: VerifyArgs, json: bool) -> Result<Outcome> 
 }
 
 async fn export(pool: &PgPool, args: ExportArgs, json: bool) -> Result<Outcome> {
-    let report = build_report(pool, args.user, args.from, args.to).await?;
+    let signer = args
+        .signing_key
+        .as_deref()
+        .map(|seed| {
+            let bytes = hex::decode(seed.trim()).unwrap_or_default();
+            AuditSigner::from_seed(&bytes).context("--signing-key")
+        })
+        .transpose()?;
+    let report = build_report(pool, args.user, args.from, args.to, signer.as_ref()).await?;
     if report.content.streams.is_empty() {
         anyhow::bail!(
             "user {} has no events up to {}",
@@ -236,7 +245,12 @@ async fn export(pool: &PgPool, args: ExportArgs, json: bool) -> Result<Outcome> 
 async fn verify_export(pool: &PgPool, args: VerifyExportArgs, json: bool) -> Result<Outcome> {
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("reading {}", args.file.display()))?;
-    let verification = verify_report(pool, &text).await?;
+    let trusted = args
+        .public_key
+        .as_deref()
+        .map(|key| PublicKey::from_hex(key).context("--public-key"))
+        .transpose()?;
+    let verification = verify_report(pool, &text, trusted.as_ref()).await?;
     let outcome = if verification.is_clean() {
         Outcome::Clean
     } else {
@@ -250,13 +264,14 @@ async fn verify_export(pool: &PgPool, args: VerifyExportArgs, json: bool) -> Res
         println!("PROBLEM {problem}");
     }
     println!(
-        "{}: digest {}, {} events in {} streams checked against the log: {} problems",
+        "{}: digest {}, signature {}, {} events in {} streams checked against the log: {} problems",
         args.file.display(),
         if verification.digest_matches {
             "matches"
         } else {
             "DOES NOT MATCH"
         },
+        verification.signature,
         verification.events_checked,
         verification.streams_checked,
         verification.problems.len()

@@ -147,12 +147,22 @@ pub struct ExportArgs {
     /// Where to write the report (JSON).
     #[arg(long)]
     pub out: PathBuf,
+    /// Sign the report with this Ed25519 seed (64 hex characters, the
+    /// service's key); unsigned without it. The service's REST export
+    /// (`POST /api/v1/audit/users/{id}/export`) always signs.
+    #[arg(long, env = "AUDIT_SIGNING_KEY", hide_env_values = true)]
+    pub signing_key: Option<String>,
 }
 
 #[derive(clap::Args)]
 pub struct VerifyExportArgs {
     /// The report written by `export`.
     pub file: PathBuf,
+    /// The published public key (hex, from `GET /api/v1/audit/keys` or
+    /// `muckard keys public`): the report must be signed by it. Without it
+    /// a signature is checked against the key the report names.
+    #[arg(long, env = "AUDIT_PUBLIC_KEY")]
+    pub public_key: Option<String>,
 }
 
 fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {

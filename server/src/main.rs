@@ -40,6 +40,12 @@ enum Command {
     /// MUCKARD_APP_LOGINS and muckard_auditor to MUCKARD_AUDITOR_LOGINS,
     /// then exit.
     Migrate,
+    /// The service's keys: `keys public` prints the public key audit
+    /// reports are signed with (what a verifier needs).
+    Keys {
+        #[command(subcommand)]
+        which: KeysCommand,
+    },
     /// Grant a role to a registered user, e.g. the first admin. The grant
     /// is recorded as a `user.role_assigned` event by the system actor.
     GrantRole {
@@ -50,6 +56,13 @@ enum Command {
         #[arg(long)]
         role: String,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// The Ed25519 public key of audit reports, as JSON: algorithm, key_id,
+    /// public_key (hex).
+    Public,
 }
 
 #[tokio::main]
@@ -72,6 +85,15 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::GrantRole { email, role } => grant_role(settings, &email, &role).await,
+        Command::Keys {
+            which: KeysCommand::Public,
+        } => {
+            let signer = projections::audit::signing::AuditSigner::from_seed(
+                settings.audit_signing_key.expose(),
+            )?;
+            println!("{}", serde_json::to_string_pretty(&signer.public_key())?);
+            Ok(())
+        }
     }
 }
 

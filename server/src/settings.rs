@@ -106,6 +106,10 @@ pub struct Settings {
     pub access_token_ttl: chrono::Duration,
     pub jwt_secret: Secret<Vec<u8>>,
     pub encryption_key: Secret<Vec<u8>>,
+    /// The Ed25519 seed the service signs audit reports with
+    /// (`AUDIT_SIGNING_KEY`, 64 hex characters): configuration, never in
+    /// the database. Its public half is published.
+    pub audit_signing_key: Secret<Vec<u8>>,
     pub log_format: LogFormat,
     /// The roles this process runs (`MUCKARD_ROLES`, default all).
     pub roles: Roles,
@@ -220,6 +224,9 @@ pub enum ConfigError {
 struct LocalKeys {
     jwt_secret: String,
     secrets_encryption_key: String,
+    /// Added after the first two: a file made before it gets one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    audit_signing_key: Option<String>,
 }
 
 impl Settings {
@@ -244,7 +251,7 @@ impl Settings {
                 ("production", Environment::Production),
             ],
         )?;
-        let (jwt_secret, encryption_key) = keys(&get, environment)?;
+        let (jwt_secret, encryption_key, audit_signing_key) = keys(&get, environment)?;
         Ok(Settings {
             environment,
             database_url: Secret::new(
@@ -265,6 +272,7 @@ impl Settings {
             ),
             jwt_secret: Secret::new(jwt_secret),
             encryption_key: Secret::new(encryption_key),
+            audit_signing_key: Secret::new(audit_signing_key),
             log_format: choice(
                 &get,
                 "LOG_FORMAT",
@@ -483,22 +491,33 @@ fn decode_encryption_key(text: &str) -> Result<Vec<u8>, ConfigError> {
     }
 }
 
-/// The JWT secret and the encryption key: from the environment, or in
-/// development from a local key file created on first use.
+/// The JWT secret, the encryption key and the audit signing key.
+type Keys = (Vec<u8>, Vec<u8>, Vec<u8>);
+
+/// The JWT secret, the encryption key and the audit signing key: from the
+/// environment, or in development from a local key file created on first
+/// use (and completed when an older file lacks a key).
 fn keys(
     get: &dyn Fn(&str) -> Option<String>,
     environment: Environment,
-) -> Result<(Vec<u8>, Vec<u8>), ConfigError> {
+) -> Result<Keys, ConfigError> {
     let jwt = get("JWT_SECRET");
     let encryption = get("SECRETS_ENCRYPTION_KEY");
-    if let (Some(jwt), Some(encryption)) = (&jwt, &encryption) {
-        return Ok((decode_jwt_secret(jwt)?, decode_encryption_key(encryption)?));
+    let audit = get("AUDIT_SIGNING_KEY");
+    if let (Some(jwt), Some(encryption), Some(audit)) = (&jwt, &encryption, &audit) {
+        return Ok((
+            decode_jwt_secret(jwt)?,
+            decode_encryption_key(encryption)?,
+            decode_audit_key(audit)?,
+        ));
     }
     if environment == Environment::Production {
         let name = if jwt.is_none() {
             "JWT_SECRET"
-        } else {
+        } else if encryption.is_none() {
             "SECRETS_ENCRYPTION_KEY"
+        } else {
+            "AUDIT_SIGNING_KEY"
         };
         return Err(ConfigError::Required { name });
     }
@@ -506,15 +525,31 @@ fn keys(
         get("MUCKARD_KEY_FILE").unwrap_or_else(|| ".muckard/local-keys.json".to_string()),
     );
     let local = load_or_create_local_keys(&path)?;
-    let jwt = match jwt {
-        Some(text) => decode_jwt_secret(&text)?,
-        None => decode_jwt_secret(&local.jwt_secret)?,
-    };
-    let encryption = match encryption {
-        Some(text) => decode_encryption_key(&text)?,
-        None => decode_encryption_key(&local.secrets_encryption_key)?,
-    };
-    Ok((jwt, encryption))
+    let jwt = decode_jwt_secret(jwt.as_deref().unwrap_or(&local.jwt_secret))?;
+    let encryption = decode_encryption_key(
+        encryption
+            .as_deref()
+            .unwrap_or(&local.secrets_encryption_key),
+    )?;
+    let local_audit = local.audit_signing_key.unwrap_or_default();
+    let audit = decode_audit_key(audit.as_deref().unwrap_or(&local_audit))?;
+    Ok((jwt, encryption, audit))
+}
+
+fn decode_audit_key(text: &str) -> Result<Vec<u8>, ConfigError> {
+    match hex::decode(text.trim()) {
+        Ok(bytes) if bytes.len() == 32 => Ok(bytes),
+        _ => Err(ConfigError::Invalid {
+            name: "AUDIT_SIGNING_KEY",
+            reason: "must be 64 hex characters (a 32-byte Ed25519 seed)".to_string(),
+        }),
+    }
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut buffer);
+    hex::encode(buffer)
 }
 
 fn load_or_create_local_keys(path: &PathBuf) -> Result<LocalKeys, ConfigError> {
@@ -524,16 +559,20 @@ fn load_or_create_local_keys(path: &PathBuf) -> Result<LocalKeys, ConfigError> {
     };
     if path.exists() {
         let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
-        return serde_json::from_str(&text).map_err(|e| error(e.to_string()));
+        let mut keys: LocalKeys = serde_json::from_str(&text).map_err(|e| error(e.to_string()))?;
+        if keys.audit_signing_key.is_none() {
+            keys.audit_signing_key = Some(random_hex(32));
+            let text = serde_json::to_string_pretty(&keys).map_err(|e| error(e.to_string()))?;
+            std::fs::remove_file(path).map_err(|e| error(e.to_string()))?;
+            write_private(path, &text).map_err(|e| error(e.to_string()))?;
+            tracing::warn!(path = %path.display(), "added an audit signing key to the local key file");
+        }
+        return Ok(keys);
     }
-    let random = |n: usize| {
-        let mut bytes = vec![0u8; n];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        hex::encode(bytes)
-    };
     let keys = LocalKeys {
-        jwt_secret: random(32),
-        secrets_encryption_key: random(32),
+        jwt_secret: random_hex(32),
+        secrets_encryption_key: random_hex(32),
+        audit_signing_key: Some(random_hex(32)),
     };
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| error(e.to_string()))?;
@@ -542,8 +581,9 @@ fn load_or_create_local_keys(path: &PathBuf) -> Result<LocalKeys, ConfigError> {
     write_private(path, &text).map_err(|e| error(e.to_string()))?;
     tracing::warn!(
         path = %path.display(),
-        "JWT_SECRET and SECRETS_ENCRYPTION_KEY are not set; created local keys for development. \
-         Set both (MUCKARD_ENV=production requires them) before running anywhere else"
+        "JWT_SECRET, SECRETS_ENCRYPTION_KEY and AUDIT_SIGNING_KEY are not set; created local keys \
+         for development. Set all three (MUCKARD_ENV=production requires them) before running \
+         anywhere else"
     );
     Ok(keys)
 }
@@ -624,6 +664,7 @@ mod messaging_settings_tests {
             .collect();
         env.insert("JWT_SECRET".into(), "x".repeat(32));
         env.insert("SECRETS_ENCRYPTION_KEY".into(), "ab".repeat(32));
+        env.insert("AUDIT_SIGNING_KEY".into(), "cd".repeat(32));
         Settings::from_lookup(|name| env.get(name).cloned())
     }
 

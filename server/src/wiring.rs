@@ -155,6 +155,7 @@ pub fn build_state(
         api::caller::JwtKeys::new(settings.jwt_secret.expose(), settings.access_token_ttl),
         settings.http.clone(),
         readiness(settings),
+        projections::audit::signing::AuditSigner::from_seed(settings.audit_signing_key.expose())?,
     ))
 }
 

@@ -105,6 +105,9 @@ const GROUPS: &[(&str, &[Operation])] = &[
         &[
             ("get", "/api/v1/audit/streams/{aggregate_type}/{id}/events"),
             ("get", "/api/v1/audit/streams/{aggregate_type}/{id}/state"),
+            ("get", "/api/v1/audit/keys"),
+            ("post", "/api/v1/audit/users/{user_id}/export"),
+            ("post", "/api/v1/audit/verify-export"),
         ],
     ),
 ];

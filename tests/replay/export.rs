@@ -88,12 +88,12 @@ async fn an_export_verifies_and_any_change_to_it_or_the_log_is_caught() {
     .fetch_one(&app.pool)
     .await
     .unwrap();
-    let part = build_report(&app.pool, trader.id, Some(second_fill), None)
+    let part = build_report(&app.pool, trader.id, Some(second_fill), None, None)
         .await
         .unwrap();
     assert!(part.content.event_count < owned as u64 && part.content.event_count >= 2);
     let part_text = serde_json::to_string(&part).unwrap();
-    let checked = verify_report(&app.pool, &part_text).await.unwrap();
+    let checked = verify_report(&app.pool, &part_text, None).await.unwrap();
     assert!(checked.is_clean(), "{:?}", checked.problems);
 
     // An edited report: its digest and the edited event's hash fail.
@@ -132,7 +132,7 @@ async fn an_export_verifies_and_any_change_to_it_or_the_log_is_caught() {
     .execute(&mut connection)
     .await
     .unwrap();
-    let checked = verify_report(&app.pool, &text).await.unwrap();
+    let checked = verify_report(&app.pool, &text, None).await.unwrap();
     assert!(checked.digest_matches);
     assert!(
         checked.problems.iter().any(|p| p.contains(&format!(

@@ -8,4 +8,5 @@ mod export;
 mod history;
 mod rebuild;
 mod rest;
+mod signed;
 mod tamper;

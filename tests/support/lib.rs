@@ -115,6 +115,10 @@ impl TestApp {
                 "SECRETS_ENCRYPTION_KEY".to_string(),
                 format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple()),
             ),
+            (
+                "AUDIT_SIGNING_KEY".to_string(),
+                format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple()),
+            ),
             // Kafka and RabbitMQ roles only where a test asks for them (with
             // its own topic or queue prefix), so tests never consume each
             // other's messages.
@@ -563,6 +567,10 @@ impl TestApp {
             (
                 "SECRETS_ENCRYPTION_KEY".to_string(),
                 hex::encode(settings.encryption_key.expose()),
+            ),
+            (
+                "AUDIT_SIGNING_KEY".to_string(),
+                hex::encode(settings.audit_signing_key.expose()),
             ),
             ("RUST_LOG".to_string(), "warn".to_string()),
         ]

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod audit_reports;
 pub mod bots;
 pub mod health;
 pub mod kraken;

@@ -1,12 +1,15 @@
 //! Audit reports for one user: every event of the user's aggregates in a
-//! time range with its hash, each aggregate's resulting state, and a
-//! SHA-256 digest over a canonical serialisation of all of it, so the
-//! report can be re-checked against the log later ([`verify_report`]).
+//! time range with its hash, each aggregate's resulting state, a SHA-256
+//! digest over the canonical form of all of it and, when the service made
+//! it, an Ed25519 signature over the same bytes, so the report can be
+//! checked offline with the published public key and re-checked against
+//! the log later ([`verify_report`]).
 //!
-//! The canonical serialisation is JSON without whitespace, object keys
-//! sorted by their UTF-8 bytes, strings escaped as `serde_json` escapes
-//! them; payload and metadata are kept as the exact stored text, so every
-//! event's hash can be recomputed from the report alone.
+//! The canonical form is RFC 8785, the JSON Canonicalization Scheme
+//! (`serde_jcs`), so any JCS implementation reproduces the signed bytes
+//! (`scripts/verify_report.py` does, with PyPI's `jcs` and
+//! `cryptography`); payload and metadata are kept as the exact stored
+//! text, so every event's hash can be recomputed from the report alone.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -16,19 +19,35 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::audit::chain::GENESIS_HASH;
+use crate::audit::signing::{AuditSigner, PublicKey, ALGORITHM};
 use crate::audit::stream::{fold_state, stream_events, StreamEvent, Until};
 use crate::audit::AuditError;
 use domain::{AggregateType, Ownership};
 
-pub const REPORT_FORMAT: &str = "muckard-audit-report/1";
-pub const CANONICALISATION: &str =
-    "JSON, no whitespace, object keys sorted by UTF-8 bytes, serde_json string escaping";
+pub const REPORT_FORMAT: &str = "muckard-audit-report/2";
+pub const CANONICALISATION: &str = "RFC 8785 (JCS)";
 
-/// The report file: its content and the digest over it.
+/// The report file: its content, the digest over it, and the service's
+/// signature over the same bytes (absent when made without a key, e.g. by
+/// `muckard-replay export` without `AUDIT_SIGNING_KEY`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditReport {
     pub content: ReportContent,
     pub digest: ReportDigest,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<ReportSignature>,
+}
+
+/// An Ed25519 signature over the content's canonical (JCS) bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportSignature {
+    pub algorithm: String,
+    pub key_id: String,
+    /// Hex of the signing key's public half; a verifier compares it with
+    /// the published key before trusting it.
+    pub public_key: String,
+    /// Hex of the 64-byte signature.
+    pub value: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,6 +139,7 @@ pub async fn build_report(
     user_id: Uuid,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
+    signer: Option<&AuditSigner>,
 ) -> Result<AuditReport, AuditError> {
     let now: DateTime<Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
         .fetch_one(pool)
@@ -155,9 +175,20 @@ pub async fn build_report(
     };
     let value =
         serde_json::to_value(&content).map_err(|e| AuditError::Unexpected(e.to_string()))?;
+    let canonical = canonical_json(&value);
+    let signature = signer.map(|signer| {
+        let key = signer.public_key();
+        ReportSignature {
+            algorithm: key.algorithm,
+            key_id: key.key_id,
+            public_key: key.public_key,
+            value: signer.sign(canonical.as_bytes()),
+        }
+    });
     Ok(AuditReport {
         content,
         digest: digest_of(&value),
+        signature,
     })
 }
 
@@ -170,41 +201,10 @@ pub fn digest_of(content: &Value) -> ReportDigest {
     }
 }
 
-/// `value` as canonical JSON text (see the module docs).
+/// `value` in its RFC 8785 (JCS) canonical form.
 pub fn canonical_json(value: &Value) -> String {
-    let mut out = String::new();
-    write_canonical(value, &mut out);
-    out
-}
-
-fn write_canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-            out.push('{');
-            for (index, (key, item)) in entries.into_iter().enumerate() {
-                if index > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                write_canonical(item, out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (index, item) in items.iter().enumerate() {
-                if index > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        scalar => out.push_str(&scalar.to_string()),
-    }
+    // A `Value` holds no non-finite number, the one thing JCS refuses.
+    serde_jcs::to_string(value).expect("JSON values canonicalise")
 }
 
 /// The outcome of [`verify_report`]: empty `problems` means the report is
@@ -212,6 +212,9 @@ fn write_canonical(value: &Value, out: &mut String) {
 #[derive(Debug, Clone, Serialize)]
 pub struct ReportVerification {
     pub digest_matches: bool,
+    /// `valid`, `invalid`, `untrusted_key` (valid, but not by the key the
+    /// verifier trusts) or `unsigned`.
+    pub signature: &'static str,
     pub events_checked: u64,
     pub streams_checked: u64,
     pub problems: Vec<String>,
@@ -227,7 +230,11 @@ impl ReportVerification {
 /// event's hash and link from the report alone; and, against the log, that
 /// the user's streams, their events in the range, every hashed field and
 /// the resulting states are exactly what the log holds now.
-pub async fn verify_report(pool: &PgPool, text: &str) -> Result<ReportVerification, AuditError> {
+pub async fn verify_report(
+    pool: &PgPool,
+    text: &str,
+    trusted: Option<&PublicKey>,
+) -> Result<ReportVerification, AuditError> {
     let file: Value = serde_json::from_str(text)
         .map_err(|e| AuditError::MalformedReport(format!("not JSON: {e}")))?;
     let content_value = file
@@ -249,6 +256,23 @@ pub async fn verify_report(pool: &PgPool, text: &str) -> Result<ReportVerificati
     }
 
     let mut problems = Vec::new();
+    let signed: Option<ReportSignature> = match file.get("signature") {
+        None => None,
+        Some(value) => Some(
+            serde_json::from_value(value.clone())
+                .map_err(|e| AuditError::MalformedReport(format!("signature: {e}")))?,
+        ),
+    };
+    let signature = check_signature(content_value, signed.as_ref(), trusted);
+    match signature {
+        "valid" => {}
+        "unsigned" if trusted.is_none() => {}
+        "unsigned" => problems.push("signature: the report is not signed".to_string()),
+        "untrusted_key" => problems
+            .push("signature: valid, but made with a key other than the trusted one".to_string()),
+        _ => problems
+            .push("signature: does not verify against the report's content and key".to_string()),
+    }
     let recomputed = digest_of(content_value);
     let digest_matches = stated.algorithm == "sha256" && stated.value == recomputed.value;
     if !digest_matches {
@@ -298,10 +322,34 @@ pub async fn verify_report(pool: &PgPool, text: &str) -> Result<ReportVerificati
     }
     Ok(ReportVerification {
         digest_matches,
+        signature,
         events_checked,
         streams_checked: content.streams.len() as u64,
         problems,
     })
+}
+
+/// The signature's verdict (see [`ReportVerification::signature`]).
+fn check_signature(
+    content: &Value,
+    signed: Option<&ReportSignature>,
+    trusted: Option<&PublicKey>,
+) -> &'static str {
+    let Some(signed) = signed else {
+        return "unsigned";
+    };
+    let Ok(key) = PublicKey::from_hex(&signed.public_key) else {
+        return "invalid";
+    };
+    if signed.algorithm != ALGORITHM
+        || !key.verifies(canonical_json(content).as_bytes(), &signed.value)
+    {
+        return "invalid";
+    }
+    match trusted {
+        Some(trusted) if trusted.public_key != key.public_key => "untrusted_key",
+        _ => "valid",
+    }
 }
 
 /// What the report alone shows: each event belongs to its stream, hashes

@@ -14,6 +14,7 @@
 
 pub mod chain;
 pub mod export;
+pub mod signing;
 pub mod stream;
 pub mod verify;
 

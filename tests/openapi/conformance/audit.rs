@@ -2,6 +2,7 @@
 //! up to a point.
 
 use axum::http::StatusCode;
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::conformance::Conformance;
@@ -37,6 +38,33 @@ async fn audit_operations_answer_as_documented() {
     c.get(
         &format!("{STREAMS}/User/{}/state", regular.id),
         Some(&regular.token),
+    )
+    .await;
+    // Signed reports: the key, an export, its verification, and refusals.
+    let keys = c.get("/api/v1/audit/keys", None).await;
+    assert_eq!(keys.status, StatusCode::OK, "{}", keys.body);
+    let export = format!("/api/v1/audit/users/{}/export", trader.id);
+    let report = c.post(&export, as_admin, json!({})).await;
+    assert_eq!(report.status, StatusCode::OK, "{}", report.body);
+    c.post(&export, Some(&regular.token), json!({})).await;
+    c.post(&export, as_admin, json!({ "since": "yesterday" }))
+        .await;
+    c.post("/api/v1/audit/users/not-an-id/export", as_admin, json!({}))
+        .await;
+    let verified = c
+        .post("/api/v1/audit/verify-export", as_admin, report.body.clone())
+        .await;
+    assert_eq!(verified.body["clean"], true, "{}", verified.body);
+    c.post(
+        "/api/v1/audit/verify-export",
+        as_admin,
+        json!({ "not": "a report" }),
+    )
+    .await;
+    c.post(
+        "/api/v1/audit/verify-export",
+        Some(&regular.token),
+        json!({}),
     )
     .await;
     c.finish("audit");

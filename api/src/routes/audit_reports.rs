@@ -1,0 +1,211 @@
+//! Signed audit reports over REST: a user's report made and signed by the
+//! service, its verification against the log, and the public key a
+//! verifier needs (which anyone may fetch). Auditors and admins only, but
+//! for the key.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use domain::Role;
+use projections::audit::export::{build_report, verify_report};
+use projections::audit::signing::PublicKey;
+use projections::audit::AuditError;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::caller::Caller;
+use crate::error::{ApiError, ErrorResponse};
+use crate::extract::{parse_id, JsonBody};
+use crate::state::AppState;
+
+/// The keys audit reports are signed with.
+#[derive(Serialize, ToSchema)]
+pub struct AuditKeys {
+    pub keys: Vec<AuditKey>,
+}
+
+/// One published Ed25519 public key.
+#[derive(Serialize, ToSchema)]
+pub struct AuditKey {
+    #[schema(example = "ed25519")]
+    pub algorithm: String,
+    /// The first 16 hex characters of SHA-256 of the key.
+    pub key_id: String,
+    /// Hex of the 32-byte public key.
+    pub public_key: String,
+}
+
+/// What to report on: events recorded in `[from, to]` (both optional;
+/// `to` defaults to now).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportRequest {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// A signed audit report: `content` (format `muckard-audit-report/2`), its
+/// SHA-256 `digest` and the Ed25519 `signature`, both over the content's
+/// RFC 8785 (JCS) form.
+#[derive(Serialize, ToSchema)]
+pub struct SignedReport {
+    #[schema(value_type = Object)]
+    pub content: Value,
+    pub digest: ReportDigestBody,
+    pub signature: ReportSignatureBody,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ReportDigestBody {
+    #[schema(example = "sha256")]
+    pub algorithm: String,
+    #[schema(example = "RFC 8785 (JCS)")]
+    pub canonicalisation: String,
+    pub value: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ReportSignatureBody {
+    #[schema(example = "ed25519")]
+    pub algorithm: String,
+    pub key_id: String,
+    pub public_key: String,
+    pub value: String,
+}
+
+/// The verdict on a report: clean when `problems` is empty.
+#[derive(Serialize, ToSchema)]
+pub struct ReportCheck {
+    pub clean: bool,
+    pub digest_matches: bool,
+    /// `valid`, `invalid`, `untrusted_key` or `unsigned`; only `valid` is
+    /// clean.
+    pub signature: String,
+    pub events_checked: u64,
+    pub streams_checked: u64,
+    pub problems: Vec<String>,
+}
+
+/// `GET /api/v1/audit/keys`: the public key audit reports are signed with.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit/keys",
+    tag = "audit",
+    summary = "The public keys of signed audit reports",
+    responses((status = 200, description = "The published keys", body = AuditKeys)),
+)]
+pub async fn keys(State(state): State<AppState>) -> Json<AuditKeys> {
+    let PublicKey {
+        algorithm,
+        key_id,
+        public_key,
+    } = state.audit_signer.public_key();
+    Json(AuditKeys {
+        keys: vec![AuditKey {
+            algorithm,
+            key_id,
+            public_key,
+        }],
+    })
+}
+
+/// `POST /api/v1/audit/users/{user_id}/export`: a user's signed report.
+#[utoipa::path(
+    post,
+    path = "/api/v1/audit/users/{user_id}/export",
+    tag = "audit",
+    summary = "Export a user's signed audit report",
+    params(("user_id" = uuid::Uuid, Path, description = "The user")),
+    request_body = ExportRequest,
+    responses(
+        (status = 200, description = "The report, signed", body = SignedReport),
+        (status = 400, description = "A malformed id or body", body = ErrorResponse),
+        (status = 401, description = "No or a bad token", body = ErrorResponse),
+        (status = 403, description = "Not an auditor or admin", body = ErrorResponse),
+        (status = 422, description = "A field is invalid", body = ErrorResponse),
+    ),
+)]
+pub async fn export(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(user_id): Path<String>,
+    JsonBody(request): JsonBody<ExportRequest>,
+) -> Result<Json<Value>, ApiError> {
+    require_auditor(&caller)?;
+    let user_id = parse_id("user_id", &user_id)?;
+    let report = build_report(
+        state.pool(),
+        user_id,
+        request.from,
+        request.to,
+        Some(&state.audit_signer),
+    )
+    .await
+    .map_err(report_error)?;
+    let value = serde_json::to_value(&report)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("serialising a report: {e}")))?;
+    Ok(Json(value))
+}
+
+/// `POST /api/v1/audit/verify-export`: checks a report's signature against
+/// the service's published key, and its content against the log.
+#[utoipa::path(
+    post,
+    path = "/api/v1/audit/verify-export",
+    tag = "audit",
+    summary = "Verify an audit report against the published key and the log",
+    request_body(content = Object, description = "A report as exported"),
+    responses(
+        (status = 200, description = "The verdict", body = ReportCheck),
+        (status = 400, description = "Not a report", body = ErrorResponse),
+        (status = 401, description = "No or a bad token", body = ErrorResponse),
+        (status = 403, description = "Not an auditor or admin", body = ErrorResponse),
+    ),
+)]
+pub async fn verify_export(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: axum::body::Bytes,
+) -> Result<Json<ReportCheck>, ApiError> {
+    require_auditor(&caller)?;
+    let text = std::str::from_utf8(&body).map_err(|_| ApiError::BadRequest {
+        field: None,
+        reason: "request body: expected a JSON report".to_string(),
+    })?;
+    let trusted = state.audit_signer.public_key();
+    let checked = verify_report(state.pool(), text, Some(&trusted))
+        .await
+        .map_err(report_error)?;
+    Ok(Json(ReportCheck {
+        clean: checked.is_clean(),
+        digest_matches: checked.digest_matches,
+        signature: checked.signature.to_string(),
+        events_checked: checked.events_checked,
+        streams_checked: checked.streams_checked,
+        problems: checked.problems,
+    }))
+}
+
+fn require_auditor(caller: &Caller) -> Result<(), ApiError> {
+    if matches!(caller.role, Role::Auditor | Role::Admin) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "audit reports are for auditors and admins".to_string(),
+        ))
+    }
+}
+
+fn report_error(error: AuditError) -> ApiError {
+    match error {
+        AuditError::MalformedReport(reason) => ApiError::BadRequest {
+            field: None,
+            reason: format!("not an audit report: {reason}"),
+        },
+        AuditError::Database(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut) => {
+            ApiError::Unavailable("database unavailable".to_string())
+        }
+        other => ApiError::Internal(anyhow::anyhow!(other)),
+    }
+}
