@@ -18,6 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::caller::Caller;
 use crate::error::{ApiError, ErrorResponse};
+use crate::extract::refuse_control_characters;
 use crate::openapi::schemas;
 use crate::state::AppState;
 
@@ -60,7 +61,7 @@ pub struct AuditEvents {
     security(("bearer" = [])),
     params(
         ("aggregate_type" = String, Path, description = "`User`, `ExchangeKey`, `Bot` or `Portfolio` (any case; `exchange_key` and `exchange-key` too)"),
-        ("id" = String, Path, description = "The aggregate's id as the log stores it"),
+        ("id" = String, Path, description = "The aggregate's id as the log stores it (no control characters)"),
         AuditPoint,
     ),
     responses(
@@ -76,7 +77,7 @@ pub async fn events(
     Path((aggregate_type, aggregate_id)): Path<(String, String)>,
     Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Json<AuditEvents>, ApiError> {
-    let (kind, until) = request(&caller, &aggregate_type, &raw)?;
+    let (kind, until) = request(&caller, &aggregate_type, &aggregate_id, &raw)?;
     let events = stream::stream_events(state.pool(), kind, &aggregate_id, until)
         .await
         .map_err(audit_error)?;
@@ -112,7 +113,7 @@ pub async fn events(
     security(("bearer" = [])),
     params(
         ("aggregate_type" = String, Path, description = "`User`, `ExchangeKey`, `Bot` or `Portfolio` (any case; `exchange_key` and `exchange-key` too)"),
-        ("id" = String, Path, description = "The aggregate's id as the log stores it"),
+        ("id" = String, Path, description = "The aggregate's id as the log stores it (no control characters)"),
         AuditPoint,
     ),
     responses(
@@ -128,7 +129,7 @@ pub async fn state(
     Path((aggregate_type, aggregate_id)): Path<(String, String)>,
     Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let (kind, until) = request(&caller, &aggregate_type, &raw)?;
+    let (kind, until) = request(&caller, &aggregate_type, &aggregate_id, &raw)?;
     match stream::state_as_of(state.pool(), kind, &aggregate_id, until)
         .await
         .map_err(audit_error)?
@@ -142,12 +143,18 @@ pub async fn state(
 fn request(
     caller: &Caller,
     aggregate_type: &str,
+    aggregate_id: &str,
     raw: &HashMap<String, String>,
 ) -> Result<(AggregateType, Until), ApiError> {
     if !matches!(caller.role, Role::Auditor | Role::Admin) {
         return Err(ApiError::Forbidden(
             "the audit endpoints are for auditors and admins".to_string(),
         ));
+    }
+    refuse_control_characters("id", aggregate_id)?;
+    for (name, value) in raw {
+        refuse_control_characters(name, name)?;
+        refuse_control_characters(name, value)?;
     }
     if let Some(unknown) = raw.keys().find(|name| !PARAMETERS.contains(&name.as_str())) {
         return Err(bad(unknown, "is not a parameter of this endpoint"));

@@ -20,7 +20,7 @@ use projections::read_models::{self, ReadModel};
 
 use crate::caller::Caller;
 use crate::error::{ApiError, ErrorResponse};
-use crate::extract::parse_id;
+use crate::extract::{parse_id, refuse_control_characters};
 use crate::openapi::schemas;
 use crate::state::AppState;
 
@@ -70,6 +70,10 @@ struct Params(HashMap<String, String>);
 
 impl Params {
     fn new(raw: HashMap<String, String>, allowed: &[&str]) -> Result<Self, ApiError> {
+        for (name, value) in &raw {
+            refuse_control_characters(name, name)?;
+            refuse_control_characters(name, value)?;
+        }
         if let Some(unknown) = raw
             .keys()
             .find(|name| *name != "min_position" && !allowed.contains(&name.as_str()))
