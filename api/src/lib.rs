@@ -8,7 +8,8 @@
 //! - [`caller`]: access tokens (JWT), verified once per request by the
 //!   [`caller::authenticate`] layer into the request's extensions, and the
 //!   [`caller::Caller`] extractor;
-//! - [`extract`]: JSON bodies with field-naming errors, the request context
+//! - [`extract`]: JSON bodies with field-naming errors, the refusal of
+//!   control characters in any text a client sends, the request context
 //!   that becomes event metadata;
 //! - [`auth`]: the register/login/refresh handlers;
 //! - [`idempotency`]: the `Idempotency-Key` middleware;
