@@ -54,7 +54,16 @@ async fn bot_operations_answer_as_documented() {
     c.get(BOT, token).await;
 
     let running = c.app.running_bot(&user).await;
-    let first_page = c.get(&format!("{BOT}?limit=1"), token).await;
+    let head = c
+        .app
+        .state
+        .commands
+        .position_of("Bot", &running.to_string())
+        .await
+        .unwrap();
+    let first_page = c
+        .get(&format!("{BOT}?limit=1&min_position={head}"), token)
+        .await;
     assert!(
         first_page.body["next_cursor"].is_string(),
         "{}",
