@@ -5,8 +5,9 @@
 //! U+0000 to U+001F, U+007F to U+009F), NUL included: no field of this
 //! API is multi-line free text (names, labels and reasons are one line),
 //! so not even `\n` or `\t` is allowed. A JSON string with one is a 422
-//! naming the field ([`parse_json`]); a query parameter or path segment
-//! with one is a 400 naming it ([`refuse_control_characters`]); so is a
+//! naming the field ([`parse_json`]); a query parameter ([`QueryParams`])
+//! or path segment ([`refuse_control_characters`]) with one is a 400
+//! naming it; so is a
 //! header that reaches event metadata (`crate::request_context`). Nothing
 //! of the kind reaches PostgreSQL, which refuses a NUL in `text` and in
 //! `jsonb`.
@@ -192,6 +193,32 @@ pub fn parse_id(name: &'static str, text: &str) -> Result<Uuid, ApiError> {
         field: Some(name.to_string()),
         reason: "must be a UUID".to_string(),
     })
+}
+
+/// The query string as names and values. One that does not decode (bad
+/// percent-encoding, bytes that are not UTF-8) is a 400 in the error
+/// shape every answer has; a name or value holding a control character is
+/// a 400 naming the parameter.
+pub struct QueryParams(pub std::collections::HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Query(raw) = axum::extract::Query::<
+            std::collections::HashMap<String, String>,
+        >::from_request_parts(parts, state)
+        .await
+        .map_err(|rejection| ApiError::BadRequest {
+            field: None,
+            reason: format!("query string: {}", rejection.body_text()),
+        })?;
+        for (name, value) in &raw {
+            refuse_control_characters(name, name)?;
+            refuse_control_characters(name, value)?;
+        }
+        Ok(QueryParams(raw))
+    }
 }
 
 /// Tracing and idempotency facts of a request, for event metadata.

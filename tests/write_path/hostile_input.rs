@@ -124,6 +124,14 @@ async fn control_characters_in_paths_queries_and_metadata_headers_are_400s_namin
     assert_refused(&trades, StatusCode::BAD_REQUEST, "pair");
     let named = app.get("/api/v1/bot?limit%00=1", token).await;
     assert_eq!(named.status, StatusCode::BAD_REQUEST, "{}", named.body);
+    // Not UTF-8: a 400 in the error shape of every answer.
+    let undecodable = app.get("/api/v1/bot?limit=%FF", token).await;
+    assert_eq!(undecodable.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        undecodable.body["error"]["code"], "bad_request",
+        "{}",
+        undecodable.body
+    );
     let audit = app
         .get(
             "/api/v1/audit/streams/User/a%00b/events",

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use domain::Role;
@@ -27,7 +27,7 @@ use projections::read_models::{self, ReadModel};
 
 use crate::caller::Caller;
 use crate::error::{ApiError, ErrorResponse};
-use crate::extract::{parse_id, refuse_control_characters};
+use crate::extract::{parse_id, QueryParams};
 use crate::openapi::schemas;
 use crate::state::AppState;
 
@@ -79,10 +79,6 @@ struct Params(HashMap<String, String>);
 
 impl Params {
     fn new(raw: HashMap<String, String>, allowed: &[&str]) -> Result<Self, ApiError> {
-        for (name, value) in &raw {
-            refuse_control_characters(name, name)?;
-            refuse_control_characters(name, value)?;
-        }
         if let Some(unknown) = raw
             .keys()
             .find(|name| *name != "min_position" && !allowed.contains(&name.as_str()))
@@ -282,7 +278,7 @@ const USER_COLUMNS: &str = "user_id, email, display_name, role, onboarded, risk_
 pub async fn me(
     State(state): State<AppState>,
     caller: Caller,
-    Query(raw): Query<HashMap<String, String>>,
+    QueryParams(raw): QueryParams,
 ) -> Result<Json<UserView>, ApiError> {
     let params = Params::new(raw, &[])?;
     params.wait_for(&state, &read_models::USERS).await?;
@@ -323,7 +319,7 @@ pub struct UserPage {
 pub async fn admin_users(
     State(state): State<AppState>,
     caller: Caller,
-    Query(raw): Query<HashMap<String, String>>,
+    QueryParams(raw): QueryParams,
 ) -> Result<Json<UserPage>, ApiError> {
     if caller.role != Role::Admin {
         return Err(ApiError::Forbidden("admins only".to_string()));
@@ -389,7 +385,7 @@ pub struct KeyList {
 pub async fn keys(
     State(state): State<AppState>,
     caller: Caller,
-    Query(raw): Query<HashMap<String, String>>,
+    QueryParams(raw): QueryParams,
 ) -> Result<Json<KeyList>, ApiError> {
     let params = Params::new(raw, &["limit", "cursor"])?;
     let page = params.offset_page()?;
@@ -481,7 +477,7 @@ pub struct BotList {
 pub async fn bots(
     State(state): State<AppState>,
     caller: Caller,
-    Query(raw): Query<HashMap<String, String>>,
+    QueryParams(raw): QueryParams,
 ) -> Result<Json<BotList>, ApiError> {
     let params = Params::new(raw, &["limit", "cursor"])?;
     let page = params.offset_page()?;
@@ -519,7 +515,7 @@ pub async fn bot_status(
     State(state): State<AppState>,
     caller: Caller,
     Path(bot_id): Path<String>,
-    Query(raw): Query<HashMap<String, String>>,
+    QueryParams(raw): QueryParams,
 ) -> Result<Json<BotView>, ApiError> {
     let bot_id = parse_id("bot_id", &bot_id)?;
     let params = Params::new(raw, &[])?;
@@ -587,7 +583,7 @@ pub struct TradePage {
 pub async fn trades(
     State(state): State<AppState>,
     caller: Caller,
-    Query(raw): Query<HashMap<String, String>>,
+    QueryParams(raw): QueryParams,
 ) -> Result<Json<TradePage>, ApiError> {
     let params = Params::new(raw, &["bot_id", "pair", "from", "to", "limit", "cursor"])?;
     let bot_id = params.uuid("bot_id")?;
@@ -673,7 +669,7 @@ pub struct PositionList {
 pub async fn positions(
     State(state): State<AppState>,
     caller: Caller,
-    Query(raw): Query<HashMap<String, String>>,
+    QueryParams(raw): QueryParams,
 ) -> Result<Json<PositionList>, ApiError> {
     let params = Params::new(raw, &["limit", "cursor"])?;
     let page = params.offset_page()?;
