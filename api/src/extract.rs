@@ -1,5 +1,16 @@
 //! Extractors: JSON bodies whose errors name the field, and the request
 //! context that becomes event metadata. The caller is [`crate::caller`].
+//!
+//! No text a client sends holds a control character (Unicode's `Cc`:
+//! U+0000 to U+001F, U+007F to U+009F), NUL included: no field of this
+//! API is multi-line free text (names, labels and reasons are one line),
+//! so not even `\n` or `\t` is allowed. A JSON string with one is a 422
+//! naming the field ([`parse_json`]); a query parameter ([`QueryParams`])
+//! or path segment ([`refuse_control_characters`]) with one is a 400
+//! naming it; so is a
+//! header that reaches event metadata (`crate::request_context`). Nothing
+//! of the kind reaches PostgreSQL, which refuses a NUL in `text` and in
+//! `jsonb`.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -76,7 +87,70 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         field: None,
         reason: format!("malformed JSON: {error}"),
     })?;
+    // Well-formed and of the right shape: now no string may hold a
+    // control character (read again as a tree, which names the field even
+    // where `T` keeps the text as an opaque value).
+    let tree: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|error| ApiError::BadRequest {
+            field: None,
+            reason: format!("malformed JSON: {error}"),
+        })?;
+    if let Some(field) = control_character_in(&tree, "") {
+        return Err(ApiError::validation(field, CONTROL_CHARACTER));
+    }
     Ok(value)
+}
+
+const CONTROL_CHARACTER: &str =
+    "must not contain control characters (U+0000 to U+001F, U+007F to U+009F)";
+
+/// Whether `text` holds a character this API refuses in any text.
+pub fn has_control_character(text: &str) -> bool {
+    text.chars().any(char::is_control)
+}
+
+/// The path (as `strategy.kind`, `items[2]`) of the first string or key
+/// in `value` that holds a control character, `prefix` being its own.
+fn control_character_in(value: &serde_json::Value, prefix: &str) -> Option<String> {
+    use serde_json::Value;
+    let name = |prefix: &str| {
+        if prefix.is_empty() {
+            "body".to_string()
+        } else {
+            prefix.to_string()
+        }
+    };
+    match value {
+        Value::String(text) => has_control_character(text).then(|| name(prefix)),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(n, item)| control_character_in(item, &format!("{prefix}[{n}]"))),
+        Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            if has_control_character(key) {
+                return Some(name(prefix));
+            }
+            let path = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            control_character_in(item, &path)
+        }),
+        _ => None,
+    }
+}
+
+/// A 400 naming `name` (a query parameter, a path segment) when `text`
+/// holds a control character.
+pub fn refuse_control_characters(name: &str, text: &str) -> Result<(), ApiError> {
+    if has_control_character(text) {
+        return Err(ApiError::BadRequest {
+            field: Some(name.to_string()),
+            reason: CONTROL_CHARACTER.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// serde reports a missing or unknown field at its parent's path with the
@@ -114,10 +188,37 @@ fn field_and_reason(path: &str, message: &str) -> (String, String) {
 
 /// Parses a path segment as an id, naming the parameter when it is not one.
 pub fn parse_id(name: &'static str, text: &str) -> Result<Uuid, ApiError> {
+    refuse_control_characters(name, text)?;
     Uuid::parse_str(text).map_err(|_| ApiError::BadRequest {
         field: Some(name.to_string()),
         reason: "must be a UUID".to_string(),
     })
+}
+
+/// The query string as names and values. One that does not decode (bad
+/// percent-encoding, bytes that are not UTF-8) is a 400 in the error
+/// shape every answer has; a name or value holding a control character is
+/// a 400 naming the parameter.
+pub struct QueryParams(pub std::collections::HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Query(raw) = axum::extract::Query::<
+            std::collections::HashMap<String, String>,
+        >::from_request_parts(parts, state)
+        .await
+        .map_err(|rejection| ApiError::BadRequest {
+            field: None,
+            reason: format!("query string: {}", rejection.body_text()),
+        })?;
+        for (name, value) in &raw {
+            refuse_control_characters(name, name)?;
+            refuse_control_characters(name, value)?;
+        }
+        Ok(QueryParams(raw))
+    }
 }
 
 /// Tracing and idempotency facts of a request, for event metadata.
@@ -150,7 +251,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
                 .headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
-                .filter(|v| !v.is_empty() && v.len() <= 256)
+                .filter(|v| !v.is_empty() && v.len() <= 256 && !has_control_character(v))
                 .map(str::to_string)
         };
         // The request id and the trace context were settled by the
@@ -167,5 +268,73 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
                 .map(TraceContext::header),
             idempotency_key: header("idempotency-key"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        strategy: serde_json::Value,
+        tags: Option<Vec<String>>,
+    }
+
+    fn refusal(json: &str) -> (String, String) {
+        match parse_json::<Body>(json.as_bytes()) {
+            Err(ApiError::Validation { field, reason }) => (field, reason),
+            other => panic!("{json}: expected a 422, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_control_character_in_any_string_is_a_422_naming_its_field() {
+        let (field, reason) = refusal(r#"{"name": "a\u0000b", "strategy": {}}"#);
+        assert_eq!(field, "name");
+        assert!(reason.contains("control characters"), "{reason}");
+        let nested = r#"{"name": "n", "strategy": {"kind": "dca", "note": "x\u001b[31m"}}"#;
+        assert_eq!(refusal(nested).0, "strategy.note");
+        let listed = r#"{"name": "n", "strategy": {}, "tags": ["ok", "tab\there"]}"#;
+        assert_eq!(refusal(listed).0, "tags[1]");
+        assert_eq!(
+            refusal(r#"{"name": "line\nbreak", "strategy": {}}"#).0,
+            "name"
+        );
+        assert_eq!(
+            refusal(r#"{"name": "del\u007f", "strategy": {}}"#).0,
+            "name"
+        );
+        assert_eq!(refusal(r#"{"name": "c1\u0085", "strategy": {}}"#).0, "name");
+        let key = r#"{"name": "n", "strategy": {"k\u0000": 1}}"#;
+        assert_eq!(refusal(key).0, "strategy");
+    }
+
+    #[test]
+    fn printable_text_passes_and_unreadable_json_stays_a_400() {
+        let body: Body =
+            parse_json(r#"{"name": "Zoë – ☃ \"quoted\"", "strategy": {"a": [1, "b"]}}"#.as_bytes())
+                .unwrap();
+        assert_eq!(body.name, "Zoë – ☃ \"quoted\"");
+        // A raw control character is not JSON at all.
+        assert!(matches!(
+            parse_json::<Body>(b"{\"name\": \"a\x00b\", \"strategy\": {}}"),
+            Err(ApiError::BadRequest { .. })
+        ));
+    }
+
+    #[test]
+    fn path_and_query_text_with_a_control_character_is_a_400_naming_it() {
+        match parse_id("bot_id", "6b9e0f3c-0000-4000-8000-00000000000\0") {
+            Err(ApiError::BadRequest { field, reason }) => {
+                assert_eq!(field.as_deref(), Some("bot_id"));
+                assert!(reason.contains("control"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(refuse_control_characters("pair", "XBT/USD").is_ok());
+        assert!(refuse_control_characters("pair", "XBT\t/USD").is_err());
     }
 }

@@ -8,7 +8,8 @@
 //! - [`caller`]: access tokens (JWT), verified once per request by the
 //!   [`caller::authenticate`] layer into the request's extensions, and the
 //!   [`caller::Caller`] extractor;
-//! - [`extract`]: JSON bodies with field-naming errors, the request context
+//! - [`extract`]: JSON bodies with field-naming errors, the refusal of
+//!   control characters in any text a client sends, the request context
 //!   that becomes event metadata;
 //! - [`auth`]: the register/login/refresh handlers;
 //! - [`idempotency`]: the `Idempotency-Key` middleware;
@@ -39,7 +40,7 @@ pub mod trace_context;
 use axum::extract::MatchedPath;
 use axum::http::{HeaderName, HeaderValue, Request};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tracing::Instrument;
 use utoipa_axum::router::OpenApiRouter;
@@ -215,8 +216,34 @@ fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     )
 }
 
+/// The request headers that reach event metadata (and the logs).
+const METADATA_HEADERS: [&str; 4] = [
+    REQUEST_ID_HEADER,
+    "x-correlation-id",
+    "idempotency-key",
+    "traceparent",
+];
+
+/// A 400 naming the first of [`METADATA_HEADERS`] that holds a control
+/// character (a tab, the only one HTTP lets through, or anything a client
+/// in the same process puts there).
+fn refused_header(headers: &axum::http::HeaderMap) -> Option<error::ApiError> {
+    METADATA_HEADERS.iter().find_map(|&name| {
+        headers
+            .get_all(name)
+            .iter()
+            .any(|value| value.as_bytes().iter().any(|b| *b < 0x20 || *b == 0x7f))
+            .then(|| error::ApiError::BadRequest {
+                field: Some(name.to_string()),
+                reason: "must not contain control characters".to_string(),
+            })
+    })
+}
+
 /// Gives every request an id (the caller's `x-request-id`, or a new one)
-/// and a W3C trace context, both of which land in event metadata; records
+/// and a W3C trace context, both of which land in event metadata; refuses
+/// an `/api` request whose metadata headers hold a control character
+/// (elsewhere such an `x-request-id` is replaced by a new one); records
 /// the request in `/metrics`; logs it (target `muckard::access`); and
 /// answers with the id and the name of the instance that answered.
 async fn request_context(
@@ -227,11 +254,17 @@ async fn request_context(
     let started = std::time::Instant::now();
     let _in_flight = metrics::request_started();
     let header = HeaderName::from_static(REQUEST_ID_HEADER);
+    let refused = request
+        .uri()
+        .path()
+        .starts_with("/api/")
+        .then(|| refused_header(request.headers()))
+        .flatten();
     let id = request
         .headers()
         .get(&header)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .filter(|v| !v.is_empty() && v.len() <= 128 && !extract::has_control_character(v))
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
@@ -259,7 +292,10 @@ async fn request_context(
         method = %method,
         route = %route,
     );
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let mut response = match refused {
+        Some(refusal) => span.in_scope(|| refusal.into_response()),
+        None => next.run(request).instrument(span.clone()).await,
+    };
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     metrics::record_request(method.as_str(), &route, status, elapsed);

@@ -267,6 +267,14 @@ fn add_common(document: &mut OpenApi) {
             if api {
                 add_error(
                     operation,
+                    "400",
+                    "A request header that reaches event metadata (`x-request-id`, \
+                     `x-correlation-id`, `idempotency-key`, `traceparent`) holds a control \
+                     character; `field` names it",
+                    None,
+                );
+                add_error(
+                    operation,
                     "429",
                     "Too many requests from this client; retry after `Retry-After` seconds",
                     Some(("retry-after", "Seconds to wait before retrying")),

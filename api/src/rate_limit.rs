@@ -7,7 +7,10 @@
 //! trusted proxy (`RATE_LIMIT_TRUSTED_PROXIES`, addresses or ranges such
 //! as the gateway's network), in
 //! which case the right-most address of `X-Forwarded-For` that is not a
-//! trusted proxy is. Over the limit the answer is 429 with `Retry-After`;
+//! trusted proxy is. An IPv4 client's bucket is its address; an IPv6
+//! client's is its /64, the smallest network a provider assigns one
+//! subscriber (RFC 6177), since anyone holding a /64 can send from 2^64
+//! addresses. Over the limit the answer is 429 with `Retry-After`;
 //! the request does nothing. Health, readiness, metrics and documentation
 //! are never limited.
 
@@ -178,7 +181,7 @@ impl RateLimiter {
             return format!("user:{}", caller.user_id);
         }
         match self.client_address(headers, peer) {
-            Some(address) => format!("ip:{address}"),
+            Some(address) => address_key(address),
             None => "ip:unknown".to_string(),
         }
     }
@@ -208,6 +211,18 @@ impl RateLimiter {
                 .find(|address| !trusted(address))
                 .unwrap_or(peer),
         )
+    }
+}
+
+/// The bucket of an address: an IPv4 address (also written IPv4-mapped
+/// as `::ffff:a.b.c.d`) alone, an IPv6 address by its /64.
+fn address_key(address: IpAddr) -> String {
+    match address.to_canonical() {
+        IpAddr::V4(v4) => format!("ip:{v4}"),
+        IpAddr::V6(v6) => {
+            let network = std::net::Ipv6Addr::from(u128::from(v6) & !(u128::MAX >> 64));
+            format!("ip:{network}/64")
+        }
     }
 }
 
@@ -311,6 +326,39 @@ mod tests {
         for wrong in ["10.0.0.0/33", "10.0.0", "fd00::/129", "x/8"] {
             assert!(wrong.parse::<IpNetwork>().is_err(), "{wrong}");
         }
+    }
+
+    #[test]
+    fn ipv6_clients_share_a_bucket_per_64_and_ipv4_clients_have_their_own() {
+        let limiter = limiter(1.0, 1.0);
+        let key = |address: &str| {
+            limiter.client_key(
+                &Authentication::Anonymous,
+                &HeaderMap::new(),
+                Some(address.parse().unwrap()),
+            )
+        };
+        assert_eq!(key("2001:db8:1:2::1"), "ip:2001:db8:1:2::/64");
+        assert_eq!(
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            key("2001:db8:1:2::1"),
+            "one /64, one bucket"
+        );
+        assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
+        assert_eq!(key("198.51.100.7"), "ip:198.51.100.7");
+        assert_ne!(key("198.51.100.7"), key("198.51.100.8"));
+        assert_eq!(key("::ffff:198.51.100.7"), key("198.51.100.7"));
+        // The limit follows: a second address of the /64 finds the
+        // bucket the first one emptied.
+        let now = Instant::now();
+        assert!(matches!(
+            limiter.decide(&key("2001:db8:1:2::1"), now),
+            Decision::Allowed { .. }
+        ));
+        assert!(matches!(
+            limiter.decide(&key("2001:db8:1:2::2"), now),
+            Decision::Limited { .. }
+        ));
     }
 
     #[test]

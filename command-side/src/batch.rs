@@ -12,10 +12,13 @@
 //!
 //! A command still commits all or nothing, and only after its events are
 //! in: its answer comes after the batch's transaction commits. If the
-//! batch fails on a conflict (an append whose sequence another writer took)
-//! or on the chain trigger's check, every append of the batch is retried
-//! on its own, so each command gets its own outcome and none fails for
-//! another's.
+//! batch's statement fails for any reason but a lost connection (a
+//! conflict on a sequence another writer took, the chain trigger's check,
+//! or one command's value that PostgreSQL refuses, such as a `\u0000` in
+//! a string bound as `jsonb`), every append of the batch is retried on its
+//! own, so each command gets its own outcome and none fails for another's
+//! input. A lost connection fails the whole batch as a connection error:
+//! the pool's problem, which the caller may retry.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,7 +27,7 @@ use cqrs_es::persist::{PersistenceError, SerializedEvent};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use event_log::Position;
+use event_log::{MalformedPosition, Position};
 
 use crate::append::{append_alone, connection_lost};
 
@@ -120,8 +123,18 @@ async fn append_batch(pool: &PgPool, mut batch: Vec<Append>) {
         return;
     }
     crate::metrics::record_append_batch(batch.len());
-    match insert(pool, &batch).await {
-        Ok(stored) => {
+    match insert(pool, &batch).await.map(stored) {
+        Ok(Err(malformed)) => {
+            // Committed, but a row came back unreadable: no append may be
+            // sent again (it would append twice), so each command fails.
+            for append in batch {
+                let cause = format!("reading a committed batch's positions: {malformed}");
+                let _ = append
+                    .reply
+                    .send(Err(PersistenceError::UnknownError(cause.into())));
+            }
+        }
+        Ok(Ok(stored)) => {
             for append in batch {
                 let position = append.events.first().and_then(|event| {
                     stored
@@ -134,8 +147,11 @@ async fn append_batch(pool: &PgPool, mut batch: Vec<Append>) {
                 let _ = append.reply.send(Ok(position));
             }
         }
-        Err(error) if retry_alone(&error) => {
-            // One append's conflict (or gap) failed them all: each alone.
+        Err(error) if !connection_lost(&error) => {
+            // Whatever one append did wrong failed them all: each alone,
+            // one after the other (as many statements as the batch held,
+            // on one connection at a time).
+            tracing::debug!(error = %error, appends = batch.len(), "a shared append failed; appending each alone");
             for append in batch {
                 let outcome = append_alone(pool, append.aggregate_type, &append.events).await;
                 let _ = append.reply.send(outcome);
@@ -143,27 +159,14 @@ async fn append_batch(pool: &PgPool, mut batch: Vec<Append>) {
         }
         Err(error) => {
             let message = error.to_string();
-            let connection = connection_lost(&error);
             for append in batch {
                 let cause = format!("appending a batch of commands' events: {message}");
-                let _ = append.reply.send(Err(if connection {
-                    PersistenceError::ConnectionError(cause.into())
-                } else {
-                    PersistenceError::UnknownError(cause.into())
-                }));
+                let _ = append
+                    .reply
+                    .send(Err(PersistenceError::ConnectionError(cause.into())));
             }
         }
     }
-}
-
-/// A unique violation (a sequence another writer took) or the chain
-/// trigger's check (a gap): errors of one append, not of the batch.
-fn retry_alone(error: &sqlx::Error) -> bool {
-    matches!(
-        error,
-        sqlx::Error::Database(database)
-            if matches!(database.code().as_deref(), Some("23505" | "23514"))
-    )
 }
 
 /// Where each stream's events of a batch stand: a stream has one append
@@ -171,7 +174,11 @@ fn retry_alone(error: &sqlx::Error) -> bool {
 /// the same sequence, and the batch would fail on it).
 type Stored = HashMap<(String, String), Position>;
 
-async fn insert(pool: &PgPool, batch: &[Append]) -> Result<Stored, sqlx::Error> {
+/// A row the batch statement returns: aggregate type and id, transaction
+/// id as text, global position.
+type Row = (String, String, String, i64);
+
+async fn insert(pool: &PgPool, batch: &[Append]) -> Result<Vec<Row>, sqlx::Error> {
     let events = || {
         batch.iter().flat_map(|append| {
             append
@@ -180,7 +187,7 @@ async fn insert(pool: &PgPool, batch: &[Append]) -> Result<Stored, sqlx::Error> 
                 .map(move |e| (append.aggregate_type, e))
         })
     };
-    let rows: Vec<(String, String, String, i64)> = sqlx::query_as(APPEND_BATCH)
+    sqlx::query_as(APPEND_BATCH)
         .bind(events().map(|(t, _)| t).collect::<Vec<_>>())
         .bind(
             events()
@@ -201,7 +208,10 @@ async fn insert(pool: &PgPool, batch: &[Append]) -> Result<Stored, sqlx::Error> 
         .bind(events().map(|(_, e)| &e.payload).collect::<Vec<_>>())
         .bind(events().map(|(_, e)| &e.metadata).collect::<Vec<_>>())
         .fetch_all(pool)
-        .await?;
+        .await
+}
+
+fn stored(rows: Vec<Row>) -> Result<Stored, MalformedPosition> {
     let mut stored = Stored::new();
     for (aggregate_type, aggregate_id, transaction, global_position) in rows {
         let position = Position::from_columns(&transaction, global_position)?;

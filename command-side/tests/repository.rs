@@ -316,3 +316,78 @@ async fn concurrent_commands_share_append_transactions_and_each_answers_its_own_
     );
     database.drop(pool).await;
 }
+
+/// A first event of stream `aggregate_id` carrying `note` in its metadata.
+fn first_event(aggregate_id: &str, note: &str) -> cqrs_es::persist::SerializedEvent {
+    cqrs_es::persist::SerializedEvent::new(
+        aggregate_id.to_string(),
+        1,
+        "Portfolio".to_string(),
+        "trade.executed".to_string(),
+        "1.0".to_string(),
+        serde_json::json!({ "type": "trade.executed" }),
+        serde_json::json!({ "command_id": Uuid::new_v4().to_string(), "note": note }),
+    )
+}
+
+/// Sends one append per note to `batcher` at once (on this test's one
+/// thread, all are queued before the batching task runs, so they share a
+/// statement) and answers each one's outcome, in order.
+async fn append_together(
+    batcher: &command_side::batch::AppendBatcher,
+    notes: &[String],
+) -> Vec<Result<Option<Position>, cqrs_es::persist::PersistenceError>> {
+    let appends = notes.iter().map(|note| {
+        let batcher = batcher.clone();
+        let event = first_event(&Uuid::new_v4().to_string(), note);
+        async move { batcher.append("Portfolio", vec![event]).await }
+    });
+    let tasks: Vec<_> = appends.map(tokio::spawn).collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    outcomes
+}
+
+#[tokio::test]
+async fn one_poisoned_append_fails_alone_and_the_rest_of_its_batch_commits() {
+    let (database, pool) = Database::create().await;
+    let batcher = command_side::batch::AppendBatcher::spawn(pool.clone(), 64);
+
+    // Thirty-two good appends sent together share statements: fewer
+    // transactions than appends (so the poisoned run below is a batch).
+    let good: Vec<String> = (0..32).map(|n| format!("good {n}")).collect();
+    let outcomes = append_together(&batcher, &good).await;
+    let transactions: std::collections::BTreeSet<u64> = outcomes
+        .iter()
+        .map(|outcome| outcome.as_ref().unwrap().unwrap().transaction_id)
+        .collect();
+    assert!(transactions.len() < good.len(), "nothing was batched");
+
+    // The same with one NUL, which PostgreSQL refuses in a jsonb string:
+    // only that append fails, with its own error.
+    let mut notes = good.clone();
+    notes[16] = "poisoned \u{0}".to_string();
+    let outcomes = append_together(&batcher, &notes).await;
+    for (n, outcome) in outcomes.iter().enumerate() {
+        if n == 16 {
+            let error = outcome.as_ref().expect_err("the NUL is refused");
+            assert!(
+                error.to_string().contains("Unicode escape"),
+                "its own error, not the batch's: {error}"
+            );
+        } else {
+            assert!(
+                matches!(outcome, Ok(Some(_))),
+                "append {n} failed for another's input: {outcome:?}"
+            );
+        }
+    }
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 63, "32 + 31 good events, not the poisoned one");
+    database.drop(pool).await;
+}

@@ -61,6 +61,24 @@ pub async fn has_reached(
     Ok(reached.unwrap_or(false) || position == Position::default())
 }
 
+/// Whether an event stands at `position` or after it in commit order: a
+/// position a command answered is in the log once the command has
+/// answered (it answers after its commit); one beyond the head is not, and
+/// no subscriber will ever reach it. One probe of the commit-order index.
+pub async fn is_in_log(pool: &PgPool, position: Position) -> Result<bool, sqlx::Error> {
+    if position == Position::default() {
+        return Ok(true);
+    }
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM events \
+                         WHERE (transaction_id, global_position) >= ($1::text::xid8, $2))",
+    )
+    .bind(position.transaction_text())
+    .bind(position.global_position)
+    .fetch_one(pool)
+    .await
+}
+
 /// Waits until `subscriber` has handled `position`, checking every few
 /// milliseconds; false when `bound` passed first.
 pub async fn wait_until_reached(

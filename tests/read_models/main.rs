@@ -4,5 +4,6 @@
 
 mod crash;
 mod gap;
+mod paging;
 mod queries;
 mod registry;

@@ -5,5 +5,6 @@ mod auth;
 mod bots;
 mod cache;
 mod event_store;
+mod hostile_input;
 mod keys;
 mod users;

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use domain::AggregateType;
@@ -18,6 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::caller::Caller;
 use crate::error::{ApiError, ErrorResponse};
+use crate::extract::{refuse_control_characters, QueryParams};
 use crate::openapi::schemas;
 use crate::state::AppState;
 
@@ -60,7 +61,7 @@ pub struct AuditEvents {
     security(("bearer" = [])),
     params(
         ("aggregate_type" = String, Path, description = "`User`, `ExchangeKey`, `Bot` or `Portfolio` (any case; `exchange_key` and `exchange-key` too)"),
-        ("id" = String, Path, description = "The aggregate's id as the log stores it"),
+        ("id" = String, Path, description = "The aggregate's id as the log stores it (no control characters)"),
         AuditPoint,
     ),
     responses(
@@ -74,9 +75,9 @@ pub async fn events(
     State(state): State<AppState>,
     caller: Caller,
     Path((aggregate_type, aggregate_id)): Path<(String, String)>,
-    Query(raw): Query<HashMap<String, String>>,
+    QueryParams(raw): QueryParams,
 ) -> Result<Json<AuditEvents>, ApiError> {
-    let (kind, until) = request(&caller, &aggregate_type, &raw)?;
+    let (kind, until) = request(&caller, &aggregate_type, &aggregate_id, &raw)?;
     let events = stream::stream_events(state.pool(), kind, &aggregate_id, until)
         .await
         .map_err(audit_error)?;
@@ -112,7 +113,7 @@ pub async fn events(
     security(("bearer" = [])),
     params(
         ("aggregate_type" = String, Path, description = "`User`, `ExchangeKey`, `Bot` or `Portfolio` (any case; `exchange_key` and `exchange-key` too)"),
-        ("id" = String, Path, description = "The aggregate's id as the log stores it"),
+        ("id" = String, Path, description = "The aggregate's id as the log stores it (no control characters)"),
         AuditPoint,
     ),
     responses(
@@ -126,9 +127,9 @@ pub async fn state(
     State(state): State<AppState>,
     caller: Caller,
     Path((aggregate_type, aggregate_id)): Path<(String, String)>,
-    Query(raw): Query<HashMap<String, String>>,
+    QueryParams(raw): QueryParams,
 ) -> Result<Json<Value>, ApiError> {
-    let (kind, until) = request(&caller, &aggregate_type, &raw)?;
+    let (kind, until) = request(&caller, &aggregate_type, &aggregate_id, &raw)?;
     match stream::state_as_of(state.pool(), kind, &aggregate_id, until)
         .await
         .map_err(audit_error)?
@@ -142,6 +143,7 @@ pub async fn state(
 fn request(
     caller: &Caller,
     aggregate_type: &str,
+    aggregate_id: &str,
     raw: &HashMap<String, String>,
 ) -> Result<(AggregateType, Until), ApiError> {
     if !matches!(caller.role, Role::Auditor | Role::Admin) {
@@ -149,6 +151,7 @@ fn request(
             "the audit endpoints are for auditors and admins".to_string(),
         ));
     }
+    refuse_control_characters("id", aggregate_id)?;
     if let Some(unknown) = raw.keys().find(|name| !PARAMETERS.contains(&name.as_str())) {
         return Err(bad(unknown, "is not a parameter of this endpoint"));
     }

@@ -1,11 +1,18 @@
 //! The query endpoints. They read only the read models, and each accepts
 //! `min_position=<token from a command response>`: the answer waits, at
 //! most `QUERY_WAIT_MAX_MS`, until the read model has handled that
-//! position, and is a 503 with `Retry-After` past the bound.
+//! position, and is a 503 with `Retry-After` past the bound. A position
+//! beyond the head of the log (no event stands there or later, so no
+//! command answered it) is a 400 at once.
+//!
+//! Every list pages: `limit` (1 to [`MAX_PAGE`], default [`DEFAULT_PAGE`])
+//! and `cursor`, the `next_cursor` of the previous page (`null` on the
+//! last). Trades page by `trade_id`; the other lists, in a fixed order, by
+//! offset.
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use domain::Role;
@@ -20,12 +27,12 @@ use projections::read_models::{self, ReadModel};
 
 use crate::caller::Caller;
 use crate::error::{ApiError, ErrorResponse};
-use crate::extract::parse_id;
+use crate::extract::{parse_id, QueryParams};
 use crate::openapi::schemas;
 use crate::state::AppState;
 
 pub const MAX_PAGE: i64 = 500;
-const DEFAULT_PAGE: i64 = 100;
+pub const DEFAULT_PAGE: i64 = 100;
 
 /// The parameter every query takes, for the document; [`Params`] reads it.
 #[derive(IntoParams)]
@@ -33,7 +40,8 @@ const DEFAULT_PAGE: i64 = 100;
 #[allow(dead_code)]
 pub struct ReadYourWrites {
     /// A `position` from a command response: the answer waits (at most
-    /// `QUERY_WAIT_MAX_MS`) until the read model has handled it, else 503.
+    /// `QUERY_WAIT_MAX_MS`) until the read model has handled it, else 503;
+    /// a position no command answered (beyond the head of the log) is a 400.
     #[param(value_type = Option<schemas::Position>)]
     min_position: Option<String>,
 }
@@ -46,7 +54,8 @@ pub struct Page {
     /// Rows per page, 1 to 500 (default 100).
     #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page (a positive whole number;
+    /// anything else is a 400).
     cursor: Option<String>,
 }
 
@@ -119,16 +128,27 @@ impl Params {
         }
     }
 
-    /// A page cursor is the last row's id, as the previous page gave it.
+    /// A page cursor, as the previous page gave it: the last row's
+    /// `trade_id`, or the offset of the next row. Never 0 or negative.
     fn cursor(&self) -> Result<Option<i64>, ApiError> {
         self.get("cursor")
-            .map(|text| {
-                text.parse::<i64>().map_err(|_| ApiError::BadRequest {
+            .map(|text| match text.parse::<i64>() {
+                Ok(n) if n >= 1 => Ok(n),
+                _ => Err(ApiError::BadRequest {
                     field: Some("cursor".to_string()),
-                    reason: "must be a next_cursor from a previous page".to_string(),
-                })
+                    reason: "must be a next_cursor from a previous page (a whole number from 1)"
+                        .to_string(),
+                }),
             })
             .transpose()
+    }
+
+    /// The `limit` and the offset (from `cursor`) of an offset-paged list.
+    fn offset_page(&self) -> Result<OffsetPage, ApiError> {
+        Ok(OffsetPage {
+            limit: self.limit()?,
+            offset: self.cursor()?.unwrap_or(0),
+        })
     }
 
     /// Waits for `read_model` to reach `min_position`, if one was given.
@@ -140,6 +160,26 @@ impl Params {
             field: Some("min_position".to_string()),
             reason,
         })?;
+        let unavailable =
+            |e: sqlx::Error| ApiError::Unavailable(format!("database unavailable: {e}"));
+        if event_log::lag::has_reached(state.pool(), read_model.name, position)
+            .await
+            .map_err(unavailable)?
+        {
+            return Ok(());
+        }
+        // Not reached: a position no event stands at or after would never
+        // be, and waiting for it would only hold the connection.
+        if !event_log::lag::is_in_log(state.pool(), position)
+            .await
+            .map_err(unavailable)?
+        {
+            return Err(ApiError::BadRequest {
+                field: Some("min_position".to_string()),
+                reason: "is beyond the head of the log: not a position a command answered"
+                    .to_string(),
+            });
+        }
         let reached = event_log::lag::wait_until_reached(
             state.pool(),
             read_model.name,
@@ -147,7 +187,7 @@ impl Params {
             state.http.query_wait_max,
         )
         .await
-        .map_err(|e| ApiError::Unavailable(format!("database unavailable: {e}")))?;
+        .map_err(unavailable)?;
         if reached {
             Ok(())
         } else {
@@ -156,6 +196,33 @@ impl Params {
                 read_model.name
             )))
         }
+    }
+}
+
+/// Where an offset-paged list starts and how many rows it holds.
+#[derive(Clone, Copy)]
+struct OffsetPage {
+    limit: i64,
+    offset: i64,
+}
+
+impl OffsetPage {
+    /// How many rows to read: one more than the page, to know whether
+    /// another page follows.
+    fn rows_to_read(self) -> i64 {
+        self.limit + 1
+    }
+
+    /// The page of `rows` (read with [`Self::rows_to_read`]) and the
+    /// cursor of the next one, `None` when none follows.
+    fn split<T>(self, mut rows: Vec<T>) -> (Vec<T>, Option<String>) {
+        let more = rows.len() as i64 > self.limit;
+        rows.truncate(self.limit as usize);
+        let next = more
+            .then(|| self.offset.checked_add(self.limit))
+            .flatten()
+            .map(|next| next.to_string());
+        (rows, next)
     }
 }
 
@@ -211,7 +278,7 @@ const USER_COLUMNS: &str = "user_id, email, display_name, role, onboarded, risk_
 pub async fn me(
     State(state): State<AppState>,
     caller: Caller,
-    Query(raw): Query<HashMap<String, String>>,
+    QueryParams(raw): QueryParams,
 ) -> Result<Json<UserView>, ApiError> {
     let params = Params::new(raw, &[])?;
     params.wait_for(&state, &read_models::USERS).await?;
@@ -252,24 +319,23 @@ pub struct UserPage {
 pub async fn admin_users(
     State(state): State<AppState>,
     caller: Caller,
-    Query(raw): Query<HashMap<String, String>>,
+    QueryParams(raw): QueryParams,
 ) -> Result<Json<UserPage>, ApiError> {
     if caller.role != Role::Admin {
         return Err(ApiError::Forbidden("admins only".to_string()));
     }
     let params = Params::new(raw, &["limit", "cursor"])?;
-    let limit = params.limit()?;
-    let offset = params.cursor()?.unwrap_or(0);
+    let page = params.offset_page()?;
     params.wait_for(&state, &read_models::USERS).await?;
     let users = sqlx::query_as::<_, UserView>(&format!(
         "SELECT {USER_COLUMNS} FROM users ORDER BY created_at, user_id OFFSET $1 LIMIT $2"
     ))
-    .bind(offset)
-    .bind(limit)
+    .bind(page.offset)
+    .bind(page.rows_to_read())
     .fetch_all(state.pool())
     .await
     .map_err(database)?;
-    let next_cursor = (users.len() as i64 == limit).then(|| (offset + limit).to_string());
+    let (users, next_cursor) = page.split(users);
     Ok(Json(UserPage { users, next_cursor }))
 }
 
@@ -292,10 +358,12 @@ pub struct KeyView {
     updated_at: DateTime<Utc>,
 }
 
-/// Exchange keys.
+/// A page of exchange keys.
 #[derive(Serialize, ToSchema)]
 pub struct KeyList {
     keys: Vec<KeyView>,
+    /// The `cursor` of the next page; `null` on the last.
+    next_cursor: Option<String>,
 }
 
 /// `GET /api/v1/kraken/keys`: connected keys, never their secrets.
@@ -305,32 +373,38 @@ pub struct KeyList {
     operation_id = "list_keys",
     tag = "kraken",
     summary = "Connected keys",
-    description = "The caller's keys not disconnected (admins and auditors: everyone's).",
+    description = "The caller's keys not disconnected (admins and auditors: everyone's), oldest \
+        first, paged.",
     security(("bearer" = [])),
-    params(ReadYourWrites),
+    params(Page, ReadYourWrites),
     responses(
-        (status = 200, description = "The keys, oldest first", body = KeyList),
+        (status = 200, description = "A page of keys, oldest first", body = KeyList),
         (status = 400, description = "An unknown or malformed query parameter", body = ErrorResponse),
     ),
 )]
 pub async fn keys(
     State(state): State<AppState>,
     caller: Caller,
-    Query(raw): Query<HashMap<String, String>>,
+    QueryParams(raw): QueryParams,
 ) -> Result<Json<KeyList>, ApiError> {
-    let params = Params::new(raw, &[])?;
+    let params = Params::new(raw, &["limit", "cursor"])?;
+    let page = params.offset_page()?;
     params.wait_for(&state, &read_models::EXCHANGE_KEYS).await?;
     let keys = sqlx::query_as::<_, KeyView>(
         "SELECT key_id, owner_id, exchange, label, fingerprint, permissions, status, \
          last_test_failure, connected_at, updated_at FROM exchange_keys \
-         WHERE status <> 'disconnected' AND ($1 OR owner_id = $2) ORDER BY connected_at, key_id",
+         WHERE status <> 'disconnected' AND ($1 OR owner_id = $2) ORDER BY connected_at, key_id \
+         OFFSET $3 LIMIT $4",
     )
     .bind(sees_all(&caller))
     .bind(caller.user_id)
+    .bind(page.offset)
+    .bind(page.rows_to_read())
     .fetch_all(state.pool())
     .await
     .map_err(database)?;
-    Ok(Json(KeyList { keys }))
+    let (keys, next_cursor) = page.split(keys);
+    Ok(Json(KeyList { keys, next_cursor }))
 }
 
 /// A bot, from the `bot_status` read model.
@@ -376,10 +450,12 @@ pub struct LastTrade {
     executed_at: DateTime<Utc>,
 }
 
-/// Bots.
+/// A page of bots.
 #[derive(Serialize, ToSchema)]
 pub struct BotList {
     bots: Vec<BotView>,
+    /// The `cursor` of the next page; `null` on the last.
+    next_cursor: Option<String>,
 }
 
 /// `GET /api/v1/bot`: the caller's bots (an empty list for a new user).
@@ -389,30 +465,36 @@ pub struct BotList {
     operation_id = "list_bots",
     tag = "bots",
     summary = "The caller's bots",
-    description = "The caller's bots, oldest first (admins and auditors: everyone's); empty for a new user.",
+    description = "The caller's bots, oldest first (admins and auditors: everyone's), paged; \
+        empty for a new user.",
     security(("bearer" = [])),
-    params(ReadYourWrites),
+    params(Page, ReadYourWrites),
     responses(
-        (status = 200, description = "The bots", body = BotList),
+        (status = 200, description = "A page of bots", body = BotList),
         (status = 400, description = "An unknown or malformed query parameter", body = ErrorResponse),
     ),
 )]
 pub async fn bots(
     State(state): State<AppState>,
     caller: Caller,
-    Query(raw): Query<HashMap<String, String>>,
+    QueryParams(raw): QueryParams,
 ) -> Result<Json<BotList>, ApiError> {
-    let params = Params::new(raw, &[])?;
+    let params = Params::new(raw, &["limit", "cursor"])?;
+    let page = params.offset_page()?;
     params.wait_for(&state, &read_models::BOT_STATUS).await?;
     let bots = sqlx::query_as::<_, BotView>(&format!(
-        "SELECT {BOT_COLUMNS} FROM bot_status WHERE $1 OR owner_id = $2 ORDER BY created_at, bot_id"
+        "SELECT {BOT_COLUMNS} FROM bot_status WHERE $1 OR owner_id = $2 \
+          ORDER BY created_at, bot_id OFFSET $3 LIMIT $4"
     ))
     .bind(sees_all(&caller))
     .bind(caller.user_id)
+    .bind(page.offset)
+    .bind(page.rows_to_read())
     .fetch_all(state.pool())
     .await
     .map_err(database)?;
-    Ok(Json(BotList { bots }))
+    let (bots, next_cursor) = page.split(bots);
+    Ok(Json(BotList { bots, next_cursor }))
 }
 
 /// `GET /api/v1/bot/{bot_id}/status`; another user's bot is a 404.
@@ -433,7 +515,7 @@ pub async fn bot_status(
     State(state): State<AppState>,
     caller: Caller,
     Path(bot_id): Path<String>,
-    Query(raw): Query<HashMap<String, String>>,
+    QueryParams(raw): QueryParams,
 ) -> Result<Json<BotView>, ApiError> {
     let bot_id = parse_id("bot_id", &bot_id)?;
     let params = Params::new(raw, &[])?;
@@ -501,7 +583,7 @@ pub struct TradePage {
 pub async fn trades(
     State(state): State<AppState>,
     caller: Caller,
-    Query(raw): Query<HashMap<String, String>>,
+    QueryParams(raw): QueryParams,
 ) -> Result<Json<TradePage>, ApiError> {
     let params = Params::new(raw, &["bot_id", "pair", "from", "to", "limit", "cursor"])?;
     let bot_id = params.uuid("bot_id")?;
@@ -560,10 +642,12 @@ pub struct PositionView {
     updated_at: DateTime<Utc>,
 }
 
-/// Positions.
+/// A page of positions.
 #[derive(Serialize, ToSchema)]
 pub struct PositionList {
     positions: Vec<PositionView>,
+    /// The `cursor` of the next page; `null` on the last.
+    next_cursor: Option<String>,
 }
 
 /// `GET /api/v1/trading/positions`: per pair, with realised P&L.
@@ -573,29 +657,37 @@ pub struct PositionList {
     operation_id = "list_positions",
     tag = "trading",
     summary = "Positions per pair, with realised P&L",
-    description = "The caller's positions (admins and auditors: everyone's).",
+    description = "The caller's positions (admins and auditors: everyone's), by user and pair, \
+        paged.",
     security(("bearer" = [])),
-    params(ReadYourWrites),
+    params(Page, ReadYourWrites),
     responses(
-        (status = 200, description = "The positions", body = PositionList),
+        (status = 200, description = "A page of positions", body = PositionList),
         (status = 400, description = "An unknown or malformed query parameter", body = ErrorResponse),
     ),
 )]
 pub async fn positions(
     State(state): State<AppState>,
     caller: Caller,
-    Query(raw): Query<HashMap<String, String>>,
+    QueryParams(raw): QueryParams,
 ) -> Result<Json<PositionList>, ApiError> {
-    let params = Params::new(raw, &[])?;
+    let params = Params::new(raw, &["limit", "cursor"])?;
+    let page = params.offset_page()?;
     params.wait_for(&state, &read_models::POSITIONS).await?;
     let positions = sqlx::query_as::<_, PositionView>(
         "SELECT user_id, pair, quantity, cost_basis, average_cost, realised_pnl, trades, updated_at \
-           FROM positions WHERE $1 OR user_id = $2 ORDER BY user_id, pair",
+           FROM positions WHERE $1 OR user_id = $2 ORDER BY user_id, pair OFFSET $3 LIMIT $4",
     )
     .bind(sees_all(&caller))
     .bind(caller.user_id)
+    .bind(page.offset)
+    .bind(page.rows_to_read())
     .fetch_all(state.pool())
     .await
     .map_err(database)?;
-    Ok(Json(PositionList { positions }))
+    let (positions, next_cursor) = page.split(positions);
+    Ok(Json(PositionList {
+        positions,
+        next_cursor,
+    }))
 }

@@ -54,6 +54,23 @@ async fn bot_operations_answer_as_documented() {
     c.get(BOT, token).await;
 
     let running = c.app.running_bot(&user).await;
+    let head = c
+        .app
+        .state
+        .commands
+        .position_of("Bot", &running.to_string())
+        .await
+        .unwrap();
+    let first_page = c
+        .get(&format!("{BOT}?limit=1&min_position={head}"), token)
+        .await;
+    assert!(
+        first_page.body["next_cursor"].is_string(),
+        "{}",
+        first_page.body
+    );
+    c.get(&format!("{BOT}?limit=1&cursor=1"), token).await;
+    c.get(&format!("{BOT}?cursor=-1"), token).await;
     let triggered = c
         .post_empty(&format!("{BOT}/{running}/trigger-trade"), token)
         .await;

@@ -42,6 +42,9 @@ async fn kraken_key_operations_answer_as_documented() {
         .get(&format!("{KEYS}?min_position={position}"), token)
         .await;
     assert_eq!(listed.body["keys"].as_array().unwrap().len(), 1);
+    c.get(&format!("{KEYS}?limit=1&cursor=1"), token).await;
+    c.get(&format!("{KEYS}?cursor=99999999999999999999"), token)
+        .await;
 
     c.delete(&format!("{KEYS}/{unknown}"), token).await;
     let spare = c.app.connected_key(&user, "paper-key-spare").await;

@@ -13,6 +13,11 @@ async fn trading_queries_answer_as_documented() {
     c.get(&format!("{TRADES}?limit=10&pair=XBT/USD"), token)
         .await;
     c.get(&format!("{TRADES}?limit=0"), token).await;
+    c.get(&format!("{TRADES}?cursor=-1"), token).await;
     c.get(POSITIONS, token).await;
+    c.get(&format!("{POSITIONS}?limit=1&cursor=1"), token).await;
+    c.get(&format!("{POSITIONS}?cursor=abc"), token).await;
+    c.get(&format!("{POSITIONS}?min_position={}.1", u64::MAX), token)
+        .await;
     c.finish("trading");
 }
