@@ -10,7 +10,10 @@
 //! `bot.error`. A loop records a skip or an error only when its reason
 //! differs from the last one it recorded, so an idle threshold bot does not
 //! fill the log with the same skip every tick; a manual trigger always
-//! records its outcome.
+//! records its outcome. A stored strategy whose amounts are outside the
+//! command side's `StrategyLimits` is not traded (a `bot.error`), and a
+//! fill the bot refuses to record (beyond what a decimal holds) is a
+//! `bot.error` too: no bot's numbers can fail the runner.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
