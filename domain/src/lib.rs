@@ -17,7 +17,7 @@
 //! Every event's `event_type()` is its wire name on Kafka and RabbitMQ, and
 //! its payload is the event serialised with that name in a `type` field.
 //!
-//! `properties` holds the property tests of the money paths; [`arbitrary`]
+//! `properties` holds the property tests of the money paths; `arbitrary`
 //! (tests and the `proptest` feature only) the strategies they and the
 //! other crates' property tests draw decimals from.
 

@@ -445,6 +445,28 @@ mod tests {
         );
     }
 
+    /// The order of issue 15's attack (`Decimal::MAX` of quote at 60000):
+    /// its cost and fee overflowed `cost + fee` and panicked.
+    #[tokio::test]
+    async fn an_order_beyond_the_decimal_range_is_refused_not_a_panic() {
+        let exchange = PaperExchange::new();
+        let price = Decimal::from(60_000);
+        exchange.set_price(&xbt(), Some(price));
+        let key = credentials("paper-key");
+        let order = OrderRequest {
+            pair: xbt(),
+            side: Side::Buy,
+            quantity: (Decimal::MAX / price).trunc_with_scale(8),
+            client_order_id: Uuid::from_u128(3),
+        };
+        assert_eq!(
+            exchange.place_order(&key, &order).await,
+            Err(ExchangeError::Rejected(ORDER_TOO_LARGE.to_string()))
+        );
+        let balances = exchange.balances(&key).await.unwrap();
+        assert_eq!(balances["USD"], Decimal::from(100_000));
+    }
+
     mod properties {
         use domain::arbitrary::any_decimal;
         use proptest::prelude::*;
