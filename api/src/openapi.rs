@@ -465,22 +465,38 @@ pub mod schemas {
     pub struct Position(String);
 
     /// How a bot decides to trade. Amounts are exact decimals in the quote
-    /// currency, as strings.
+    /// currency, as strings. Configuring one outside these bounds is a 422
+    /// naming the field: `quote_amount` above 0, at most the operator's
+    /// `BOT_MAX_QUOTE_AMOUNT` (1000000 unless configured) and at most 8
+    /// decimal places; `buy_below` and `sell_above` above 0, at most
+    /// 1000000000000, at most 12 decimal places, `buy_below` below
+    /// `sell_above`; `interval_secs` from the operator's
+    /// `BOT_MIN_INTERVAL_SECS` (60 unless configured) to 2592000.
     #[derive(Serialize, ToSchema)]
     #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
     pub enum Strategy {
         /// Dollar-cost averaging: buy `quote_amount` every `interval_secs`
-        /// (1 to 2592000).
+        /// (from `BOT_MIN_INTERVAL_SECS`, 60 unless configured, to 2592000).
         Dca {
+            /// Above 0, at most `BOT_MAX_QUOTE_AMOUNT` (1000000 unless
+            /// configured), at most 8 decimal places.
             quote_amount: ExactDecimal,
+            /// Seconds, from `BOT_MIN_INTERVAL_SECS` (60 unless
+            /// configured; the operator may allow down to 1) to 2592000.
             #[schema(minimum = 1, maximum = 2592000)]
             interval_secs: u64,
         },
         /// Buy `quote_amount` when the price falls to `buy_below`, sell the
         /// position when it rises to `sell_above`.
         Threshold {
+            /// Above 0 and below `sell_above`, at most 1000000000000, at
+            /// most 12 decimal places.
             buy_below: ExactDecimal,
+            /// Above `buy_below`, at most 1000000000000, at most 12
+            /// decimal places.
             sell_above: ExactDecimal,
+            /// Above 0, at most `BOT_MAX_QUOTE_AMOUNT` (1000000 unless
+            /// configured), at most 8 decimal places.
             quote_amount: ExactDecimal,
         },
     }

@@ -159,6 +159,7 @@ fn command_side(pool: PgPool) -> Result<CommandSide> {
             append_batch_max: 64,
             secrets: Arc::new(secrets),
             exchange: Arc::new(PaperExchange::new()),
+            strategy_limits: domain::StrategyLimits::default(),
         },
     ))
 }

@@ -1,5 +1,9 @@
 //! The strategies: given the price and what the bot holds, buy, sell or
 //! skip (with the reason, which is recorded as `bot.trade.skipped`).
+//!
+//! Every computation is checked: a quantity or an order value beyond what
+//! a decimal holds is a skip with the reason, never a panic, whatever the
+//! stored strategy, the holding or the exchange's price.
 
 use std::time::Duration;
 
@@ -43,7 +47,7 @@ pub fn decide(strategy: &Strategy, price: Decimal, holding: Decimal) -> Decision
         } => {
             if holding > Decimal::ZERO {
                 if price >= *sell_above {
-                    Decision::Sell { quantity: holding }
+                    sell(holding, price)
                 } else {
                     Decision::Skip {
                         reason: format!(
@@ -63,22 +67,53 @@ pub fn decide(strategy: &Strategy, price: Decimal, holding: Decimal) -> Decision
 }
 
 fn buy(quote_amount: Decimal, price: Decimal) -> Decision {
-    let quantity =
-        (quote_amount / price).round_dp_with_strategy(QUANTITY_DECIMALS, RoundingStrategy::ToZero);
+    let Some(quantity) = quote_amount.checked_div(price) else {
+        return Decision::Skip {
+            reason: format!(
+                "quote amount {quote_amount} at price {price} buys more than a decimal holds"
+            ),
+        };
+    };
+    let quantity = quantity.round_dp_with_strategy(QUANTITY_DECIMALS, RoundingStrategy::ToZero);
     if quantity <= Decimal::ZERO {
-        Decision::Skip {
+        return Decision::Skip {
             reason: format!("quote amount {quote_amount} buys nothing at price {price}"),
-        }
-    } else {
-        Decision::Buy { quantity }
+        };
     }
+    // A quotient of more than 28 significant digits is rounded, possibly
+    // up: a buy never spends more than its quote amount.
+    if quantity
+        .checked_mul(price)
+        .is_none_or(|spent| spent > quote_amount)
+    {
+        return Decision::Skip {
+            reason: format!(
+                "quote amount {quote_amount} at price {price} has no quantity within it"
+            ),
+        };
+    }
+    Decision::Buy { quantity }
+}
+
+/// Sells the whole holding, if what it is worth at `price` is a number.
+fn sell(holding: Decimal, price: Decimal) -> Decision {
+    if holding.checked_mul(price).is_none() {
+        return Decision::Skip {
+            reason: format!(
+                "holding {holding} at price {price} is worth more than a decimal holds"
+            ),
+        };
+    }
+    Decision::Sell { quantity: holding }
 }
 
 /// How often a bot's trading loop looks at the market: a DCA bot at its
 /// interval, a threshold bot every `tick`.
 pub fn interval(strategy: &Strategy, tick: Duration) -> Duration {
     match strategy {
-        Strategy::Dca { interval_secs, .. } => Duration::from_secs(*interval_secs),
+        // At least a second: a stored interval of 0 (written past the
+        // configuration's bounds) must not spin the loop.
+        Strategy::Dca { interval_secs, .. } => Duration::from_secs((*interval_secs).max(1)),
         Strategy::Threshold { .. } => tick,
     }
 }
@@ -94,8 +129,19 @@ pub fn wait_before_trading(
 ) -> Duration {
     match (strategy, last_scheduled_fill_at) {
         (Strategy::Dca { interval_secs, .. }, Some(last)) => {
-            let due = last + chrono::Duration::seconds(*interval_secs as i64);
-            (due - now).to_std().unwrap_or(Duration::ZERO)
+            // A stored interval too long for a date (only one written past
+            // the configuration's bounds) waits one interval from now.
+            let due = i64::try_from(*interval_secs)
+                .ok()
+                .and_then(chrono::Duration::try_seconds)
+                .and_then(|interval| last.checked_add_signed(interval));
+            // Never more than one interval from now, even after a last
+            // fill dated in the future.
+            let interval = Duration::from_secs(*interval_secs);
+            match due {
+                Some(due) => (due - now).to_std().unwrap_or(Duration::ZERO).min(interval),
+                None => interval,
+            }
         }
         _ => Duration::ZERO,
     }
@@ -230,6 +276,48 @@ mod tests {
     }
 
     #[test]
+    fn the_attack_amount_is_a_skip_not_a_panic() {
+        let attack = Strategy::Dca {
+            quote_amount: Decimal::MAX,
+            interval_secs: 60,
+        };
+        // At a price below one the quantity would not fit a decimal.
+        let Decision::Skip { reason } = decide(&attack, dec("0.5"), Decimal::ZERO) else {
+            panic!("expected a skip");
+        };
+        assert!(reason.contains("more than a decimal holds"), "{reason}");
+        let selling = threshold();
+        let Decision::Skip { reason } = decide(&selling, dec("65000"), Decimal::MAX) else {
+            panic!("expected a skip");
+        };
+        assert!(
+            reason.contains("worth more than a decimal holds"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn a_stored_interval_beyond_any_date_waits_an_interval() {
+        let forever = Strategy::Dca {
+            quote_amount: dec("1"),
+            interval_secs: u64::MAX,
+        };
+        let last = DateTime::<Utc>::MAX_UTC;
+        assert_eq!(
+            wait_before_trading(&forever, Some(last), Utc::now()),
+            Duration::from_secs(u64::MAX)
+        );
+        let spin = Strategy::Dca {
+            quote_amount: dec("1"),
+            interval_secs: 0,
+        };
+        assert_eq!(
+            interval(&spin, Duration::from_millis(5)),
+            Duration::from_secs(1)
+        );
+    }
+
+    #[test]
     fn the_loop_interval_follows_the_strategy() {
         let tick = Duration::from_millis(250);
         let dca = Strategy::Dca {
@@ -238,5 +326,67 @@ mod tests {
         };
         assert_eq!(interval(&dca, tick), Duration::from_secs(90));
         assert_eq!(interval(&threshold(), tick), tick);
+    }
+
+    mod properties {
+        use domain::arbitrary::{any_decimal, any_strategy};
+        use proptest::prelude::*;
+        use proptest::strategy::Strategy as _;
+
+        use super::*;
+        use domain::Strategy;
+
+        fn any_time() -> impl proptest::strategy::Strategy<Value = DateTime<Utc>> {
+            let (min, max) = (
+                DateTime::<Utc>::MIN_UTC.timestamp(),
+                DateTime::<Utc>::MAX_UTC.timestamp(),
+            );
+            (min..=max).prop_map(|secs| DateTime::from_timestamp(secs, 0).expect("in range"))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Any strategy at any price with any holding decides without a
+            /// panic; a buy spends at most the quote amount, a sell sells
+            /// exactly the holding, and both are worth a number.
+            #[test]
+            fn any_strategy_at_any_price_decides(
+                strategy in any_strategy(),
+                price in any_decimal(),
+                holding in any_decimal(),
+            ) {
+                match decide(&strategy, price, holding) {
+                    Decision::Buy { quantity } => {
+                        let (Strategy::Dca { quote_amount, .. }
+                        | Strategy::Threshold { quote_amount, .. }) = strategy;
+                        prop_assert!(quantity > Decimal::ZERO);
+                        prop_assert!(quantity.scale() <= QUANTITY_DECIMALS);
+                        let spent = quantity.checked_mul(price);
+                        prop_assert!(spent.is_some_and(|spent| spent <= quote_amount));
+                    }
+                    Decision::Sell { quantity } => {
+                        prop_assert_eq!(quantity, holding);
+                        prop_assert!(quantity.checked_mul(price).is_some());
+                    }
+                    Decision::Skip { reason } => prop_assert!(!reason.is_empty()),
+                }
+            }
+
+            /// Any schedule, however far its last fill or long its interval,
+            /// waits at most one interval.
+            #[test]
+            fn any_schedule_waits_at_most_an_interval(
+                strategy in any_strategy(),
+                last in proptest::option::of(any_time()),
+                now in any_time(),
+            ) {
+                let wait = wait_before_trading(&strategy, last, now);
+                if let Strategy::Dca { interval_secs, .. } = strategy {
+                    prop_assert!(wait <= Duration::from_secs(interval_secs));
+                }
+                prop_assert!(interval(&strategy, Duration::from_millis(5)) > Duration::ZERO);
+            }
+        }
     }
 }

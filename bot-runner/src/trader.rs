@@ -10,7 +10,10 @@
 //! `bot.error`. A loop records a skip or an error only when its reason
 //! differs from the last one it recorded, so an idle threshold bot does not
 //! fill the log with the same skip every tick; a manual trigger always
-//! records its outcome.
+//! records its outcome. A stored strategy whose amounts are outside the
+//! command side's `StrategyLimits` is not traded (a `bot.error`), and a
+//! fill the bot refuses to record (beyond what a decimal holds) is a
+//! `bot.error` too: no bot's numbers can fail the runner.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -43,7 +46,10 @@ pub enum TradeError {
 
 /// What one decision came to.
 enum Outcome {
+    /// The exchange filled the order.
     Filled(Fill),
+    /// The fill is recorded on the bot.
+    Recorded,
     Skipped(String),
     Failed(String),
 }
@@ -193,18 +199,15 @@ impl Trader {
             metadata
         };
         let at = Utc::now();
-        match outcome {
+        let outcome = match outcome {
             Outcome::Filled(fill) => {
-                tracing::info!(%bot_id, order_id = %fill.order_id, side = ?fill.side, quantity = %fill.quantity, price = %fill.price, "trade executed");
-                let command = BotCommand::RecordTradeExecuted {
-                    actor: Actor::System,
-                    fill,
-                };
-                self.commands
-                    .execute_bot(&id, command, &metadata("bot.record_trade_executed"))
-                    .await?;
-                *last_note = None;
+                let metadata = metadata("bot.record_trade_executed");
+                self.record_fill(bot_id, fill, &metadata).await?
             }
+            other => other,
+        };
+        match outcome {
+            Outcome::Filled(_) | Outcome::Recorded => *last_note = None,
             Outcome::Skipped(reason) => {
                 if trigger_id.is_some() || last_note.as_deref() != Some(reason.as_str()) {
                     let command = BotCommand::RecordTradeSkipped {
@@ -248,6 +251,35 @@ impl Trader {
         Ok(())
     }
 
+    /// Records `fill` on the bot: `Recorded`, or `Failed` when the bot
+    /// refuses a fill it cannot hold (its value or the holding after it
+    /// beyond what a decimal holds), which is then an error on the bot
+    /// rather than a message that fails forever.
+    async fn record_fill(
+        &self,
+        bot_id: Uuid,
+        fill: Fill,
+        metadata: &CommandMetadata,
+    ) -> Result<Outcome, TradeError> {
+        tracing::info!(%bot_id, order_id = %fill.order_id, side = ?fill.side, quantity = %fill.quantity, price = %fill.price, "trade executed");
+        let order_id = fill.order_id.clone();
+        let command = BotCommand::RecordTradeExecuted {
+            actor: Actor::System,
+            fill,
+        };
+        match self
+            .commands
+            .execute_bot(&bot_id.to_string(), command, metadata)
+            .await
+        {
+            Ok(_) => Ok(Outcome::Recorded),
+            Err(CommandError::Refused(refusal)) => Ok(Outcome::Failed(format!(
+                "fill {order_id} cannot be recorded: {refusal}"
+            ))),
+            Err(other) => Err(other.into()),
+        }
+    }
+
     async fn decide_and_order(
         &self,
         bot: &Bot,
@@ -258,6 +290,14 @@ impl Trader {
         else {
             return Ok(Outcome::Failed("bot has no configuration".to_string()));
         };
+        // A stored strategy outside today's bounds (written past them, or
+        // before an operator lowered them) never reaches the exchange.
+        let limits = &self.commands.settings.strategy_limits;
+        if let Err(refusal) = limits.check_amounts(&strategy) {
+            return Ok(Outcome::Failed(format!(
+                "not trading a strategy outside the bounds: {refusal}"
+            )));
+        }
         let credentials =
             load_credentials(&self.commands.pool, &self.commands.settings.secrets, key_id)
                 .await

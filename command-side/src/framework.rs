@@ -10,7 +10,7 @@ use domain::bot::{Bot, BotServices};
 use domain::exchange_key::{ExchangeKey, ExchangeKeyServices};
 use domain::portfolio::Portfolio;
 use domain::user::User;
-use domain::DomainError;
+use domain::{DomainError, StrategyLimits};
 use rand::Rng;
 use sqlx::PgPool;
 
@@ -43,6 +43,10 @@ pub struct CommandSideSettings {
     pub append_batch_max: usize,
     pub secrets: Arc<SecretBox>,
     pub exchange: Arc<dyn Exchange>,
+    /// What a user may configure on a bot (`BOT_MAX_QUOTE_AMOUNT`,
+    /// `BOT_MIN_INTERVAL_SECS`); the Bot refuses a configuration outside
+    /// them and the bot runner trades no stored strategy outside them.
+    pub strategy_limits: StrategyLimits,
 }
 
 /// The command side: one framework per aggregate over a shared pool.
@@ -117,6 +121,7 @@ impl CommandSide {
                 pool: pool.clone(),
                 snapshot_every: every,
             }),
+            limits: settings.strategy_limits,
         };
         let settings = CommandSideSettings {
             snapshot_every: every,

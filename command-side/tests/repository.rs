@@ -77,6 +77,7 @@ fn command_side(pool: PgPool) -> CommandSide {
             append_batch_max: 64,
             secrets: Arc::new(SecretBox::new(&[7u8; 32]).unwrap()),
             exchange: Arc::new(PaperExchange::new()),
+            strategy_limits: domain::StrategyLimits::default(),
         },
     )
 }

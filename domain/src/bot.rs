@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::common::{bounded_text, ensure_positive, Actor, Pair, Side, Strategy};
 use crate::error::DomainError;
+use crate::money::{fill_value, StrategyLimits};
 use crate::services::{KeyDirectory, KeyStatus};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -220,6 +221,8 @@ pub struct Bot {
 #[derive(Clone)]
 pub struct BotServices {
     pub keys: Arc<dyn KeyDirectory>,
+    /// What a user may configure (the operator's `BOT_*` settings).
+    pub limits: StrategyLimits,
 }
 
 impl Bot {
@@ -287,6 +290,14 @@ impl Bot {
         }
     }
 
+    /// The holding after `fill`, or `None` beyond what a decimal holds.
+    fn holding_after(&self, fill: &Fill) -> Option<Decimal> {
+        match fill.side {
+            Side::Buy => self.holding.checked_add(fill.quantity),
+            Side::Sell => self.holding.checked_sub(fill.quantity),
+        }
+    }
+
     fn state_conflict(&self, wanted: &str) -> DomainError {
         DomainError::conflict(format!(
             "cannot {wanted}: bot is {}",
@@ -303,7 +314,12 @@ impl Bot {
 
     /// The user who configures a new bot; the strategy must be valid. The
     /// key is checked by the caller, which has the services.
-    fn owner_of_new_bot(&self, actor: &Actor, strategy: &Strategy) -> Result<Uuid, DomainError> {
+    fn owner_of_new_bot(
+        &self,
+        actor: &Actor,
+        strategy: &Strategy,
+        limits: &StrategyLimits,
+    ) -> Result<Uuid, DomainError> {
         actor.ensure_may_trade()?;
         let owner_id = actor
             .user_id()
@@ -311,7 +327,7 @@ impl Bot {
         if self.bot_id.is_some() {
             return Err(DomainError::conflict("bot already configured"));
         }
-        strategy.validate()?;
+        strategy.validate(limits)?;
         Ok(owner_id)
     }
 
@@ -438,6 +454,23 @@ impl Bot {
         if fill.fee < Decimal::ZERO {
             return Err(DomainError::invalid("fee", "must not be negative"));
         }
+        // What `apply` and the portfolio compute from the fill must stay
+        // representable, so no stored fill leaves them without a value.
+        if fill_value(fill.quantity, fill.price, fill.fee).is_none() {
+            return Err(DomainError::invalid(
+                "quantity",
+                "the fill's value (quantity × price + fee) is beyond what a decimal holds",
+            ));
+        }
+        if self.holding_after(&fill).is_none() {
+            return Err(DomainError::invalid(
+                "quantity",
+                format!(
+                    "the bot's holding {} after this fill is beyond what a decimal holds",
+                    self.holding
+                ),
+            ));
+        }
         let pair = self
             .pair
             .clone()
@@ -509,7 +542,7 @@ impl Aggregate for Bot {
                 strategy,
                 at,
             } => {
-                let owner_id = self.owner_of_new_bot(&actor, &strategy)?;
+                let owner_id = self.owner_of_new_bot(&actor, &strategy, &services.limits)?;
                 Self::check_key(services, key_id, owner_id, false).await?;
                 Some(BotEvent::BotConfigured {
                     bot_id,
@@ -581,11 +614,16 @@ impl Aggregate for Bot {
                 }
             }
             BotEvent::TradeExecuted { fill, .. } => {
-                self.trades_executed += 1;
+                self.trades_executed = self.trades_executed.saturating_add(1);
                 self.handle_trigger(fill.trigger_id);
-                match fill.side {
-                    Side::Buy => self.holding += fill.quantity,
-                    Side::Sell => self.holding -= fill.quantity,
+                // `handle` records no fill whose holding would leave the
+                // decimal range, so this keeps the previous holding only
+                // for an event written past it (by hand, or by a version
+                // without the check): apply cannot refuse, a saturated
+                // holding would be a quantity nobody holds, and the
+                // previous one is the last the log states exactly.
+                if let Some(holding) = self.holding_after(&fill) {
+                    self.holding = holding;
                 }
                 if fill.trigger_id.is_none() {
                     self.last_scheduled_fill_at =
@@ -597,10 +635,10 @@ impl Aggregate for Bot {
                 }
             }
             BotEvent::TradeSkipped { trigger_id, .. } => {
-                self.trades_skipped += 1;
+                self.trades_skipped = self.trades_skipped.saturating_add(1);
                 self.handle_trigger(trigger_id);
             }
-            BotEvent::BotErrored { .. } => self.errors += 1,
+            BotEvent::BotErrored { .. } => self.errors = self.errors.saturating_add(1),
         }
     }
 }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::DomainError;
+use crate::money::StrategyLimits;
 
 /// A user's role. A user holds exactly one; granting another replaces it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -200,38 +201,10 @@ pub enum Strategy {
 pub const MAX_INTERVAL_SECS: u64 = 30 * 24 * 3600;
 
 impl Strategy {
-    pub fn validate(&self) -> Result<(), DomainError> {
-        match self {
-            Strategy::Dca {
-                quote_amount,
-                interval_secs,
-            } => {
-                ensure_positive("strategy.quote_amount", *quote_amount)?;
-                if *interval_secs == 0 || *interval_secs > MAX_INTERVAL_SECS {
-                    return Err(DomainError::invalid(
-                        "strategy.interval_secs",
-                        format!("must be between 1 and {MAX_INTERVAL_SECS}"),
-                    ));
-                }
-                Ok(())
-            }
-            Strategy::Threshold {
-                buy_below,
-                sell_above,
-                quote_amount,
-            } => {
-                ensure_positive("strategy.buy_below", *buy_below)?;
-                ensure_positive("strategy.sell_above", *sell_above)?;
-                ensure_positive("strategy.quote_amount", *quote_amount)?;
-                if buy_below >= sell_above {
-                    return Err(DomainError::invalid(
-                        "strategy.sell_above",
-                        "must be greater than buy_below",
-                    ));
-                }
-                Ok(())
-            }
-        }
+    /// Whether a user may configure this strategy within `limits`, naming
+    /// the first field out of bounds (see [`crate::money`]).
+    pub fn validate(&self, limits: &StrategyLimits) -> Result<(), DomainError> {
+        limits.check(self)
     }
 }
 

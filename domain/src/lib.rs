@@ -9,19 +9,29 @@
 //!
 //! [`aggregates`] is the one list of them ([`AggregateType::ALL`]).
 //! Shared vocabulary lives in [`common`] (actors, roles, decimals, pairs,
-//! strategies) and the one error type every aggregate refuses with in
-//! [`error`]. Calls that leave the process (the exchange, reading another
+//! strategies), the bounds on configured money and the checked arithmetic
+//! on it in [`money`], and the one error type every aggregate refuses with
+//! in [`error`]. Calls that leave the process (the exchange, reading another
 //! aggregate) are traits in [`services`], implemented by `command-side`.
 //!
 //! Every event's `event_type()` is its wire name on Kafka and RabbitMQ, and
 //! its payload is the event serialised with that name in a `type` field.
+//!
+//! `properties` holds the property tests of the money paths; `arbitrary`
+//! (tests and the `proptest` feature only) the strategies they and the
+//! other crates' property tests draw decimals from.
 
 pub mod aggregates;
+#[cfg(any(test, feature = "proptest"))]
+pub mod arbitrary;
 pub mod bot;
 pub mod common;
 pub mod error;
 pub mod exchange_key;
+pub mod money;
 pub mod portfolio;
+#[cfg(test)]
+mod properties;
 pub mod secret;
 pub mod services;
 pub mod user;
@@ -29,5 +39,6 @@ pub mod user;
 pub use aggregates::{AggregateType, Ownership};
 pub use common::{Actor, Pair, Role, Side, Strategy};
 pub use error::DomainError;
+pub use money::StrategyLimits;
 pub use rust_decimal::Decimal;
 pub use secret::SecretString;

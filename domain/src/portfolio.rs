@@ -146,7 +146,10 @@ impl Portfolio {
                 ),
             ));
         }
-        let quantity = current.quantity - trade.quantity;
+        let quantity = current
+            .quantity
+            .checked_sub(trade.quantity)
+            .ok_or_else(too_large)?;
         let cost_sold = if quantity.is_zero() {
             current.cost_basis
         } else {
@@ -161,7 +164,10 @@ impl Portfolio {
             .checked_sub(trade.fee)
             .and_then(|net| net.checked_sub(cost_sold))
             .ok_or_else(too_large)?;
-        let cost_basis = current.cost_basis - cost_sold;
+        let cost_basis = current
+            .cost_basis
+            .checked_sub(cost_sold)
+            .ok_or_else(too_large)?;
         let realised_pnl = current
             .realised_pnl
             .checked_add(realised)

@@ -11,7 +11,7 @@ use domain::bot::BotState::{self, *};
 use domain::bot::{Bot, BotCommand, BotEvent, BotServices, Fill};
 use domain::common::MAX_INTERVAL_SECS;
 use domain::services::{KeyFacts, KeyStatus};
-use domain::{Actor, DomainError, Pair, Side, Strategy};
+use domain::{Actor, DomainError, Pair, Side, Strategy, StrategyLimits};
 use support::{assert_wire_format, at, at_plus, dec, id, state_after, FakeDirectory, Outcome};
 use uuid::Uuid;
 
@@ -30,6 +30,15 @@ fn me() -> Actor {
 }
 
 fn run(given: Vec<BotEvent>, command: BotCommand) -> AggregateResultValidator<Bot> {
+    run_within(StrategyLimits::default(), given, command)
+}
+
+/// The same, with an operator's own limits.
+fn run_within(
+    limits: StrategyLimits,
+    given: Vec<BotEvent>,
+    command: BotCommand,
+) -> AggregateResultValidator<Bot> {
     let facts = |owner_id, status| KeyFacts { owner_id, status };
     let keys = FakeDirectory(HashMap::from([
         (id(TESTED), facts(OWNER, KeyStatus::Tested)),
@@ -40,6 +49,7 @@ fn run(given: Vec<BotEvent>, command: BotCommand) -> AggregateResultValidator<Bo
     ]));
     let services = BotServices {
         keys: Arc::new(keys),
+        limits,
     };
     TestFramework::<Bot>::with(services)
         .given(given)
@@ -238,6 +248,84 @@ fn configure_refuses_an_invalid_strategy() {
 }
 
 #[test]
+fn configure_refuses_money_outside_the_stated_bounds() {
+    let max = "79228162514264337593543950335";
+    for (strategy, expected, reason) in [
+        (
+            dca_of(max, 60),
+            "strategy.quote_amount",
+            "must be at most 1000000",
+        ),
+        (
+            dca_of("1000000.00000001", 60),
+            "strategy.quote_amount",
+            "must be at most 1000000",
+        ),
+        (
+            dca_of("10.123456789", 60),
+            "strategy.quote_amount",
+            "must have at most 8 decimal places",
+        ),
+        (
+            dca_of("10", 59),
+            "strategy.interval_secs",
+            "must be between 60 and 2592000",
+        ),
+        (
+            threshold("90", "100", max),
+            "strategy.quote_amount",
+            "must be at most 1000000",
+        ),
+        (
+            threshold(max, max, "10"),
+            "strategy.buy_below",
+            "must be at most 1000000000000",
+        ),
+        (
+            threshold("90", "1000000000000.5", "10"),
+            "strategy.sell_above",
+            "must be at most 1000000000000",
+        ),
+        (
+            threshold("0.0000000000001", "1", "10"),
+            "strategy.buy_below",
+            "must have at most 12 decimal places",
+        ),
+        (
+            threshold("-90", "100", "10"),
+            "strategy.buy_below",
+            "must be greater than zero",
+        ),
+    ] {
+        let refusal = run(vec![], configure(me(), TESTED, strategy)).refusal();
+        assert_eq!(refusal, DomainError::invalid(expected, reason));
+    }
+    // The edges themselves, and trailing zeros beyond 8 places, are fine.
+    for strategy in [
+        dca_of("1000000", 60),
+        dca_of("0.00000001", 60),
+        dca_of("25.000000000000", 60),
+        threshold("0.000000000001", "1000000000000", "1000000"),
+    ] {
+        assert_eq!(
+            run(vec![], configure(me(), TESTED, strategy))
+                .events()
+                .len(),
+            1
+        );
+    }
+}
+
+#[test]
+fn an_operator_s_limits_decide_the_amount_and_the_interval() {
+    let limits = StrategyLimits::new(dec("500"), 1).unwrap();
+    let quick = configure(me(), TESTED, dca_of("500", 1));
+    assert_eq!(run_within(limits, vec![], quick).events().len(), 1);
+    let large = configure(me(), TESTED, dca_of("500.01", 1));
+    run_within(limits, vec![], large).then_expect_invalid("strategy.quote_amount");
+}
+
+#[test]
 fn configure_refuses_a_second_configuration_auditors_and_the_system() {
     let again = configure(me(), TESTED, dca());
     run(history(Configured), again).then_expect_error_message("bot already configured");
@@ -402,6 +490,18 @@ fn record_trade_executed_refuses_an_invalid_fill() {
     ] {
         run(history(Running), record_fill(Actor::System, bad)).then_expect_invalid(expected);
     }
+    let max = "79228162514264337593543950335";
+    // What the fill is worth, and the holding after it, must be
+    // representable: the runner reports such a fill as an error instead.
+    for (quantity, price, fee) in [(max, "2", "0"), (max, "1", "1"), ("2", max, "0")] {
+        let too_large = record_fill(Actor::System, fill("O-1", quantity, price, fee));
+        run(history(Running), too_large).then_expect_invalid("quantity");
+    }
+    let mut given = history(Running);
+    given.push(executed(fill("O-1", max, "1", "0")));
+    let beyond_the_holding = record_fill(Actor::System, fill("O-2", "1", "1", "0"));
+    let refusal = run(given, beyond_the_holding).refusal();
+    assert!(refusal.to_string().contains("holding"), "{refusal}");
     let negative_fee = record_fill(Actor::System, fill("O-1", "1", "100", "-1"));
     run(history(Running), negative_fee).then_expect_error_message("fee: must not be negative");
 }
@@ -606,6 +706,19 @@ fn fills_add_up_to_the_holding() {
     given.push(executed(sold));
     let bot: Bot = state_after(given);
     assert_eq!(bot.holding, dec("0.15"));
+}
+
+#[test]
+fn a_stored_fill_beyond_the_decimal_range_keeps_the_holding() {
+    // Written past `handle` (which refuses it): apply keeps the last exact
+    // holding rather than panic.
+    let max = "79228162514264337593543950335";
+    let mut given = history(Running);
+    given.push(executed(fill("O-1", max, "1", "0")));
+    given.push(executed(fill("O-2", "1", "1", "0")));
+    let bot: Bot = state_after(given);
+    assert_eq!(bot.holding, dec(max));
+    assert_eq!(bot.trades_executed, 2);
 }
 
 #[test]

@@ -190,6 +190,8 @@ async fn read_result(
     Ok(body["result"].clone())
 }
 
+/// A decimal Kraken sent as a string; text beyond what a decimal holds is
+/// unreadable (an error for this call), never a panic.
 fn decimal(value: &Value, what: &str) -> Result<Decimal, ExchangeError> {
     value
         .as_str()
@@ -365,5 +367,21 @@ mod tests {
     #[test]
     fn pairs_are_named_the_kraken_way() {
         assert_eq!(kraken_pair(&Pair::parse("XBT/USD").unwrap()), "XBTUSD");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any text Kraken might send for an amount is read exactly or
+        /// refused as unreadable.
+        #[test]
+        fn any_amount_text_is_read_or_refused(
+            text in "-?[0-9]{0,40}(\\.[0-9]{0,40})?|.{0,40}",
+        ) {
+            match decimal(&Value::String(text.clone()), "amount") {
+                Ok(value) => proptest::prop_assert_eq!(Some(value), text.parse().ok()),
+                Err(error) => proptest::prop_assert!(matches!(error, ExchangeError::Unavailable(_))),
+            }
+        }
     }
 }

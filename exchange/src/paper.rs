@@ -34,6 +34,8 @@ use crate::{
 /// - a market order fills at once, whole, at the price of the last ticker
 ///   read (it does not move the price); the fee is
 ///   0.26 % of the cost (Kraken's base taker fee), in the quote currency;
+///   an order whose cost, fee or resulting balance would be beyond what a
+///   decimal holds is refused as `EGeneral:Invalid arguments:volume`;
 /// - an account starts with 100000 USD and 100000 EUR and nothing else;
 ///   a buy needs cost plus fee in the quote currency, a sell the quantity
 ///   in the base currency, otherwise `EOrder:Insufficient funds`;
@@ -167,8 +169,14 @@ impl PaperMarket {
         if !*pinned {
             *state = xorshift(*state);
             let step_bps = Decimal::from((*state % 201) as i64 - 100);
-            let moved = *price * (Decimal::from(10_000) + step_bps) / Decimal::from(10_000);
-            *price = moved.round_dp(2).max(Decimal::new(1, 2));
+            // A price pinned near the decimal's edge and then released
+            // stays where it is rather than overflow.
+            let moved = price
+                .checked_mul(Decimal::from(10_000) + step_bps)
+                .and_then(|moved| moved.checked_div(Decimal::from(10_000)));
+            if let Some(moved) = moved {
+                *price = moved.round_dp(2).max(Decimal::new(1, 2));
+            }
         }
         *price
     }
@@ -189,38 +197,85 @@ impl PaperMarket {
             .split_once('/')
             .ok_or_else(|| ExchangeError::Rejected("EQuery:Unknown asset pair".to_string()))?;
         if order.quantity <= Decimal::ZERO {
-            return Err(ExchangeError::Rejected(
-                "EGeneral:Invalid arguments:volume".to_string(),
-            ));
+            return Err(ExchangeError::Rejected(ORDER_TOO_LARGE.to_string()));
         }
         let price = self.current(&order.pair);
-        let cost =
-            (order.quantity * price).round_dp_with_strategy(8, RoundingStrategy::AwayFromZero);
-        let fee = (cost * PAPER_FEE_RATE).round_dp_with_strategy(8, RoundingStrategy::AwayFromZero);
         let account = self.account(api_key);
-        let holding = |asset: &str, account: &HashMap<String, Decimal>| {
-            account.get(asset).copied().unwrap_or_default()
-        };
-        let (spend_asset, spend, receive_asset, receive) = match order.side {
-            Side::Buy => (quote, cost + fee, base, order.quantity),
-            Side::Sell => (base, order.quantity, quote, cost - fee),
-        };
-        if holding(spend_asset, account) < spend {
+        let balance = |asset: &str| account.get(asset).copied().unwrap_or_default();
+        let moves = order_moves(order, price, base, quote)
+            .ok_or_else(|| ExchangeError::Rejected(ORDER_TOO_LARGE.to_string()))?;
+        if balance(moves.spend_asset) < moves.spend {
             return Err(ExchangeError::Rejected(
                 "EOrder:Insufficient funds".to_string(),
             ));
         }
-        *account.entry(spend_asset.to_string()).or_default() -= spend;
-        *account.entry(receive_asset.to_string()).or_default() += receive;
+        // Both balances are computed before either changes: an order whose
+        // proceeds would not fit the account is refused whole.
+        let spent = balance(moves.spend_asset).checked_sub(moves.spend);
+        let received = balance(moves.receive_asset).checked_add(moves.receive);
+        let (Some(spent), Some(received)) = (spent, received) else {
+            return Err(ExchangeError::Rejected(ORDER_TOO_LARGE.to_string()));
+        };
+        account.insert(moves.spend_asset.to_string(), spent);
+        account.insert(moves.receive_asset.to_string(), received);
         Ok(OrderState {
             order_id: paper_order_id(order.client_order_id),
             status: OrderStatus::Closed,
             executed_quantity: order.quantity,
             average_price: price,
-            fee,
+            fee: moves.fee,
             closed_at: Some(Utc::now()),
         })
     }
+}
+
+/// The paper exchange's refusal of an order volume that is not positive, or
+/// whose cost, fee or resulting balance is beyond what a decimal holds (as
+/// Kraken refuses a volume it cannot take).
+const ORDER_TOO_LARGE: &str = "EGeneral:Invalid arguments:volume";
+
+/// What a filled order takes from and gives to the account.
+#[derive(Debug, PartialEq, Eq)]
+struct OrderMoves<'a> {
+    spend_asset: &'a str,
+    spend: Decimal,
+    receive_asset: &'a str,
+    receive: Decimal,
+    fee: Decimal,
+}
+
+/// The cost (rounded up to 8 places), the fee on it and what moves where,
+/// or `None` when any of them is beyond what a decimal holds.
+fn order_moves<'a>(
+    order: &OrderRequest,
+    price: Decimal,
+    base: &'a str,
+    quote: &'a str,
+) -> Option<OrderMoves<'a>> {
+    let cost = order
+        .quantity
+        .checked_mul(price)?
+        .round_dp_with_strategy(8, RoundingStrategy::AwayFromZero);
+    let fee = cost
+        .checked_mul(PAPER_FEE_RATE)?
+        .round_dp_with_strategy(8, RoundingStrategy::AwayFromZero);
+    let moves = match order.side {
+        Side::Buy => OrderMoves {
+            spend_asset: quote,
+            spend: cost.checked_add(fee)?,
+            receive_asset: base,
+            receive: order.quantity,
+            fee,
+        },
+        Side::Sell => OrderMoves {
+            spend_asset: base,
+            spend: order.quantity,
+            receive_asset: quote,
+            receive: cost.checked_sub(fee)?,
+            fee,
+        },
+    };
+    Some(moves)
 }
 
 /// A Kraken-shaped order id (`PXXXXX-XXXXX-XXXXXX`) derived from the
@@ -388,5 +443,104 @@ mod tests {
                 "EOrder:Insufficient funds".to_string()
             ))
         );
+    }
+
+    /// The order of issue 15's attack (`Decimal::MAX` of quote at 60000):
+    /// its cost and fee overflowed `cost + fee` and panicked.
+    #[tokio::test]
+    async fn an_order_beyond_the_decimal_range_is_refused_not_a_panic() {
+        let exchange = PaperExchange::new();
+        let price = Decimal::from(60_000);
+        exchange.set_price(&xbt(), Some(price));
+        let key = credentials("paper-key");
+        let order = OrderRequest {
+            pair: xbt(),
+            side: Side::Buy,
+            quantity: (Decimal::MAX / price).trunc_with_scale(8),
+            client_order_id: Uuid::from_u128(3),
+        };
+        assert_eq!(
+            exchange.place_order(&key, &order).await,
+            Err(ExchangeError::Rejected(ORDER_TOO_LARGE.to_string()))
+        );
+        let balances = exchange.balances(&key).await.unwrap();
+        assert_eq!(balances["USD"], Decimal::from(100_000));
+    }
+
+    mod properties {
+        use domain::arbitrary::any_decimal;
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn runtime() -> tokio::runtime::Runtime {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("a runtime")
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Any order of any quantity at any price fills with balances
+            /// moved exactly, or is refused with the balances untouched.
+            #[test]
+            fn any_order_at_any_price_fills_exactly_or_is_refused(
+                price in any_decimal(),
+                quantity in any_decimal(),
+                buy in any::<bool>(),
+                holding in any_decimal(),
+            ) {
+                let exchange = PaperExchange::new();
+                exchange.set_price(&xbt(), Some(price));
+                let key = credentials("paper-key");
+                let api_key = key.api_key.expose().to_string();
+                exchange.market().account(&api_key).insert("XBT".to_string(), holding);
+                let side = if buy { Side::Buy } else { Side::Sell };
+                let order = OrderRequest {
+                    pair: xbt(),
+                    side,
+                    quantity,
+                    client_order_id: Uuid::from_u128(1),
+                };
+                let runtime = runtime();
+                let before = runtime.block_on(exchange.balances(&key)).unwrap();
+                let placed = runtime.block_on(exchange.place_order(&key, &order));
+                let after = runtime.block_on(exchange.balances(&key)).unwrap();
+                match placed {
+                    Ok(order_id) => {
+                        let state = runtime.block_on(exchange.query_order(&key, &order_id)).unwrap();
+                        let cost = quantity.checked_mul(price).unwrap()
+                            .round_dp_with_strategy(8, RoundingStrategy::AwayFromZero);
+                        let (usd, xbt) = match side {
+                            Side::Buy => (before["USD"] - (cost + state.fee), before["XBT"] + quantity),
+                            Side::Sell => (before["USD"] + (cost - state.fee), before["XBT"] - quantity),
+                        };
+                        prop_assert_eq!(after["USD"], usd);
+                        prop_assert_eq!(after["XBT"], xbt);
+                        prop_assert_eq!(state.executed_quantity, quantity);
+                        prop_assert_eq!(state.average_price, price);
+                    }
+                    Err(refusal) => {
+                        prop_assert!(matches!(refusal, ExchangeError::Rejected(_)));
+                        prop_assert_eq!(after, before);
+                    }
+                }
+            }
+
+            /// A pinned price anywhere in the range, released, walks on or
+            /// stays without a panic, and stays at least a cent once it moves.
+            #[test]
+            fn any_released_price_walks_on(price in any_decimal()) {
+                let exchange = PaperExchange::new();
+                exchange.set_price(&xbt(), Some(price));
+                exchange.set_price(&xbt(), None);
+                let runtime = runtime();
+                for _ in 0..3 {
+                    let last = runtime.block_on(exchange.ticker(&xbt())).unwrap().last;
+                    prop_assert!(last == price || last >= Decimal::new(1, 2));
+                }
+            }
+        }
     }
 }

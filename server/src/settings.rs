@@ -130,6 +130,10 @@ pub struct Settings {
     pub paper_seed: u64,
     /// How often a threshold bot looks at the price (`RUNNER_TICK_MS`).
     pub runner_tick: std::time::Duration,
+    /// What a user may configure on a bot: `BOT_MAX_QUOTE_AMOUNT` (default
+    /// 1000000, in the quote currency) and `BOT_MIN_INTERVAL_SECS` (default
+    /// 60); the other bounds are `domain::money`'s constants.
+    pub bot_limits: domain::StrategyLimits,
     /// What the HTTP layer needs: `REFRESH_TOKEN_TTL_SECS`,
     /// `QUERY_WAIT_MAX_MS`, `MUCKARD_INSTANCE` (default the host name, sent
     /// on every response as `x-muckard-instance` so an operator can tell
@@ -309,6 +313,7 @@ impl Settings {
             exchange_timeout: millis("EXCHANGE_TIMEOUT_MS", "10000")?.max(MIN_MILLI),
             paper_seed: number("PAPER_SEED", "42")?,
             runner_tick: millis("RUNNER_TICK_MS", "5000")?.max(10 * MIN_MILLI),
+            bot_limits: bot_limits(&get)?,
             http: http_settings(&get)?,
             shutdown_grace: std::time::Duration::from_secs(number("SHUTDOWN_GRACE_SECS", "10")?),
             ready_check_timeout: millis("READY_CHECK_TIMEOUT_MS", "2000")?.max(MIN_MILLI),
@@ -373,6 +378,33 @@ fn role_names(
         }),
         None => Ok(names),
     }
+}
+
+/// `BOT_MAX_QUOTE_AMOUNT` and `BOT_MIN_INTERVAL_SECS`, checked against the
+/// bounds `domain::StrategyLimits::new` states.
+fn bot_limits(get: &dyn Fn(&str) -> Option<String>) -> Result<domain::StrategyLimits, ConfigError> {
+    let name = "BOT_MAX_QUOTE_AMOUNT";
+    let text = get(name).unwrap_or_else(|| domain::money::DEFAULT_MAX_QUOTE_AMOUNT.to_string());
+    let max_quote_amount =
+        text.trim()
+            .parse::<domain::Decimal>()
+            .map_err(|_| ConfigError::Invalid {
+                name,
+                reason: format!("expected a decimal number, got {text}"),
+            })?;
+    let default_interval = domain::money::DEFAULT_MIN_INTERVAL_SECS.to_string();
+    let min_interval_secs = whole_number(get, "BOT_MIN_INTERVAL_SECS", &default_interval)?;
+    domain::StrategyLimits::new(max_quote_amount, min_interval_secs).map_err(|refusal| {
+        let (field, reason) = match refusal {
+            domain::DomainError::Invalid { field, reason } => (field, reason),
+            other => ("", other.to_string()),
+        };
+        let name = match field {
+            "min_interval_secs" => "BOT_MIN_INTERVAL_SECS",
+            _ => name,
+        };
+        ConfigError::Invalid { name, reason }
+    })
 }
 
 fn http_addr(get: &dyn Fn(&str) -> Option<String>) -> Result<SocketAddr, ConfigError> {
@@ -696,6 +728,49 @@ mod messaging_settings_tests {
         assert_eq!(kraken.exchange, ExchangeKind::Kraken);
         assert_eq!(kraken.kraken_api_url, "http://127.0.0.1:9");
         assert_eq!(kraken.rabbitmq_queue_prefix, "staging.");
+        let wrong = settings(&[("EXCHANGE", "binance")]).unwrap_err();
+        assert_eq!(
+            wrong.to_string(),
+            "EXCHANGE: expected paper or kraken, got binance"
+        );
+    }
+
+    #[test]
+    fn bot_limits_have_defaults_and_are_checked() {
+        let defaults = settings(&[]).unwrap().bot_limits;
+        assert_eq!(defaults, domain::StrategyLimits::default());
+        assert_eq!(
+            defaults.max_quote_amount(),
+            domain::Decimal::from(1_000_000)
+        );
+        assert_eq!(defaults.min_interval_secs(), 60);
+        let chosen = settings(&[
+            ("BOT_MAX_QUOTE_AMOUNT", "2500.50"),
+            ("BOT_MIN_INTERVAL_SECS", "1"),
+        ])
+        .unwrap()
+        .bot_limits;
+        assert_eq!(chosen.max_quote_amount(), domain::Decimal::new(250_050, 2));
+        assert_eq!(chosen.min_interval_secs(), 1);
+        for (name, value) in [
+            ("BOT_MAX_QUOTE_AMOUNT", "0"),
+            ("BOT_MAX_QUOTE_AMOUNT", "-5"),
+            ("BOT_MAX_QUOTE_AMOUNT", "79228162514264337593543950335"),
+            ("BOT_MAX_QUOTE_AMOUNT", "0.000000001"),
+            ("BOT_MAX_QUOTE_AMOUNT", "lots"),
+            ("BOT_MIN_INTERVAL_SECS", "0"),
+            ("BOT_MIN_INTERVAL_SECS", "2592001"),
+        ] {
+            let wrong = settings(&[(name, value)]).unwrap_err();
+            assert!(
+                wrong.to_string().starts_with(name),
+                "{name}={value}: {wrong}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_exchange_is_refused() {
         let wrong = settings(&[("EXCHANGE", "binance")]).unwrap_err();
         assert_eq!(
             wrong.to_string(),

@@ -147,6 +147,7 @@ pub fn build_state(
             append_batch_max: settings.append_batch_max,
             secrets: Arc::new(secrets),
             exchange,
+            strategy_limits: settings.bot_limits,
         },
     );
     init_metrics();

@@ -13,9 +13,9 @@ use crate::flow::{bot_events, bot_with, get, service, wait_for_events, wait_for_
 #[tokio::test]
 async fn a_bot_starts_trades_and_stops_through_rabbitmq() {
     let rabbit = RabbitTest::new().await;
-    let app = service(&rabbit, &[]).await;
+    // A DCA bot that buys every second, which the operator allows here.
+    let app = service(&rabbit, &[("BOT_MIN_INTERVAL_SECS", "1")]).await;
     let user = app.user().await;
-    // A DCA bot that buys every second.
     let strategy = json!({ "kind": "dca", "quote_amount": "25.00", "interval_secs": 1 });
     let bot_id = bot_with(&app, &user, strategy).await;
 

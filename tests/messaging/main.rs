@@ -8,5 +8,6 @@ mod duplicates;
 mod end_to_end;
 mod flow;
 mod kraken;
+mod overflow;
 mod resume;
 mod strategies;

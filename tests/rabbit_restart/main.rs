@@ -80,7 +80,8 @@ async fn nothing_is_lost_while_rabbitmq_restarts() {
     // The service starts, and serves REST, with the broker down.
     let down = StoppedBroker::stop();
     let began = Instant::now();
-    let app = service(&rabbit, &[]).await;
+    // A DCA bot that buys every second (below the default minimum).
+    let app = service(&rabbit, &[("BOT_MIN_INTERVAL_SECS", "1")]).await;
     let health = app.get("/health", None).await;
     assert_eq!(health.status, StatusCode::OK);
     assert!(

@@ -83,6 +83,149 @@ async fn configure_validates_pair_strategy_and_key() {
     );
 }
 
+/// The money bounds a user may configure, each refused at the edge with a
+/// 422 naming the field, and nothing recorded.
+#[tokio::test]
+async fn configure_refuses_money_outside_the_bounds() {
+    let app = TestApp::spawn().await;
+    let user = app.user().await;
+    let key_id = app.connected_key(&user, "paper-key-bounds").await;
+    let dca = |quote_amount: &str, interval_secs: u64| json!({ "kind": "dca", "quote_amount": quote_amount, "interval_secs": interval_secs });
+    let threshold = |buy_below: &str, sell_above: &str| json!({ "kind": "threshold", "buy_below": buy_below, "sell_above": sell_above, "quote_amount": "10" });
+    let max = "79228162514264337593543950335";
+    let cases = [
+        (
+            dca(max, 60),
+            "strategy.quote_amount",
+            "must be at most 1000000",
+        ),
+        (
+            dca("1000000.01", 60),
+            "strategy.quote_amount",
+            "must be at most 1000000",
+        ),
+        (
+            dca("-1", 60),
+            "strategy.quote_amount",
+            "must be greater than zero",
+        ),
+        (
+            dca("0.000000001", 60),
+            "strategy.quote_amount",
+            "must have at most 8 decimal places",
+        ),
+        (
+            dca("25", 59),
+            "strategy.interval_secs",
+            "must be between 60 and 2592000",
+        ),
+        (
+            dca("25", 2_592_001),
+            "strategy.interval_secs",
+            "must be between 60 and 2592000",
+        ),
+        (
+            threshold("0", "10"),
+            "strategy.buy_below",
+            "must be greater than zero",
+        ),
+        (
+            threshold(max, max),
+            "strategy.buy_below",
+            "must be at most 1000000000000",
+        ),
+        (
+            threshold("10", "1000000000001"),
+            "strategy.sell_above",
+            "must be at most 1000000000000",
+        ),
+        (
+            threshold("10", "10"),
+            "strategy.sell_above",
+            "must be greater than buy_below",
+        ),
+    ];
+    for (strategy, field, reason) in cases {
+        let body = json!({ "key_id": key_id, "pair": "XBT/USD", "strategy": strategy });
+        let response = app
+            .post("/api/v1/bot", Some(&user.token), body.clone())
+            .await;
+        assert_eq!(
+            response.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            response.body
+        );
+        assert_eq!(response.field(), Some(field), "{body}: {}", response.body);
+        assert_eq!(
+            response.body["error"]["reason"], reason,
+            "{body}: {}",
+            response.body
+        );
+    }
+    // Beyond what a decimal holds at all: unreadable, still a 422.
+    let body = json!({ "key_id": key_id, "pair": "XBT/USD",
+        "strategy": dca("79228162514264337593543950336", 60) });
+    let response = app.post("/api/v1/bot", Some(&user.token), body).await;
+    assert_eq!(
+        response.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        response.body
+    );
+    assert!(
+        response.field().is_some_and(|f| f.starts_with("strategy")),
+        "{}",
+        response.body
+    );
+    let configured: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'bot.configured'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(configured, 0);
+}
+
+/// An operator's `BOT_MAX_QUOTE_AMOUNT` and `BOT_MIN_INTERVAL_SECS` are
+/// the bounds users meet.
+#[tokio::test]
+async fn the_operator_chooses_the_largest_amount_and_the_shortest_interval() {
+    let app = TestApp::spawn_with(&[
+        ("BOT_MAX_QUOTE_AMOUNT", "100"),
+        ("BOT_MIN_INTERVAL_SECS", "5"),
+    ])
+    .await;
+    let user = app.user().await;
+    let key_id = app.connected_key(&user, "paper-key-operator").await;
+    let configure = |quote_amount: &str, interval_secs: u64| {
+        json!({ "key_id": key_id, "pair": "XBT/USD",
+            "strategy": { "kind": "dca", "quote_amount": quote_amount, "interval_secs": interval_secs } })
+    };
+    let too_much = app
+        .post("/api/v1/bot", Some(&user.token), configure("100.01", 5))
+        .await;
+    assert_eq!(
+        too_much.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        too_much.body
+    );
+    assert_eq!(too_much.body["error"]["reason"], "must be at most 100");
+    let too_quick = app
+        .post("/api/v1/bot", Some(&user.token), configure("100", 4))
+        .await;
+    assert_eq!(
+        too_quick.field(),
+        Some("strategy.interval_secs"),
+        "{}",
+        too_quick.body
+    );
+    let edge = app
+        .post("/api/v1/bot", Some(&user.token), configure("100", 5))
+        .await;
+    assert_eq!(edge.status, StatusCode::CREATED, "{}", edge.body);
+}
+
 #[tokio::test]
 async fn bot_lifecycle_through_rest_and_the_runner() {
     let app = TestApp::spawn().await;
@@ -93,7 +236,7 @@ async fn bot_lifecycle_through_rest_and_the_runner() {
         .post(
             "/api/v1/bot",
             Some(&user.token),
-            json!({ "key_id": untested_key, "pair": "XBT/USD", "strategy": { "kind": "dca", "quote_amount": "10", "interval_secs": 30 } }),
+            json!({ "key_id": untested_key, "pair": "XBT/USD", "strategy": { "kind": "dca", "quote_amount": "10", "interval_secs": 60 } }),
         )
         .await;
     let untested_bot = untested_bot.body["bot_id"].as_str().unwrap().to_string();

@@ -65,7 +65,7 @@ pub struct TradeTriggered {
         (status = 403, description = "Not the caller's key, or the caller is an auditor", body = ErrorResponse),
         (status = 404, description = "No such key", body = ErrorResponse),
         (status = 409, description = "The key is disconnected", body = ErrorResponse),
-        (status = 422, description = "A field is invalid (e.g. `pair`, `strategy.quote_amount`)", body = ErrorResponse),
+        (status = 422, description = "A field is invalid or out of bounds (e.g. `pair`, `strategy.quote_amount` above `BOT_MAX_QUOTE_AMOUNT`, `strategy.interval_secs` below `BOT_MIN_INTERVAL_SECS`; see the `Strategy` schema)", body = ErrorResponse),
     ),
 )]
 pub async fn configure(
