@@ -11,8 +11,9 @@
 //! served for `serve_deadline` (it cannot reach RabbitMQ, or it is stuck)
 //! stops its loops and gives the lock up, then waits `RETAKE_PAUSE` before
 //! trying to take it again, so a standby that can serve takes over: within
-//! `serve_deadline` + `STOP_GRACE` + `LOCK_CHECK` (+ the standby's connect),
-//! 10 s with the defaults. A runner whose supervisor dies drops the lock's
+//! `serve_deadline` + `HEALTH_CHECK` + 2 × `STOP_GRACE` (its tasks, then the
+//! lock's session) + `LOCK_CHECK` + the standby's connect, 10 s with the
+//! defaults. A runner whose supervisor dies drops the lock's
 //! session with it, and its tasks stop with it.
 
 use std::sync::Arc;
@@ -88,7 +89,7 @@ const LOCK_CHECK: Duration = Duration::from_secs(2);
 const HEALTH_CHECK: Duration = Duration::from_millis(250);
 /// How long an active runner that stands down waits for its tasks before
 /// it releases the lock anyway.
-const STOP_GRACE: Duration = Duration::from_secs(2);
+const STOP_GRACE: Duration = Duration::from_secs(1);
 /// How long a runner that gave up its lock waits before it tries to take
 /// it again: longer than `LOCK_CHECK`, so a standby gets it first.
 const RETAKE_PAUSE: Duration = Duration::from_secs(5);
