@@ -1,6 +1,7 @@
 //! Fair across users: 200 triggers from one user on a slow exchange (every
 //! order takes 2.5 s) do not hold up another user's start or stop, each
-//! done within 2 s.
+//! done within 2 s, nor another user's trigger on the same queue (done in
+//! its own order's time).
 
 use std::time::{Duration, Instant};
 
@@ -53,6 +54,25 @@ async fn a_flood_of_one_users_triggers_does_not_delay_another_users_start_or_sto
     wait_until(&app, calm, "bot.started").await;
     let start_took = asked.elapsed();
 
+    // On the flooded queue itself, the other user's trigger is not queued
+    // behind the flood: it waits only for its own order (2.5 s).
+    let asked = Instant::now();
+    let triggered = app
+        .post_empty(
+            &format!("/api/v1/bot/{calm}/trigger-trade"),
+            Some(&other.token),
+        )
+        .await;
+    let trigger_id = triggered.body["trigger_id"].as_str().unwrap().to_string();
+    app.eventually(30, "the other user's trigger traded", || async {
+        bot_events(&app, calm, "bot.trade.executed")
+            .await
+            .iter()
+            .any(|(_, payload, _)| payload["fill"]["trigger_id"] == trigger_id.as_str())
+    })
+    .await;
+    let trigger_took = asked.elapsed();
+
     let asked = Instant::now();
     app.post(
         &format!("/api/v1/bot/{calm}/stop"),
@@ -66,7 +86,7 @@ async fn a_flood_of_one_users_triggers_does_not_delay_another_users_start_or_sto
     let traded = bot_events(&app, flooded, "bot.trade.executed").await.len();
     let recorded = bot_events(&app, flooded, "bot.trade_triggered").await.len();
     eprintln!(
-        "during the flood: start {start_took:?}, stop {stop_took:?}; \
+        "during the flood: start {start_took:?}, trigger {trigger_took:?}, stop {stop_took:?}; \
          {recorded} of {FLOOD} triggers recorded, {traded} of the flooder's {} orders placed",
         FLOOD + 1
     );

@@ -138,3 +138,75 @@ async fn a_panicking_bot_is_an_error_on_that_bot_and_other_bots_keep_trading() {
         .await
         .is_empty());
 }
+
+#[tokio::test]
+async fn the_overflow_attack_costs_only_the_attackers_bot() {
+    let rabbit = RabbitTest::new().await;
+    let app = crate::flow::service(&rabbit, &[]).await;
+    let (attacker, other) = (app.user().await, app.user().await);
+    let key_id = app.tested_key(&attacker).await;
+    let configured = app
+        .post(
+            "/api/v1/bot",
+            Some(&attacker.token),
+            json!({
+                "key_id": key_id,
+                "pair": "XBT/USD",
+                "strategy": {
+                    "kind": "dca",
+                    "quote_amount": "79228162514264337593543950335",
+                    "interval_secs": 3600
+                }
+            }),
+        )
+        .await;
+    if configured.status == StatusCode::UNPROCESSABLE_ENTITY {
+        // Refused at the edge: the attack never reaches the runner.
+        assert!(configured.field().is_some(), "{}", configured.body);
+        return;
+    }
+    assert_eq!(
+        configured.status,
+        StatusCode::CREATED,
+        "{}",
+        configured.body
+    );
+    let attack: Uuid = configured.body["bot_id"].as_str().unwrap().parse().unwrap();
+    app.post_empty(
+        &format!("/api/v1/bot/{attack}/start"),
+        Some(&attacker.token),
+    )
+    .await;
+    wait_for_state(&app, &attacker, attack, "running").await;
+    app.post_empty(
+        &format!("/api/v1/bot/{attack}/trigger-trade"),
+        Some(&attacker.token),
+    )
+    .await;
+    // The attack's trades end as an error or a skip on the attacker's bot.
+    app.eventually(30, "the attack recorded on its bot", || async {
+        !bot_events(&app, attack, "bot.error").await.is_empty()
+            || !bot_events(&app, attack, "bot.trade.skipped")
+                .await
+                .is_empty()
+    })
+    .await;
+
+    let asked = Instant::now();
+    let bot_id = bot_with(&app, &other, crate::flow::hourly_dca()).await;
+    app.post_empty(&format!("/api/v1/bot/{bot_id}/start"), Some(&other.token))
+        .await;
+    app.eventually(10, "the other user's bot trading", || async {
+        !bot_events(&app, bot_id, "bot.trade.executed")
+            .await
+            .is_empty()
+    })
+    .await;
+    eprintln!(
+        "after the overflow attack, another user's bot started and traded in {:?}",
+        asked.elapsed()
+    );
+    assert!(bot_events(&app, attack, "bot.trade.executed")
+        .await
+        .is_empty());
+}
