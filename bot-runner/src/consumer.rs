@@ -7,8 +7,8 @@
 //! ([`crate::lanes`]): one bot's messages run in order, different bots'
 //! concurrently, within a bound per queue and a share per user. The
 //! command runs in a task of its own, so a panic in it is a failure of
-//! that message only: it is recorded as `bot.error` on the bot and counted
-//! as a failed attempt.
+//! that message only: like an unexpected error, it is recorded as
+//! `bot.error` on the bot and counted as a failed attempt.
 //!
 //! A message is acknowledged only once the command it leads to is stored
 //! (or found already stored, see [`crate::handling`]). One that cannot be
@@ -284,6 +284,10 @@ impl QueueConsumer {
         let (handler, queue) = (self.handler.clone(), self.queue);
         let outcome =
             match tokio::spawn(async move { handler.carry_out(queue, inspected).await }).await {
+                Ok(Err(Refusal::Unexpected(reason))) => {
+                    let reason = format!("{} failed: {reason}", self.queue.base_name());
+                    Err(Refusal::Unexpected(reason))
+                }
                 Ok(outcome) => outcome,
                 Err(error) if error.is_panic() => {
                     let reason = format!(
@@ -292,7 +296,6 @@ impl QueueConsumer {
                         panic_message(error.into_panic().as_ref())
                     );
                     tracing::error!(%bot_id, reason = %reason, "a bot command panicked");
-                    self.handler.record_failure(bot_id, &reason).await;
                     Err(Refusal::Unexpected(reason))
                 }
                 Err(error) => Err(Refusal::Transient(error.to_string())),
@@ -302,6 +305,8 @@ impl QueueConsumer {
             Err(Refusal::Permanent(reason)) => Disposition::DeadLetter(reason),
             Err(Refusal::Transient(reason)) => Disposition::Retry(reason),
             Err(Refusal::Unexpected(reason)) => {
+                // Each failed attempt shows on the bot, for its owner.
+                self.handler.record_failure(bot_id, &reason).await;
                 let attempts = attempts_before(delivery) + 1;
                 if attempts >= self.settings.max_attempts {
                     Disposition::DeadLetter(format!("failed {attempts} times: {reason}"))
