@@ -1,32 +1,31 @@
-//! The bot command consumers (`bot.start`, `bot.stop`,
-//! `bot.trigger_trade`).
+//! The bot command consumers: one per queue (`bot.start`, `bot.stop`,
+//! `bot.trigger_trade`), each on a connection and channel of its own with
+//! its own prefetch, so a flood on one queue never holds up another.
 //!
-//! Each message is turned into the command it calls for, and acknowledged
-//! only once that command is stored (or found already stored: the same
-//! message twice has one effect, decided from the bot's state and its
-//! triggers). A message that cannot be carried out (unreadable, a refused
-//! command, an unknown user, bot or trigger) is published to the queue's
-//! dead-letter queue with `x-death-reason`, then acknowledged, and the
-//! consumer carries on. A transient failure (database down) puts the
-//! message back for another try.
+//! A delivery is inspected first (control characters, the schema): one
+//! that fails is dead-lettered at once. The rest go to their bot's lane
+//! ([`crate::lanes`]): one bot's messages run in order, different bots'
+//! concurrently, within a bound per queue and a share per user. The
+//! command runs in a task of its own, so a panic in it is a failure of
+//! that message only: like an unexpected error, it is recorded as
+//! `bot.error` on the bot and counted as a failed attempt.
 //!
-//! Messages from the log carry `sequence`: their request is recorded, and
-//! the runner carries it out (or ignores it, when the bot has moved on).
-//! Messages from external producers carry no `sequence` but a `user_id`:
-//! the runner records the request as that user first, with the same
-//! checks as REST (the user exists, owns the bot, is no auditor, the bot's
-//! state allows it, its key passed a test), and the message that request
-//! puts on the queue is then carried out as any other.
+//! A message is acknowledged only once the command it leads to is stored
+//! (or found already stored, see [`crate::handling`]). One that cannot be
+//! carried out is published to the queue's dead-letter queue with
+//! `x-death-reason`, then acknowledged. A transient failure (database down,
+//! a lost race) puts it back after a second, as often as it takes. An
+//! unexpected failure or a panic is tried again, the attempt counted in
+//! `x-muckard-attempts` on a copy sent to the back of the queue, and
+//! dead-lettered (`failed N times: …`) at `max_attempts`.
 //!
-//! [`crate::supervisor`] starts it on the active runner only.
+//! Each consumer reports when it last served ([`ConsumerHealth`]); the
+//! supervisor restarts one that stops and gives up the runner's lock when
+//! one cannot serve.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use command_side::{CommandError, CommandMetadata, CommandSide};
-use domain::bot::{Bot, BotCommand, BotState, TriggerStatus};
-use domain::user::User;
-use domain::{Actor, DomainError, Role};
 use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
@@ -34,96 +33,117 @@ use lapin::options::{
     ConfirmSelectOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Channel, Confirmation, Connection, ConnectionProperties};
-use messaging::{BotCommandMessage, MessagingError, Queue, RabbitSettings, Topology};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use messaging::{MessagingError, Queue, RabbitSettings, Topology};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::handling::{CommandHandler, Refusal};
+use crate::lanes::{panic_message, Lanes};
 use crate::supervisor::RunnerSettings;
-use crate::trader::{TradeError, Trader};
+use crate::wire::{inspect, Inspected};
 
 /// The header naming why a message was dead-lettered.
 pub const DEATH_REASON_HEADER: &str = "x-death-reason";
+/// The header counting the failed attempts at a message.
+pub const ATTEMPTS_HEADER: &str = "x-muckard-attempts";
+
+/// How often a consumer that is serving says so.
+const HEARTBEAT: Duration = Duration::from_millis(500);
+
+/// When a queue's consumer last served (was consuming and alive).
+pub struct ConsumerHealth {
+    pub queue: Queue,
+    last_served: std::sync::Mutex<Instant>,
+}
+
+impl ConsumerHealth {
+    fn new(queue: Queue) -> Self {
+        Self {
+            queue,
+            last_served: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    fn beat(&self) {
+        *self.last_served.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    /// How long since the consumer last served (since it was created, if
+    /// it never has).
+    pub fn not_serving_for(&self) -> Duration {
+        self.last_served
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
+    }
+}
 
 /// What became of a message.
 #[derive(Debug, PartialEq)]
 enum Disposition {
     Done,
     DeadLetter(String),
+    /// Put back as it is, for another try.
     Retry(String),
+    /// Sent again with this many failed attempts counted.
+    RetryCounted {
+        attempts: u32,
+        reason: String,
+    },
 }
 
-/// Why a command message could not be carried out.
-#[derive(Debug)]
-enum Refusal {
-    /// Permanent: the message goes to the dead-letter queue.
-    Permanent(String),
-    /// A dependency is down or a race was lost: worth another try, however
-    /// many it takes.
-    Transient(String),
-    /// Something unforeseen: tried once more, then dead-lettered.
-    Unexpected(String),
-}
-
-impl From<CommandError> for Refusal {
-    fn from(error: CommandError) -> Self {
-        match error {
-            CommandError::Refused(DomainError::Unavailable { reason }) => {
-                Refusal::Transient(reason)
-            }
-            CommandError::Refused(
-                refusal @ (DomainError::Forbidden { .. } | DomainError::NotFound { .. }),
-            ) => Refusal::Permanent(format!("unauthorised: {refusal}")),
-            CommandError::Refused(refusal) => Refusal::Permanent(format!("refused: {refusal}")),
-            CommandError::Unexpected(error) => Refusal::Unexpected(format!("{error:#}")),
-            other => Refusal::Transient(other.to_string()),
-        }
-    }
-}
-
-impl From<TradeError> for Refusal {
-    fn from(error: TradeError) -> Self {
-        match error {
-            TradeError::Command(error) => error.into(),
-            TradeError::Database(error) => Refusal::Transient(error.to_string()),
-            TradeError::Credentials(reason) => Refusal::Unexpected(reason),
-        }
-    }
-}
-
-pub(crate) struct CommandConsumer {
-    commands: Arc<CommandSide>,
-    trader: Arc<Trader>,
+pub(crate) struct QueueConsumer {
+    queue: Queue,
+    handler: Arc<CommandHandler>,
     rabbit: RabbitSettings,
     topology: Topology,
     settings: RunnerSettings,
+    lanes: Arc<Lanes>,
+    health: Arc<ConsumerHealth>,
 }
 
-impl CommandConsumer {
+/// Where a consumer publishes dead letters and counted retries (a channel
+/// in confirm mode).
+#[derive(Clone)]
+struct Outlet {
+    channel: Channel,
+    timeout: Duration,
+}
+
+impl QueueConsumer {
     pub(crate) fn new(
-        commands: Arc<CommandSide>,
-        trader: Arc<Trader>,
+        queue: Queue,
+        handler: Arc<CommandHandler>,
         rabbit: RabbitSettings,
         settings: RunnerSettings,
     ) -> Self {
         Self {
-            commands,
-            trader,
+            queue,
+            handler,
             topology: Topology::new(rabbit.queue_prefix.clone()),
             rabbit,
+            lanes: Lanes::new(settings.max_concurrent, settings.per_user_share),
+            health: Arc::new(ConsumerHealth::new(queue)),
             settings,
         }
     }
 
+    pub(crate) fn health(&self) -> Arc<ConsumerHealth> {
+        self.health.clone()
+    }
+
+    /// Consumes until `shutdown`, reconnecting with back-off.
     pub(crate) async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let first_pause = Duration::from_millis(100);
         let mut pause = first_pause;
         while !shutdown.is_cancelled() {
-            match self.consume(&shutdown, &mut pause).await {
-                Ok(()) => {}
-                Err(error) => {
-                    tracing::warn!(error = %error, retry_in_ms = pause.as_millis() as u64, "bot command consumer lost rabbitmq; reconnecting")
-                }
+            let consumed = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                consumed = self.consume(&shutdown, &mut pause) => consumed,
+            };
+            if let Err(error) = consumed {
+                tracing::warn!(queue = self.queue.base_name(), error = %error, retry_in_ms = pause.as_millis() as u64, "bot command consumer lost rabbitmq; reconnecting");
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -133,17 +153,13 @@ impl CommandConsumer {
         }
     }
 
-    /// Consumes until the connection breaks (an error) or `shutdown`.
-    async fn consume(
-        &self,
-        shutdown: &CancellationToken,
-        pause: &mut Duration,
-    ) -> Result<(), MessagingError> {
+    async fn connect(&self) -> Result<(Connection, Channel, Outlet), MessagingError> {
         let timeout = self.rabbit.timeout;
-        let (connection, channel, dead_letters) = tokio::time::timeout(timeout, async {
+        let name = format!("muckard-bot-runner-{}", self.queue.base_name());
+        let (connection, channel, outlet) = tokio::time::timeout(timeout, async {
             let connection = Connection::connect(
                 &self.rabbit.url,
-                ConnectionProperties::default().with_connection_name("muckard-bot-runner".into()),
+                ConnectionProperties::default().with_connection_name(name.as_str().into()),
             )
             .await?;
             let channel = connection.create_channel().await?;
@@ -151,71 +167,169 @@ impl CommandConsumer {
             channel
                 .basic_qos(self.settings.prefetch, BasicQosOptions::default())
                 .await?;
-            let dead_letters = connection.create_channel().await?;
-            dead_letters
+            let outlet = connection.create_channel().await?;
+            outlet
                 .confirm_select(ConfirmSelectOptions::default())
                 .await?;
-            Ok::<_, lapin::Error>((connection, channel, dead_letters))
+            Ok::<_, lapin::Error>((connection, channel, outlet))
         })
         .await
         .map_err(|_| MessagingError::Timeout(timeout))??;
-        let mut streams = Vec::new();
-        for queue in Queue::COMMANDS {
-            let consumer = channel
-                .basic_consume(
-                    self.topology.name(queue).as_str().into(),
-                    format!(
-                        "muckard-runner-{}-{}",
-                        queue.base_name(),
-                        Uuid::new_v4().simple()
-                    )
-                    .as_str()
-                    .into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
+        Ok((
+            connection,
+            channel,
+            Outlet {
+                channel: outlet,
+                timeout,
+            },
+        ))
+    }
+
+    /// Consumes until the connection breaks (an error) or `shutdown`.
+    async fn consume(
+        self: &Arc<Self>,
+        shutdown: &CancellationToken,
+        pause: &mut Duration,
+    ) -> Result<(), MessagingError> {
+        let (connection, channel, outlet) = self.connect().await?;
+        let mut deliveries = channel
+            .basic_consume(
+                self.topology.name(self.queue).as_str().into(),
+                format!(
+                    "muckard-runner-{}-{}",
+                    self.queue.base_name(),
+                    Uuid::new_v4().simple()
                 )
-                .await?;
-            streams.push(consumer.map(move |delivery| (queue, delivery)).boxed());
-        }
-        let mut deliveries = futures::stream::select_all(streams);
+                .as_str()
+                .into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
         *pause = Duration::from_millis(100);
-        tracing::info!(prefix = %self.rabbit.queue_prefix, "consuming bot commands");
+        self.health.beat();
+        tracing::info!(prefix = %self.rabbit.queue_prefix, queue = self.queue.base_name(), "consuming bot commands");
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => {
-                    let _ = connection.close(200, "shutting down".into()).await;
+                    let _ = tokio::time::timeout(
+                        self.rabbit.timeout,
+                        connection.close(200, "shutting down".into()),
+                    )
+                    .await;
                     return Ok(());
                 }
+                _ = heartbeat.tick() => {
+                    if !connection.status().connected() {
+                        return Err(MessagingError::Closed("the connection closed"));
+                    }
+                    self.health.beat();
+                }
                 next = deliveries.next() => match next {
-                    Some((queue, Ok(delivery))) => self.process(queue, delivery, &dead_letters).await?,
-                    Some((_, Err(error))) => return Err(error.into()),
-                    None => return Err(MessagingError::Closed("the consumers were cancelled")),
+                    Some(Ok(delivery)) => {
+                        self.accept(delivery, &outlet).await?;
+                        self.health.beat();
+                    }
+                    Some(Err(error)) => return Err(error.into()),
+                    None => return Err(MessagingError::Closed("the consumer was cancelled")),
                 },
             }
         }
     }
 
-    #[tracing::instrument(skip_all, fields(queue = queue.base_name(), message_id))]
-    async fn process(
-        &self,
-        queue: Queue,
+    /// Dead-letters a delivery that cannot be read, and hands the others to
+    /// their bot's lane.
+    async fn accept(
+        self: &Arc<Self>,
         delivery: Delivery,
-        dead_letters: &Channel,
+        outlet: &Outlet,
     ) -> Result<(), MessagingError> {
-        let message_id = delivery
-            .properties
-            .message_id()
-            .as_ref()
-            .map(|id| id.to_string());
-        tracing::Span::current().record("message_id", message_id.as_deref().unwrap_or(""));
-        match self.dispose(queue, &delivery, message_id).await {
+        let inspected = match inspect(&delivery.properties, &delivery.data) {
+            Ok(inspected) => inspected,
+            Err(reason) => {
+                tracing::warn!(queue = self.queue.base_name(), reason = %reason, "message dead-lettered");
+                self.dead_letter(&delivery, &reason, outlet).await?;
+                delivery.ack(BasicAckOptions::default()).await?;
+                return Ok(());
+            }
+        };
+        let bot_id = inspected.message.bot_id;
+        let user_id = inspected.message.user_id.unwrap_or(bot_id);
+        let job = self.clone().process(delivery, inspected, outlet.clone());
+        self.lanes.dispatch(bot_id, user_id, Box::pin(job));
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(queue = self.queue.base_name(), bot_id = %inspected.message.bot_id, message_id))]
+    async fn process(self: Arc<Self>, delivery: Delivery, inspected: Inspected, outlet: Outlet) {
+        let message_id = inspected
+            .metadata
+            .idempotency_key
+            .clone()
+            .unwrap_or_default();
+        tracing::Span::current().record("message_id", message_id.as_str());
+        let disposition = self.dispose(&delivery, inspected).await;
+        if let Err(error) = self.settle(&delivery, disposition, &outlet).await {
+            // The broker redelivers an unacknowledged message; its command
+            // is idempotent.
+            tracing::warn!(error = %error, "cannot settle the message; rabbitmq will redeliver it");
+        }
+    }
+
+    /// Carries the message out in a task of its own, so that a panic in it
+    /// is this message's failure, recorded on its bot.
+    async fn dispose(&self, delivery: &Delivery, inspected: Inspected) -> Disposition {
+        let bot_id = inspected.message.bot_id;
+        let (handler, queue) = (self.handler.clone(), self.queue);
+        let outcome =
+            match tokio::spawn(async move { handler.carry_out(queue, inspected).await }).await {
+                Ok(Err(Refusal::Unexpected(reason))) => {
+                    let reason = format!("{} failed: {reason}", self.queue.base_name());
+                    Err(Refusal::Unexpected(reason))
+                }
+                Ok(outcome) => outcome,
+                Err(error) if error.is_panic() => {
+                    let reason = format!(
+                        "{} panicked: {}",
+                        self.queue.base_name(),
+                        panic_message(error.into_panic().as_ref())
+                    );
+                    tracing::error!(%bot_id, reason = %reason, "a bot command panicked");
+                    Err(Refusal::Unexpected(reason))
+                }
+                Err(error) => Err(Refusal::Transient(error.to_string())),
+            };
+        match outcome {
+            Ok(()) => Disposition::Done,
+            Err(Refusal::Permanent(reason)) => Disposition::DeadLetter(reason),
+            Err(Refusal::Transient(reason)) => Disposition::Retry(reason),
+            Err(Refusal::Unexpected(reason)) => {
+                // Each failed attempt shows on the bot, for its owner.
+                self.handler.record_failure(bot_id, &reason).await;
+                let attempts = attempts_before(delivery) + 1;
+                if attempts >= self.settings.max_attempts {
+                    Disposition::DeadLetter(format!("failed {attempts} times: {reason}"))
+                } else {
+                    Disposition::RetryCounted { attempts, reason }
+                }
+            }
+        }
+    }
+
+    async fn settle(
+        &self,
+        delivery: &Delivery,
+        disposition: Disposition,
+        outlet: &Outlet,
+    ) -> Result<(), MessagingError> {
+        match disposition {
             Disposition::Done => {
                 delivery.ack(BasicAckOptions::default()).await?;
             }
             Disposition::DeadLetter(reason) => {
                 tracing::warn!(reason = %reason, "message dead-lettered");
-                self.dead_letter(queue, &delivery, &reason, dead_letters)
-                    .await?;
+                self.dead_letter(delivery, &reason, outlet).await?;
                 delivery.ack(BasicAckOptions::default()).await?;
             }
             Disposition::Retry(reason) => {
@@ -228,6 +342,16 @@ impl CommandConsumer {
                     })
                     .await?;
             }
+            Disposition::RetryCounted { attempts, reason } => {
+                tracing::warn!(reason = %reason, attempts, "message failed; trying it again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+                headers.insert(ATTEMPTS_HEADER.into(), AMQPValue::LongUInt(attempts));
+                let properties = delivery.properties.clone().with_headers(headers);
+                let queue = self.topology.name(self.queue);
+                outlet.publish(&queue, &delivery.data, properties).await?;
+                delivery.ack(BasicAckOptions::default()).await?;
+            }
         }
         Ok(())
     }
@@ -236,10 +360,9 @@ impl CommandConsumer {
     /// queue's dead-letter queue, and waits for RabbitMQ to confirm it.
     async fn dead_letter(
         &self,
-        queue: Queue,
         delivery: &Delivery,
         reason: &str,
-        channel: &Channel,
+        outlet: &Outlet,
     ) -> Result<(), MessagingError> {
         let mut headers = delivery.properties.headers().clone().unwrap_or_default();
         headers.insert(
@@ -248,237 +371,63 @@ impl CommandConsumer {
         );
         headers.insert(
             "x-original-queue".into(),
-            AMQPValue::LongString(self.topology.name(queue).as_str().into()),
+            AMQPValue::LongString(self.topology.name(self.queue).as_str().into()),
         );
         headers.insert(
             "x-dead-lettered-at".into(),
             AMQPValue::LongString(chrono::Utc::now().to_rfc3339().as_str().into()),
         );
-        let properties = delivery
-            .properties
-            .clone()
-            .with_headers(headers)
-            .with_delivery_mode(2);
-        let dead_letter_queue = self.topology.dead_letter_name(queue);
-        let confirm = channel
-            .basic_publish(
-                "".into(),
-                dead_letter_queue.as_str().into(),
-                BasicPublishOptions::default(),
-                &delivery.data,
-                properties,
-            )
-            .await?;
-        match tokio::time::timeout(self.rabbit.timeout, confirm).await {
-            Ok(Ok(Confirmation::Ack(_))) => Ok(()),
-            Ok(Ok(_)) => Err(MessagingError::Nacked {
-                queue: dead_letter_queue,
-                message_id: String::new(),
-            }),
-            Ok(Err(error)) => Err(error.into()),
-            Err(_) => Err(MessagingError::Timeout(self.rabbit.timeout)),
-        }
-    }
-
-    async fn dispose(
-        &self,
-        queue: Queue,
-        delivery: &Delivery,
-        message_id: Option<String>,
-    ) -> Disposition {
-        let message: BotCommandMessage = match serde_json::from_slice(&delivery.data) {
-            Ok(message) => message,
-            Err(error) => return Disposition::DeadLetter(format!("malformed: {error}")),
-        };
-        let mut metadata = CommandMetadata::new("rabbitmq", Some(Actor::System));
-        metadata.idempotency_key = message_id.clone();
-        metadata.causation_id = message_id;
-        metadata.correlation_id = delivery
-            .properties
-            .correlation_id()
-            .as_ref()
-            .map(|id| id.to_string());
-        metadata.traceparent = messaging::messages::traceparent_of(&delivery.properties);
-        let outcome = match queue {
-            Queue::BotStart => self.on_start(&message, metadata).await,
-            Queue::BotStop => self.on_stop(&message, metadata).await,
-            Queue::BotTriggerTrade => self.on_trigger(&message, metadata).await,
-            other => Err(Refusal::Permanent(format!(
-                "{} is not a command queue",
-                other.base_name()
-            ))),
-        };
-        match outcome {
-            Ok(()) => Disposition::Done,
-            Err(Refusal::Permanent(reason)) => Disposition::DeadLetter(reason),
-            // A message that failed before and fails again for an
-            // unexpected reason is not retried forever.
-            Err(Refusal::Unexpected(reason)) if delivery.redelivered => {
-                Disposition::DeadLetter(format!("failed twice: {reason}"))
-            }
-            Err(Refusal::Unexpected(reason) | Refusal::Transient(reason)) => {
-                Disposition::Retry(reason)
-            }
-        }
-    }
-
-    async fn load_bot(&self, bot_id: Uuid) -> Result<Bot, Refusal> {
-        let (bot, _) = self.commands.load::<Bot>(&bot_id.to_string()).await?;
-        if bot.owner_id.is_none() {
-            return Err(Refusal::Permanent(
-                "unauthorised: bot not found".to_string(),
-            ));
-        }
-        Ok(bot)
-    }
-
-    /// The user an external producer acts for, with the role the log gives
-    /// them.
-    async fn actor_for(&self, user_id: Option<Uuid>) -> Result<Actor, Refusal> {
-        let user_id = user_id.ok_or_else(|| {
-            Refusal::Permanent(
-                "unauthorised: a command not from the log must name its user_id".to_string(),
-            )
-        })?;
-        let (user, _) = self.commands.load::<User>(&user_id.to_string()).await?;
-        if !user.exists() {
-            return Err(Refusal::Permanent("unauthorised: unknown user".to_string()));
-        }
-        Ok(Actor::User {
-            user_id,
-            role: user.role.unwrap_or(Role::User),
-        })
-    }
-
-    async fn execute(
-        &self,
-        bot_id: Uuid,
-        command: BotCommand,
-        metadata: CommandMetadata,
-        command_type: &str,
-    ) -> Result<(), Refusal> {
-        let mut metadata = metadata.with_command_type(command_type);
-        if let Some(Actor::User { user_id, role }) = command_actor(&command) {
-            metadata.user_id = Some(user_id);
-            metadata.role = Some(role.as_str().to_string());
-        }
-        self.commands
-            .execute_bot(&bot_id.to_string(), command, &metadata)
-            .await?;
-        Ok(())
-    }
-
-    async fn on_start(
-        &self,
-        message: &BotCommandMessage,
-        metadata: CommandMetadata,
-    ) -> Result<(), Refusal> {
-        let bot_id = message.bot_id;
-        let bot = self.load_bot(bot_id).await?;
-        let at = chrono::Utc::now();
-        match bot.state {
-            BotState::Starting => {
-                let command = BotCommand::MarkStarted {
-                    actor: Actor::System,
-                    at,
-                };
-                self.execute(bot_id, command, metadata, "bot.mark_started")
-                    .await?;
-                self.trader.ensure_loop(bot_id);
-            }
-            BotState::Running => self.trader.ensure_loop(bot_id),
-            state if message.sequence.is_some() => {
-                tracing::info!(%bot_id, ?state, "start message overtaken by later events; ignored");
-            }
-            _ => {
-                let actor = self.actor_for(message.user_id).await?;
-                let command = BotCommand::RequestStart { actor, at };
-                self.execute(bot_id, command, metadata, "bot.request_start")
-                    .await?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn on_stop(
-        &self,
-        message: &BotCommandMessage,
-        metadata: CommandMetadata,
-    ) -> Result<(), Refusal> {
-        let bot_id = message.bot_id;
-        let bot = self.load_bot(bot_id).await?;
-        let at = chrono::Utc::now();
-        match bot.state {
-            BotState::Stopping => {
-                self.trader.stop_loop(bot_id);
-                let command = BotCommand::MarkStopped {
-                    actor: Actor::System,
-                    reason: message.reason.clone(),
-                    at,
-                };
-                self.execute(bot_id, command, metadata, "bot.mark_stopped")
-                    .await?;
-            }
-            BotState::Stopped => self.trader.stop_loop(bot_id),
-            state if message.sequence.is_some() => {
-                tracing::info!(%bot_id, ?state, "stop message overtaken by later events; ignored");
-            }
-            _ => {
-                let actor = self.actor_for(message.user_id).await?;
-                let command = BotCommand::RequestStop {
-                    actor,
-                    reason: message.reason.clone(),
-                    at,
-                };
-                self.execute(bot_id, command, metadata, "bot.request_stop")
-                    .await?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn on_trigger(
-        &self,
-        message: &BotCommandMessage,
-        metadata: CommandMetadata,
-    ) -> Result<(), Refusal> {
-        let bot_id = message.bot_id;
-        let bot = self.load_bot(bot_id).await?;
-        let status = message.trigger_id.map(|id| bot.trigger_status(id));
-        match (status, message.trigger_id) {
-            (Some(TriggerStatus::Pending), trigger_id) => {
-                let mut last_note = None;
-                self.trader
-                    .trade(bot_id, &bot, trigger_id, &mut last_note)
-                    .await?;
-            }
-            // Traded or skipped already: a duplicate.
-            (Some(TriggerStatus::Handled), _) => {}
-            _ if message.sequence.is_some() => {
-                return Err(Refusal::Permanent(
-                    "refused: the bot has no such trigger".to_string(),
-                ))
-            }
-            (_, trigger_id) => {
-                let actor = self.actor_for(message.user_id).await?;
-                let command = BotCommand::TriggerTrade {
-                    actor,
-                    trigger_id: trigger_id.unwrap_or_else(Uuid::new_v4),
-                    at: chrono::Utc::now(),
-                };
-                self.execute(bot_id, command, metadata, "bot.trigger_trade")
-                    .await?;
-            }
-        }
-        Ok(())
+        let properties = delivery.properties.clone().with_headers(headers);
+        let dead_letter_queue = self.topology.dead_letter_name(self.queue);
+        outlet
+            .publish(&dead_letter_queue, &delivery.data, properties)
+            .await
     }
 }
 
-fn command_actor(command: &BotCommand) -> Option<Actor> {
-    match command {
-        BotCommand::RequestStart { actor, .. }
-        | BotCommand::RequestStop { actor, .. }
-        | BotCommand::TriggerTrade { actor, .. } => Some(*actor),
-        _ => None,
+impl Outlet {
+    /// Publishes persistently to `queue` and waits for the confirm.
+    async fn publish(
+        &self,
+        queue: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), MessagingError> {
+        let confirm = self
+            .channel
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions::default(),
+                body,
+                properties.with_delivery_mode(2),
+            )
+            .await?;
+        match tokio::time::timeout(self.timeout, confirm).await {
+            Ok(Ok(Confirmation::Ack(_))) => Ok(()),
+            Ok(Ok(_)) => Err(MessagingError::Nacked {
+                queue: queue.to_string(),
+                message_id: String::new(),
+            }),
+            Ok(Err(error)) => Err(error.into()),
+            Err(_) => Err(MessagingError::Timeout(self.timeout)),
+        }
     }
+}
+
+/// The failed attempts before this delivery: counted in its header, or one
+/// when the broker redelivers a message never counted (its consumer went
+/// away before settling it, maybe because of it).
+fn attempts_before(delivery: &Delivery) -> u32 {
+    let counted = delivery.properties.headers().as_ref().and_then(|headers| {
+        match headers.inner().get(ATTEMPTS_HEADER)? {
+            AMQPValue::LongUInt(n) => Some(*n),
+            AMQPValue::LongLongInt(n) => u32::try_from(*n).ok(),
+            AMQPValue::LongInt(n) => u32::try_from(*n).ok(),
+            AMQPValue::ShortUInt(n) => Some(u32::from(*n)),
+            AMQPValue::ShortShortUInt(n) => Some(u32::from(*n)),
+            _ => None,
+        }
+    });
+    counted.unwrap_or(u32::from(delivery.redelivered))
 }

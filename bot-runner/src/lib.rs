@@ -3,12 +3,18 @@
 //!
 //! - [`supervisor`]: the runner role, active/standby behind a PostgreSQL
 //!   advisory lock ([`spawn_runner`] starts it).
-//! - [`consumer`]: the `bot.start`, `bot.stop` and `bot.trigger_trade`
-//!   consumers. A message is acknowledged only after the command it leads
-//!   to is stored; a duplicate has one effect (decided from the bot's
-//!   state); a malformed or refused message goes to the queue's
-//!   dead-letter queue with the reason in `x-death-reason`, and the
-//!   consumer carries on. Reconnects with exponential back-off.
+//! - [`consumer`]: a consumer per command queue (`bot.start`, `bot.stop`,
+//!   `bot.trigger_trade`), each on its own connection. A message is
+//!   acknowledged only after the command it leads to is stored; a
+//!   malformed or refused message (control characters included) goes to
+//!   the queue's dead-letter queue with the reason in `x-death-reason`; one
+//!   that keeps failing unexpectedly is dead-lettered after
+//!   `max_attempts`. Reconnects with exponential back-off.
+//! - [`lanes`]: per-bot serial lanes with a bound per queue and a share
+//!   per user; a panic in one bot's work ends that work only.
+//! - [`handling`]: what each message leads to (a duplicate has one effect,
+//!   decided from the bot's state).
+//! - [`wire`]: what a message must be before it is acted on.
 //! - [`trader`]: one trading loop per running bot (price → strategy →
 //!   order → `bot.trade.executed` / `bot.trade.skipped` / `bot.error`),
 //!   manual triggers, and resuming running bots after a restart.
@@ -18,8 +24,11 @@
 //! paper exchange, Kraken, and the resilience wrapper around either).
 
 pub mod consumer;
+mod handling;
+mod lanes;
 pub mod strategy;
 pub mod supervisor;
 pub mod trader;
+mod wire;
 
 pub use supervisor::{spawn_runner, RunnerSettings};

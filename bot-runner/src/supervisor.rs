@@ -5,35 +5,62 @@
 //! from the log and consumes the command queues; other runner processes
 //! stand by and take over when its session ends, so each running bot has
 //! exactly one trading loop however many runner processes run.
+//!
+//! Each queue's consumer runs in a task the supervisor restarts, with
+//! back-off, whenever it ends. An active runner whose consumer has not
+//! served for `serve_deadline` (it cannot reach RabbitMQ, or it is stuck)
+//! stops its loops and gives the lock up, then waits `RETAKE_PAUSE` before
+//! trying to take it again, so a standby that can serve takes over: within
+//! `serve_deadline` + `HEALTH_CHECK` + 2 × `STOP_GRACE` (its tasks, then the
+//! lock's session) + `LOCK_CHECK` + the standby's connect, 10 s with the
+//! defaults. A runner whose supervisor dies drops the lock's
+//! session with it, and its tasks stop with it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use command_side::CommandSide;
 use exchange::Exchange;
-use messaging::RabbitSettings;
+use messaging::{Queue, RabbitSettings};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::consumer::CommandConsumer;
+use crate::consumer::{ConsumerHealth, QueueConsumer};
+use crate::handling::CommandHandler;
 use crate::trader::Trader;
 
 #[derive(Debug, Clone)]
 pub struct RunnerSettings {
     /// How often a threshold bot looks at the price.
     pub tick: Duration,
-    /// Unacknowledged messages per consumer channel.
+    /// Unacknowledged messages per queue's consumer: what its lanes may
+    /// hold, so a flood from one user on a queue delays others on it only
+    /// past this many.
     pub prefetch: u16,
     /// The longest pause between reconnection attempts.
     pub max_backoff: Duration,
+    /// Commands running at once per queue.
+    pub max_concurrent: usize,
+    /// Commands of one user running at once per queue.
+    pub per_user_share: usize,
+    /// Attempts at a message that fails unexpectedly (or panics) before it
+    /// is dead-lettered.
+    pub max_attempts: u32,
+    /// How long a queue's consumer may go without serving before the
+    /// active runner gives up its lock.
+    pub serve_deadline: Duration,
 }
 
 impl Default for RunnerSettings {
     fn default() -> Self {
         Self {
             tick: Duration::from_secs(5),
-            prefetch: 16,
+            prefetch: 256,
             max_backoff: Duration::from_secs(10),
+            max_concurrent: 16,
+            per_user_share: 4,
+            max_attempts: 3,
+            serve_deadline: Duration::from_secs(5),
         }
     }
 }
@@ -58,6 +85,22 @@ pub fn spawn_runner(
 /// How often a standby runner tries to become the active one, and how
 /// often the active one checks that its lock's session is alive.
 const LOCK_CHECK: Duration = Duration::from_secs(2);
+/// How often the active runner looks at its consumers' health.
+const HEALTH_CHECK: Duration = Duration::from_millis(250);
+/// How long an active runner that stands down waits for its tasks before
+/// it releases the lock anyway.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+/// How long a runner that gave up its lock waits before it tries to take
+/// it again: longer than `LOCK_CHECK`, so a standby gets it first.
+const RETAKE_PAUSE: Duration = Duration::from_secs(5);
+
+/// Why the active runner let its lock go.
+#[derive(Debug, PartialEq)]
+enum Release {
+    Shutdown,
+    LostSession,
+    NotServing,
+}
 
 async fn supervise(
     commands: Arc<CommandSide>,
@@ -86,16 +129,26 @@ async fn supervise(
         };
         tracing::info!("bot runner active");
         let active = shutdown.child_token();
-        let tasks = start_active(
+        // Dropped with this future (the supervisor aborted): its tasks stop.
+        let _stop_active = active.clone().drop_guard();
+        let (tasks, health) = start_active(
             commands.clone(),
             exchange.clone(),
             rabbit.clone(),
             settings.clone(),
             active.clone(),
         );
-        hold(lock, &shutdown).await;
-        active.cancel();
-        futures::future::join_all(tasks).await;
+        let release = hold(lock, &shutdown, &health, settings.serve_deadline, || {
+            active.cancel();
+            tasks
+        })
+        .await;
+        if release == Release::NotServing {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(RETAKE_PAUSE) => {}
+            }
+        }
     }
 }
 
@@ -119,57 +172,139 @@ async fn take_lock(
     Ok(locked.then_some(connection))
 }
 
-/// Returns at `shutdown` (releasing the lock) or when the lock's session
-/// died, since another runner may then have taken over.
-async fn hold(mut lock: sqlx::PgConnection, shutdown: &CancellationToken) {
+/// Holds the lock until `shutdown`, until its session dies (another runner
+/// may then have taken over), or until a consumer has not served for
+/// `serve_deadline`. Then stops the active tasks (`stop` cancels them and
+/// hands them over), waits up to `STOP_GRACE` for them, and only then
+/// releases the lock, so two runners' loops do not overlap.
+async fn hold(
+    mut lock: sqlx::PgConnection,
+    shutdown: &CancellationToken,
+    health: &[Arc<ConsumerHealth>],
+    serve_deadline: Duration,
+    stop: impl FnOnce() -> Vec<JoinHandle<()>>,
+) -> Release {
     use sqlx::Connection;
-    loop {
+    let mut last_ping = tokio::time::Instant::now();
+    let release = loop {
         tokio::select! {
-            _ = shutdown.cancelled() => {
-                let _ = lock.close().await;
-                return;
-            }
-            _ = tokio::time::sleep(LOCK_CHECK) => {
-                if lock.ping().await.is_err() {
-                    tracing::warn!("lost the runner lock's session; standing by");
-                    return;
-                }
+            _ = shutdown.cancelled() => break Release::Shutdown,
+            _ = tokio::time::sleep(HEALTH_CHECK) => {}
+        }
+        if let Some(stuck) = health
+            .iter()
+            .find(|consumer| consumer.not_serving_for() > serve_deadline)
+        {
+            tracing::error!(
+                queue = stuck.queue.base_name(),
+                not_serving_ms = stuck.not_serving_for().as_millis() as u64,
+                "a bot command consumer cannot serve; giving up the runner lock"
+            );
+            break Release::NotServing;
+        }
+        if last_ping.elapsed() >= LOCK_CHECK {
+            last_ping = tokio::time::Instant::now();
+            if lock.ping().await.is_err() {
+                tracing::warn!("lost the runner lock's session; standing by");
+                break Release::LostSession;
             }
         }
-    }
+    };
+    let tasks = stop();
+    let _ = tokio::time::timeout(STOP_GRACE, futures::future::join_all(tasks)).await;
+    let _ = tokio::time::timeout(STOP_GRACE, lock.close()).await;
+    release
 }
 
-/// The active runner's tasks: resuming the running bots, and the consumer.
+/// The active runner's tasks (resuming the running bots, and a supervised
+/// consumer per command queue), and the consumers' health.
 fn start_active(
     commands: Arc<CommandSide>,
     exchange: Arc<dyn Exchange>,
     rabbit: RabbitSettings,
     settings: RunnerSettings,
     active: CancellationToken,
-) -> Vec<JoinHandle<()>> {
+) -> (Vec<JoinHandle<()>>, Vec<Arc<ConsumerHealth>>) {
     let trader = Trader::new(commands.clone(), exchange, settings.tick, active.clone());
-    let resume = {
-        let (trader, active) = (trader.clone(), active.clone());
-        tokio::spawn(async move {
-            let mut pause = Duration::from_millis(200);
-            while !active.is_cancelled() {
-                match trader.resume_running_bots().await {
-                    Ok(resumed) => {
-                        tracing::info!(resumed, "running bots resumed");
-                        return;
-                    }
-                    Err(error) => {
-                        tracing::warn!(error = %error, "cannot resume running bots yet");
-                        tokio::select! {
-                            _ = active.cancelled() => return,
-                            _ = tokio::time::sleep(pause) => {}
-                        }
-                        pause = (pause * 2).min(Duration::from_secs(10));
-                    }
-                }
+    let mut tasks = vec![tokio::spawn(resume(trader.clone(), active.clone()))];
+    let handler = Arc::new(CommandHandler::new(commands, trader));
+    let mut health = Vec::new();
+    for queue in Queue::COMMANDS {
+        let consumer = Arc::new(QueueConsumer::new(
+            queue,
+            handler.clone(),
+            rabbit.clone(),
+            settings.clone(),
+        ));
+        health.push(consumer.health());
+        tasks.push(tokio::spawn(supervise_consumer(
+            consumer,
+            settings.max_backoff,
+            active.clone(),
+        )));
+    }
+    (tasks, health)
+}
+
+async fn resume(trader: Arc<Trader>, active: CancellationToken) {
+    let mut pause = Duration::from_millis(200);
+    while !active.is_cancelled() {
+        match trader.resume_running_bots().await {
+            Ok(resumed) => {
+                tracing::info!(resumed, "running bots resumed");
+                return;
             }
-        })
-    };
-    let consumer = Arc::new(CommandConsumer::new(commands, trader, rabbit, settings));
-    vec![resume, tokio::spawn(consumer.run(active))]
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot resume running bots yet");
+                tokio::select! {
+                    _ = active.cancelled() => return,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// Runs a queue's consumer, restarting it with back-off whenever it ends
+/// (a panic included) before `active` is cancelled.
+async fn supervise_consumer(
+    consumer: Arc<QueueConsumer>,
+    max_backoff: Duration,
+    active: CancellationToken,
+) {
+    let first_pause = Duration::from_millis(100);
+    let mut pause = first_pause;
+    loop {
+        let started = tokio::time::Instant::now();
+        let mut run = tokio::spawn(consumer.clone().run(active.clone()));
+        let ended = tokio::select! {
+            _ = active.cancelled() => {
+                // The consumer stops on the same token; a stuck one is cut off.
+                if tokio::time::timeout(STOP_GRACE, &mut run).await.is_err() {
+                    run.abort();
+                }
+                return;
+            }
+            ended = &mut run => ended,
+        };
+        if active.is_cancelled() {
+            return;
+        }
+        match ended {
+            Err(error) if error.is_panic() => tracing::error!(
+                panic = %crate::lanes::panic_message(error.into_panic().as_ref()),
+                "a bot command consumer panicked; restarting it"
+            ),
+            _ => tracing::error!("a bot command consumer ended; restarting it"),
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            pause = first_pause;
+        }
+        tokio::select! {
+            _ = active.cancelled() => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(max_backoff);
+    }
 }

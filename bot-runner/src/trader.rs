@@ -14,6 +14,10 @@
 //! command side's `StrategyLimits` is not traded (a `bot.error`), and a
 //! fill the bot refuses to record (beyond what a decimal holds) is a
 //! `bot.error` too: no bot's numbers can fail the runner.
+//!
+//! A panic in a loop's tick (the strategy, the exchange adapter, a
+//! command) is caught and recorded as `bot.error` on that bot; the loop
+//! carries on at its next tick, and no other loop notices.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -25,9 +29,11 @@ use command_side::{CommandError, CommandMetadata, CommandSide};
 use domain::bot::{Bot, BotCommand, BotState, Fill};
 use domain::{Actor, Side};
 use exchange::{ApiCredentials, Exchange, ExchangeError, OrderRequest, OrderState, OrderStatus};
+use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::lanes::{panic_message, recordable};
 use crate::strategy::{decide, interval, wait_before_trading, Decision};
 
 /// How long an order may take to close before the trade is reported as an
@@ -43,6 +49,9 @@ pub enum TradeError {
     #[error("finding running bots: {0}")]
     Database(#[from] sqlx::Error),
 }
+
+/// The longest `bot.error` message the Bot records.
+const MAX_ERROR_CHARS: usize = 2000;
 
 /// What one decision came to.
 enum Outcome {
@@ -103,7 +112,14 @@ impl Trader {
         loops.insert(bot_id, (generation, token.clone()));
         let trader = self.clone();
         tokio::spawn(async move {
-            trader.run_loop(bot_id, token).await;
+            // A panic outside a tick (caught there) must still free the
+            // bot's place, so a later start gets a loop again.
+            let ran = std::panic::AssertUnwindSafe(trader.run_loop(bot_id, token))
+                .catch_unwind()
+                .await;
+            if let Err(panic) = ran {
+                tracing::error!(%bot_id, panic = %panic_message(panic.as_ref()), "trading loop panicked");
+            }
             let mut loops = trader.loops();
             if loops.get(&bot_id).is_some_and(|(g, _)| *g == generation) {
                 loops.remove(&bot_id);
@@ -154,9 +170,7 @@ impl Trader {
                     let wait =
                         wait_before_trading(&strategy, bot.last_scheduled_fill_at, Utc::now());
                     if wait.is_zero() {
-                        if let Err(error) = self.trade(bot_id, &bot, None, &mut last_note).await {
-                            tracing::warn!(%bot_id, error = %error, "trading tick failed");
-                        }
+                        self.tick(bot_id, &bot, &mut last_note).await;
                         interval(&strategy, self.tick)
                     } else {
                         // Not due yet (a DCA bot resumed within its
@@ -175,6 +189,43 @@ impl Trader {
             }
         }
         tracing::info!(%bot_id, "trading loop ended");
+    }
+
+    /// One tick of the loop, a panic in it caught and recorded on the bot.
+    async fn tick(&self, bot_id: Uuid, bot: &Bot, last_note: &mut Option<String>) {
+        let traded = std::panic::AssertUnwindSafe(self.trade(bot_id, bot, None, last_note))
+            .catch_unwind()
+            .await;
+        match traded {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%bot_id, error = %error, "trading tick failed"),
+            Err(panic) => {
+                let reason = format!("trading tick panicked: {}", panic_message(panic.as_ref()));
+                tracing::error!(%bot_id, reason = %reason, "trading tick panicked");
+                let reason = recordable(&reason, MAX_ERROR_CHARS);
+                if last_note.as_deref() != Some(reason.as_str()) {
+                    if let Err(error) = self.record_error(bot_id, &reason).await {
+                        tracing::warn!(%bot_id, error = %error, "cannot record the panic");
+                    }
+                    *last_note = Some(reason);
+                }
+            }
+        }
+    }
+
+    /// Records `message` as a `bot.error` on the bot.
+    pub(crate) async fn record_error(&self, bot_id: Uuid, message: &str) -> Result<(), TradeError> {
+        let metadata = CommandMetadata::new("bot-runner", Some(Actor::System))
+            .with_command_type("bot.record_error");
+        let command = BotCommand::RecordError {
+            actor: Actor::System,
+            message: recordable(message, MAX_ERROR_CHARS),
+            at: Utc::now(),
+        };
+        self.commands
+            .execute_bot(&bot_id.to_string(), command, &metadata)
+            .await?;
+        Ok(())
     }
 
     /// Decides and trades once for `bot`, for `trigger_id` when a user
@@ -223,6 +274,9 @@ impl Trader {
                 }
             }
             Outcome::Failed(message) => {
+                // An exchange's text may hold anything; the Bot records
+                // only printable text.
+                let message = recordable(&message, MAX_ERROR_CHARS);
                 tracing::warn!(%bot_id, error = %message, "trade failed");
                 if trigger_id.is_some() || last_note.as_deref() != Some(message.as_str()) {
                     let command = BotCommand::RecordError {

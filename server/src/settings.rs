@@ -134,6 +134,14 @@ pub struct Settings {
     /// 1000000, in the quote currency) and `BOT_MIN_INTERVAL_SECS` (default
     /// 60); the other bounds are `domain::money`'s constants.
     pub bot_limits: domain::StrategyLimits,
+    /// The bot runner's bounds (`RUNNER_PREFETCH`, `RUNNER_MAX_CONCURRENT`,
+    /// `RUNNER_PER_USER_SHARE`, `RUNNER_MAX_ATTEMPTS`,
+    /// `RUNNER_SERVE_DEADLINE_MS`); see `bot_runner::RunnerSettings`.
+    pub runner_prefetch: u16,
+    pub runner_max_concurrent: usize,
+    pub runner_per_user_share: usize,
+    pub runner_max_attempts: u32,
+    pub runner_serve_deadline: std::time::Duration,
     /// What the HTTP layer needs: `REFRESH_TOKEN_TTL_SECS`,
     /// `QUERY_WAIT_MAX_MS`, `MUCKARD_INSTANCE` (default the host name, sent
     /// on every response as `x-muckard-instance` so an operator can tell
@@ -314,6 +322,12 @@ impl Settings {
             paper_seed: number("PAPER_SEED", "42")?,
             runner_tick: millis("RUNNER_TICK_MS", "5000")?.max(10 * MIN_MILLI),
             bot_limits: bot_limits(&get)?,
+            runner_prefetch: number("RUNNER_PREFETCH", "256")?.clamp(1, 10_000) as u16,
+            runner_max_concurrent: number("RUNNER_MAX_CONCURRENT", "16")?.clamp(1, 1_000) as usize,
+            runner_per_user_share: number("RUNNER_PER_USER_SHARE", "4")?.clamp(1, 1_000) as usize,
+            runner_max_attempts: number("RUNNER_MAX_ATTEMPTS", "3")?.clamp(1, 100) as u32,
+            runner_serve_deadline: millis("RUNNER_SERVE_DEADLINE_MS", "5000")?
+                .max(std::time::Duration::from_secs(1)),
             http: http_settings(&get)?,
             shutdown_grace: std::time::Duration::from_secs(number("SHUTDOWN_GRACE_SECS", "10")?),
             ready_check_timeout: millis("READY_CHECK_TIMEOUT_MS", "2000")?.max(MIN_MILLI),

@@ -285,6 +285,11 @@ pub fn start_workers(
             rabbit_settings(settings),
             bot_runner::RunnerSettings {
                 tick: settings.runner_tick,
+                prefetch: settings.runner_prefetch,
+                max_concurrent: settings.runner_max_concurrent,
+                per_user_share: settings.runner_per_user_share,
+                max_attempts: settings.runner_max_attempts,
+                serve_deadline: settings.runner_serve_deadline,
                 ..bot_runner::RunnerSettings::default()
             },
             shutdown,

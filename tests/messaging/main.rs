@@ -3,10 +3,15 @@
 //! database of its own. The broker-restart test is the `rabbit_restart`
 //! target.
 
+mod control_characters;
 mod dead_letters;
+mod doubles;
 mod duplicates;
 mod end_to_end;
+mod failover;
+mod fairness;
 mod flow;
+mod isolation;
 mod kraken;
 mod overflow;
 mod resume;

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::flow::{bot_events, bot_with, hourly_dca, service, wait_for_events, wait_for_state};
 
 /// The session holding the runner's advisory lock, if any.
-async fn runner_lock_holder(app: &TestApp, prefix: &str) -> Option<i32> {
+pub(crate) async fn runner_lock_holder(app: &TestApp, prefix: &str) -> Option<i32> {
     let key = bot_runner::supervisor::runner_lock_key(prefix);
     sqlx::query_scalar(
         "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 \

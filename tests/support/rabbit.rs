@@ -92,11 +92,17 @@ impl RabbitTest {
     /// Publishes `body` to `queue` as an external producer would, and waits
     /// for the broker's confirm.
     pub async fn publish(&self, queue: Queue, body: &[u8], message_id: &str) {
-        let channel = self.link.channel().await.expect("channel");
         let properties = BasicProperties::default()
             .with_content_type("application/json".into())
             .with_delivery_mode(2)
             .with_message_id(message_id.into());
+        self.publish_with(queue, body, properties).await;
+    }
+
+    /// Publishes `body` to `queue` with exactly `properties`, and waits for
+    /// the broker's confirm.
+    pub async fn publish_with(&self, queue: Queue, body: &[u8], properties: BasicProperties) {
+        let channel = self.link.channel().await.expect("channel");
         let confirm = channel
             .basic_publish(
                 "".into(),
