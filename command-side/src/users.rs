@@ -171,6 +171,11 @@ impl CommandSide {
         }
     }
 
+    /// Password hashes running now (for tests and diagnostics).
+    pub fn password_hashes_in_flight(&self) -> usize {
+        self.passwords.in_flight()
+    }
+
     /// The role a user holds now, from the event store.
     pub async fn role_of(&self, user_id: Uuid) -> Result<Role, CommandError> {
         let (user, _) = self.load::<User>(&user_id.to_string()).await?;
