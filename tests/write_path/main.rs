@@ -2,8 +2,10 @@
 //! endpoint's success and refusal paths, and the event store's guarantees.
 
 mod auth;
+mod authority;
 mod bots;
 mod cache;
 mod event_store;
 mod keys;
+mod login_backoff;
 mod users;
