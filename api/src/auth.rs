@@ -50,6 +50,9 @@ pub struct Registered {
         (status = 400, description = "Unreadable JSON", body = ErrorResponse),
         (status = 409, description = "The email is already registered (`field`: `email`)", body = ErrorResponse),
         (status = 422, description = "A field is invalid (e.g. the email or a short password)", body = ErrorResponse),
+        (status = 503, description = "Every password hashing slot is busy (or the database is \
+            unavailable); retry after `Retry-After` seconds", body = ErrorResponse,
+            headers(("retry-after" = String, description = "Seconds to wait before retrying"))),
     ),
 )]
 pub async fn register(

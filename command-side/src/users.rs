@@ -132,6 +132,11 @@ impl CommandSide {
             self.record_failed_login(user_id, source, &metadata).await?;
             return Err(CommandError::InvalidCredentials);
         }
+        // Guesses sent together all pass the check above before any of them
+        // is recorded; the right one among them is refused if the wrong ones
+        // closed log-ins meanwhile, so a burst gains a guesser nothing.
+        let (user, _) = self.load::<User>(&user_id.to_string()).await?;
+        refuse_while_backing_off(user.login_locked_until(&policy, Utc::now()), Utc::now())?;
         self.execute_user(
             &user_id.to_string(),
             UserCommand::LogIn { at: Utc::now() },
