@@ -1,7 +1,12 @@
-//! The register, log-in and refresh endpoints. Access tokens are
-//! [`crate::tokens`]; refresh tokens are opaque, stored hashed, and rotate.
+//! The register, log-in, refresh and log-out endpoints. Access tokens are
+//! [`crate::caller`]'s; refresh tokens are opaque, stored hashed, rotate,
+//! and die with a log-out or a role change.
 
-use axum::extract::State;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
 use domain::Role;
@@ -10,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::caller::Authentication;
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{JsonBody, RequestContext};
 use crate::state::AppState;
@@ -44,6 +50,9 @@ pub struct Registered {
         (status = 400, description = "Unreadable JSON", body = ErrorResponse),
         (status = 409, description = "The email is already registered (`field`: `email`)", body = ErrorResponse),
         (status = 422, description = "A field is invalid (e.g. the email or a short password)", body = ErrorResponse),
+        (status = 503, description = "Every password hashing slot is busy (or the database is \
+            unavailable); retry after `Retry-After` seconds", body = ErrorResponse,
+            headers(("retry-after" = String, description = "Seconds to wait before retrying"))),
     ),
 )]
 pub async fn register(
@@ -129,12 +138,42 @@ fn token_body(
     }
 }
 
+/// Where a request comes from, as the rate limit tells clients apart (the
+/// address, behind trusted proxies the forwarded one): a failed log-in's
+/// `source`.
+pub struct ClientSource(pub String);
+
+impl FromRequestParts<AppState> for ClientSource {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(address)| address.ip());
+        Ok(ClientSource(state.rate_limiter.client_key(
+            &Authentication::Anonymous,
+            &parts.headers,
+            peer,
+        )))
+    }
+}
+
 /// `POST /api/v1/auth/login` → 200 with an access and a refresh token.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/login",
     tag = "auth",
     summary = "Log in",
+    description = "A wrong password of a registered user is recorded (`user.login_failed`, with \
+        the client's address, never the password). Once `LOGIN_BACKOFF_FAILURES` failures fall \
+        within `LOGIN_BACKOFF_WINDOW_SECS`, every log-in of that account is refused with 429 \
+        until `LOGIN_BACKOFF_SECS` after the last failure, right password or not; an unknown \
+        email is answered alike. Password checks run at most `PASSWORD_HASH_CONCURRENCY` at \
+        once: one that finds no slot within `PASSWORD_HASH_WAIT_MS` is a 503.",
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in", body = TokenPair),
@@ -142,10 +181,17 @@ fn token_body(
         (status = 401, description = "Unknown email or wrong password", body = ErrorResponse,
             headers(("www-authenticate" = String, description = "`Bearer`"))),
         (status = 422, description = "A field is missing or of the wrong type", body = ErrorResponse),
+        (status = 429, description = "Too many failed log-ins of this email lately (or too many \
+            requests from this client); retry after `Retry-After` seconds", body = ErrorResponse,
+            headers(("retry-after" = String, description = "Seconds to wait before retrying"))),
+        (status = 503, description = "Every password hashing slot is busy (or the database is \
+            unavailable); retry after `Retry-After` seconds", body = ErrorResponse,
+            headers(("retry-after" = String, description = "Seconds to wait before retrying"))),
     ),
 )]
 pub async fn login(
     State(state): State<AppState>,
+    ClientSource(source): ClientSource,
     context: RequestContext,
     JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
@@ -155,6 +201,7 @@ pub async fn login(
         .log_in(
             &request.email,
             SecretString::new(request.password),
+            &source,
             &metadata,
         )
         .await?;
@@ -202,4 +249,40 @@ pub async fn refresh(
         access_token,
         refresh_token,
     )))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutRequest {
+    /// Any refresh token of the session: its whole family is revoked.
+    refresh_token: String,
+}
+
+/// `POST /api/v1/auth/logout` `{refresh_token}` → 204: the refresh token's
+/// family is revoked.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "auth",
+    summary = "Log out",
+    description = "Revokes the refresh token's whole family (the session: the token, the ones it \
+        was renewed from and into), so none of them renews again. 204 whatever the token, known, \
+        spent or not, so the answer tells nothing about it. The session's access token stays \
+        valid until it expires (`expires_in`).",
+    request_body = LogoutRequest,
+    responses(
+        (status = 204, description = "Logged out (or nothing to revoke)"),
+        (status = 400, description = "Unreadable JSON", body = ErrorResponse),
+        (status = 422, description = "A field is missing or of the wrong type", body = ErrorResponse),
+    ),
+)]
+pub async fn logout(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<LogoutRequest>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .commands
+        .revoke_refresh_family(&request.refresh_token)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

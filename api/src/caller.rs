@@ -2,6 +2,14 @@
 //! role), verified once per request by the [`authenticate`] layer, which
 //! puts the outcome in the request's extensions. The rate limit, the
 //! idempotency middleware and the [`Caller`] extractor read it from there.
+//!
+//! Authority comes from the log, not from the token: a token claiming more
+//! than `user` (admin, auditor) is only as good as the role its user holds
+//! now, which the [`Caller`] extractor reads from the User aggregate on
+//! every request that takes a `Caller`. A demoted admin's unexpired token is
+//! therefore a user's token at once. A token claiming `user` is taken at
+//! its word: it grants nothing a user lacks, and a promotion shows in the
+//! next token. Every role check is [`Caller::require`] on that role.
 
 use std::sync::Arc;
 
@@ -16,6 +24,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::state::AppState;
+use command_side::CommandError;
+use domain::DomainError;
 
 const ISSUER: &str = "muckard";
 
@@ -90,6 +101,44 @@ impl Caller {
             role: self.role,
         }
     }
+
+    /// Refuses (403) unless the caller holds one of `roles` now. The role
+    /// is the current one (see the module's documentation), so this is
+    /// where admin and auditor powers are checked.
+    pub fn require(&self, roles: &[Role], what: &str) -> Result<(), ApiError> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(what.to_string()))
+        }
+    }
+
+    /// The caller with the role its user holds now, for a token that claims
+    /// more than `user`; a token of a user who no longer exists is refused.
+    async fn with_current_role(self, state: &AppState) -> Result<Caller, ApiError> {
+        if self.role == Role::User {
+            return Ok(self);
+        }
+        let role = state
+            .commands
+            .role_of(self.user_id)
+            .await
+            .map_err(|error| match error {
+                CommandError::Refused(DomainError::NotFound { .. }) => {
+                    ApiError::Unauthorized("the token's user does not exist".to_string())
+                }
+                other => other.into(),
+            })?;
+        if role != self.role {
+            tracing::info!(
+                user_id = %self.user_id,
+                claimed = self.role.as_str(),
+                current = role.as_str(),
+                "token role superseded by the current role"
+            );
+        }
+        Ok(Caller { role, ..self })
+    }
 }
 
 /// What the bearer token of a request says, decided once by
@@ -152,12 +201,15 @@ pub async fn authenticate(
     next.run(request).await
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
+impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         match Authentication::of(&parts.extensions) {
-            Authentication::Authenticated(caller) => Ok(caller),
+            Authentication::Authenticated(claimed) => claimed.with_current_role(state).await,
             Authentication::Rejected(reason) => Err(ApiError::Unauthorized(reason)),
             Authentication::Anonymous => {
                 Err(ApiError::Unauthorized("missing bearer token".to_string()))

@@ -32,6 +32,12 @@ pub enum ApiError {
         field: Option<String>,
         reason: String,
     },
+    /// 429 with `Retry-After`: this client (or account) must wait.
+    #[error("{reason}")]
+    TooManyRequests {
+        reason: String,
+        retry_after_secs: u64,
+    },
     #[error("{0}")]
     Unavailable(String),
     #[error(transparent)]
@@ -64,6 +70,9 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
             ApiError::Conflict { .. } => (StatusCode::CONFLICT, ErrorCode::Conflict),
+            ApiError::TooManyRequests { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited)
+            }
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
         }
@@ -108,6 +117,9 @@ pub enum ErrorCode {
     NotFound,
     /// 409.
     Conflict,
+    /// 429, with `Retry-After`: too many requests from this client, or
+    /// too many failed log-ins of this account.
+    RateLimited,
     /// 503, with `Retry-After`.
     Unavailable,
     /// 500.
@@ -138,6 +150,11 @@ impl From<CommandError> for ApiError {
             CommandError::InvalidCredentials | CommandError::InvalidRefreshToken => {
                 ApiError::Unauthorized(error.to_string())
             }
+            CommandError::LoginBackoff { retry_after_secs } => ApiError::TooManyRequests {
+                reason: error.to_string(),
+                retry_after_secs,
+            },
+            CommandError::Saturated(reason) => ApiError::Unavailable(reason),
             CommandError::DatabaseUnavailable(reason) => {
                 ApiError::Unavailable(format!("database unavailable: {reason}"))
             }
@@ -181,6 +198,13 @@ impl IntoResponse for ApiError {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::TooManyRequests {
+                retry_after_secs, ..
+            } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
             ApiError::Unauthorized(_) => {
                 response

@@ -11,7 +11,7 @@
 //! - [`extract`]: JSON bodies with field-naming errors, the refusal of
 //!   control characters in any text a client sends, the request context
 //!   that becomes event metadata;
-//! - [`auth`]: the register/login/refresh handlers;
+//! - [`auth`]: the register/login/refresh/logout handlers;
 //! - [`idempotency`]: the `Idempotency-Key` middleware;
 //! - [`routes`]: the endpoints, one module per resource;
 //! - [`openapi`]: the OpenAPI document, made from the handlers' annotations,
@@ -95,7 +95,8 @@ pub(crate) struct RouteGroups {
     /// Routes whose repeated Idempotency-Key replays the first response.
     pub commands: OpenApiRouter<AppState>,
     /// Log-in and refresh are not idempotent by key: their responses hold
-    /// fresh tokens, which must not be stored.
+    /// fresh tokens, which must not be stored. Log-out is idempotent by
+    /// nature (a second one revokes nothing more).
     pub sessions: OpenApiRouter<AppState>,
 }
 
@@ -119,7 +120,8 @@ pub(crate) fn route_groups() -> RouteGroups {
         .routes(routes!(routes::admin::assign_role));
     let sessions = OpenApiRouter::default()
         .routes(routes!(auth::login))
-        .routes(routes!(auth::refresh));
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout));
     let queries = OpenApiRouter::default()
         .routes(routes!(routes::queries::me))
         .routes(routes!(routes::queries::admin_users))

@@ -157,6 +157,8 @@ fn command_side(pool: PgPool) -> Result<CommandSide> {
             max_attempts: MAX_ATTEMPTS,
             aggregate_cache_size: 10_000,
             append_batch_max: 64,
+            password_hashing: Default::default(),
+            login_backoff: Default::default(),
             secrets: Arc::new(secrets),
             exchange: Arc::new(PaperExchange::new()),
             strategy_limits: domain::StrategyLimits::default(),

@@ -22,6 +22,14 @@ pub enum CommandError {
     /// A refresh token was unknown, expired or reused.
     #[error("invalid refresh token")]
     InvalidRefreshToken,
+    /// The account (or the unknown email) failed to log in too often
+    /// lately; log-ins are refused for another `retry_after_secs` seconds.
+    #[error("too many failed log-ins; retry after {retry_after_secs} s")]
+    LoginBackoff { retry_after_secs: u64 },
+    /// A bounded resource (the password hashing slots) stayed busy for the
+    /// whole wait; the caller may retry shortly.
+    #[error("{0}")]
+    Saturated(String),
     /// PostgreSQL could not be reached.
     #[error("database unavailable: {0}")]
     DatabaseUnavailable(String),

@@ -9,7 +9,7 @@ use cqrs_es::{Aggregate, AggregateError, CqrsFramework, DomainEvent, EventEnvelo
 use domain::bot::{Bot, BotServices};
 use domain::exchange_key::{ExchangeKey, ExchangeKeyServices};
 use domain::portfolio::Portfolio;
-use domain::user::User;
+use domain::user::{LoginBackoff, User};
 use domain::{DomainError, StrategyLimits};
 use rand::Rng;
 use sqlx::PgPool;
@@ -20,7 +20,9 @@ use crate::cache::{AggregateCache, CachedEventStore};
 use crate::crypto::SecretBox;
 use crate::error::CommandError;
 use crate::load::{load, map_aggregate_error};
+use crate::login_failures::{UnknownEmailFailures, MAX_REMEMBERED_UNKNOWN_EMAILS};
 use crate::metadata::CommandMetadata;
+use crate::passwords::{PasswordHashingSettings, Passwords};
 use crate::repository::LedgerEventRepository;
 use crate::services::{EventStoreKeyDirectory, StoredKeyVerifier};
 use event_log::{CommitNotifier, Position};
@@ -41,6 +43,10 @@ pub struct CommandSideSettings {
     /// Events at most in one shared append statement (`APPEND_BATCH_MAX`);
     /// 1 (or 0) appends every command's events in a statement of its own.
     pub append_batch_max: usize,
+    /// How many password hashes run at once and how long one waits.
+    pub password_hashing: PasswordHashingSettings,
+    /// When failed log-ins close an account's log-ins, and for how long.
+    pub login_backoff: LoginBackoff,
     pub secrets: Arc<SecretBox>,
     pub exchange: Arc<dyn Exchange>,
     /// What a user may configure on a bot (`BOT_MAX_QUOTE_AMOUNT`,
@@ -58,6 +64,8 @@ pub struct CommandSide {
     bots: Framework<Bot>,
     portfolios: Framework<Portfolio>,
     caches: Caches,
+    pub(crate) passwords: Passwords,
+    pub(crate) unknown_email_failures: UnknownEmailFailures,
 }
 
 struct Caches {
@@ -144,6 +152,11 @@ impl CommandSide {
             bots: framework(&pool, &settings, &caches.bots, n, b, bot_services),
             portfolios: framework(&pool, &settings, &caches.portfolios, n, b, ()),
             caches,
+            passwords: Passwords::new(settings.password_hashing),
+            unknown_email_failures: UnknownEmailFailures::new(
+                settings.login_backoff,
+                MAX_REMEMBERED_UNKNOWN_EMAILS,
+            ),
             pool,
             settings,
         }

@@ -44,6 +44,7 @@ pub mod exchange_keys;
 pub mod framework;
 pub mod idempotency;
 pub mod load;
+pub mod login_failures;
 pub mod metadata;
 pub mod metrics;
 pub mod passwords;

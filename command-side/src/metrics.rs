@@ -63,6 +63,28 @@ static APPEND_BATCHES: LazyLock<prometheus::Histogram> = LazyLock::new(|| {
     ))
 });
 
+static PASSWORD_HASHES_REFUSED: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
+    register(prometheus::IntCounter::new(
+        "muckard_password_hashes_refused_total",
+        "Log-ins and registrations refused (503) because every password hashing slot stayed busy for the wait.",
+    ))
+});
+
+static LOGINS_BACKED_OFF: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
+    register(prometheus::IntCounter::new(
+        "muckard_logins_backed_off_total",
+        "Log-ins refused (429) because the account (or unknown email) is in its failed-log-in back-off.",
+    ))
+});
+
+pub(crate) fn record_password_hash_refused() {
+    PASSWORD_HASHES_REFUSED.inc();
+}
+
+pub(crate) fn record_login_backed_off() {
+    LOGINS_BACKED_OFF.inc();
+}
+
 /// Registers `metric` in the process-wide default registry (which
 /// `/metrics` renders) and returns it.
 pub fn register<M: prometheus::core::Collector + Clone + 'static>(
@@ -82,6 +104,8 @@ pub fn init() {
     LazyLock::force(&COMMANDS);
     LazyLock::force(&COMMAND_SECONDS);
     LazyLock::force(&EVENTS_APPENDED);
+    LazyLock::force(&PASSWORD_HASHES_REFUSED);
+    LazyLock::force(&LOGINS_BACKED_OFF);
     LazyLock::force(&CACHE_LOOKUPS);
     LazyLock::force(&APPEND_BATCHES);
 }
@@ -95,9 +119,14 @@ pub fn outcome<T>(result: &Result<T, CommandError>) -> &'static str {
             CommandError::Refused(_)
             | CommandError::EmailTaken
             | CommandError::InvalidCredentials
-            | CommandError::InvalidRefreshToken,
+            | CommandError::InvalidRefreshToken
+            | CommandError::LoginBackoff { .. },
         ) => "rejected",
-        Err(CommandError::DatabaseUnavailable(_) | CommandError::Unexpected(_)) => "failed",
+        Err(
+            CommandError::DatabaseUnavailable(_)
+            | CommandError::Saturated(_)
+            | CommandError::Unexpected(_),
+        ) => "failed",
     }
 }
 

@@ -97,4 +97,36 @@ impl CommandSide {
         tx.commit().await?;
         Ok((user_id, successor))
     }
+
+    /// Revokes every live refresh token of `user_id` (a role change);
+    /// returns how many.
+    pub async fn revoke_refresh_tokens_of(&self, user_id: Uuid) -> Result<u64, CommandError> {
+        let revoked = sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = now() \
+             WHERE user_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if revoked > 0 {
+            tracing::info!(%user_id, revoked, "refresh tokens revoked");
+        }
+        Ok(revoked)
+    }
+
+    /// Log-out: revokes the whole family of `token` (the token and every
+    /// token it was renewed from or into). An unknown token revokes nothing
+    /// and is not an error, so the answer tells nothing about it.
+    pub async fn revoke_refresh_family(&self, token: &str) -> Result<(), CommandError> {
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = now() \
+             WHERE revoked_at IS NULL AND family_id = \
+               (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)",
+        )
+        .bind(digest(token))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
 }

@@ -75,6 +75,8 @@ fn command_side(pool: PgPool) -> CommandSide {
             max_attempts: 8,
             aggregate_cache_size: 1000,
             append_batch_max: 64,
+            password_hashing: Default::default(),
+            login_backoff: Default::default(),
             secrets: Arc::new(SecretBox::new(&[7u8; 32]).unwrap()),
             exchange: Arc::new(PaperExchange::new()),
             strategy_limits: domain::StrategyLimits::default(),

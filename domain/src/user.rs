@@ -39,6 +39,10 @@ pub enum UserCommand {
         role: Role,
         at: DateTime<Utc>,
     },
+    /// Recorded after the command side found the password wrong: `source`
+    /// names where the attempt came from (the client address), never the
+    /// password.
+    RecordFailedLogin { source: String, at: DateTime<Utc> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +93,8 @@ pub enum UserEvent {
         assigned_by: Option<Uuid>,
         at: DateTime<Utc>,
     },
+    #[serde(rename = "user.login_failed")]
+    LoginFailed { source: String, at: DateTime<Utc> },
 }
 
 impl DomainEvent for UserEvent {
@@ -99,6 +105,7 @@ impl DomainEvent for UserEvent {
             UserEvent::UserUpdated { .. } => "user.updated",
             UserEvent::OnboardingCompleted { .. } => "onboarding.completed",
             UserEvent::RoleAssigned { .. } => "user.role_assigned",
+            UserEvent::LoginFailed { .. } => "user.login_failed",
         }
         .to_string()
     }
@@ -117,11 +124,75 @@ pub struct User {
     pub role: Option<Role>,
     pub onboarded: bool,
     pub last_login_at: Option<DateTime<Utc>>,
+    /// The times of the failed log-ins since the last successful one, oldest
+    /// first, at most [`REMEMBERED_FAILED_LOGINS`]. Absent from snapshots
+    /// taken before it existed, hence the default.
+    #[serde(default)]
+    pub failed_logins: Vec<DateTime<Utc>>,
+}
+
+/// How many failed log-ins a user's state remembers: the most a
+/// [`LoginBackoff`] can count.
+pub const REMEMBERED_FAILED_LOGINS: usize = 32;
+
+/// The longest `source` a failed log-in records.
+pub const MAX_LOGIN_SOURCE_CHARS: usize = 100;
+
+/// When an account's log-ins are refused after failures: once
+/// `max_failures` failed log-ins fall within `window` of each other, every
+/// log-in (right password or not) is refused until `backoff` after the last
+/// of them. Each failure after that closes it again while the last
+/// `max_failures` still fall within the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginBackoff {
+    pub max_failures: usize,
+    pub window: chrono::Duration,
+    pub backoff: chrono::Duration,
+}
+
+impl Default for LoginBackoff {
+    /// 5 failures within 15 minutes close the account's log-ins for 5
+    /// minutes.
+    fn default() -> Self {
+        Self {
+            max_failures: 5,
+            window: chrono::Duration::minutes(15),
+            backoff: chrono::Duration::minutes(5),
+        }
+    }
+}
+
+impl LoginBackoff {
+    /// When log-ins open again, if `failures` (oldest first) close them at
+    /// `now`.
+    pub fn locked_until(
+        &self,
+        failures: &[DateTime<Utc>],
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let counted = self.max_failures.clamp(1, REMEMBERED_FAILED_LOGINS);
+        let recent = failures.get(failures.len().checked_sub(counted)?..)?;
+        let (first, last) = (*recent.first()?, *recent.last()?);
+        if last - first > self.window {
+            return None;
+        }
+        let until = last + self.backoff;
+        (now < until).then_some(until)
+    }
 }
 
 impl User {
     pub fn exists(&self) -> bool {
         self.user_id.is_some()
+    }
+
+    /// When this user's log-ins open again, if `policy` closes them at `now`.
+    pub fn login_locked_until(
+        &self,
+        policy: &LoginBackoff,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        policy.locked_until(&self.failed_logins, now)
     }
 
     fn ensure_actor_is_self_or_admin(&self, actor: &Actor) -> Result<Uuid, DomainError> {
@@ -202,6 +273,24 @@ impl User {
     }
 }
 
+/// A failed log-in's source as recorded: control characters dropped, at
+/// most [`MAX_LOGIN_SOURCE_CHARS`], `unknown` when nothing is left. The
+/// source is the service's own description of the client, so it is cleaned
+/// rather than refused: a failure must always be recorded.
+fn login_source(source: &str) -> String {
+    let cleaned: String = source
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_LOGIN_SOURCE_CHARS)
+        .collect();
+    let cleaned = cleaned.trim();
+    if cleaned.is_empty() {
+        "unknown".to_string()
+    } else {
+        cleaned.to_string()
+    }
+}
+
 /// A lenient shape check: one `@`, something either side, a dot in the
 /// domain. Deliverability is the mail server's business.
 pub fn normalise_email(email: &str) -> Result<String, DomainError> {
@@ -275,6 +364,15 @@ impl Aggregate for User {
                     None => return Ok(()),
                 }
             }
+            UserCommand::RecordFailedLogin { source, at } => {
+                if !self.exists() {
+                    return Err(DomainError::NotFound { entity: "user" });
+                }
+                UserEvent::LoginFailed {
+                    source: login_source(&source),
+                    at,
+                }
+            }
         };
         sink.write(event, self).await;
         Ok(())
@@ -294,10 +392,19 @@ impl Aggregate for User {
                 self.display_name = display_name;
                 self.role = Some(role);
             }
-            UserEvent::UserLoggedIn { at } => self.last_login_at = Some(at),
+            UserEvent::UserLoggedIn { at } => {
+                self.last_login_at = Some(at);
+                self.failed_logins.clear();
+            }
             UserEvent::UserUpdated { display_name, .. } => self.display_name = Some(display_name),
             UserEvent::OnboardingCompleted { .. } => self.onboarded = true,
             UserEvent::RoleAssigned { role, .. } => self.role = Some(role),
+            UserEvent::LoginFailed { at, .. } => {
+                if self.failed_logins.len() >= REMEMBERED_FAILED_LOGINS {
+                    self.failed_logins.remove(0);
+                }
+                self.failed_logins.push(at);
+            }
         }
     }
 }

@@ -4,7 +4,10 @@ mod support;
 
 use cqrs_es::test::{AggregateResultValidator, TestFramework};
 use cqrs_es::DomainEvent;
-use domain::user::{normalise_email, Experience, RiskProfile, User, UserCommand, UserEvent};
+use domain::user::{
+    normalise_email, Experience, LoginBackoff, RiskProfile, User, UserCommand, UserEvent,
+    MAX_LOGIN_SOURCE_CHARS, REMEMBERED_FAILED_LOGINS,
+};
 use domain::{Actor, DomainError, Role};
 use support::{assert_wire_format, at, at_plus, state_after, Outcome};
 use uuid::Uuid;
@@ -159,6 +162,145 @@ fn log_in_records_the_time() {
 #[test]
 fn log_in_of_an_unknown_user_is_refused() {
     given(vec![], UserCommand::LogIn { at: at() }).then_expect_error_message("user not found");
+}
+
+// ---- failed log-ins and back-off ----
+
+fn failed_login(at: chrono::DateTime<chrono::Utc>) -> UserEvent {
+    UserEvent::LoginFailed {
+        source: "ip:203.0.113.7".to_string(),
+        at,
+    }
+}
+
+/// The defaults: 5 failures within 15 minutes close log-ins for 5 minutes.
+fn policy() -> LoginBackoff {
+    LoginBackoff::default()
+}
+
+#[test]
+fn a_failed_log_in_is_recorded_with_its_source_and_time() {
+    given(
+        vec![created()],
+        UserCommand::RecordFailedLogin {
+            source: "ip:203.0.113.7".to_string(),
+            at: at_plus(5),
+        },
+    )
+    .then_expect_events(vec![failed_login(at_plus(5))]);
+}
+
+#[test]
+fn a_failed_log_in_source_is_cleaned_and_bounded_never_refused() {
+    let command = |source: &str| UserCommand::RecordFailedLogin {
+        source: source.to_string(),
+        at: at(),
+    };
+    let recorded = |source: &str| match given(vec![created()], command(source)).events()[..] {
+        [UserEvent::LoginFailed { ref source, .. }] => source.clone(),
+        ref other => panic!("expected one user.login_failed, got {other:?}"),
+    };
+    assert_eq!(recorded("ip:1.2.3.4\u{0}\n"), "ip:1.2.3.4");
+    assert_eq!(recorded("\u{0}"), "unknown");
+    let long = "x".repeat(500);
+    assert_eq!(recorded(&long).chars().count(), MAX_LOGIN_SOURCE_CHARS);
+}
+
+#[test]
+fn a_failed_log_in_of_an_unknown_user_is_refused() {
+    given(
+        vec![],
+        UserCommand::RecordFailedLogin {
+            source: "ip:203.0.113.7".to_string(),
+            at: at(),
+        },
+    )
+    .then_expect_error_message("user not found");
+}
+
+#[test]
+fn five_failures_within_the_window_close_log_ins_for_the_back_off() {
+    let mut events = vec![created()];
+    events.extend((0..4).map(|i| failed_login(at_plus(i * 60))));
+    let user: User = state_after(events.clone());
+    assert_eq!(user.login_locked_until(&policy(), at_plus(240)), None);
+    events.push(failed_login(at_plus(240)));
+    let user: User = state_after(events);
+    let until = at_plus(240 + 300);
+    assert_eq!(
+        user.login_locked_until(&policy(), at_plus(241)),
+        Some(until)
+    );
+    assert_eq!(
+        user.login_locked_until(&policy(), at_plus(539)),
+        Some(until)
+    );
+    assert_eq!(user.login_locked_until(&policy(), until), None);
+}
+
+#[test]
+fn failures_further_apart_than_the_window_do_not_close_log_ins() {
+    let mut events = vec![created()];
+    // Five failures spread over 16 minutes: the first and the fifth are
+    // more than the 15-minute window apart.
+    events.extend((0..5).map(|i| failed_login(at_plus(i * 240))));
+    let user: User = state_after(events);
+    assert_eq!(user.login_locked_until(&policy(), at_plus(961)), None);
+}
+
+#[test]
+fn a_failure_after_the_back_off_closes_log_ins_again() {
+    let mut events = vec![created()];
+    events.extend((0..5).map(|i| failed_login(at_plus(i))));
+    events.push(failed_login(at_plus(400)));
+    let user: User = state_after(events);
+    assert_eq!(
+        user.login_locked_until(&policy(), at_plus(401)),
+        Some(at_plus(700))
+    );
+}
+
+#[test]
+fn a_successful_log_in_forgets_the_failures() {
+    let mut events = vec![created()];
+    events.extend((0..4).map(|i| failed_login(at_plus(i))));
+    events.push(UserEvent::UserLoggedIn { at: at_plus(10) });
+    events.push(failed_login(at_plus(11)));
+    let user: User = state_after(events);
+    assert_eq!(user.failed_logins, vec![at_plus(11)]);
+    assert_eq!(user.login_locked_until(&policy(), at_plus(12)), None);
+}
+
+#[test]
+fn the_remembered_failures_are_bounded() {
+    let mut events = vec![created()];
+    let many = REMEMBERED_FAILED_LOGINS as i64 + 10;
+    events.extend((0..many).map(|i| failed_login(at_plus(i))));
+    let user: User = state_after(events);
+    assert_eq!(user.failed_logins.len(), REMEMBERED_FAILED_LOGINS);
+    assert_eq!(user.failed_logins.last(), Some(&at_plus(many - 1)));
+    assert_eq!(user.failed_logins.first(), Some(&at_plus(10)));
+}
+
+#[test]
+fn a_policy_counting_more_than_is_remembered_counts_what_is_remembered() {
+    let policy = LoginBackoff {
+        max_failures: 1000,
+        ..LoginBackoff::default()
+    };
+    let failures: Vec<_> = (0..REMEMBERED_FAILED_LOGINS as i64).map(at_plus).collect();
+    assert!(policy.locked_until(&failures, at_plus(100)).is_some());
+    assert_eq!(policy.locked_until(&failures[1..], at_plus(100)), None);
+}
+
+#[test]
+fn a_snapshot_without_failed_logins_still_reads() {
+    let old = serde_json::json!({
+        "user_id": ME, "email": "ada@example.com", "display_name": null,
+        "role": "user", "onboarded": false, "last_login_at": null
+    });
+    let user: User = serde_json::from_value(old).expect("an old snapshot reads");
+    assert!(user.failed_logins.is_empty());
 }
 
 // ---- update profile ----
@@ -326,6 +468,7 @@ fn events_build_the_user_state() {
             role: Some(Role::Admin),
             onboarded: true,
             last_login_at: Some(at_plus(1)),
+            failed_logins: vec![],
         }
     );
 }
@@ -345,6 +488,7 @@ fn every_user_event_has_its_wire_name_and_round_trips() {
             assigned_by: Some(SOMEONE_ELSE),
             at: at(),
         },
+        failed_login(at()),
     ];
     assert_wire_format(&events);
     let names: Vec<String> = events.iter().map(DomainEvent::event_type).collect();
@@ -355,7 +499,8 @@ fn every_user_event_has_its_wire_name_and_round_trips() {
             "user.logged_in",
             "user.updated",
             "onboarding.completed",
-            "user.role_assigned"
+            "user.role_assigned",
+            "user.login_failed"
         ]
     );
 }

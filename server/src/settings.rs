@@ -103,6 +103,10 @@ pub struct Settings {
     pub aggregate_cache_size: usize,
     /// Events at most in one append statement shared by commands.
     pub append_batch_max: usize,
+    /// Password hashes at once and how long a log-in waits for a slot.
+    pub password_hashing: command_side::passwords::PasswordHashingSettings,
+    /// Failed log-ins that close an account's log-ins, and for how long.
+    pub login_backoff: domain::user::LoginBackoff,
     pub access_token_ttl: chrono::Duration,
     pub jwt_secret: Secret<Vec<u8>>,
     pub encryption_key: Secret<Vec<u8>>,
@@ -255,6 +259,10 @@ impl Settings {
         let millis = |name: &'static str, default: &str| {
             number(name, default).map(std::time::Duration::from_millis)
         };
+        let seconds = |name: &'static str, default: &str| {
+            number(name, default)
+                .map(|secs| chrono::Duration::seconds(secs.min(i64::MAX as u64 / 1000) as i64))
+        };
         let environment = choice(
             &get,
             "MUCKARD_ENV",
@@ -279,6 +287,22 @@ impl Settings {
             command_max_attempts: number("COMMAND_MAX_ATTEMPTS", "8")?.max(1) as u32,
             aggregate_cache_size: number("AGGREGATE_CACHE_SIZE", "10000")? as usize,
             append_batch_max: number("APPEND_BATCH_MAX", "64")?.min(10_000) as usize,
+            password_hashing: command_side::passwords::PasswordHashingSettings {
+                concurrency: number(
+                    "PASSWORD_HASH_CONCURRENCY",
+                    &command_side::passwords::PasswordHashingSettings::default_concurrency()
+                        .to_string(),
+                )?
+                .clamp(1, 1024) as usize,
+                wait: millis("PASSWORD_HASH_WAIT_MS", "250")?,
+            },
+            login_backoff: domain::user::LoginBackoff {
+                max_failures: number("LOGIN_BACKOFF_FAILURES", "5")?
+                    .clamp(1, domain::user::REMEMBERED_FAILED_LOGINS as u64)
+                    as usize,
+                window: seconds("LOGIN_BACKOFF_WINDOW_SECS", "900")?,
+                backoff: seconds("LOGIN_BACKOFF_SECS", "300")?,
+            },
             access_token_ttl: chrono::Duration::seconds(
                 number("ACCESS_TOKEN_TTL_SECS", "900")? as i64
             ),

@@ -145,6 +145,8 @@ pub fn build_state(
             max_attempts: settings.command_max_attempts,
             aggregate_cache_size: settings.aggregate_cache_size,
             append_batch_max: settings.append_batch_max,
+            password_hashing: settings.password_hashing,
+            login_backoff: settings.login_backoff,
             secrets: Arc::new(secrets),
             exchange,
             strategy_limits: settings.bot_limits,

@@ -293,6 +293,15 @@ fn samples() -> Vec<Sample> {
         ));
     }
     out.push(sample("User", UserEvent::UserLoggedIn { at: now }));
+    for (source, at) in [("ip:203.0.113.7", now), ("ip:2001:db8::1", whole)] {
+        out.push(sample(
+            "User",
+            UserEvent::LoginFailed {
+                source: source.to_string(),
+                at,
+            },
+        ));
+    }
     for display_name in ["Ada", "Zoë Ørsted-Łukasz 🚀"] {
         out.push(sample(
             "User",
@@ -784,6 +793,18 @@ fn broken_payloads_are_refused() {
         "/display_name",
         Some(json!("x".repeat(101))),
         "a display name over 100 characters",
+    );
+    check(
+        "user.login_failed",
+        "/password",
+        Some(json!("correct horse battery")),
+        "a failed log-in carrying a password",
+    );
+    check(
+        "user.login_failed",
+        "/source",
+        None,
+        "a failed log-in without its source",
     );
     check(
         "bot.stopped",

@@ -55,6 +55,7 @@ const GROUPS: &[(&str, &[Operation])] = &[
             ("post", "/api/v1/auth/register"),
             ("post", "/api/v1/auth/login"),
             ("post", "/api/v1/auth/refresh"),
+            ("post", "/api/v1/auth/logout"),
         ],
     ),
     (

@@ -2,8 +2,10 @@
 //! rate limits, W3C trace context from a request to the event log and the
 //! AMQP headers (`endpoints`); the `muckard` binary starting while Kafka
 //! and RabbitMQ are down and turning ready when they return, and SIGTERM
-//! during a steady command load (`process`).
+//! during a steady command load (`process`); a burst of log-ins against
+//! the bounded password hashing (`hashing`).
 
 mod endpoints;
+mod hashing;
 mod least_privilege;
 mod process;

@@ -2,9 +2,11 @@
 //! endpoint's success and refusal paths, and the event store's guarantees.
 
 mod auth;
+mod authority;
 mod bots;
 mod cache;
 mod event_store;
 mod hostile_input;
 mod keys;
+mod login_backoff;
 mod users;

@@ -33,14 +33,17 @@ pub struct RoleAssigned {
     path = "/api/v1/admin/users/{user_id}/role",
     tag = "admin",
     summary = "Give a user a role (admins)",
-    description = "A user holds one role; this replaces it. The user's next access token carries it.",
+    description = "A user holds one role; this replaces it. A change revokes the user's refresh \
+        tokens (they log in again) and takes effect at once: admin and auditor powers are \
+        checked against the role held now, whatever an access token claims.",
     security(("bearer" = [])),
     params(("user_id" = Uuid, Path, description = "The user")),
     request_body = AssignRoleRequest,
     responses(
         (status = 200, description = "Assigned", body = RoleAssigned),
         (status = 400, description = "Unreadable JSON or a malformed `user_id`", body = ErrorResponse),
-        (status = 403, description = "The caller is not an admin", body = ErrorResponse),
+        (status = 403, description = "The caller is not an admin now (a token issued before a \
+            demotion included)", body = ErrorResponse),
         (status = 404, description = "No such user", body = ErrorResponse),
         (status = 422, description = "A field is invalid", body = ErrorResponse),
     ),
@@ -53,6 +56,7 @@ pub async fn assign_role(
     JsonBody(request): JsonBody<AssignRoleRequest>,
 ) -> Result<Json<RoleAssigned>, ApiError> {
     let user_id = parse_id("user_id", &user_id)?;
+    caller.require(&[Role::Admin], "only an admin grants roles")?;
     let metadata = context.metadata(Some(caller.actor()), "user.assign_role");
     let position = state
         .commands

@@ -146,11 +146,10 @@ fn request(
     aggregate_id: &str,
     raw: &HashMap<String, String>,
 ) -> Result<(AggregateType, Until), ApiError> {
-    if !matches!(caller.role, Role::Auditor | Role::Admin) {
-        return Err(ApiError::Forbidden(
-            "the audit endpoints are for auditors and admins".to_string(),
-        ));
-    }
+    caller.require(
+        &[Role::Auditor, Role::Admin],
+        "the audit endpoints are for auditors and admins",
+    )?;
     refuse_control_characters("id", aggregate_id)?;
     if let Some(unknown) = raw.keys().find(|name| !PARAMETERS.contains(&name.as_str())) {
         return Err(bad(unknown, "is not a parameter of this endpoint"));

@@ -188,13 +188,10 @@ pub async fn verify_export(
 }
 
 fn require_auditor(caller: &Caller) -> Result<(), ApiError> {
-    if matches!(caller.role, Role::Auditor | Role::Admin) {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(
-            "audit reports are for auditors and admins".to_string(),
-        ))
-    }
+    caller.require(
+        &[Role::Auditor, Role::Admin],
+        "audit reports are for auditors and admins",
+    )
 }
 
 fn report_error(error: AuditError) -> ApiError {

@@ -71,6 +71,9 @@ impl Subscriber for UsersProjector {
                 .bind(user_id)
                 .bind(role.as_str())
                 .bind(at),
+                // Failed log-ins are the User aggregate's business (its
+                // back-off) and the auditors'; the read model shows none.
+                UserEvent::LoginFailed { .. } => continue,
             };
             query.execute(&mut *transaction).await?;
         }

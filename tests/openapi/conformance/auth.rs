@@ -1,4 +1,4 @@
-//! Registering, logging in, refreshing.
+//! Registering, logging in (and backing off), refreshing, logging out.
 
 use axum::http::{Method, StatusCode};
 use integration_tests::PASSWORD;
@@ -10,6 +10,7 @@ use crate::conformance::Conformance;
 const REGISTER: &str = "/api/v1/auth/register";
 const LOGIN: &str = "/api/v1/auth/login";
 const REFRESH: &str = "/api/v1/auth/refresh";
+const LOGOUT: &str = "/api/v1/auth/logout";
 
 #[tokio::test]
 async fn auth_operations_answer_as_documented() {
@@ -46,5 +47,29 @@ async fn auth_operations_answer_as_documented() {
     assert_eq!(renewed.status, StatusCode::OK);
     let spent = c.post(REFRESH, None, refresh).await;
     assert_eq!(spent.status, StatusCode::UNAUTHORIZED);
+
+    let session = json!({ "refresh_token": renewed.body["refresh_token"] });
+    let logged_out = c.post(LOGOUT, None, session.clone()).await;
+    assert_eq!(logged_out.status, StatusCode::NO_CONTENT);
+    let unknown = c
+        .post(LOGOUT, None, json!({ "refresh_token": "unknown" }))
+        .await;
+    assert_eq!(unknown.status, StatusCode::NO_CONTENT);
+    let invalid = c.post(LOGOUT, None, json!({ "token": "x" })).await;
+    assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let revoked = c.post(REFRESH, None, session).await;
+    assert_eq!(revoked.status, StatusCode::UNAUTHORIZED);
+
+    // Four more wrong passwords (five in all) back the account off.
+    for _ in 0..4 {
+        let wrong_password = json!({ "email": email, "password": "not the password" });
+        assert_eq!(
+            c.post(LOGIN, None, wrong_password).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let credentials = json!({ "email": email, "password": PASSWORD });
+    let backed_off = c.post(LOGIN, None, credentials).await;
+    assert_eq!(backed_off.status, StatusCode::TOO_MANY_REQUESTS);
     c.finish("auth");
 }
