@@ -155,7 +155,7 @@ pub fn build_state(
     init_metrics();
     Ok(AppState::new(
         Arc::new(commands),
-        api::caller::JwtKeys::new(settings.jwt_secret.expose(), settings.access_token_ttl),
+        api::tokens::JwtKeys::new(settings.jwt_secret.expose(), settings.access_token_ttl),
         settings.http.clone(),
         readiness(settings),
         projections::audit::signing::AuditSigner::from_seed(settings.audit_signing_key.expose())?,
