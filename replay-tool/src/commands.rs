@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result};
 use domain::AggregateType;
+use projections::audit::anchor;
 use projections::audit::export::{build_report, verify_report};
 use projections::audit::signing::{AuditSigner, PublicKey};
 use projections::audit::stream::{state_as_of, Until};
@@ -175,14 +176,37 @@ async fn verify(pool: &PgPool, args: VerifyArgs, json: bool) -> Result<Outcome> 
         to: args.to,
     };
     let report = verify_log(pool, range, &Bar::new()).await?;
-    let outcome = if report.is_clean() {
+    let anchors = match &args.anchors {
+        Some(dir) => {
+            let key = args
+                .public_key
+                .as_deref()
+                .context("--anchors needs --public-key (or AUDIT_PUBLIC_KEY)")?;
+            let trusted = PublicKey::from_hex(key).context("--public-key")?;
+            let checkpoints = anchor::read_dir(dir)?;
+            Some(anchor::verify_against_checkpoints(pool, checkpoints, &trusted).await?)
+        }
+        None => None,
+    };
+    let outcome = if report.is_clean() && anchors.as_ref().is_none_or(|a| a.is_clean()) {
         Outcome::Clean
     } else {
         Outcome::Discrepancy
     };
     if json {
-        print_json(&report)?;
+        print_json(&json!({ "chain": report, "anchors": anchors }))?;
         return Ok(outcome);
+    }
+    if let Some(anchors) = &anchors {
+        for finding in &anchors.findings {
+            println!("ANCHOR {finding}");
+        }
+        println!(
+            "checked {} streams against {} signed checkpoints: {} findings",
+            anchors.streams_checked,
+            anchors.checkpoints,
+            anchors.findings.len()
+        );
     }
     for broken in &report.broken_rows {
         println!("BROKEN {broken}");

@@ -130,6 +130,16 @@ pub struct VerifyArgs {
     /// Only rows recorded at or before this RFC 3339 time.
     #[arg(long, value_parser = parse_time)]
     pub to: Option<DateTime<Utc>>,
+    /// Also check the log against the signed checkpoints in this
+    /// directory (written by `muckard anchor` or the service's
+    /// `ANCHOR_DIR`): names streams cut at their tail, deleted whole,
+    /// re-hashed, or with rows inserted behind the service's back.
+    #[arg(long)]
+    pub anchors: Option<PathBuf>,
+    /// The published public key the checkpoints must be signed with
+    /// (`muckard keys public`); required with `--anchors`.
+    #[arg(long, env = "AUDIT_PUBLIC_KEY", requires = "anchors")]
+    pub public_key: Option<String>,
 }
 
 #[derive(clap::Args)]

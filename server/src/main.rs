@@ -46,6 +46,13 @@ enum Command {
         #[command(subcommand)]
         which: KeysCommand,
     },
+    /// Sign a checkpoint of the log at its head now and write it into
+    /// DIR (default ANCHOR_DIR): what `muckard-replay verify --anchors DIR`
+    /// checks the log against.
+    Anchor {
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
     /// Grant a role to a registered user, e.g. the first admin. The grant
     /// is recorded as a `user.role_assigned` event by the system actor.
     GrantRole {
@@ -85,6 +92,18 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::GrantRole { email, role } => grant_role(settings, &email, &role).await,
+        Command::Anchor { dir } => {
+            let dir = dir
+                .or_else(|| settings.anchor_dir.clone())
+                .context("--dir or ANCHOR_DIR names where checkpoints go")?;
+            let pool = wiring::serving_pool(&settings).await?;
+            let checkpoint = wiring::anchor_once(&settings, &pool, &dir).await?;
+            println!(
+                "signed checkpoint at {}: {} events in {} streams, digest {}",
+                checkpoint.position, checkpoint.events, checkpoint.streams, checkpoint.digest
+            );
+            Ok(())
+        }
         Command::Keys {
             which: KeysCommand::Public,
         } => {

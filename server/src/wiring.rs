@@ -221,6 +221,56 @@ pub fn projector_role(commands: Arc<CommandSide>) -> Vec<Arc<dyn Subscriber>> {
     subscribers
 }
 
+/// Signs a checkpoint of the log at its head and writes it into `dir`,
+/// after the latest one there.
+pub async fn anchor_once(
+    settings: &Settings,
+    pool: &PgPool,
+    dir: &std::path::Path,
+) -> anyhow::Result<projections::audit::anchor::Checkpoint> {
+    use projections::audit::anchor;
+    let signer =
+        projections::audit::signing::AuditSigner::from_seed(settings.audit_signing_key.expose())?;
+    let existing = anchor::read_dir(dir)?;
+    let checkpoint = anchor::make_checkpoint(pool, &signer, anchor::latest(&existing)).await?;
+    anchor::write_to_dir(dir, &checkpoint)?;
+    Ok(checkpoint)
+}
+
+/// With `ANCHOR_DIR`, a checkpoint every `ANCHOR_INTERVAL_SECS` until
+/// `shutdown` (one signer at a time across processes: a PostgreSQL
+/// advisory lock). A failed round is logged and tried at the next.
+fn spawn_anchor(
+    settings: &Settings,
+    pool: PgPool,
+    shutdown: CancellationToken,
+) -> Option<JoinHandle<()>> {
+    let dir = settings.anchor_dir.clone()?;
+    let settings = settings.clone();
+    Some(tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(settings.anchor_interval);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            let locked: Result<bool, sqlx::Error> =
+                sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext('muckard.anchor'))")
+                    .fetch_one(&pool)
+                    .await;
+            if !matches!(locked, Ok(true)) {
+                continue;
+            }
+            match anchor_once(&settings, &pool, &dir).await {
+                Ok(checkpoint) => {
+                    tracing::info!(position = %checkpoint.position, "signed a checkpoint")
+                }
+                Err(error) => tracing::warn!(%error, "could not sign a checkpoint; trying again"),
+            }
+        }
+    }))
+}
+
 /// Starts the projector role's subscribers; they stop when `shutdown` is
 /// cancelled, finishing the batch in hand.
 pub fn spawn_projectors(
@@ -263,6 +313,7 @@ pub fn start_workers(
             subscriber_settings.clone(),
             shutdown.clone(),
         ));
+        workers.extend(spawn_anchor(settings, pool.clone(), shutdown.clone()));
     }
     if roles.kafka_mirror {
         workers.push(kafka_mirror::spawn_mirror(
