@@ -12,6 +12,7 @@ use projections::rebuild::{self, RebuildPlan, Stop};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::PgPool;
+use std::time::Duration;
 
 use crate::progress::Bar;
 use crate::{
@@ -183,7 +184,11 @@ async fn verify(pool: &PgPool, args: VerifyArgs, json: bool) -> Result<Outcome> 
                 .as_deref()
                 .context("--anchors needs --public-key (or AUDIT_PUBLIC_KEY)")?;
             let trusted = PublicKey::from_hex(key).context("--public-key")?;
-            let checkpoints = anchor::read_dir(dir)?;
+            let checkpoints = if dir.as_os_str() == "kafka" {
+                kafka_checkpoints()?
+            } else {
+                anchor::read_dir(dir)?
+            };
             Some(anchor::verify_against_checkpoints(pool, checkpoints, &trusted).await?)
         }
         None => None,
@@ -220,6 +225,21 @@ async fn verify(pool: &PgPool, args: VerifyArgs, json: bool) -> Result<Outcome> 
         report.broken_rows.len()
     );
     Ok(outcome)
+}
+
+/// The checkpoints on the Kafka topic of checkpoints, with the broker and
+/// prefix from the environment (`KAFKA_BOOTSTRAP_SERVERS`,
+/// `KAFKA_TOPIC_PREFIX`, the `KAFKA_SECURITY_*` settings), as the service
+/// reads them.
+fn kafka_checkpoints() -> Result<Vec<anchor::Checkpoint>> {
+    let settings = kafka_mirror::KafkaSettings::from_lookup(&|name| std::env::var(name).ok())
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.name, e.reason))?;
+    let texts = kafka_mirror::checkpoints::read_all(&settings, Duration::from_secs(30))
+        .context("reading the checkpoints from Kafka")?;
+    texts
+        .iter()
+        .map(|text| serde_json::from_str(text).context("a checkpoint on Kafka"))
+        .collect()
 }
 
 async fn export(pool: &PgPool, args: ExportArgs, json: bool) -> Result<Outcome> {

@@ -46,12 +46,16 @@ enum Command {
         #[command(subcommand)]
         which: KeysCommand,
     },
-    /// Sign a checkpoint of the log at its head now and write it into
-    /// DIR (default ANCHOR_DIR): what `muckard-replay verify --anchors DIR`
-    /// checks the log against.
+    /// Sign a checkpoint of the log at its head now and publish it to the
+    /// Kafka topic of checkpoints and, with --dir or ANCHOR_DIR, into that
+    /// directory: what `muckard-replay verify --anchors kafka|DIR` checks
+    /// the log against.
     Anchor {
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
+        /// Do not publish to Kafka (only into the directory).
+        #[arg(long)]
+        no_kafka: bool,
     },
     /// Grant a role to a registered user, e.g. the first admin. The grant
     /// is recorded as a `user.role_assigned` event by the system actor.
@@ -92,12 +96,17 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::GrantRole { email, role } => grant_role(settings, &email, &role).await,
-        Command::Anchor { dir } => {
-            let dir = dir
-                .or_else(|| settings.anchor_dir.clone())
-                .context("--dir or ANCHOR_DIR names where checkpoints go")?;
+        Command::Anchor { dir, no_kafka } => {
+            let to = wiring::AnchorDestinations {
+                kafka: !no_kafka,
+                dir: dir.or_else(|| settings.anchor_dir.clone()),
+            };
+            anyhow::ensure!(
+                to.kafka || to.dir.is_some(),
+                "--no-kafka needs --dir or ANCHOR_DIR"
+            );
             let pool = wiring::serving_pool(&settings).await?;
-            let checkpoint = wiring::anchor_once(&settings, &pool, &dir).await?;
+            let checkpoint = wiring::anchor_once(&settings, &pool, &to, None).await?;
             println!(
                 "signed checkpoint at {}: {} events in {} streams, digest {}",
                 checkpoint.position, checkpoint.events, checkpoint.streams, checkpoint.digest

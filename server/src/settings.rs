@@ -114,8 +114,9 @@ pub struct Settings {
     /// (`AUDIT_SIGNING_KEY`, 64 hex characters): configuration, never in
     /// the database. Its public half is published.
     pub audit_signing_key: Secret<Vec<u8>>,
-    /// Where signed checkpoints of the log are written (`ANCHOR_DIR`);
-    /// with it, a projector process signs one every `ANCHOR_INTERVAL_SECS`.
+    /// A directory signed checkpoints of the log are also written into
+    /// (`ANCHOR_DIR`); the kafka-mirror role signs one every
+    /// `ANCHOR_INTERVAL_SECS` (0: never) to the Kafka topic of checkpoints.
     pub anchor_dir: Option<PathBuf>,
     pub anchor_interval: std::time::Duration,
     pub log_format: LogFormat,
@@ -314,9 +315,7 @@ impl Settings {
             encryption_key: Secret::new(encryption_key),
             audit_signing_key: Secret::new(audit_signing_key),
             anchor_dir: get("ANCHOR_DIR").map(PathBuf::from),
-            anchor_interval: std::time::Duration::from_secs(
-                number("ANCHOR_INTERVAL_SECS", "60")?.max(1),
-            ),
+            anchor_interval: std::time::Duration::from_secs(number("ANCHOR_INTERVAL_SECS", "60")?),
             log_format: choice(
                 &get,
                 "LOG_FORMAT",

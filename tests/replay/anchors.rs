@@ -111,7 +111,7 @@ async fn an_untouched_log_verifies_clean_against_its_checkpoints() {
     let env = app.process_env();
     let signed = tokio::task::spawn_blocking(move || {
         std::process::Command::new(integration_tests::muckard_binary())
-            .args(["anchor", "--dir", &dir_path])
+            .args(["anchor", "--dir", &dir_path, "--no-kafka"])
             .envs(env)
             .output()
             .expect("run muckard anchor")
