@@ -199,7 +199,13 @@ async fn verify(pool: &PgPool, args: VerifyArgs, json: bool) -> Result<Outcome> 
         Outcome::Discrepancy
     };
     if json {
-        print_json(&json!({ "chain": report, "anchors": anchors }))?;
+        // The chain's report as before, with the anchors' findings beside
+        // it when they were checked.
+        let mut printed = serde_json::to_value(&report)?;
+        if let (Some(anchors), Some(map)) = (&anchors, printed.as_object_mut()) {
+            map.insert("anchors".to_string(), serde_json::to_value(anchors)?);
+        }
+        print_json(&printed)?;
         return Ok(outcome);
     }
     if let Some(anchors) = &anchors {
