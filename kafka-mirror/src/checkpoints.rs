@@ -107,3 +107,85 @@ pub fn read_all(settings: &KafkaSettings, timeout: Duration) -> Result<Vec<Strin
     }
     Ok(texts)
 }
+
+/// One mirrored event's place in its stream's hash chain, as its message's
+/// headers carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirroredLink {
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub hash: String,
+}
+
+/// Every mirrored event's link on the event topics, within retention: each
+/// partition read from its low to its high watermark.
+pub fn read_mirrored_links(
+    settings: &KafkaSettings,
+    timeout: Duration,
+) -> Result<Vec<MirroredLink>, KafkaError> {
+    let consumer: BaseConsumer = settings
+        .client_config()
+        .set("group.id", format!("muckard-verify-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()?;
+    let mut assignment = TopicPartitionList::new();
+    let mut remaining = std::collections::HashMap::new();
+    for spec in settings.layout.specs() {
+        for partition in 0..spec.partitions {
+            let (low, high) = consumer.fetch_watermarks(&spec.name, partition, timeout)?;
+            if high > low {
+                assignment.add_partition_offset(&spec.name, partition, Offset::Offset(low))?;
+                remaining.insert((spec.name.clone(), partition), high);
+            }
+        }
+    }
+    consumer.assign(&assignment)?;
+    let deadline = std::time::Instant::now() + timeout;
+    let mut links = Vec::new();
+    while !remaining.is_empty() {
+        if std::time::Instant::now() >= deadline {
+            return Err(KafkaError::Other(format!(
+                "read {} mirrored events before the deadline; partitions left: {}",
+                links.len(),
+                remaining.len()
+            )));
+        }
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = message?;
+        let key = (message.topic().to_string(), message.partition());
+        if remaining
+            .get(&key)
+            .is_some_and(|high| message.offset() + 1 >= *high)
+        {
+            remaining.remove(&key);
+        }
+        let header = |name: &str| {
+            use rdkafka::message::Headers;
+            message.headers().and_then(|headers| {
+                headers
+                    .iter()
+                    .find(|h| h.key == name)
+                    .and_then(|h| h.value)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+            })
+        };
+        if let (Some(aggregate_type), Some(aggregate_id), Some(sequence), Some(hash)) = (
+            header("aggregate_type"),
+            header("aggregate_id"),
+            header("sequence").and_then(|s| s.parse().ok()),
+            header("hash"),
+        ) {
+            links.push(MirroredLink {
+                aggregate_type,
+                aggregate_id,
+                sequence,
+                hash,
+            });
+        }
+    }
+    Ok(links)
+}

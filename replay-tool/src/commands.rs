@@ -184,12 +184,24 @@ async fn verify(pool: &PgPool, args: VerifyArgs, json: bool) -> Result<Outcome> 
                 .as_deref()
                 .context("--anchors needs --public-key (or AUDIT_PUBLIC_KEY)")?;
             let trusted = PublicKey::from_hex(key).context("--public-key")?;
-            let checkpoints = if dir.as_os_str() == "kafka" {
+            let from_kafka = dir.as_os_str() == "kafka";
+            let checkpoints = if from_kafka {
                 kafka_checkpoints()?
             } else {
                 anchor::read_dir(dir)?
             };
-            Some(anchor::verify_against_checkpoints(pool, checkpoints, &trusted).await?)
+            let mut report =
+                anchor::verify_against_checkpoints(pool, checkpoints, &trusted).await?;
+            if from_kafka {
+                let links: Vec<(String, String, i64, String)> = kafka_mirrored_links()?
+                    .into_iter()
+                    .map(|l| (l.aggregate_type, l.aggregate_id, l.sequence, l.hash))
+                    .collect();
+                report
+                    .findings
+                    .extend(anchor::compare_with_mirror(pool, &links).await?);
+            }
+            Some(report)
         }
         None => None,
     };
@@ -233,13 +245,23 @@ async fn verify(pool: &PgPool, args: VerifyArgs, json: bool) -> Result<Outcome> 
     Ok(outcome)
 }
 
+fn kafka_settings() -> Result<kafka_mirror::KafkaSettings> {
+    kafka_mirror::KafkaSettings::from_lookup(&|name| std::env::var(name).ok())
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.name, e.reason))
+}
+
+/// Every mirrored event's chain link on the event topics, within retention.
+fn kafka_mirrored_links() -> Result<Vec<kafka_mirror::checkpoints::MirroredLink>> {
+    kafka_mirror::checkpoints::read_mirrored_links(&kafka_settings()?, Duration::from_secs(60))
+        .context("reading the mirrored events from Kafka")
+}
+
 /// The checkpoints on the Kafka topic of checkpoints, with the broker and
 /// prefix from the environment (`KAFKA_BOOTSTRAP_SERVERS`,
 /// `KAFKA_TOPIC_PREFIX`, the `KAFKA_SECURITY_*` settings), as the service
 /// reads them.
 fn kafka_checkpoints() -> Result<Vec<anchor::Checkpoint>> {
-    let settings = kafka_mirror::KafkaSettings::from_lookup(&|name| std::env::var(name).ok())
-        .map_err(|e| anyhow::anyhow!("{}: {}", e.name, e.reason))?;
+    let settings = kafka_settings()?;
     let texts = kafka_mirror::checkpoints::read_all(&settings, Duration::from_secs(30))
         .context("reading the checkpoints from Kafka")?;
     texts

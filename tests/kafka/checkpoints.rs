@@ -1,7 +1,8 @@
 //! Signed checkpoints on their Kafka topic: `muckard anchor` publishes one
 //! (the topic is made with `retention.ms=-1`), `muckard-replay verify
 //! --anchors kafka` reads them back and finds the log clean, then names a
-//! stream the owner cut at its tail with the triggers off.
+//! stream the owner cut at its tail with the triggers off, and the row the
+//! Kafka copy of the events still holds.
 
 use std::process::{Command, Output};
 
@@ -30,7 +31,13 @@ fn describe(output: &Output) -> String {
 #[tokio::test]
 async fn checkpoints_on_kafka_anchor_the_log_and_name_a_stream_cut_at_its_tail() {
     let prefix = unique_prefix();
-    let app = TestApp::spawn_with(&[("KAFKA_TOPIC_PREFIX", &prefix)]).await;
+    let app = TestApp::spawn_with(&[
+        ("KAFKA_TOPIC_PREFIX", &prefix),
+        ("MUCKARD_ROLES", "api,projector,kafka-mirror"),
+        // Checkpoints only on demand, so the test knows which exist.
+        ("ANCHOR_INTERVAL_SECS", "0"),
+    ])
+    .await;
     let trader = app.user().await;
     app.bot(&trader).await;
     // The trader's stream: registered, then logged in.
@@ -39,6 +46,19 @@ async fn checkpoints_on_kafka_anchor_the_log_and_name_a_stream_cut_at_its_tail()
         ("KAFKA_BOOTSTRAP_SERVERS", bootstrap()),
         ("KAFKA_TOPIC_PREFIX", prefix.clone()),
     ];
+    // The mirror has published every event up to the head.
+    let head = event_log::LogReader::new().head(&app.pool).await.unwrap();
+    assert!(
+        event_log::lag::wait_until_reached(
+            &app.pool,
+            kafka_mirror::MIRROR_SUBSCRIBER,
+            head,
+            std::time::Duration::from_secs(60)
+        )
+        .await
+        .unwrap(),
+        "the mirror did not reach {head}"
+    );
     let mut anchor = Command::new(muckard_binary());
     anchor
         .arg("anchor")
@@ -90,11 +110,18 @@ async fn checkpoints_on_kafka_anchor_the_log_and_name_a_stream_cut_at_its_tail()
         .execute(&mut owner)
         .await
         .unwrap();
-    sqlx::query(
-        "DELETE FROM events WHERE aggregate_type = 'User' AND aggregate_id = $1 \
-           AND sequence = (SELECT max(sequence) FROM events WHERE aggregate_type = 'User' AND aggregate_id = $1)",
+    let last: i64 = sqlx::query_scalar(
+        "SELECT max(sequence) FROM events WHERE aggregate_type = 'User' AND aggregate_id = $1",
     )
     .bind(user_id.to_string())
+    .fetch_one(&mut owner)
+    .await
+    .unwrap();
+    sqlx::query(
+        "DELETE FROM events WHERE aggregate_type = 'User' AND aggregate_id = $1 AND sequence = $2",
+    )
+    .bind(user_id.to_string())
+    .bind(last)
     .execute(&mut owner)
     .await
     .unwrap();
@@ -103,6 +130,14 @@ async fn checkpoints_on_kafka_anchor_the_log_and_name_a_stream_cut_at_its_tail()
     assert!(
         String::from_utf8_lossy(&cut.stdout)
             .contains(&format!("ANCHOR User/{user_id}: cut at its tail")),
+        "{}",
+        describe(&cut)
+    );
+    // The Kafka copy of the events names the very row.
+    assert!(
+        String::from_utf8_lossy(&cut.stdout).contains(&format!(
+            "ANCHOR User/{user_id} sequence {last}: mirrored to Kafka, gone from the log"
+        )),
         "{}",
         describe(&cut)
     );
