@@ -9,4 +9,5 @@ mod event_store;
 mod hostile_input;
 mod keys;
 mod login_backoff;
+mod quotas;
 mod users;
