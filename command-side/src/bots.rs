@@ -5,7 +5,10 @@
 //! configurations run one at a time: each holds a PostgreSQL advisory lock
 //! keyed by the user from before the count until its event is committed.
 //! The lock is the database's, so the quota holds across every API
-//! instance on it.
+//! instance on it. A lock is held in a transaction, on a pooled connection,
+//! while the command appends on another; so at most a quarter of the pool
+//! holds such locks at once in one process, and the appends always find a
+//! connection.
 
 use std::time::Duration;
 
@@ -30,6 +33,11 @@ impl CommandSide {
         metadata: &CommandMetadata,
     ) -> Result<(Uuid, Position), CommandError> {
         // An actor that is not a user is refused by the Bot itself.
+        let _slot = self
+            .configuration_slots
+            .acquire()
+            .await
+            .map_err(|closed| CommandError::Unexpected(closed.into()))?;
         let mut lock = match actor.user_id() {
             Some(user_id) => {
                 let mut lock = self.lock_bot_configurations(user_id).await?;

@@ -71,6 +71,10 @@ pub struct CommandSide {
     caches: Caches,
     pub(crate) passwords: Passwords,
     pub(crate) unknown_email_failures: UnknownEmailFailures,
+    /// Bot configurations that may hold their user's lock (and so a pooled
+    /// connection) at once: a quarter of the pool, so their own appends
+    /// always find a connection.
+    pub(crate) configuration_slots: tokio::sync::Semaphore,
 }
 
 struct Caches {
@@ -162,6 +166,9 @@ impl CommandSide {
             unknown_email_failures: UnknownEmailFailures::new(
                 settings.login_backoff,
                 MAX_REMEMBERED_UNKNOWN_EMAILS,
+            ),
+            configuration_slots: tokio::sync::Semaphore::new(
+                (pool.options().get_max_connections() as usize / 4).max(1),
             ),
             pool,
             settings,

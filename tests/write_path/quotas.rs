@@ -238,3 +238,26 @@ async fn a_trigger_beyond_the_pending_limit_is_a_429_until_the_runner_handles_on
     let accepted = trigger(&app, &user, bot_id).await;
     assert_eq!(accepted.status, StatusCode::ACCEPTED, "{}", accepted.body);
 }
+
+#[tokio::test]
+async fn many_users_configuring_at_once_do_not_exhaust_the_pool() {
+    // Each configuration holds its user's lock on a pooled connection while
+    // it appends on another: more users at once than the pool (12 here)
+    // must still all be answered.
+    let app = TestApp::spawn().await;
+    let mut users = Vec::new();
+    for _ in 0..16 {
+        let user = app.user().await;
+        let key_id = app.tested_key(&user).await;
+        users.push((user, key_id));
+    }
+    let answers = futures::future::join_all(
+        users
+            .iter()
+            .map(|(user, key_id)| configure(&app, user, *key_id)),
+    )
+    .await;
+    for answer in &answers {
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    }
+}
