@@ -7,7 +7,7 @@ use messaging::Queue;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::flow::{bot_events, bot_with, hourly_dca, service, wait_for_events, wait_for_state};
+use crate::flow::{bot_events, bot_with, hourly_dca, service, wait_for_state};
 
 #[tokio::test]
 async fn an_external_trigger_beyond_the_rate_is_dead_lettered_naming_the_limit() {
@@ -44,7 +44,14 @@ async fn an_external_trigger_beyond_the_rate_is_dead_lettered_naming_the_limit()
     );
     assert_eq!(dead.message_id().as_deref(), Some("external-trigger-2"));
     // The two within the rate are recorded and traded.
-    wait_for_events(&app, bot_id, "bot.trade.executed", 2).await;
+    app.eventually(30, "two triggered fills", || async {
+        let fills = bot_events(&app, bot_id, "bot.trade.executed").await;
+        let triggered = fills
+            .iter()
+            .filter(|(_, payload, _)| !payload["fill"]["trigger_id"].is_null());
+        triggered.count() == 2
+    })
+    .await;
     assert_eq!(
         bot_events(&app, bot_id, "bot.trade_triggered").await.len(),
         2
