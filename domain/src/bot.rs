@@ -689,10 +689,13 @@ impl Aggregate for Bot {
             BotEvent::BotStopRequested { .. } => self.state = BotState::Stopping,
             BotEvent::BotStopped { .. } => self.state = BotState::Stopped,
             BotEvent::TradeTriggered { trigger_id, at, .. } => {
-                if !self.pending_triggers.contains(&trigger_id) {
+                // Applied twice to one state (the command side folds a
+                // commit's events into the state `handle` wrote them on),
+                // a trigger still counts once.
+                if self.trigger_status(trigger_id) == TriggerStatus::Unknown {
                     self.pending_triggers.push(trigger_id);
+                    self.remember_trigger_time(at);
                 }
-                self.remember_trigger_time(at);
             }
             BotEvent::TradeExecuted { fill, .. } => {
                 self.trades_executed = self.trades_executed.saturating_add(1);

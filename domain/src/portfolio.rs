@@ -261,9 +261,12 @@ impl Aggregate for Portfolio {
                 trade, position, ..
             } => {
                 self.user_id = Some(trade.user_id);
-                // `handle` drops an order id the window holds, so the
-                // window holds each once; apply stays O(1).
-                self.order_ids.push_back(trade.order_id);
+                // Applied more than once to the same state (the command side
+                // folds a commit's events into the state `handle` wrote
+                // them on), an order id is still remembered once.
+                if !self.order_ids.contains(&trade.order_id) {
+                    self.order_ids.push_back(trade.order_id);
+                }
                 while self.order_ids.len() > REMEMBERED_ORDER_IDS {
                     self.order_ids.pop_front();
                 }

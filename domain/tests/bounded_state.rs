@@ -328,3 +328,18 @@ fn an_old_bot_snapshot_without_trigger_times_still_loads() {
     assert_eq!(bot.trigger_status(id(1001)), TriggerStatus::Pending);
     assert_eq!(bot.trigger_status(id(1000)), TriggerStatus::Handled);
 }
+
+#[test]
+fn an_event_applied_twice_to_one_state_is_remembered_once() {
+    // The command side folds a commit's events into the state `handle`
+    // already wrote them on: what the quotas count must not double.
+    let mut given = running();
+    given.extend([triggered(0, 100), triggered(0, 100)]);
+    let bot: Bot = state_after(given.clone());
+    assert_eq!(bot.pending_triggers.len(), 1);
+    assert_eq!(bot.recent_trigger_times.len(), 1);
+    let quotas = TriggerQuotas::new(2, 10).unwrap();
+    assert_eq!(run_with(quotas, given, trigger(1, 110)).events().len(), 1);
+    let portfolio: Portfolio = state_after([recorded(1), recorded(1)]);
+    assert_eq!(portfolio.order_ids.len(), 1);
+}
