@@ -10,4 +10,5 @@ mod hostile_input;
 mod keys;
 mod login_backoff;
 mod quotas;
+mod snapshot_state;
 mod users;
