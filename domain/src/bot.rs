@@ -689,9 +689,9 @@ impl Aggregate for Bot {
             BotEvent::BotStopRequested { .. } => self.state = BotState::Stopping,
             BotEvent::BotStopped { .. } => self.state = BotState::Stopped,
             BotEvent::TradeTriggered { trigger_id, at, .. } => {
-                // Applied twice to one state (the command side folds a
-                // commit's events into the state `handle` wrote them on),
-                // a trigger still counts once.
+                // An event applied twice to one state (as the command side
+                // did before it stopped folding a commit's events into the
+                // state `handle` had applied them to) counts once.
                 if self.trigger_status(trigger_id) == TriggerStatus::Unknown {
                     self.pending_triggers.push(trigger_id);
                     self.remember_trigger_time(at);

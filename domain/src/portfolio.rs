@@ -261,9 +261,9 @@ impl Aggregate for Portfolio {
                 trade, position, ..
             } => {
                 self.user_id = Some(trade.user_id);
-                // Applied more than once to the same state (the command side
-                // folds a commit's events into the state `handle` wrote
-                // them on), an order id is still remembered once.
+                // An event applied twice to one state (as the command side
+                // did before it stopped folding a commit's events into the
+                // state `handle` had applied them to) is remembered once.
                 if !self.order_ids.contains(&trade.order_id) {
                     self.order_ids.push_back(trade.order_id);
                 }

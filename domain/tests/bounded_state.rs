@@ -331,8 +331,9 @@ fn an_old_bot_snapshot_without_trigger_times_still_loads() {
 
 #[test]
 fn an_event_applied_twice_to_one_state_is_remembered_once() {
-    // The command side folds a commit's events into the state `handle`
-    // already wrote them on: what the quotas count must not double.
+    // As the command side did before it stopped folding a commit's events
+    // into the state `handle` had applied them to: what the quotas count
+    // must not double.
     let mut given = running();
     given.extend([triggered(0, 100), triggered(0, 100)]);
     let bot: Bot = state_after(given.clone());
