@@ -15,10 +15,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::caller::Authentication;
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{JsonBody, RequestContext};
 use crate::state::AppState;
+use crate::tokens::Authentication;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

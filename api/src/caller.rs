@@ -1,7 +1,5 @@
-//! Who is calling: access tokens (JWT, HS256, carrying the user and the
-//! role), verified once per request by the [`authenticate`] layer, which
-//! puts the outcome in the request's extensions. The rate limit, the
-//! idempotency middleware and the [`Caller`] extractor read it from there.
+//! Who is calling: the user of the request's access token
+//! ([`crate::tokens`]), with the role the log says it holds now.
 //!
 //! Authority comes from the log, not from the token: a token claiming more
 //! than `user` (admin, auditor) is only as good as the role its user holds
@@ -11,83 +9,18 @@
 //! its word: it grants nothing a user lacks, and a promotion shows in the
 //! next token. Every role check is [`Caller::require`] on that role.
 
-use std::sync::Arc;
-
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap};
-use axum::middleware::Next;
-use axum::response::Response;
-use domain::{Actor, Role};
-use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
+use command_side::CommandError;
+use domain::{Actor, DomainError, Role};
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use command_side::CommandError;
-use domain::DomainError;
+use crate::tokens::{Authentication, TokenSubject};
 
-const ISSUER: &str = "muckard";
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Claims {
-    sub: Uuid,
-    role: Role,
-    iss: String,
-    iat: i64,
-    exp: i64,
-    jti: Uuid,
-}
-
-/// Signs and checks access tokens.
-pub struct JwtKeys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    ttl: chrono::Duration,
-}
-
-impl JwtKeys {
-    pub fn new(secret: &[u8], ttl: chrono::Duration) -> Self {
-        Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            ttl,
-        }
-    }
-
-    pub fn ttl_secs(&self) -> i64 {
-        self.ttl.num_seconds()
-    }
-
-    pub fn issue(&self, user_id: Uuid, role: Role) -> Result<String, ApiError> {
-        let now = chrono::Utc::now().timestamp();
-        let claims = Claims {
-            sub: user_id,
-            role,
-            iss: ISSUER.to_string(),
-            iat: now,
-            exp: now + self.ttl.num_seconds(),
-            jti: Uuid::new_v4(),
-        };
-        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("signing an access token: {e}")))
-    }
-
-    pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[ISSUER]);
-        validation.leeway = 5;
-        let data = decode::<Claims>(token, &self.decoding, &validation)
-            .map_err(|e| ApiError::Unauthorized(format!("invalid access token: {e}")))?;
-        Ok(Caller {
-            user_id: data.claims.sub,
-            role: data.claims.role,
-        })
-    }
-}
-
-/// The authenticated caller: the subject and role of a valid access token.
+/// The authenticated caller: a valid token's user, with the role the user
+/// holds now.
 #[derive(Debug, Clone, Copy)]
 pub struct Caller {
     pub user_id: Uuid,
@@ -141,66 +74,6 @@ impl Caller {
     }
 }
 
-/// What the bearer token of a request says, decided once by
-/// [`authenticate`].
-#[derive(Debug, Clone)]
-pub enum Authentication {
-    /// No `Authorization: Bearer` header.
-    Anonymous,
-    Authenticated(Caller),
-    /// A token that does not verify, and why.
-    Rejected(String),
-}
-
-impl Authentication {
-    /// The caller of a valid token, if any.
-    pub fn caller(&self) -> Option<Caller> {
-        match self {
-            Authentication::Authenticated(caller) => Some(*caller),
-            _ => None,
-        }
-    }
-
-    /// The request's authentication, as the layer left it.
-    pub fn of(parts_extensions: &axum::http::Extensions) -> Authentication {
-        parts_extensions
-            .get::<Authentication>()
-            .cloned()
-            .unwrap_or(Authentication::Anonymous)
-    }
-}
-
-pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| {
-            value
-                .strip_prefix("Bearer ")
-                .or_else(|| value.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-}
-
-/// The layer: verifies the bearer token, if any, and records the outcome
-/// in the request's extensions for everything after it.
-pub async fn authenticate(
-    State(jwt): State<Arc<JwtKeys>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let authentication = match bearer_token(request.headers()) {
-        None => Authentication::Anonymous,
-        Some(token) => match jwt.verify(token) {
-            Ok(caller) => Authentication::Authenticated(caller),
-            Err(ApiError::Unauthorized(reason)) => Authentication::Rejected(reason),
-            Err(other) => Authentication::Rejected(other.to_string()),
-        },
-    };
-    request.extensions_mut().insert(authentication);
-    next.run(request).await
-}
-
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -209,7 +82,9 @@ impl FromRequestParts<AppState> for Caller {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         match Authentication::of(&parts.extensions) {
-            Authentication::Authenticated(claimed) => claimed.with_current_role(state).await,
+            Authentication::Authenticated(TokenSubject { user_id, role }) => {
+                Caller { user_id, role }.with_current_role(state).await
+            }
             Authentication::Rejected(reason) => Err(ApiError::Unauthorized(reason)),
             Authentication::Anonymous => {
                 Err(ApiError::Unauthorized("missing bearer token".to_string()))

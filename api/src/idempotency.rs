@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Response};
 use command_side::idempotency::{self, Claim};
 use sha2::{Digest, Sha256};
 
-use crate::caller::Authentication;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::tokens::Authentication;
 
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
@@ -43,8 +43,8 @@ async fn run(state: AppState, request: Request, next: Next) -> Result<Response, 
     // Keys are scoped to the caller, so two users' keys never collide. An
     // invalid token is scoped as anonymous; the handler refuses it anyway.
     let scope = Authentication::of(request.extensions())
-        .caller()
-        .map(|caller| caller.user_id.to_string())
+        .subject()
+        .map(|subject| subject.user_id.to_string())
         .unwrap_or_else(|| "anonymous".to_string());
     let (parts, body) = request.into_parts();
     let bytes = to_bytes(body, MAX_BODY_BYTES)

@@ -5,9 +5,10 @@
 //! - [`state`]: [`AppState`], what every handler shares, and
 //!   [`HttpSettings`];
 //! - [`error`]: `ApiError`, the one mapping of failures to HTTP statuses;
-//! - [`caller`]: access tokens (JWT), verified once per request by the
-//!   [`caller::authenticate`] layer into the request's extensions, and the
-//!   [`caller::Caller`] extractor;
+//! - [`tokens`]: access tokens (JWT), verified once per request by the
+//!   [`tokens::authenticate`] layer into the request's extensions;
+//! - [`caller`]: the [`caller::Caller`] extractor, the token's user with the
+//!   role the log says it holds now, and the one role check;
 //! - [`extract`]: JSON bodies with field-naming errors, the refusal of
 //!   control characters in any text a client sends, the request context
 //!   that becomes event metadata;
@@ -35,6 +36,7 @@ pub mod rate_limit;
 pub mod ready;
 pub mod routes;
 pub mod state;
+pub mod tokens;
 pub mod trace_context;
 
 use axum::extract::MatchedPath;
@@ -169,7 +171,7 @@ fn with_common_layers(router: Router<AppState>, state: AppState) -> Router {
         ))
         .layer(middleware::from_fn_with_state(
             state.jwt.clone(),
-            caller::authenticate,
+            tokens::authenticate,
         ));
     let router = match cors_layer(&state.http.cors_allowed_origins) {
         Some(cors) => router.layer(cors),

@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use crate::caller::Authentication;
+use crate::tokens::Authentication;
 
 /// How often the table of buckets is swept of clients that are back to a
 /// full bucket (they would behave the same if forgotten).
@@ -177,8 +177,8 @@ impl RateLimiter {
         headers: &HeaderMap,
         peer: Option<IpAddr>,
     ) -> String {
-        if let Some(caller) = authentication.caller() {
-            return format!("user:{}", caller.user_id);
+        if let Some(subject) = authentication.subject() {
+            return format!("user:{}", subject.user_id);
         }
         match self.client_address(headers, peer) {
             Some(address) => address_key(address),

@@ -7,9 +7,9 @@ use command_side::CommandSide;
 use projections::audit::signing::AuditSigner;
 use sqlx::PgPool;
 
-use crate::caller::JwtKeys;
 use crate::rate_limit::{RateLimitSettings, RateLimiter};
 use crate::ready::Readiness;
+use crate::tokens::JwtKeys;
 
 /// What the HTTP layer needs to know; the binary parses it from the
 /// environment with everything else (`muckard::settings`).

@@ -40,7 +40,7 @@ use uuid::Uuid;
 
 use crate::handling::{CommandHandler, Refusal};
 use crate::lanes::{panic_message, Lanes};
-use crate::supervisor::RunnerSettings;
+use crate::settings::RunnerSettings;
 use crate::wire::{inspect, Inspected};
 
 /// The header naming why a message was dead-lettered.

@@ -26,9 +26,11 @@
 pub mod consumer;
 mod handling;
 mod lanes;
+pub mod settings;
 pub mod strategy;
 pub mod supervisor;
 pub mod trader;
 mod wire;
 
-pub use supervisor::{spawn_runner, RunnerSettings};
+pub use settings::RunnerSettings;
+pub use supervisor::spawn_runner;

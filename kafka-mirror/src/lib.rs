@@ -21,6 +21,7 @@
 //! The code speaks only the Kafka protocol through rdkafka: development and
 //! CI use a local `tansu` broker, production a Kafka cluster.
 
+pub mod checkpoints;
 pub mod envelope;
 pub mod health;
 pub mod mirror;

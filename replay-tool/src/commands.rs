@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result};
 use domain::AggregateType;
+use projections::audit::anchor;
 use projections::audit::export::{build_report, verify_report};
 use projections::audit::signing::{AuditSigner, PublicKey};
 use projections::audit::stream::{state_as_of, Until};
@@ -11,6 +12,7 @@ use projections::rebuild::{self, RebuildPlan, Stop};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::PgPool;
+use std::time::Duration;
 
 use crate::progress::Bar;
 use crate::{
@@ -175,14 +177,47 @@ async fn verify(pool: &PgPool, args: VerifyArgs, json: bool) -> Result<Outcome> 
         to: args.to,
     };
     let report = verify_log(pool, range, &Bar::new()).await?;
-    let outcome = if report.is_clean() {
+    let anchors = match &args.anchors {
+        Some(dir) => {
+            let key = args
+                .public_key
+                .as_deref()
+                .context("--anchors needs --public-key (or AUDIT_PUBLIC_KEY)")?;
+            let trusted = PublicKey::from_hex(key).context("--public-key")?;
+            let checkpoints = if dir.as_os_str() == "kafka" {
+                kafka_checkpoints()?
+            } else {
+                anchor::read_dir(dir)?
+            };
+            Some(anchor::verify_against_checkpoints(pool, checkpoints, &trusted).await?)
+        }
+        None => None,
+    };
+    let outcome = if report.is_clean() && anchors.as_ref().is_none_or(|a| a.is_clean()) {
         Outcome::Clean
     } else {
         Outcome::Discrepancy
     };
     if json {
-        print_json(&report)?;
+        // The chain's report as before, with the anchors' findings beside
+        // it when they were checked.
+        let mut printed = serde_json::to_value(&report)?;
+        if let (Some(anchors), Some(map)) = (&anchors, printed.as_object_mut()) {
+            map.insert("anchors".to_string(), serde_json::to_value(anchors)?);
+        }
+        print_json(&printed)?;
         return Ok(outcome);
+    }
+    if let Some(anchors) = &anchors {
+        for finding in &anchors.findings {
+            println!("ANCHOR {finding}");
+        }
+        println!(
+            "checked {} streams against {} signed checkpoints: {} findings",
+            anchors.streams_checked,
+            anchors.checkpoints,
+            anchors.findings.len()
+        );
     }
     for broken in &report.broken_rows {
         println!("BROKEN {broken}");
@@ -196,6 +231,21 @@ async fn verify(pool: &PgPool, args: VerifyArgs, json: bool) -> Result<Outcome> 
         report.broken_rows.len()
     );
     Ok(outcome)
+}
+
+/// The checkpoints on the Kafka topic of checkpoints, with the broker and
+/// prefix from the environment (`KAFKA_BOOTSTRAP_SERVERS`,
+/// `KAFKA_TOPIC_PREFIX`, the `KAFKA_SECURITY_*` settings), as the service
+/// reads them.
+fn kafka_checkpoints() -> Result<Vec<anchor::Checkpoint>> {
+    let settings = kafka_mirror::KafkaSettings::from_lookup(&|name| std::env::var(name).ok())
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.name, e.reason))?;
+    let texts = kafka_mirror::checkpoints::read_all(&settings, Duration::from_secs(30))
+        .context("reading the checkpoints from Kafka")?;
+    texts
+        .iter()
+        .map(|text| serde_json::from_str(text).context("a checkpoint on Kafka"))
+        .collect()
 }
 
 async fn export(pool: &PgPool, args: ExportArgs, json: bool) -> Result<Outcome> {

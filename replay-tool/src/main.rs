@@ -130,6 +130,17 @@ pub struct VerifyArgs {
     /// Only rows recorded at or before this RFC 3339 time.
     #[arg(long, value_parser = parse_time)]
     pub to: Option<DateTime<Utc>>,
+    /// Also check the log against signed checkpoints: `kafka` (the topic
+    /// `<KAFKA_TOPIC_PREFIX>ledger.checkpoints` at KAFKA_BOOTSTRAP_SERVERS)
+    /// or a directory (`ANCHOR_DIR`, `muckard anchor --dir`). Names streams
+    /// cut at their tail, deleted whole, re-hashed, or with rows inserted
+    /// behind the service's back, and checkpoints whose signature fails.
+    #[arg(long)]
+    pub anchors: Option<PathBuf>,
+    /// The published public key the checkpoints must be signed with
+    /// (`muckard keys public`); required with `--anchors`.
+    #[arg(long, env = "AUDIT_PUBLIC_KEY", requires = "anchors")]
+    pub public_key: Option<String>,
 }
 
 #[derive(clap::Args)]

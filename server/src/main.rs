@@ -46,6 +46,17 @@ enum Command {
         #[command(subcommand)]
         which: KeysCommand,
     },
+    /// Sign a checkpoint of the log at its head now and publish it to the
+    /// Kafka topic of checkpoints and, with --dir or ANCHOR_DIR, into that
+    /// directory: what `muckard-replay verify --anchors kafka|DIR` checks
+    /// the log against.
+    Anchor {
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+        /// Do not publish to Kafka (only into the directory).
+        #[arg(long)]
+        no_kafka: bool,
+    },
     /// Grant a role to a registered user, e.g. the first admin. The grant
     /// is recorded as a `user.role_assigned` event by the system actor.
     GrantRole {
@@ -85,6 +96,23 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::GrantRole { email, role } => grant_role(settings, &email, &role).await,
+        Command::Anchor { dir, no_kafka } => {
+            let to = wiring::AnchorDestinations {
+                kafka: !no_kafka,
+                dir: dir.or_else(|| settings.anchor_dir.clone()),
+            };
+            anyhow::ensure!(
+                to.kafka || to.dir.is_some(),
+                "--no-kafka needs --dir or ANCHOR_DIR"
+            );
+            let pool = wiring::serving_pool(&settings).await?;
+            let checkpoint = wiring::anchor_once(&settings, &pool, &to, None).await?;
+            println!(
+                "signed checkpoint at {}: {} events in {} streams, digest {}",
+                checkpoint.position, checkpoint.events, checkpoint.streams, checkpoint.digest
+            );
+            Ok(())
+        }
         Command::Keys {
             which: KeysCommand::Public,
         } => {

@@ -114,6 +114,11 @@ pub struct Settings {
     /// (`AUDIT_SIGNING_KEY`, 64 hex characters): configuration, never in
     /// the database. Its public half is published.
     pub audit_signing_key: Secret<Vec<u8>>,
+    /// A directory signed checkpoints of the log are also written into
+    /// (`ANCHOR_DIR`); the kafka-mirror role signs one every
+    /// `ANCHOR_INTERVAL_SECS` (0: never) to the Kafka topic of checkpoints.
+    pub anchor_dir: Option<PathBuf>,
+    pub anchor_interval: std::time::Duration,
     pub log_format: LogFormat,
     /// The roles this process runs (`MUCKARD_ROLES`, default all).
     pub roles: Roles,
@@ -316,6 +321,8 @@ impl Settings {
             jwt_secret: Secret::new(jwt_secret),
             encryption_key: Secret::new(encryption_key),
             audit_signing_key: Secret::new(audit_signing_key),
+            anchor_dir: get("ANCHOR_DIR").map(PathBuf::from),
+            anchor_interval: std::time::Duration::from_secs(number("ANCHOR_INTERVAL_SECS", "60")?),
             log_format: choice(
                 &get,
                 "LOG_FORMAT",

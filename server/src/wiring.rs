@@ -157,7 +157,7 @@ pub fn build_state(
     init_metrics();
     Ok(AppState::new(
         Arc::new(commands),
-        api::caller::JwtKeys::new(settings.jwt_secret.expose(), settings.access_token_ttl),
+        api::tokens::JwtKeys::new(settings.jwt_secret.expose(), settings.access_token_ttl),
         settings.http.clone(),
         readiness(settings),
         projections::audit::signing::AuditSigner::from_seed(settings.audit_signing_key.expose())?,
@@ -223,6 +223,121 @@ pub fn projector_role(commands: Arc<CommandSide>) -> Vec<Arc<dyn Subscriber>> {
     subscribers
 }
 
+/// Where a checkpoint goes: the Kafka topic of checkpoints and/or a
+/// directory.
+#[derive(Debug, Clone, Default)]
+pub struct AnchorDestinations {
+    pub kafka: bool,
+    pub dir: Option<std::path::PathBuf>,
+}
+
+/// Signs a checkpoint of the log at its head, after `previous` (else the
+/// latest one found at the destinations), and sends it to each destination.
+pub async fn anchor_once(
+    settings: &Settings,
+    pool: &PgPool,
+    to: &AnchorDestinations,
+    previous: Option<projections::audit::anchor::Checkpoint>,
+) -> anyhow::Result<projections::audit::anchor::Checkpoint> {
+    use projections::audit::anchor;
+    let signer =
+        projections::audit::signing::AuditSigner::from_seed(settings.audit_signing_key.expose())?;
+    let timeout = settings.kafka.message_timeout;
+    if to.kafka {
+        kafka_mirror::checkpoints::provision(&settings.kafka, timeout).await?;
+    }
+    let previous = match previous {
+        Some(previous) => Some(previous),
+        None => {
+            let mut found = Vec::new();
+            if let Some(dir) = &to.dir {
+                found.extend(anchor::read_dir(dir)?);
+            }
+            if to.kafka {
+                found.extend(read_kafka_checkpoints(&settings.kafka, timeout).await?);
+            }
+            anchor::latest(&found).cloned()
+        }
+    };
+    let checkpoint = anchor::make_checkpoint(pool, &signer, previous.as_ref()).await?;
+    if let Some(dir) = &to.dir {
+        anchor::write_to_dir(dir, &checkpoint)?;
+    }
+    if to.kafka {
+        let text = serde_json::to_string(&checkpoint)?;
+        kafka_mirror::checkpoints::publish(&settings.kafka, &checkpoint.position, &text, timeout)
+            .await?;
+    }
+    Ok(checkpoint)
+}
+
+/// The checkpoints on the Kafka topic of checkpoints (provisioned first).
+pub async fn read_kafka_checkpoints(
+    settings: &kafka_mirror::KafkaSettings,
+    timeout: std::time::Duration,
+) -> anyhow::Result<Vec<projections::audit::anchor::Checkpoint>> {
+    let settings = settings.clone();
+    let texts = tokio::task::spawn_blocking(move || {
+        kafka_mirror::checkpoints::read_all(&settings, timeout)
+    })
+    .await?;
+    texts?
+        .iter()
+        .map(|text| serde_json::from_str(text).map_err(anyhow::Error::from))
+        .collect()
+}
+
+/// The kafka-mirror role's checkpoints: one every `ANCHOR_INTERVAL_SECS`
+/// (0 turns them off) to the Kafka topic of checkpoints, and to
+/// `ANCHOR_DIR` when set, until `shutdown`. One signer at a time across
+/// processes (a PostgreSQL advisory lock); a failed round is logged and
+/// tried again at the next.
+fn spawn_anchor(
+    settings: &Settings,
+    pool: PgPool,
+    shutdown: CancellationToken,
+) -> Option<JoinHandle<()>> {
+    if settings.anchor_interval.is_zero() {
+        return None;
+    }
+    let settings = settings.clone();
+    let to = AnchorDestinations {
+        kafka: true,
+        dir: settings.anchor_dir.clone(),
+    };
+    Some(tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(settings.anchor_interval);
+        let mut last = None;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            // The session lock lives on this connection, held for the round.
+            let Ok(mut connection) = pool.acquire().await else {
+                continue;
+            };
+            let locked: Result<bool, sqlx::Error> =
+                sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext('muckard.anchor'))")
+                    .fetch_one(&mut *connection)
+                    .await;
+            if !matches!(locked, Ok(true)) {
+                continue;
+            }
+            match anchor_once(&settings, &pool, &to, last.take()).await {
+                Ok(checkpoint) => {
+                    tracing::info!(position = %checkpoint.position, "signed a checkpoint");
+                    last = Some(checkpoint);
+                }
+                Err(error) => tracing::warn!(%error, "could not sign a checkpoint; trying again"),
+            }
+            let _ = sqlx::query("SELECT pg_advisory_unlock(hashtext('muckard.anchor'))")
+                .execute(&mut *connection)
+                .await;
+        }
+    }))
+}
+
 /// Starts the projector role's subscribers; they stop when `shutdown` is
 /// cancelled, finishing the batch in hand.
 pub fn spawn_projectors(
@@ -267,6 +382,7 @@ pub fn start_workers(
         ));
     }
     if roles.kafka_mirror {
+        workers.extend(spawn_anchor(settings, pool.clone(), shutdown.clone()));
         workers.push(kafka_mirror::spawn_mirror(
             pool.clone(),
             settings.kafka.clone(),

@@ -157,7 +157,7 @@ pub async fn service_on(rabbit: &RabbitTest, exchange: Arc<dyn Exchange>) -> Tes
     let mut overrides: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     overrides.push(("RUNNER_TICK_MS", "100"));
     overrides.push(("PROJECTOR_POLL_MS", "50"));
-    // The isolation tests trade a DCA bot every second.
+    // Loops that trade every second, below the production minimum.
     overrides.push(("BOT_MIN_INTERVAL_SECS", "1"));
     TestApp::spawn_with_exchange(&overrides, exchange).await
 }

@@ -6,10 +6,10 @@
 //! `muckard-replay verify`.
 
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use integration_tests::rabbit::RabbitTest;
-use integration_tests::{free_port, muckard_binary, workspace_binary, TestApp, GOOD_SECRET};
+use integration_tests::{free_port, muckard_binary, poll, workspace_binary, TestApp, GOOD_SECRET};
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
@@ -46,25 +46,6 @@ fn describe(output: &Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
-}
-
-/// Polls `check` every 100 ms until it gives a value or `seconds` pass.
-async fn poll<T, F, Fut>(seconds: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {seconds} s waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 struct Http {
@@ -254,7 +235,7 @@ async fn serve_runs_end_to_end_as_a_role_holding_only_muckard_app() {
 #[tokio::test]
 async fn serve_refuses_in_production_as_a_role_that_owns_the_log() {
     let app = TestApp::spawn_with(&[("MUCKARD_ROLES", "api")]).await;
-    let mut command = muckard(
+    let command = muckard(
         &app,
         &["serve", "--roles", "api"],
         &[
@@ -262,13 +243,18 @@ async fn serve_refuses_in_production_as_a_role_that_owns_the_log() {
             ("HTTP_ADDR", format!("127.0.0.1:{}", free_port())),
         ],
     );
+    refuses_to_serve(command, "refusing to serve as PostgreSQL role").await;
+}
+
+/// `command` (a `serve`) exits at once, unsuccessfully, saying `why`.
+async fn refuses_to_serve(mut command: Command, why: &str) {
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
     let output = tokio::time::timeout(Duration::from_secs(60), run(command))
         .await
         .expect("serve gives up at once");
     assert!(!output.status.success(), "{}", describe(&output));
     assert!(
-        String::from_utf8_lossy(&output.stderr).contains("refusing to serve as PostgreSQL role"),
+        String::from_utf8_lossy(&output.stderr).contains(why),
         "{}",
         describe(&output)
     );
@@ -285,7 +271,7 @@ async fn serve_as_the_app_role_refuses_a_database_behind_its_migrations() {
     .execute(&app.pool)
     .await
     .expect("forget a migration");
-    let mut command = muckard(
+    let command = muckard(
         &app,
         &["serve", "--roles", "api"],
         &[
@@ -293,16 +279,7 @@ async fn serve_as_the_app_role_refuses_a_database_behind_its_migrations() {
             ("HTTP_ADDR", format!("127.0.0.1:{}", free_port())),
         ],
     );
-    command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let output = tokio::time::timeout(Duration::from_secs(60), run(command))
-        .await
-        .expect("serve gives up at once");
-    assert!(!output.status.success(), "{}", describe(&output));
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("run `muckard migrate`"),
-        "{}",
-        describe(&output)
-    );
+    refuses_to_serve(command, "run `muckard migrate`").await;
 }
 
 #[tokio::test]

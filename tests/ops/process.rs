@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use integration_tests::rabbit::RabbitTest;
-use integration_tests::{free_port, muckard_binary, TestApp};
+use integration_tests::{free_port, muckard_binary, poll, TestApp};
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
 use uuid::Uuid;
@@ -57,24 +57,6 @@ async fn get_json(client: &reqwest::Client, url: &str) -> Option<(u16, Value)> {
     let status = response.status().as_u16();
     let body = response.bytes().await.ok()?;
     Some((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
-}
-
-async fn poll<T, F, Fut>(seconds: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {seconds} s waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -151,3 +151,57 @@ async fn an_export_verifies_and_any_change_to_it_or_the_log_is_caught() {
     let output = replay(&app, &["verify-export", file.path()]).await;
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
 }
+
+#[tokio::test]
+async fn a_report_made_while_a_transaction_is_in_flight_verifies_clean_after_it_commits() {
+    let app = TestApp::spawn().await;
+    let (trader, _bot) = some_history(&app).await;
+    let user = trader.id.to_string();
+    let next: i64 = sqlx::query_scalar(
+        "SELECT max(sequence) + 1 FROM events WHERE aggregate_type = 'User' AND aggregate_id = $1",
+    )
+    .bind(&user)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    // An append of the trader's, inserted (so recorded before the report's
+    // `to`) but not yet committed while the report is made.
+    let mut writer = app.pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
+                             payload, metadata) \
+         VALUES ('User', $1, $2, 'user.logged_in', '1.0', \
+                 json_build_object('type', 'user.logged_in', 'at', now()), '{}')",
+    )
+    .bind(&user)
+    .bind(next)
+    .execute(&mut *writer)
+    .await
+    .unwrap();
+    let report = build_report(&app.pool, trader.id, None, None, None)
+        .await
+        .unwrap();
+    writer.commit().await.unwrap();
+    let text = serde_json::to_string(&report).unwrap();
+    let checked = verify_report(&app.pool, &text, None).await.unwrap();
+    assert!(checked.is_clean(), "{:?}", checked.problems);
+    // The late event is not in the report, and a new report has it.
+    let reported = |report: &projections::audit::export::AuditReport| {
+        report
+            .content
+            .streams
+            .iter()
+            .find(|s| s.aggregate_type == domain::AggregateType::User && s.aggregate_id == user)
+            .map(|s| s.events.len())
+            .unwrap()
+    };
+    // Once no older transaction runs, the head passes it.
+    let before = reported(&report);
+    app.eventually(30, "a new report to hold the late event", || async {
+        let later = build_report(&app.pool, trader.id, None, None, None)
+            .await
+            .unwrap();
+        reported(&later) == before + 1
+    })
+    .await;
+}

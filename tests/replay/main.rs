@@ -3,6 +3,7 @@
 //! compare and swap around them), states as of a time or sequence, audit
 //! reports and their re-check, and the REST audit endpoints.
 
+mod anchors;
 mod common;
 mod export;
 mod history;

@@ -20,9 +20,10 @@ use uuid::Uuid;
 
 use crate::audit::chain::GENESIS_HASH;
 use crate::audit::signing::{AuditSigner, PublicKey, ALGORITHM};
-use crate::audit::stream::{fold_state, stream_events, StreamEvent, Until};
+use crate::audit::stream::{fold_state, stream_events_through, StreamEvent, Until};
 use crate::audit::AuditError;
 use domain::{AggregateType, Ownership};
+use event_log::Position;
 
 pub const REPORT_FORMAT: &str = "muckard-audit-report/2";
 pub const CANONICALISATION: &str = "RFC 8785 (JCS)";
@@ -58,6 +59,10 @@ pub struct ReportContent {
     pub from: Option<DateTime<Utc>>,
     /// Events recorded at or before this time; the states are as of it.
     pub to: DateTime<Utc>,
+    /// The head of the log when the report was made: only events at or
+    /// before this commit position are in it, so the report reads the same
+    /// forever, whenever the transactions in flight then commit.
+    pub to_position: String,
     pub generated_at: DateTime<Utc>,
     pub event_count: u64,
     pub streams: Vec<ReportStream>,
@@ -89,10 +94,13 @@ async fn user_streams(
     pool: &PgPool,
     user_id: Uuid,
     to: DateTime<Utc>,
+    through: Position,
 ) -> Result<Vec<(AggregateType, String)>, AuditError> {
     let rows: Vec<(String, String)> = sqlx::query_as(&user_streams_query())
         .bind(user_id)
         .bind(to)
+        .bind(through.transaction_text())
+        .bind(through.global_position)
         .fetch_all(pool)
         .await?;
     rows.into_iter()
@@ -118,7 +126,8 @@ fn user_streams_query() -> String {
         .collect();
     format!(
         "SELECT aggregate_type, aggregate_id FROM events \
-          WHERE sequence = 1 AND recorded_at <= $2 AND ({}) \
+          WHERE sequence = 1 AND recorded_at <= $2 \
+            AND (transaction_id, global_position) <= ($3::text::xid8, $4) AND ({}) \
           ORDER BY aggregate_type, aggregate_id",
         conditions.join(" OR ")
     )
@@ -147,8 +156,19 @@ pub async fn build_report(
     let to = to.unwrap_or(now);
     let mut streams = Vec::new();
     let mut event_count = 0u64;
-    for (kind, aggregate_id) in user_streams(pool, user_id, to).await? {
-        let events = stream_events(pool, kind, &aggregate_id, Until::AsOf { as_of: to }).await?;
+    let head = event_log::LogReader::new()
+        .head(pool)
+        .await
+        .map_err(|e| AuditError::Unexpected(e.to_string()))?;
+    for (kind, aggregate_id) in user_streams(pool, user_id, to, head).await? {
+        let events = stream_events_through(
+            pool,
+            kind,
+            &aggregate_id,
+            Until::AsOf { as_of: to },
+            Some(head),
+        )
+        .await?;
         let state_at_end = fold_state(kind, &events)?;
         let sequence_at_end = events.last().map_or(0, |e| e.fields.sequence);
         let events: Vec<StreamEvent> = events
@@ -169,6 +189,7 @@ pub async fn build_report(
         user_id,
         from,
         to,
+        to_position: head.to_string(),
         generated_at: now,
         event_count,
         streams,
@@ -296,7 +317,8 @@ pub async fn verify_report(
     }
 
     // Against the log as it stands now.
-    let expected = user_streams(pool, content.user_id, content.to).await?;
+    let through = to_position(&content)?;
+    let expected = user_streams(pool, content.user_id, content.to, through).await?;
     let listed: Vec<(AggregateType, String)> = content
         .streams
         .iter()
@@ -394,17 +416,25 @@ fn check_stream_alone(stream: &ReportStream) -> Vec<String> {
     problems
 }
 
+fn to_position(content: &ReportContent) -> Result<Position, AuditError> {
+    content
+        .to_position
+        .parse()
+        .map_err(|reason| AuditError::MalformedReport(format!("to_position: {reason}")))
+}
+
 async fn check_stream_against_log(
     pool: &PgPool,
     content: &ReportContent,
     stream: &ReportStream,
 ) -> Result<Vec<String>, AuditError> {
     let name = format!("{}/{}", stream.aggregate_type, stream.aggregate_id);
-    let logged = stream_events(
+    let logged = stream_events_through(
         pool,
         stream.aggregate_type,
         &stream.aggregate_id,
         Until::AsOf { as_of: content.to },
+        Some(to_position(content)?),
     )
     .await?;
     let mut problems = log_chain_problems(&name, &logged);

@@ -12,6 +12,7 @@
 //! Nothing here writes: these functions only read `events` (and
 //! `snapshots`, to catch a stream cut short).
 
+pub mod anchor;
 pub mod chain;
 pub mod export;
 pub mod signing;

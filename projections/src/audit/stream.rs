@@ -9,6 +9,7 @@ use domain::exchange_key::ExchangeKey;
 use domain::portfolio::Portfolio;
 use domain::user::User;
 use domain::AggregateType;
+use event_log::Position;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::PgPool;
@@ -121,6 +122,19 @@ pub async fn stream_events(
     aggregate_id: &str,
     until: Until,
 ) -> Result<Vec<StreamEvent>, AuditError> {
+    stream_events_through(pool, kind, aggregate_id, until, None).await
+}
+
+/// The same, and only events at or before the commit position `through`:
+/// what a report made when `through` was the head of the log saw, however
+/// late the transactions in flight then committed.
+pub async fn stream_events_through(
+    pool: &PgPool,
+    kind: AggregateType,
+    aggregate_id: &str,
+    until: Until,
+    through: Option<Position>,
+) -> Result<Vec<StreamEvent>, AuditError> {
     let (as_of, sequence) = match until {
         Until::End => (None, None),
         Until::AsOf { as_of } => (Some(as_of), None),
@@ -131,6 +145,7 @@ pub async fn stream_events(
          WHERE aggregate_type = $1 AND aggregate_id = $2 \
            AND ($3::timestamptz IS NULL OR recorded_at <= $3) \
            AND ($4::bigint IS NULL OR sequence <= $4) \
+           AND ($5::text IS NULL OR (transaction_id, global_position) <= ($5::text::xid8, $6)) \
          ORDER BY sequence"
     );
     let rows = sqlx::query(&query)
@@ -138,6 +153,8 @@ pub async fn stream_events(
         .bind(aggregate_id)
         .bind(as_of)
         .bind(sequence)
+        .bind(through.map(|p| p.transaction_text()))
+        .bind(through.map_or(0, |p| p.global_position))
         .fetch_all(pool)
         .await?;
     rows.iter()

@@ -1,0 +1,109 @@
+//! The topic of signed checkpoints of the log (`<prefix>ledger.checkpoints`,
+//! one partition, never deleted by retention): the copy of the log's
+//! anchors that lives outside the database. The checkpoints themselves
+//! are made and checked by `projections::audit::anchor`; this module only
+//! carries their JSON text to and from the broker.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use crate::{KafkaError, KafkaSettings};
+
+/// The topic's name under the layout's prefix.
+pub fn topic(settings: &KafkaSettings) -> String {
+    format!("{}ledger.checkpoints", settings.layout.prefix)
+}
+
+/// Creates the topic if it is missing: one partition, so the checkpoints
+/// keep their order, and `retention.ms=-1`, so none is ever deleted.
+pub async fn provision(settings: &KafkaSettings, timeout: Duration) -> Result<(), KafkaError> {
+    let admin: AdminClient<DefaultClientContext> = settings.client_config().create()?;
+    let name = topic(settings);
+    let new = NewTopic::new(
+        &name,
+        1,
+        TopicReplication::Fixed(settings.replication_factor),
+    )
+    .set("retention.ms", "-1")
+    .set("cleanup.policy", "delete");
+    let options = AdminOptions::new().operation_timeout(Some(timeout));
+    for result in admin.create_topics([&new], &options).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(KafkaError::Topic {
+                    topic,
+                    reason: code.to_string(),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Publishes one checkpoint (its JSON text, keyed by its position) and
+/// waits until the broker acknowledged it.
+pub async fn publish(
+    settings: &KafkaSettings,
+    position: &str,
+    checkpoint_json: &str,
+    timeout: Duration,
+) -> Result<(), KafkaError> {
+    let producer: FutureProducer = settings.producer_config().create()?;
+    let name = topic(settings);
+    producer
+        .send(
+            FutureRecord::to(&name)
+                .key(position)
+                .payload(checkpoint_json),
+            timeout,
+        )
+        .await
+        .map_err(|(error, _)| KafkaError::Other(format!("publishing a checkpoint: {error}")))?;
+    Ok(())
+}
+
+/// Every checkpoint on the topic, oldest first: the JSON texts from the
+/// partition's low to its high watermark.
+pub fn read_all(settings: &KafkaSettings, timeout: Duration) -> Result<Vec<String>, KafkaError> {
+    let consumer: BaseConsumer = settings
+        .client_config()
+        .set("group.id", format!("muckard-verify-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()?;
+    let name = topic(settings);
+    let (low, high) = consumer.fetch_watermarks(&name, 0, timeout)?;
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(&name, 0, Offset::Offset(low))?;
+    consumer.assign(&assignment)?;
+    let deadline = std::time::Instant::now() + timeout;
+    let mut texts = Vec::new();
+    let mut next = low;
+    while next < high {
+        if std::time::Instant::now() >= deadline {
+            return Err(KafkaError::Other(format!(
+                "read {} of {} checkpoints of {name} before the deadline",
+                texts.len(),
+                high - low
+            )));
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Err(error)) => return Err(error.into()),
+            Some(Ok(message)) => {
+                next = message.offset() + 1;
+                if let Some(Ok(text)) = message.payload_view::<str>() {
+                    texts.push(text.to_string());
+                }
+            }
+        }
+    }
+    Ok(texts)
+}
