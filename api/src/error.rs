@@ -117,8 +117,9 @@ pub enum ErrorCode {
     NotFound,
     /// 409.
     Conflict,
-    /// 429, with `Retry-After`: too many requests from this client, or
-    /// too many failed log-ins of this account.
+    /// 429, with `Retry-After`: too many requests from this client, too
+    /// many failed log-ins of this account, or a bot's trigger quota used
+    /// up.
     RateLimited,
     /// 503, with `Retry-After`.
     Unavailable,
@@ -133,6 +134,14 @@ impl From<DomainError> for ApiError {
             DomainError::Forbidden { reason } => ApiError::Forbidden(reason),
             DomainError::Invalid { field, reason } => ApiError::validation(field, reason),
             DomainError::Conflict { reason } => ApiError::conflict(reason),
+            DomainError::QuotaExceeded {
+                limit,
+                reason,
+                retry_after_secs,
+            } => ApiError::TooManyRequests {
+                reason: format!("{limit}: {reason}"),
+                retry_after_secs,
+            },
             DomainError::Unavailable { reason } => ApiError::Unavailable(reason),
         }
     }

@@ -162,6 +162,8 @@ fn command_side(pool: PgPool) -> Result<CommandSide> {
             secrets: Arc::new(secrets),
             exchange: Arc::new(PaperExchange::new()),
             strategy_limits: domain::StrategyLimits::default(),
+            trigger_quotas: domain::TriggerQuotas::default(),
+            max_bots_per_user: 20,
         },
     ))
 }

@@ -1,5 +1,8 @@
 //! The strategies: given the price and what the bot holds, buy, sell or
-//! skip (with the reason, which is recorded as `bot.trade.skipped`).
+//! skip (with the reason, which is recorded as `bot.trade.skipped`). A
+//! skip's [`SkipKind`] names the decision apart from the numbers in its
+//! reason, so a loop records a skip when the decision changes, not on
+//! every tick of a moving price.
 //!
 //! Every computation is checked: a quantity or an order value beyond what
 //! a decimal holds is a skip with the reason, never a panic, whatever the
@@ -26,8 +29,38 @@ pub enum Decision {
         quantity: Decimal,
     },
     Skip {
+        kind: SkipKind,
         reason: String,
     },
+}
+
+/// Why a strategy did not trade, without the live numbers: two skips of
+/// the same kind are the same decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SkipKind {
+    /// The exchange's price is zero or negative.
+    NoUsablePrice,
+    /// A threshold bot holding nothing, the price above `buy_below`.
+    AboveBuyBelow,
+    /// A threshold bot holding something, the price below `sell_above`.
+    BelowSellAbove,
+    /// The quote amount buys nothing (or too much) at this price.
+    NoQuantity,
+    /// The holding is worth more than a decimal holds.
+    HoldingTooLarge,
+}
+
+impl SkipKind {
+    /// A stable code, e.g. for the loop's last note.
+    pub fn code(self) -> &'static str {
+        match self {
+            SkipKind::NoUsablePrice => "no_usable_price",
+            SkipKind::AboveBuyBelow => "above_buy_below",
+            SkipKind::BelowSellAbove => "below_sell_above",
+            SkipKind::NoQuantity => "no_quantity",
+            SkipKind::HoldingTooLarge => "holding_too_large",
+        }
+    }
 }
 
 /// What `strategy` does at `price` while the bot holds `holding` of the
@@ -35,6 +68,7 @@ pub enum Decision {
 pub fn decide(strategy: &Strategy, price: Decimal, holding: Decimal) -> Decision {
     if price <= Decimal::ZERO {
         return Decision::Skip {
+            kind: SkipKind::NoUsablePrice,
             reason: format!("no usable price ({price})"),
         };
     }
@@ -50,6 +84,7 @@ pub fn decide(strategy: &Strategy, price: Decimal, holding: Decimal) -> Decision
                     sell(holding, price)
                 } else {
                     Decision::Skip {
+                        kind: SkipKind::BelowSellAbove,
                         reason: format!(
                             "holding {holding}; price {price} is below sell_above {sell_above}"
                         ),
@@ -59,6 +94,7 @@ pub fn decide(strategy: &Strategy, price: Decimal, holding: Decimal) -> Decision
                 buy(*quote_amount, price)
             } else {
                 Decision::Skip {
+                    kind: SkipKind::AboveBuyBelow,
                     reason: format!("price {price} is above buy_below {buy_below}"),
                 }
             }
@@ -69,6 +105,7 @@ pub fn decide(strategy: &Strategy, price: Decimal, holding: Decimal) -> Decision
 fn buy(quote_amount: Decimal, price: Decimal) -> Decision {
     let Some(quantity) = quote_amount.checked_div(price) else {
         return Decision::Skip {
+            kind: SkipKind::NoQuantity,
             reason: format!(
                 "quote amount {quote_amount} at price {price} buys more than a decimal holds"
             ),
@@ -77,6 +114,7 @@ fn buy(quote_amount: Decimal, price: Decimal) -> Decision {
     let quantity = quantity.round_dp_with_strategy(QUANTITY_DECIMALS, RoundingStrategy::ToZero);
     if quantity <= Decimal::ZERO {
         return Decision::Skip {
+            kind: SkipKind::NoQuantity,
             reason: format!("quote amount {quote_amount} buys nothing at price {price}"),
         };
     }
@@ -87,6 +125,7 @@ fn buy(quote_amount: Decimal, price: Decimal) -> Decision {
         .is_none_or(|spent| spent > quote_amount)
     {
         return Decision::Skip {
+            kind: SkipKind::NoQuantity,
             reason: format!(
                 "quote amount {quote_amount} at price {price} has no quantity within it"
             ),
@@ -99,6 +138,7 @@ fn buy(quote_amount: Decimal, price: Decimal) -> Decision {
 fn sell(holding: Decimal, price: Decimal) -> Decision {
     if holding.checked_mul(price).is_none() {
         return Decision::Skip {
+            kind: SkipKind::HoldingTooLarge,
             reason: format!(
                 "holding {holding} at price {price} is worth more than a decimal holds"
             ),
@@ -189,7 +229,7 @@ mod tests {
             quote_amount: dec("0.0000001"),
             interval_secs: 60,
         };
-        let Decision::Skip { reason } = decide(&dca, dec("60000"), Decimal::ZERO) else {
+        let Decision::Skip { reason, .. } = decide(&dca, dec("60000"), Decimal::ZERO) else {
             panic!("expected a skip");
         };
         assert!(reason.contains("buys nothing"), "{reason}");
@@ -212,6 +252,7 @@ mod tests {
         assert_eq!(
             decide(&threshold(), dec("60000.01"), Decimal::ZERO),
             Decision::Skip {
+                kind: SkipKind::AboveBuyBelow,
                 reason: "price 60000.01 is above buy_below 60000".to_string()
             }
         );
@@ -228,6 +269,7 @@ mod tests {
         assert_eq!(
             decide(&threshold(), dec("64999.99"), dec("0.005")),
             Decision::Skip {
+                kind: SkipKind::BelowSellAbove,
                 reason: "holding 0.005; price 64999.99 is below sell_above 65000".to_string()
             }
         );
@@ -236,6 +278,21 @@ mod tests {
             decide(&threshold(), dec("50000"), dec("0.005")),
             Decision::Skip { .. }
         ));
+    }
+
+    #[test]
+    fn an_idle_threshold_bot_skips_with_one_kind_whatever_the_price() {
+        // The reason names the live price, the kind does not: a moving
+        // price is the same decision.
+        let kinds: std::collections::HashSet<SkipKind> = (0..100)
+            .map(
+                |n| match decide(&threshold(), dec("61000") + Decimal::from(n), Decimal::ZERO) {
+                    Decision::Skip { kind, .. } => kind,
+                    other => panic!("expected a skip, got {other:?}"),
+                },
+            )
+            .collect();
+        assert_eq!(kinds, [SkipKind::AboveBuyBelow].into());
     }
 
     #[test]
@@ -282,12 +339,12 @@ mod tests {
             interval_secs: 60,
         };
         // At a price below one the quantity would not fit a decimal.
-        let Decision::Skip { reason } = decide(&attack, dec("0.5"), Decimal::ZERO) else {
+        let Decision::Skip { reason, .. } = decide(&attack, dec("0.5"), Decimal::ZERO) else {
             panic!("expected a skip");
         };
         assert!(reason.contains("more than a decimal holds"), "{reason}");
         let selling = threshold();
-        let Decision::Skip { reason } = decide(&selling, dec("65000"), Decimal::MAX) else {
+        let Decision::Skip { reason, .. } = decide(&selling, dec("65000"), Decimal::MAX) else {
             panic!("expected a skip");
         };
         assert!(
@@ -369,7 +426,7 @@ mod tests {
                         prop_assert_eq!(quantity, holding);
                         prop_assert!(quantity.checked_mul(price).is_some());
                     }
-                    Decision::Skip { reason } => prop_assert!(!reason.is_empty()),
+                    Decision::Skip { reason, .. } => prop_assert!(!reason.is_empty()),
                 }
             }
 

@@ -7,10 +7,11 @@
 //! resumed loop does not buy early. Each tick: price from the exchange → the strategy decides → a market
 //! order through the [`Exchange`] → the fill recorded as
 //! `bot.trade.executed`, or `bot.trade.skipped` with the reason, or
-//! `bot.error`. A loop records a skip or an error only when its reason
-//! differs from the last one it recorded, so an idle threshold bot does not
-//! fill the log with the same skip every tick; a manual trigger always
-//! records its outcome. A stored strategy whose amounts are outside the
+//! `bot.error`. A loop records a skip only when its decision's kind
+//! ([`SkipKind`](crate::strategy::SkipKind): above `buy_below`, below `sell_above`, …, not the reason's
+//! live price) differs from the last it recorded, and an error only when
+//! its message does, so an idle threshold bot does not fill the log with a
+//! skip every tick; a manual trigger always records its outcome. A stored strategy whose amounts are outside the
 //! command side's `StrategyLimits` is not traded (a `bot.error`), and a
 //! fill the bot refuses to record (beyond what a decimal holds) is a
 //! `bot.error` too: no bot's numbers can fail the runner.
@@ -59,8 +60,22 @@ enum Outcome {
     Filled(Fill),
     /// The fill is recorded on the bot.
     Recorded,
-    Skipped(String),
+    /// Not traded: `note` names the decision (a `SkipKind`'s code, say)
+    /// apart from the live numbers in `reason`.
+    Skipped {
+        note: String,
+        reason: String,
+    },
     Failed(String),
+}
+
+impl Outcome {
+    fn skipped(note: &str, reason: String) -> Self {
+        Outcome::Skipped {
+            note: format!("skip:{note}"),
+            reason,
+        }
+    }
 }
 
 pub struct Trader {
@@ -238,7 +253,10 @@ impl Trader {
         last_note: &mut Option<String>,
     ) -> Result<(), TradeError> {
         let outcome = if bot.state != BotState::Running {
-            Outcome::Skipped(format!("bot is {:?}", bot.state).to_lowercase())
+            Outcome::skipped(
+                "bot_not_running",
+                format!("bot is {:?}", bot.state).to_lowercase(),
+            )
         } else {
             self.decide_and_order(bot, trigger_id).await?
         };
@@ -259,18 +277,20 @@ impl Trader {
         };
         match outcome {
             Outcome::Filled(_) | Outcome::Recorded => *last_note = None,
-            Outcome::Skipped(reason) => {
-                if trigger_id.is_some() || last_note.as_deref() != Some(reason.as_str()) {
+            Outcome::Skipped { note, reason } => {
+                // A loop records a skip when its decision changes: the
+                // reason's numbers (the live price) move every tick.
+                if trigger_id.is_some() || last_note.as_deref() != Some(note.as_str()) {
                     let command = BotCommand::RecordTradeSkipped {
                         actor: Actor::System,
                         trigger_id,
-                        reason: reason.clone(),
+                        reason,
                         at,
                     };
                     self.commands
                         .execute_bot(&id, command, &metadata("bot.record_trade_skipped"))
                         .await?;
-                    *last_note = Some(reason);
+                    *last_note = Some(note);
                 }
             }
             Outcome::Failed(message) => {
@@ -366,7 +386,7 @@ impl Trader {
             Err(error) => return Ok(Outcome::Failed(error.to_string())),
         };
         let (side, quantity) = match decide(&strategy, ticker.last, bot.holding) {
-            Decision::Skip { reason } => return Ok(Outcome::Skipped(reason)),
+            Decision::Skip { kind, reason } => return Ok(Outcome::skipped(kind.code(), reason)),
             Decision::Buy { quantity } => (Side::Buy, quantity),
             Decision::Sell { quantity } => (Side::Sell, quantity),
         };
@@ -394,10 +414,13 @@ impl Trader {
                     executed_at: state.closed_at.unwrap_or_else(Utc::now),
                 })
             }
-            Ok(state) => Outcome::Skipped(format!(
-                "order {} ended {:?} without a fill",
-                state.order_id, state.status
-            )),
+            Ok(state) => Outcome::skipped(
+                "order_unfilled",
+                format!(
+                    "order {} ended {:?} without a fill",
+                    state.order_id, state.status
+                ),
+            ),
             Err(error) => Outcome::Failed(error.to_string()),
         })
     }

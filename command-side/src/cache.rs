@@ -180,8 +180,11 @@ impl<A: Aggregate> EventStore<A> for CachedEventStore<A> {
         let snapshot_due =
             crosses_snapshot(context.current_sequence, events.len(), self.snapshot_every);
         let mut envelopes = Vec::with_capacity(events.len());
+        // `handle` has applied these events to `context.aggregate` already
+        // (cqrs-es' `EventSink::write` applies each one it records), so
+        // applying them again here would fold every commit twice into the
+        // cached state and the snapshot: a bot's holding doubled.
         for (sequence, event) in (first..).zip(events) {
-            context.aggregate.apply(event.clone());
             envelopes.push(EventEnvelope {
                 aggregate_id: context.aggregate_id.clone(),
                 sequence,

@@ -10,7 +10,7 @@ use domain::bot::{Bot, BotServices};
 use domain::exchange_key::{ExchangeKey, ExchangeKeyServices};
 use domain::portfolio::Portfolio;
 use domain::user::{LoginBackoff, User};
-use domain::{DomainError, StrategyLimits};
+use domain::{DomainError, StrategyLimits, TriggerQuotas};
 use rand::Rng;
 use sqlx::PgPool;
 
@@ -53,6 +53,11 @@ pub struct CommandSideSettings {
     /// `BOT_MIN_INTERVAL_SECS`); the Bot refuses a configuration outside
     /// them and the bot runner trades no stored strategy outside them.
     pub strategy_limits: StrategyLimits,
+    /// How often and how many at once a bot may be triggered
+    /// (`BOT_TRIGGERS_PER_MINUTE`, `BOT_MAX_PENDING_TRIGGERS`).
+    pub trigger_quotas: TriggerQuotas,
+    /// How many bots one user may configure (`BOT_MAX_PER_USER`).
+    pub max_bots_per_user: u32,
 }
 
 /// The command side: one framework per aggregate over a shared pool.
@@ -66,6 +71,10 @@ pub struct CommandSide {
     caches: Caches,
     pub(crate) passwords: Passwords,
     pub(crate) unknown_email_failures: UnknownEmailFailures,
+    /// Bot configurations that may hold their user's lock (and so a pooled
+    /// connection) at once: a quarter of the pool, so their own appends
+    /// always find a connection.
+    pub(crate) configuration_slots: tokio::sync::Semaphore,
 }
 
 struct Caches {
@@ -130,6 +139,7 @@ impl CommandSide {
                 snapshot_every: every,
             }),
             limits: settings.strategy_limits,
+            triggers: settings.trigger_quotas,
         };
         let settings = CommandSideSettings {
             snapshot_every: every,
@@ -156,6 +166,9 @@ impl CommandSide {
             unknown_email_failures: UnknownEmailFailures::new(
                 settings.login_backoff,
                 MAX_REMEMBERED_UNKNOWN_EMAILS,
+            ),
+            configuration_slots: tokio::sync::Semaphore::new(
+                (pool.options().get_max_connections() as usize / 4).max(1),
             ),
             pool,
             settings,

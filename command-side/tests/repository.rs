@@ -80,6 +80,8 @@ fn command_side(pool: PgPool) -> CommandSide {
             secrets: Arc::new(SecretBox::new(&[7u8; 32]).unwrap()),
             exchange: Arc::new(PaperExchange::new()),
             strategy_limits: domain::StrategyLimits::default(),
+            trigger_quotas: domain::TriggerQuotas::default(),
+            max_bots_per_user: 20,
         },
     )
 }

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::common::{bounded_text, ensure_positive, Actor, Pair, Side, Strategy};
 use crate::error::DomainError;
 use crate::money::{fill_value, StrategyLimits};
+use crate::quotas::TriggerQuotas;
 use crate::services::{KeyDirectory, KeyStatus};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -173,13 +174,25 @@ pub enum BotState {
     Stopped,
 }
 
-/// How many recent exchange order ids a bot remembers to drop duplicate
-/// fills; the portfolio ledger keeps the full set.
-const REMEMBERED_ORDER_IDS: usize = 256;
+/// How many recent exchange order ids a bot remembers to drop a fill
+/// reported twice (the runner records each fill once, right after the
+/// exchange closed its order, so a repeat is a retried command, seconds
+/// later).
+pub const REMEMBERED_ORDER_IDS: usize = 256;
 
 /// How many handled trade triggers a bot remembers, so a redelivered
-/// trigger is not traded twice.
-const REMEMBERED_TRIGGERS: usize = 256;
+/// trigger is not traded twice. At `BOT_TRIGGERS_PER_MINUTE` (6 by
+/// default) 256 later triggers take at least 42 minutes, far longer than
+/// a message is redelivered or retried (three attempts a second apart);
+/// and the trigger id is the order's client id, so an order placed again
+/// for it is the same order on the exchange.
+pub const REMEMBERED_TRIGGERS: usize = 256;
+
+/// How long after the last pending trigger a refused one should retry.
+const PENDING_RETRY_AFTER_SECS: u64 = 5;
+
+/// The window of the trigger rate.
+const TRIGGER_RATE_WINDOW_SECS: i64 = 60;
 
 /// Where a trade trigger stands on a bot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,10 +219,15 @@ pub struct Bot {
     pub trades_skipped: u64,
     pub errors: u64,
     pub recent_order_ids: VecDeque<String>,
-    /// Triggers requested and not yet traded or skipped.
+    /// Triggers requested and not yet traded or skipped, at most
+    /// `BOT_MAX_PENDING_TRIGGERS` (`handle` refuses one more).
     pub pending_triggers: Vec<Uuid>,
-    /// The most recent triggers traded or skipped.
+    /// The most recent triggers traded or skipped, the last
+    /// [`REMEMBERED_TRIGGERS`].
     pub handled_triggers: VecDeque<Uuid>,
+    /// When the triggers of the last minute were requested, oldest first
+    /// (the trigger rate), at most [`TriggerQuotas::MAX_PER_MINUTE`].
+    pub recent_trigger_times: VecDeque<DateTime<Utc>>,
     /// The base quantity the bot's fills add up to (buys minus sells),
     /// which the threshold strategy sells.
     pub holding: Decimal,
@@ -223,6 +241,8 @@ pub struct BotServices {
     pub keys: Arc<dyn KeyDirectory>,
     /// What a user may configure (the operator's `BOT_*` settings).
     pub limits: StrategyLimits,
+    /// How often, and how many at once, a bot may be triggered.
+    pub triggers: TriggerQuotas,
 }
 
 impl Bot {
@@ -276,6 +296,24 @@ impl Bot {
         }
     }
 
+    /// Keeps `at` among the last minute's trigger times, forgetting those
+    /// that no longer count towards any rate.
+    fn remember_trigger_time(&mut self, at: DateTime<Utc>) {
+        let window = chrono::Duration::seconds(TRIGGER_RATE_WINDOW_SECS);
+        self.recent_trigger_times.push_back(at);
+        let newest = self
+            .recent_trigger_times
+            .iter()
+            .max()
+            .copied()
+            .unwrap_or(at);
+        self.recent_trigger_times
+            .retain(|time| *time > newest - window);
+        while self.recent_trigger_times.len() > TriggerQuotas::MAX_PER_MINUTE as usize {
+            self.recent_trigger_times.pop_front();
+        }
+    }
+
     fn handle_trigger(&mut self, trigger_id: Option<Uuid>) {
         let Some(trigger_id) = trigger_id else {
             return;
@@ -288,6 +326,46 @@ impl Bot {
         while self.handled_triggers.len() > REMEMBERED_TRIGGERS {
             self.handled_triggers.pop_front();
         }
+    }
+
+    /// Refuses a trigger beyond the bot's pending triggers or its rate, each
+    /// naming its limit.
+    fn check_trigger_quotas(
+        &self,
+        at: DateTime<Utc>,
+        quotas: &TriggerQuotas,
+    ) -> Result<(), DomainError> {
+        let max_pending = quotas.max_pending as usize;
+        if self.pending_triggers.len() >= max_pending {
+            return Err(DomainError::QuotaExceeded {
+                limit: "pending triggers per bot",
+                reason: format!(
+                    "the bot has {} triggers waiting to be traded, the limit is {max_pending}",
+                    self.pending_triggers.len()
+                ),
+                retry_after_secs: PENDING_RETRY_AFTER_SECS,
+            });
+        }
+        let window = chrono::Duration::seconds(TRIGGER_RATE_WINDOW_SECS);
+        let in_window: Vec<&DateTime<Utc>> = self
+            .recent_trigger_times
+            .iter()
+            .filter(|time| **time > at - window)
+            .collect();
+        let per_minute = quotas.per_minute as usize;
+        if in_window.len() >= per_minute {
+            // The oldest that counts leaves the window first; until then
+            // no trigger fits.
+            let oldest_counted = in_window[in_window.len() - per_minute];
+            let wait = (*oldest_counted + window - at).num_milliseconds().max(0);
+            let retry_after_secs = (wait as u64).div_ceil(1000).max(1);
+            return Err(DomainError::QuotaExceeded {
+                limit: "trigger rate per bot",
+                reason: format!("the limit is {per_minute} triggers per minute"),
+                retry_after_secs,
+            });
+        }
+        Ok(())
     }
 
     /// The holding after `fill`, or `None` beyond what a decimal holds.
@@ -418,6 +496,7 @@ impl Bot {
         actor: Actor,
         trigger_id: Uuid,
         at: DateTime<Utc>,
+        quotas: &TriggerQuotas,
     ) -> Result<Option<BotEvent>, DomainError> {
         self.owner_for(&actor)?;
         if self.trigger_status(trigger_id) != TriggerStatus::Unknown {
@@ -428,6 +507,7 @@ impl Bot {
         if self.state != BotState::Running {
             return Err(self.state_conflict("trigger a trade"));
         }
+        self.check_trigger_quotas(at, quotas)?;
         Ok(Some(BotEvent::TradeTriggered {
             trigger_id,
             requested_by: actor.user_id(),
@@ -567,7 +647,7 @@ impl Aggregate for Bot {
                 actor,
                 trigger_id,
                 at,
-            } => self.trigger_trade(actor, trigger_id, at)?,
+            } => self.trigger_trade(actor, trigger_id, at, &services.triggers)?,
             BotCommand::RecordTradeExecuted { actor, fill } => {
                 self.record_trade_executed(actor, fill)?
             }
@@ -608,9 +688,13 @@ impl Aggregate for Bot {
             BotEvent::BotStarted { .. } => self.state = BotState::Running,
             BotEvent::BotStopRequested { .. } => self.state = BotState::Stopping,
             BotEvent::BotStopped { .. } => self.state = BotState::Stopped,
-            BotEvent::TradeTriggered { trigger_id, .. } => {
-                if !self.pending_triggers.contains(&trigger_id) {
+            BotEvent::TradeTriggered { trigger_id, at, .. } => {
+                // An event applied twice to one state (as the command side
+                // did before it stopped folding a commit's events into the
+                // state `handle` had applied them to) counts once.
+                if self.trigger_status(trigger_id) == TriggerStatus::Unknown {
                     self.pending_triggers.push(trigger_id);
+                    self.remember_trigger_time(at);
                 }
             }
             BotEvent::TradeExecuted { fill, .. } => {

@@ -10,7 +10,7 @@
 //! [`aggregates`] is the one list of them ([`AggregateType::ALL`]).
 //! Shared vocabulary lives in [`common`] (actors, roles, decimals, pairs,
 //! strategies), the bounds on configured money and the checked arithmetic
-//! on it in [`money`], and the one error type every aggregate refuses with
+//! on it in [`money`], the operator's trigger quotas in [`quotas`], and the one error type every aggregate refuses with
 //! in [`error`]. Calls that leave the process (the exchange, reading another
 //! aggregate) are traits in [`services`], implemented by `command-side`.
 //!
@@ -32,6 +32,7 @@ pub mod money;
 pub mod portfolio;
 #[cfg(test)]
 mod properties;
+pub mod quotas;
 pub mod secret;
 pub mod services;
 pub mod user;
@@ -40,5 +41,6 @@ pub use aggregates::{AggregateType, Ownership};
 pub use common::{Actor, Pair, Role, Side, Strategy};
 pub use error::DomainError;
 pub use money::StrategyLimits;
+pub use quotas::TriggerQuotas;
 pub use rust_decimal::Decimal;
 pub use secret::SecretString;

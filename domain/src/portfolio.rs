@@ -1,9 +1,9 @@
 //! The Portfolio aggregate: one per user (its id is the user id), the
 //! ledger of every fill with the resulting position and realised P&L per
 //! pair, by the average-cost method. Recording is idempotent by the
-//! exchange's order id.
+//! exchange's order id, within the last [`REMEMBERED_ORDER_IDS`] fills.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
@@ -72,11 +72,25 @@ impl DomainEvent for PortfolioEvent {
 /// Decimal places kept for averages and proportional cost.
 const PRECISION: u32 = 12;
 
+/// How many of its most recent fills' order ids a portfolio remembers.
+///
+/// What can repeat here is the trade recorder handling a batch again (it
+/// is at-least-once: a batch whose checkpoint did not commit is read
+/// again), and a batch holds at most `PROJECTOR_BATCH_SIZE` events, at
+/// most 10,000; so a repeated fill is among the last 10,000 this portfolio
+/// recorded, well within 16,384. A fill reported twice by the runner never
+/// gets here twice: the Bot drops it first (`bot::REMEMBERED_ORDER_IDS`).
+pub const REMEMBERED_ORDER_IDS: usize = 16_384;
+
+// Snapshots taken when `order_ids` was an unbounded set still load: a set
+// and a deque are both a JSON array.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Portfolio {
     pub user_id: Option<Uuid>,
     pub positions: BTreeMap<Pair, Position>,
-    pub order_ids: BTreeSet<String>,
+    /// The order ids of the last [`REMEMBERED_ORDER_IDS`] fills, oldest
+    /// first.
+    pub order_ids: VecDeque<String>,
 }
 
 impl Portfolio {
@@ -247,7 +261,15 @@ impl Aggregate for Portfolio {
                 trade, position, ..
             } => {
                 self.user_id = Some(trade.user_id);
-                self.order_ids.insert(trade.order_id);
+                // An event applied twice to one state (as the command side
+                // did before it stopped folding a commit's events into the
+                // state `handle` had applied them to) is remembered once.
+                if !self.order_ids.contains(&trade.order_id) {
+                    self.order_ids.push_back(trade.order_id);
+                }
+                while self.order_ids.len() > REMEMBERED_ORDER_IDS {
+                    self.order_ids.pop_front();
+                }
                 self.positions.insert(trade.pair, position);
             }
         }

@@ -43,6 +43,7 @@ fn services() -> BotServices {
     BotServices {
         keys: Arc::new(NoKeys),
         limits: StrategyLimits::default(),
+        triggers: crate::TriggerQuotas::default(),
     }
 }
 

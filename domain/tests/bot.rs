@@ -50,6 +50,7 @@ fn run_within(
     let services = BotServices {
         keys: Arc::new(keys),
         limits,
+        triggers: domain::TriggerQuotas::default(),
     };
     TestFramework::<Bot>::with(services)
         .given(given)
@@ -472,7 +473,8 @@ fn only_the_last_256_order_ids_are_remembered() {
     let bot: Bot = state_after(given.clone());
     assert_eq!(bot.trades_executed, 257);
     assert_eq!(bot.recent_order_ids.len(), 256);
-    // Documented: the portfolio ledger, not the bot, drops such old repeats.
+    // Documented: the runner reports a fill again only seconds later, when
+    // a command is retried; the portfolio's own window is far longer.
     let recent = record_fill(Actor::System, fill("O-1", "1", "1", "0"));
     run(given.clone(), recent).then_expect_events(vec![]);
     let forgotten = record_fill(Actor::System, fill("O-0", "1", "1", "0"));

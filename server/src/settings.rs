@@ -143,6 +143,13 @@ pub struct Settings {
     /// 1000000, in the quote currency) and `BOT_MIN_INTERVAL_SECS` (default
     /// 60); the other bounds are `domain::money`'s constants.
     pub bot_limits: domain::StrategyLimits,
+    /// How often one bot may be triggered and how many of its triggers
+    /// may wait: `BOT_TRIGGERS_PER_MINUTE` (default 6) and
+    /// `BOT_MAX_PENDING_TRIGGERS` (default 10), each from 1 to 256.
+    pub trigger_quotas: domain::TriggerQuotas,
+    /// How many bots one user may configure (`BOT_MAX_PER_USER`, default
+    /// 20, from 1 to 10000).
+    pub max_bots_per_user: u32,
     /// The bot runner's bounds (`RUNNER_PREFETCH`, `RUNNER_MAX_CONCURRENT`,
     /// `RUNNER_PER_USER_SHARE`, `RUNNER_MAX_ATTEMPTS`,
     /// `RUNNER_SERVE_DEADLINE_MS`); see `bot_runner::RunnerSettings`.
@@ -353,6 +360,9 @@ impl Settings {
             paper_seed: number("PAPER_SEED", "42")?,
             runner_tick: millis("RUNNER_TICK_MS", "5000")?.max(10 * MIN_MILLI),
             bot_limits: bot_limits(&get)?,
+            trigger_quotas: trigger_quotas(&get)?,
+            max_bots_per_user: whole_number(&get, "BOT_MAX_PER_USER", "20")?.clamp(1, 10_000)
+                as u32,
             runner_prefetch: number("RUNNER_PREFETCH", "256")?.clamp(1, 10_000) as u16,
             runner_max_concurrent: number("RUNNER_MAX_CONCURRENT", "16")?.clamp(1, 1_000) as usize,
             runner_per_user_share: number("RUNNER_PER_USER_SHARE", "4")?.clamp(1, 1_000) as usize,
@@ -449,6 +459,37 @@ fn bot_limits(get: &dyn Fn(&str) -> Option<String>) -> Result<domain::StrategyLi
             _ => name,
         };
         ConfigError::Invalid { name, reason }
+    })
+}
+
+/// `BOT_TRIGGERS_PER_MINUTE` and `BOT_MAX_PENDING_TRIGGERS`, each from 1
+/// to its maximum in `domain::TriggerQuotas`.
+fn trigger_quotas(
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<domain::TriggerQuotas, ConfigError> {
+    let quota = |name: &'static str, default: u32, max: u32| {
+        let value = whole_number(get, name, &default.to_string())?;
+        u32::try_from(value)
+            .ok()
+            .filter(|value| (1..=max).contains(value))
+            .ok_or(ConfigError::Invalid {
+                name,
+                reason: format!("expected a whole number from 1 to {max}, got {value}"),
+            })
+    };
+    let per_minute = quota(
+        "BOT_TRIGGERS_PER_MINUTE",
+        domain::TriggerQuotas::DEFAULT_PER_MINUTE,
+        domain::TriggerQuotas::MAX_PER_MINUTE,
+    )?;
+    let max_pending = quota(
+        "BOT_MAX_PENDING_TRIGGERS",
+        domain::TriggerQuotas::DEFAULT_MAX_PENDING,
+        domain::TriggerQuotas::MAX_PENDING,
+    )?;
+    domain::TriggerQuotas::new(per_minute, max_pending).map_err(|reason| ConfigError::Invalid {
+        name: "BOT_TRIGGERS_PER_MINUTE",
+        reason,
     })
 }
 
@@ -805,6 +846,37 @@ mod messaging_settings_tests {
             ("BOT_MAX_QUOTE_AMOUNT", "lots"),
             ("BOT_MIN_INTERVAL_SECS", "0"),
             ("BOT_MIN_INTERVAL_SECS", "2592001"),
+        ] {
+            let wrong = settings(&[(name, value)]).unwrap_err();
+            assert!(
+                wrong.to_string().starts_with(name),
+                "{name}={value}: {wrong}"
+            );
+        }
+    }
+
+    #[test]
+    fn quotas_have_defaults_and_are_checked() {
+        let defaults = settings(&[]).unwrap();
+        assert_eq!(defaults.trigger_quotas, domain::TriggerQuotas::default());
+        assert_eq!(defaults.trigger_quotas.per_minute, 6);
+        assert_eq!(defaults.trigger_quotas.max_pending, 10);
+        assert_eq!(defaults.max_bots_per_user, 20);
+        let chosen = settings(&[
+            ("BOT_TRIGGERS_PER_MINUTE", "2"),
+            ("BOT_MAX_PENDING_TRIGGERS", "3"),
+            ("BOT_MAX_PER_USER", "4"),
+        ])
+        .unwrap();
+        assert_eq!(chosen.trigger_quotas.per_minute, 2);
+        assert_eq!(chosen.trigger_quotas.max_pending, 3);
+        assert_eq!(chosen.max_bots_per_user, 4);
+        for (name, value) in [
+            ("BOT_TRIGGERS_PER_MINUTE", "0"),
+            ("BOT_TRIGGERS_PER_MINUTE", "257"),
+            ("BOT_MAX_PENDING_TRIGGERS", "0"),
+            ("BOT_MAX_PENDING_TRIGGERS", "many"),
+            ("BOT_MAX_PER_USER", "-1"),
         ] {
             let wrong = settings(&[(name, value)]).unwrap_err();
             assert!(

@@ -150,6 +150,8 @@ pub fn build_state(
             secrets: Arc::new(secrets),
             exchange,
             strategy_limits: settings.bot_limits,
+            trigger_quotas: settings.trigger_quotas,
+            max_bots_per_user: settings.max_bots_per_user,
         },
     );
     init_metrics();

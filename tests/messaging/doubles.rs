@@ -1,7 +1,8 @@
 //! An exchange that misbehaves on purpose: it panics placing an order for
 //! one API key, or takes its time over every order, and otherwise is the
-//! paper exchange.
+//! paper exchange; and one whose price moves on every look, counting them.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,6 +72,72 @@ impl Exchange for FaultyExchange {
             panic!("injected fault placing an order for {}", order.pair);
         }
         tokio::time::sleep(self.order_delay).await;
+        self.paper.place_order(credentials, order).await
+    }
+
+    async fn query_order(
+        &self,
+        credentials: &ApiCredentials,
+        order_id: &str,
+    ) -> Result<OrderState, ExchangeError> {
+        self.paper.query_order(credentials, order_id).await
+    }
+}
+
+/// The paper exchange, except that every ticker is `start` plus half a
+/// unit for each look before it: the price never stands still.
+pub struct MovingPriceExchange {
+    pub paper: PaperExchange,
+    pub start: rust_decimal::Decimal,
+    pub looks: AtomicU64,
+}
+
+impl MovingPriceExchange {
+    pub fn from(start: rust_decimal::Decimal) -> Arc<Self> {
+        Arc::new(Self {
+            paper: PaperExchange::new(),
+            start,
+            looks: AtomicU64::new(0),
+        })
+    }
+
+    /// How many tickers it has quoted.
+    pub fn looks(&self) -> u64 {
+        self.looks.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl Exchange for MovingPriceExchange {
+    fn name(&self) -> &'static str {
+        "moving-price"
+    }
+
+    async fn verify_credentials(
+        &self,
+        credentials: &ApiCredentials,
+    ) -> Result<KeyVerification, ExchangeError> {
+        self.paper.verify_credentials(credentials).await
+    }
+
+    async fn ticker(&self, pair: &Pair) -> Result<Ticker, ExchangeError> {
+        let look = self.looks.fetch_add(1, Ordering::SeqCst);
+        let step = rust_decimal::Decimal::new(5, 1) * rust_decimal::Decimal::from(look);
+        Ok(Ticker {
+            pair: pair.clone(),
+            last: self.start + step,
+        })
+    }
+
+    async fn balances(&self, credentials: &ApiCredentials) -> Result<Balances, ExchangeError> {
+        self.paper.balances(credentials).await
+    }
+
+    async fn place_order(
+        &self,
+        credentials: &ApiCredentials,
+        order: &OrderRequest,
+    ) -> Result<String, ExchangeError> {
         self.paper.place_order(credentials, order).await
     }
 

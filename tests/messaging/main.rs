@@ -14,5 +14,6 @@ mod flow;
 mod isolation;
 mod kraken;
 mod overflow;
+mod quotas;
 mod resume;
 mod strategies;

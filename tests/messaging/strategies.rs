@@ -1,6 +1,7 @@
 //! The strategies running in the trading loop on the paper exchange: the
 //! threshold strategy skips (with its reason), buys and sells as the price
-//! moves; an exchange refusal is a `bot.error` alert on its queue.
+//! moves; an idle threshold bot records one skip however the price moves;
+//! an exchange refusal is a `bot.error` alert on its queue.
 
 use domain::Pair;
 use integration_tests::rabbit::RabbitTest;
@@ -8,6 +9,7 @@ use messaging::Queue;
 use rust_decimal::Decimal;
 use serde_json::json;
 
+use crate::doubles::{service_on, MovingPriceExchange};
 use crate::flow::{bot_events, bot_with, get, service, wait_for_events, wait_for_state};
 
 #[tokio::test]
@@ -71,6 +73,37 @@ async fn the_threshold_strategy_buys_low_and_sells_high() {
         bot_events(&app, bot_id, "bot.trade.executed").await.len(),
         2
     );
+}
+
+#[tokio::test]
+async fn an_idle_threshold_bot_records_one_skip_while_the_price_moves_every_tick() {
+    let rabbit = RabbitTest::new().await;
+    let exchange = MovingPriceExchange::from(Decimal::new(612_345, 1));
+    let app = service_on(&rabbit, exchange.clone()).await;
+    let user = app.user().await;
+    let strategy = json!({
+        "kind": "threshold", "buy_below": "50000", "sell_above": "70000", "quote_amount": "100"
+    });
+    let bot_id = bot_with(&app, &user, strategy).await;
+    app.post_empty(&format!("/api/v1/bot/{bot_id}/start"), Some(&user.token))
+        .await;
+    wait_for_state(&app, &user, bot_id, "running").await;
+    wait_for_events(&app, bot_id, "bot.trade.skipped", 1).await;
+    // Many ticks later, each at a price half a unit higher than the last,
+    let seen = exchange.looks();
+    app.eventually(30, "30 more ticks", || async {
+        exchange.looks() >= seen + 30
+    })
+    .await;
+    // the decision (above buy_below) has not changed: still one skip, whose
+    // reason names the price it was first made at.
+    let skipped = bot_events(&app, bot_id, "bot.trade.skipped").await;
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(
+        skipped[0].1["reason"],
+        "price 61234.5 is above buy_below 50000"
+    );
+    assert!(bot_events(&app, bot_id, "bot.error").await.is_empty());
 }
 
 #[tokio::test]

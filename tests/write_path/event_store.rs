@@ -165,7 +165,14 @@ async fn the_application_role_may_append_but_never_change_the_log() {
 
 #[tokio::test]
 async fn thirty_two_concurrent_commands_on_one_bot_leave_a_contiguous_stream() {
-    let app = TestApp::spawn_with(&[("COMMAND_MAX_ATTEMPTS", "4"), ("SNAPSHOT_EVERY", "5")]).await;
+    // Trigger quotas high enough for all 32: this test is about the stream.
+    let app = TestApp::spawn_with(&[
+        ("COMMAND_MAX_ATTEMPTS", "4"),
+        ("SNAPSHOT_EVERY", "5"),
+        ("BOT_TRIGGERS_PER_MINUTE", "256"),
+        ("BOT_MAX_PENDING_TRIGGERS", "256"),
+    ])
+    .await;
     let user = app.user().await;
     let bot_id = app.bot(&user).await;
     app.post_empty(&format!("/api/v1/bot/{bot_id}/start"), Some(&user.token))

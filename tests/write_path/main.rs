@@ -9,4 +9,6 @@ mod event_store;
 mod hostile_input;
 mod keys;
 mod login_backoff;
+mod quotas;
+mod snapshot_state;
 mod users;

@@ -57,6 +57,9 @@ pub struct TradeTriggered {
     operation_id = "configure_bot",
     tag = "bots",
     summary = "Configure a bot",
+    description = "A user may configure at most `BOT_MAX_PER_USER` bots (20 by default); one \
+        more is a 409 naming `bots per user` and the limit. One user's configurations are \
+        decided one at a time, so concurrent requests cannot pass the quota together.",
     security(("bearer" = [])),
     request_body = ConfigureRequest,
     responses(
@@ -64,7 +67,8 @@ pub struct TradeTriggered {
         (status = 400, description = "Unreadable JSON", body = ErrorResponse),
         (status = 403, description = "Not the caller's key, or the caller is an auditor", body = ErrorResponse),
         (status = 404, description = "No such key", body = ErrorResponse),
-        (status = 409, description = "The key is disconnected", body = ErrorResponse),
+        (status = 409, description = "The key is disconnected, or the caller has \
+            `BOT_MAX_PER_USER` bots already (`bots per user: the limit is …`)", body = ErrorResponse),
         (status = 422, description = "A field is invalid or out of bounds (e.g. `pair`, `strategy.quote_amount` above `BOT_MAX_QUOTE_AMOUNT`, `strategy.interval_secs` below `BOT_MIN_INTERVAL_SECS`; see the `Strategy` schema)", body = ErrorResponse),
     ),
 )]
@@ -191,7 +195,10 @@ pub async fn stop(
     path = "/api/v1/bot/{bot_id}/trigger-trade",
     tag = "bots",
     summary = "Make a running bot trade now",
-    description = "Records a trigger; the bot runner trades once for it.",
+    description = "Records a trigger; the bot runner trades once for it. A bot accepts at most \
+        `BOT_TRIGGERS_PER_MINUTE` triggers (6 by default) within any 60 seconds and holds at \
+        most `BOT_MAX_PENDING_TRIGGERS` (10) not yet traded; one more is a 429 naming the \
+        limit (`trigger rate per bot`, `pending triggers per bot`), with `Retry-After`.",
     security(("bearer" = [])),
     params(("bot_id" = Uuid, Path, description = "The bot")),
     responses(
@@ -200,6 +207,10 @@ pub async fn stop(
         (status = 403, description = "Not the caller's bot", body = ErrorResponse),
         (status = 404, description = "No such bot", body = ErrorResponse),
         (status = 409, description = "The bot is not running", body = ErrorResponse),
+        (status = 429, description = "The bot's trigger rate (`BOT_TRIGGERS_PER_MINUTE`) or \
+            its pending triggers (`BOT_MAX_PENDING_TRIGGERS`) are used up (or too many requests \
+            from this client); retry after `Retry-After` seconds", body = ErrorResponse,
+            headers(("retry-after" = String, description = "Seconds to wait before retrying"))),
     ),
 )]
 pub async fn trigger_trade(

@@ -1,5 +1,5 @@
 //! Bots: configuring, starting (idempotently), stopping, triggering a
-//! trade, reading their status and the caller's overview.
+//! trade (and beyond the trigger quota), reading their status and the caller's overview.
 
 use axum::http::{Method, StatusCode};
 use serde_json::json;
@@ -75,6 +75,20 @@ async fn bot_operations_answer_as_documented() {
         .post_empty(&format!("{BOT}/{running}/trigger-trade"), token)
         .await;
     assert_eq!(triggered.status, StatusCode::ACCEPTED, "{}", triggered.body);
+    // Beyond the bot's trigger rate (6 a minute by default, or its 10
+    // pending triggers): a 429 with `Retry-After`, as documented.
+    let mut over_quota = None;
+    for _ in 0..12 {
+        let answer = c
+            .post_empty(&format!("{BOT}/{running}/trigger-trade"), token)
+            .await;
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            over_quota = Some(answer);
+            break;
+        }
+    }
+    let over_quota = over_quota.expect("a trigger beyond the quota is refused");
+    assert!(over_quota.headers.contains_key("retry-after"));
     c.post_empty(&format!("{BOT}/{bot_id}/trigger-trade"), token)
         .await;
     let stopping = c
