@@ -56,6 +56,7 @@ pub struct Page {
     limit: Option<i64>,
     /// The `next_cursor` of the previous page (a positive whole number;
     /// anything else is a 400).
+    #[param(pattern = r"^[1-9][0-9]{0,18}$")]
     cursor: Option<String>,
 }
 
