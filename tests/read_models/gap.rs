@@ -376,10 +376,19 @@ async fn a_subscriber_held_back_by_an_older_transaction_does_not_wait_for_its_po
     let mut writer = PgConnection::connect(&app.database_url).await.unwrap();
     append(&mut writer, "tail", 1).await.unwrap();
     // This writer stands for the command side, which notifies after it
-    // commits.
-    event_log::notify::notify(&app.pool).await.unwrap();
-    app.eventually(10, "the subscriber to be running", count(1))
-        .await;
+    // commits. The runner's LISTEN may not be in place yet when a loaded
+    // machine runs this line, so notify until the first event is seen: this
+    // phase only makes sure the subscriber runs and listens.
+    let pool = app.pool.clone();
+    let first = count(1);
+    app.eventually(10, "the subscriber to be running", move || {
+        let (pool, seen) = (pool.clone(), first());
+        async move {
+            event_log::notify::notify(&pool).await.unwrap();
+            seen.await
+        }
+    })
+    .await;
 
     // An older transaction holds an xid while the event commits.
     let mut blocker = PgConnection::connect(&app.database_url).await.unwrap();
