@@ -278,35 +278,107 @@ pub async fn verify_against_checkpoints(
         }
     }
     positioned.sort_by_key(|(position, _)| *position);
+    // Each checkpoint's own heads are checked at its position, one indexed
+    // lookup a stream (a stream tampered with and then appended to again
+    // shows there); the whole log is compared once, at the last checkpoint,
+    // with every head the checkpoints know by then, its digest and count.
     let mut known: BTreeMap<(String, String), StreamHead> = BTreeMap::new();
     for (position, checkpoint) in &positioned {
-        for head in &checkpoint.heads {
+        for signed in &checkpoint.heads {
+            let actual = head_at(pool, *position, signed).await?;
+            report
+                .findings
+                .extend(compare_head(&checkpoint.position, signed, actual.as_ref()));
             known.insert(
-                (head.aggregate_type.clone(), head.aggregate_id.clone()),
-                head.clone(),
+                (signed.aggregate_type.clone(), signed.aggregate_id.clone()),
+                signed.clone(),
             );
         }
+    }
+    if let Some((position, last)) = positioned.last() {
         let actual = heads_at(pool, *position).await?;
         report
             .findings
-            .extend(compare_heads(&checkpoint.position, &known, &actual));
-        if digest_of_heads(&actual) != checkpoint.digest {
+            .extend(compare_heads(&last.position, &known, &actual));
+        if digest_of_heads(&actual) != last.digest {
             report.findings.push(format!(
                 "checkpoint at {}: the log's heads there digest differently from the signed digest",
-                checkpoint.position
+                last.position
             ));
         }
         let events = events_up_to(pool, *position).await?;
-        if events != checkpoint.events {
+        if events != last.events {
             report.findings.push(format!(
                 "checkpoint at {}: it counted {} events at or before it, the log holds {events}",
-                checkpoint.position, checkpoint.events
+                last.position, last.events
             ));
         }
     }
+    // A stream found at several checkpoints is named once per finding.
+    let mut seen = std::collections::HashSet::new();
+    report
+        .findings
+        .retain(|finding| seen.insert(finding.clone()));
     report.checkpoints = positioned.len();
     report.streams_checked = known.len();
     Ok(report)
+}
+
+/// One stream's head at `position` (its last event at or before it).
+async fn head_at(
+    pool: &PgPool,
+    position: Position,
+    stream: &StreamHead,
+) -> Result<Option<StreamHead>, AuditError> {
+    let row: Option<(i64, String)> = sqlx::query_as(
+        "SELECT sequence, hash FROM events \
+          WHERE aggregate_type = $1 AND aggregate_id = $2 \
+            AND (transaction_id, global_position) <= ($3::text::xid8, $4) \
+          ORDER BY sequence DESC LIMIT 1",
+    )
+    .bind(&stream.aggregate_type)
+    .bind(&stream.aggregate_id)
+    .bind(position.transaction_text())
+    .bind(position.global_position)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(sequence, hash)| StreamHead {
+        aggregate_type: stream.aggregate_type.clone(),
+        aggregate_id: stream.aggregate_id.clone(),
+        sequence,
+        hash,
+    }))
+}
+
+/// What differs between a signed head and the log's head of that stream
+/// at the checkpoint's `position`, if anything.
+fn compare_head(
+    position: &str,
+    signed: &StreamHead,
+    actual: Option<&StreamHead>,
+) -> Option<String> {
+    let stream = format!("{}/{}", signed.aggregate_type, signed.aggregate_id);
+    match actual {
+        None => Some(format!(
+            "{stream}: deleted whole (checkpoint at {position} saw it at sequence {})",
+            signed.sequence
+        )),
+        Some(head) if head.sequence < signed.sequence => Some(format!(
+            "{stream}: cut at its tail (checkpoint at {position} saw sequence {}, the log ends at {})",
+            signed.sequence, head.sequence
+        )),
+        Some(head) if head.sequence > signed.sequence => Some(format!(
+            "{stream}: rows inserted behind the service's back (checkpoint at {position} saw \
+             sequence {} as its last, the log has {} at or before that position)",
+            signed.sequence, head.sequence
+        )),
+        Some(head) if head.hash != signed.hash => Some(format!(
+            "{stream}: changed or re-hashed up to sequence {} (checkpoint at {position} signed \
+             another hash for it)",
+            signed.sequence
+        )),
+        Some(_) => None,
+    }
 }
 
 /// Names each stream whose head at `position` differs from the signed one.
@@ -321,28 +393,7 @@ fn compare_heads(
         .map(|h| ((h.aggregate_type.clone(), h.aggregate_id.clone()), h))
         .collect();
     for (key, signed) in known {
-        let stream = format!("{}/{}", key.0, key.1);
-        match in_log.get(key) {
-            None => findings.push(format!(
-                "{stream}: deleted whole (checkpoint at {position} saw it at sequence {})",
-                signed.sequence
-            )),
-            Some(head) if head.sequence < signed.sequence => findings.push(format!(
-                "{stream}: cut at its tail (checkpoint at {position} saw sequence {}, the log ends at {})",
-                signed.sequence, head.sequence
-            )),
-            Some(head) if head.sequence > signed.sequence => findings.push(format!(
-                "{stream}: rows inserted behind the service's back (checkpoint at {position} saw \
-                 sequence {} as its last, the log has {} at or before that position)",
-                signed.sequence, head.sequence
-            )),
-            Some(head) if head.hash != signed.hash => findings.push(format!(
-                "{stream}: changed or re-hashed up to sequence {} (checkpoint at {position} signed \
-                 another hash for it)",
-                signed.sequence
-            )),
-            Some(_) => {}
-        }
+        findings.extend(compare_head(position, signed, in_log.get(key).copied()));
     }
     for (key, head) in &in_log {
         if !known.contains_key(key) {
