@@ -45,12 +45,10 @@ impl Subscriber for TradeRecorder {
         _transaction: &mut PgConnection,
         events: &[RecordedEvent],
     ) -> Result<(), SubscriberError> {
-        let fills = events
-            .iter()
-            .filter(|e| e.is(Bot::TYPE, BotEvent::TRADE_EXECUTED));
-        for event in fills {
-            let Some((owner_id, pair, fill)) =
-                event.payload_as::<BotEvent>()?.into_trade_executed()
+        for event in events {
+            let Some((owner_id, pair, fill)) = event
+                .payload_if::<BotEvent>(Bot::TYPE, BotEvent::TRADE_EXECUTED)?
+                .and_then(BotEvent::into_trade_executed)
             else {
                 continue;
             };

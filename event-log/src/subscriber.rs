@@ -68,6 +68,21 @@ impl RecordedEvent {
             .map_err(|e| SubscriberError::undecodable(self, e))
     }
 
+    /// The payload as `E` when this is an `event_type` event of a stream
+    /// of `aggregate_type` (`None` for any other, which is not decoded), or
+    /// an error naming this event.
+    pub fn payload_if<E: serde::de::DeserializeOwned>(
+        &self,
+        aggregate_type: &str,
+        event_type: &str,
+    ) -> Result<Option<E>, SubscriberError> {
+        if self.is(aggregate_type, event_type) {
+            self.payload_as().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     /// The aggregate id as a UUID, or an error naming this event.
     pub fn aggregate_uuid(&self) -> Result<uuid::Uuid, SubscriberError> {
         self.aggregate_id

@@ -243,12 +243,15 @@ pub async fn anchor_once(
     let signer =
         projections::audit::signing::AuditSigner::from_seed(settings.audit_signing_key.expose())?;
     let timeout = settings.kafka.message_timeout;
-    if to.kafka {
-        kafka_mirror::checkpoints::provision(&settings.kafka, timeout).await?;
-    }
     let previous = match previous {
         Some(previous) => Some(previous),
+        // A first round (or one after a failure) makes sure the topic
+        // exists before it reads the latest checkpoint from it; later
+        // rounds of the worker chain on the one they signed.
         None => {
+            if to.kafka {
+                kafka_mirror::checkpoints::provision(&settings.kafka, timeout).await?;
+            }
             let mut found = Vec::new();
             if let Some(dir) = &to.dir {
                 found.extend(anchor::read_dir(dir)?);

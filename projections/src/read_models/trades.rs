@@ -20,12 +20,10 @@ impl Subscriber for TradesProjector {
         events: &[RecordedEvent],
     ) -> Result<(), SubscriberError> {
         let mut next_id: Option<i64> = None;
-        let fills = events
-            .iter()
-            .filter(|e| e.is(Bot::TYPE, BotEvent::TRADE_EXECUTED));
-        for event in fills {
-            let Some((owner_id, pair, fill)) =
-                event.payload_as::<BotEvent>()?.into_trade_executed()
+        for event in events {
+            let Some((owner_id, pair, fill)) = event
+                .payload_if::<BotEvent>(Bot::TYPE, BotEvent::TRADE_EXECUTED)?
+                .and_then(BotEvent::into_trade_executed)
             else {
                 continue;
             };
