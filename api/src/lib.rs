@@ -119,7 +119,8 @@ pub(crate) fn route_groups() -> RouteGroups {
         .routes(routes!(routes::bots::start))
         .routes(routes!(routes::bots::stop))
         .routes(routes!(routes::bots::trigger_trade))
-        .routes(routes!(routes::admin::assign_role));
+        .routes(routes!(routes::admin::assign_role))
+        .routes(routes!(routes::admin::erase_user));
     let sessions = OpenApiRouter::default()
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))

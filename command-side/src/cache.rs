@@ -128,7 +128,8 @@ impl<A: Aggregate> CachedEventStore<A> {
     ) -> Self {
         let snapshot_every = snapshot_every.max(1);
         Self {
-            loader: PersistedEventStore::new_snapshot_store(repository.clone(), snapshot_every),
+            loader: PersistedEventStore::new_snapshot_store(repository.clone(), snapshot_every)
+                .with_upcasters(domain::upcasters()),
             repository,
             snapshot_every,
             cache,

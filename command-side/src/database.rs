@@ -14,12 +14,14 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 pub const LOG_TABLES: [&str; 3] = ["events", "snapshots", "subscriber_checkpoints"];
 
 /// The side tables: what must not enter the log (password hashes, sealed
-/// exchange secrets, refresh tokens) and the idempotency ledger. Every
+/// exchange secrets, refresh tokens, the data keys personal data is sealed
+/// under) and the idempotency ledger. Every
 /// other table the migrations make is a read model
 /// (`projections::read_models::READ_MODELS`); `tests/read_models/registry`
 /// checks that the three lists cover the schema.
-pub const SIDE_TABLES: [&str; 4] = [
+pub const SIDE_TABLES: [&str; 5] = [
     "user_credentials",
+    "user_data_keys",
     "exchange_key_secrets",
     "refresh_tokens",
     "idempotency_keys",

@@ -27,6 +27,7 @@ where
         LedgerEventRepository::new(pool.clone()),
         snapshot_every.max(1),
     )
+    .with_upcasters(domain::upcasters())
     .load_aggregate(aggregate_id)
     .await
     .map_err(|error| map_aggregate_error::<A>(error, aggregate_id))?;

@@ -1,7 +1,10 @@
 //! Registration, log-in and the other user commands.
 
 use chrono::{DateTime, Utc};
-use domain::user::{normalise_email, Experience, RiskProfile, User, UserCommand};
+use domain::personal::{DataKey, PersonalText};
+use domain::user::{
+    check_display_name, login_source, normalise_email, Experience, RiskProfile, User, UserCommand,
+};
 use domain::{Actor, DomainError, Role};
 use uuid::Uuid;
 
@@ -46,9 +49,10 @@ impl CommandSide {
     ) -> Result<(Uuid, Position), CommandError> {
         let email = normalise_email(email)?;
         validate_password(password.expose())?;
-        if let Some(name) = &display_name {
-            domain::common::bounded_text("display_name", name, 1, 100)?;
-        }
+        let display_name = display_name
+            .as_deref()
+            .map(check_display_name)
+            .transpose()?;
         let user_id = Uuid::new_v4();
         let password_hash = self.passwords.hash(password).await?;
         let claimed = sqlx::query(
@@ -69,29 +73,57 @@ impl CommandSide {
                 error.into()
             });
         }
-        let command = UserCommand::Register {
-            user_id,
-            email,
-            display_name,
-            at: Utc::now(),
-        };
         let metadata = CommandMetadata {
             user_id: Some(user_id),
             ..metadata.clone()
         };
-        match self
-            .execute_user(&user_id.to_string(), command, &metadata)
-            .await
-        {
+        let registered = async {
+            let key = self.new_data_key(user_id).await?;
+            let command = UserCommand::Register {
+                user_id,
+                email: seal(&key, user_id, "email", &email),
+                display_name: display_name.map(|name| seal(&key, user_id, "display_name", &name)),
+                at: Utc::now(),
+            };
+            self.execute_user(&user_id.to_string(), command, &metadata)
+                .await
+        }
+        .await;
+        match registered {
             Ok(position) => Ok((user_id, position)),
             Err(error) => {
                 sqlx::query("DELETE FROM user_credentials WHERE user_id = $1")
                     .bind(user_id)
                     .execute(&self.pool)
                     .await?;
+                event_log::data_keys::destroy(&self.pool, user_id).await?;
                 Err(error)
             }
         }
+    }
+
+    /// A new data key for a user about to be registered.
+    async fn new_data_key(&self, user_id: Uuid) -> Result<DataKey, CommandError> {
+        let bytes: [u8; 32] = rand::random();
+        let stored = event_log::data_keys::create(&self.pool, user_id, &bytes).await?;
+        Ok(DataKey::from_bytes(stored))
+    }
+
+    /// The data key to seal a registered user's new personal data with. A
+    /// user registered before personal data was sealed has none yet and
+    /// gets one; an erased (or unknown) user gets none: their command is
+    /// refused.
+    async fn data_key_for(&self, user_id: Uuid) -> Result<DataKey, CommandError> {
+        if let Some(bytes) = event_log::data_keys::fetch(&self.pool, user_id).await? {
+            return Ok(DataKey::from_bytes(bytes));
+        }
+        let (user, _) = self.load::<User>(&user_id.to_string()).await?;
+        if !user.exists() || user.erased {
+            return Err(CommandError::Refused(DomainError::NotFound {
+                entity: "user",
+            }));
+        }
+        self.new_data_key(user_id).await
     }
 
     /// Checks the password and records `user.logged_in`; a wrong password
@@ -157,8 +189,13 @@ impl CommandSide {
         source: &str,
         metadata: &CommandMetadata,
     ) -> Result<(), CommandError> {
+        let key = match self.data_key_for(user_id).await {
+            Ok(key) => key,
+            Err(CommandError::Refused(DomainError::NotFound { .. })) => return Ok(()),
+            Err(other) => return Err(other),
+        };
         let command = UserCommand::RecordFailedLogin {
-            source: source.to_string(),
+            source: seal(&key, user_id, "source", &login_source(source)),
             at: Utc::now(),
         };
         let metadata = metadata
@@ -185,6 +222,7 @@ impl CommandSide {
     pub async fn role_of(&self, user_id: Uuid) -> Result<Role, CommandError> {
         let (user, _) = self.load::<User>(&user_id.to_string()).await?;
         user.role
+            .filter(|_| !user.erased)
             .ok_or(CommandError::Refused(DomainError::NotFound {
                 entity: "user",
             }))
@@ -197,9 +235,16 @@ impl CommandSide {
         display_name: String,
         metadata: &CommandMetadata,
     ) -> Result<Position, CommandError> {
+        let display_name = check_display_name(&display_name)?;
+        if !actor.may_act_for(user_id) {
+            return Err(CommandError::Refused(DomainError::NotFound {
+                entity: "user",
+            }));
+        }
+        let key = self.data_key_for(user_id).await?;
         let command = UserCommand::UpdateProfile {
             actor,
-            display_name,
+            display_name: seal(&key, user_id, "display_name", &display_name),
             at: Utc::now(),
         };
         self.execute_user(&user_id.to_string(), command, metadata)
@@ -256,6 +301,76 @@ impl CommandSide {
         Ok(position)
     }
 
+    /// Erases a user's personal data: records `user.erased` (an admin's or
+    /// the System's command), then destroys their data key and deletes
+    /// what side tables hold of them ([`CommandSide::finish_erasure`]).
+    /// Erasing an erased user records nothing and finishes the erasure
+    /// again, so a retry after a crash between the two completes it.
+    pub async fn erase_user(
+        &self,
+        actor: Actor,
+        user_id: Uuid,
+        metadata: &CommandMetadata,
+    ) -> Result<Position, CommandError> {
+        let command = UserCommand::Erase {
+            actor,
+            at: Utc::now(),
+        };
+        let position = self
+            .execute_user(&user_id.to_string(), command, metadata)
+            .await?;
+        self.finish_erasure(user_id).await?;
+        Ok(position)
+    }
+
+    /// What follows `user.erased`, in one transaction: the data key
+    /// destroyed, the credentials (which hold the email in clear) and the
+    /// user's snapshot deleted, their refresh tokens revoked. The in-memory
+    /// cache holds only sealed text and the erased state, so it is left.
+    pub async fn finish_erasure(&self, user_id: Uuid) -> Result<(), CommandError> {
+        let mut transaction = self.pool.begin().await?;
+        event_log::data_keys::destroy(&mut *transaction, user_id).await?;
+        sqlx::query("DELETE FROM user_credentials WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *transaction)
+            .await?;
+        sqlx::query("DELETE FROM snapshots WHERE aggregate_type = $1 AND aggregate_id = $2")
+            .bind(<User as cqrs_es::Aggregate>::TYPE)
+            .bind(user_id.to_string())
+            .execute(&mut *transaction)
+            .await?;
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(user_id)
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        tracing::info!(%user_id, "user erased: data key destroyed");
+        Ok(())
+    }
+
+    /// Finishes every erasure that a crash interrupted: users whose stream
+    /// holds `user.erased` but who still have a data key or credentials.
+    /// Run at start-up; returns how many it finished.
+    pub async fn finish_interrupted_erasures(&self) -> Result<usize, CommandError> {
+        let pending: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT subject.user_id FROM ( \
+                 SELECT user_id FROM user_data_keys UNION SELECT user_id FROM user_credentials \
+             ) AS subject \
+             WHERE EXISTS (SELECT 1 FROM events \
+                 WHERE aggregate_type = $1 AND aggregate_id = subject.user_id::text \
+                   AND event_type = 'user.erased')",
+        )
+        .bind(<User as cqrs_es::Aggregate>::TYPE)
+        .fetch_all(&self.pool)
+        .await?;
+        for user_id in &pending {
+            self.finish_erasure(*user_id).await?;
+        }
+        Ok(pending.len())
+    }
+
     pub async fn user_id_by_email(&self, email: &str) -> Result<Option<Uuid>, CommandError> {
         let email = normalise_email(email)?;
         Ok(
@@ -265,4 +380,9 @@ impl CommandSide {
                 .await?,
         )
     }
+}
+
+/// `plaintext` sealed as `field` of `user_id`'s data, with a random nonce.
+fn seal(key: &DataKey, user_id: Uuid, field: &str, plaintext: &str) -> PersonalText {
+    key.seal(user_id, field, rand::random(), plaintext)
 }

@@ -11,7 +11,8 @@
 //! Shared vocabulary lives in [`common`] (actors, roles, decimals, pairs,
 //! strategies), the bounds on configured money and the checked arithmetic
 //! on it in [`money`], the operator's trigger quotas in [`quotas`], and the one error type every aggregate refuses with
-//! in [`error`]. Calls that leave the process (the exchange, reading another
+//! in [`error`]; personal data as events carry it (sealed under the user's data
+//! key, AES-256-GCM, opened with it) in [`personal`]. Calls that leave the process (the exchange, reading another
 //! aggregate) are traits in [`services`], implemented by `command-side`.
 //!
 //! Every event's `event_type()` is its wire name on Kafka and RabbitMQ, and
@@ -29,6 +30,7 @@ pub mod common;
 pub mod error;
 pub mod exchange_key;
 pub mod money;
+pub mod personal;
 pub mod portfolio;
 #[cfg(test)]
 mod properties;
@@ -44,3 +46,4 @@ pub use money::StrategyLimits;
 pub use quotas::TriggerQuotas;
 pub use rust_decimal::Decimal;
 pub use secret::SecretString;
+pub use user::upcasters;

@@ -10,21 +10,27 @@ use uuid::Uuid;
 
 use crate::common::{bounded_text, Actor, Role};
 use crate::error::DomainError;
+use crate::personal::{wrap_clear, PersonalText};
 
 /// Commands on a user. Imperative, as the caller asked them.
 #[derive(Debug, Clone, PartialEq)]
+///
+/// Personal data arrives sealed ([`PersonalText`]): the command side checks
+/// the clear text (with [`normalise_email`], [`check_display_name`] and
+/// [`login_source`]) and seals it under the user's data key before the
+/// command is handled, so no clear text reaches an event.
 pub enum UserCommand {
     Register {
         user_id: Uuid,
-        email: String,
-        display_name: Option<String>,
+        email: PersonalText,
+        display_name: Option<PersonalText>,
         at: DateTime<Utc>,
     },
     /// Recorded after the command side checked the password.
     LogIn { at: DateTime<Utc> },
     UpdateProfile {
         actor: Actor,
-        display_name: String,
+        display_name: PersonalText,
         at: DateTime<Utc>,
     },
     CompleteOnboarding {
@@ -42,7 +48,13 @@ pub enum UserCommand {
     /// Recorded after the command side found the password wrong: `source`
     /// names where the attempt came from (the client address), never the
     /// password.
-    RecordFailedLogin { source: String, at: DateTime<Utc> },
+    RecordFailedLogin {
+        source: PersonalText,
+        at: DateTime<Utc>,
+    },
+    /// Erasure: recorded before the user's data key is destroyed. An admin
+    /// or the System asks it; erasing an erased user records nothing.
+    Erase { actor: Actor, at: DateTime<Utc> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,8 +80,8 @@ pub enum UserEvent {
     #[serde(rename = "user.created")]
     UserCreated {
         user_id: Uuid,
-        email: String,
-        display_name: Option<String>,
+        email: PersonalText,
+        display_name: Option<PersonalText>,
         role: Role,
         at: DateTime<Utc>,
     },
@@ -77,7 +89,7 @@ pub enum UserEvent {
     UserLoggedIn { at: DateTime<Utc> },
     #[serde(rename = "user.updated")]
     UserUpdated {
-        display_name: String,
+        display_name: PersonalText,
         at: DateTime<Utc>,
     },
     #[serde(rename = "onboarding.completed")]
@@ -94,7 +106,65 @@ pub enum UserEvent {
         at: DateTime<Utc>,
     },
     #[serde(rename = "user.login_failed")]
-    LoginFailed { source: String, at: DateTime<Utc> },
+    LoginFailed {
+        source: PersonalText,
+        at: DateTime<Utc>,
+    },
+    /// The user's personal data was erased: their data key is destroyed, so
+    /// every sealed field of theirs in the log is unreadable from here on.
+    #[serde(rename = "user.erased")]
+    UserErased {
+        erased_by: Option<Uuid>,
+        at: DateTime<Utc>,
+    },
+}
+
+/// The event version of events that carry [`PersonalText`]; version 1.0
+/// carried those fields in clear.
+pub const SEALED_EVENT_VERSION: &str = "2.0";
+
+/// The event types whose version 1.0 carried personal data in clear.
+pub const SEALED_EVENT_TYPES: [&str; 3] = ["user.created", "user.updated", "user.login_failed"];
+
+/// A stored payload brought to the current version of its event type with
+/// [`upcasters`], for readers that decode rows themselves (an auditor's
+/// fold of a stream).
+pub fn upcast_payload(
+    event_type: &str,
+    event_version: &str,
+    mut payload: serde_json::Value,
+) -> serde_json::Value {
+    for upcaster in upcasters() {
+        if upcaster.can_upcast(event_type, event_version) {
+            let event = upcaster.upcast(cqrs_es::persist::SerializedEvent {
+                aggregate_id: String::new(),
+                sequence: 0,
+                aggregate_type: String::new(),
+                event_type: event_type.to_string(),
+                event_version: event_version.to_string(),
+                payload,
+                metadata: serde_json::Value::Null,
+            });
+            payload = event.payload;
+        }
+    }
+    payload
+}
+
+/// Brings version 1.0 of [`SEALED_EVENT_TYPES`] to version 2.0: each clear
+/// personal field becomes [`PersonalText::Clear`]. The command side's event
+/// stores and the log reader load with these.
+pub fn upcasters() -> Vec<Box<dyn cqrs_es::persist::EventUpcaster>> {
+    SEALED_EVENT_TYPES
+        .into_iter()
+        .map(|event_type| {
+            Box::new(cqrs_es::persist::SemanticVersionEventUpcaster::new(
+                event_type,
+                SEALED_EVENT_VERSION,
+                Box::new(move |payload| wrap_clear(event_type, payload)),
+            )) as Box<dyn cqrs_es::persist::EventUpcaster>
+        })
+        .collect()
 }
 
 impl DomainEvent for UserEvent {
@@ -106,12 +176,17 @@ impl DomainEvent for UserEvent {
             UserEvent::OnboardingCompleted { .. } => "onboarding.completed",
             UserEvent::RoleAssigned { .. } => "user.role_assigned",
             UserEvent::LoginFailed { .. } => "user.login_failed",
+            UserEvent::UserErased { .. } => "user.erased",
         }
         .to_string()
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_string()
+        if SEALED_EVENT_TYPES.contains(&self.event_type().as_str()) {
+            SEALED_EVENT_VERSION.to_string()
+        } else {
+            "1.0".to_string()
+        }
     }
 }
 
@@ -119,8 +194,9 @@ impl DomainEvent for UserEvent {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct User {
     pub user_id: Option<Uuid>,
-    pub email: String,
-    pub display_name: Option<String>,
+    /// Sealed (or, from a version 1.0 event, clear); `None` once erased.
+    pub email: Option<PersonalText>,
+    pub display_name: Option<PersonalText>,
     pub role: Option<Role>,
     pub onboarded: bool,
     pub last_login_at: Option<DateTime<Utc>>,
@@ -129,6 +205,9 @@ pub struct User {
     /// taken before it existed, hence the default.
     #[serde(default)]
     pub failed_logins: Vec<DateTime<Utc>>,
+    /// Set by `user.erased`: the user may do nothing more.
+    #[serde(default)]
+    pub erased: bool,
 }
 
 /// How many failed log-ins a user's state remembers: the most a
@@ -186,6 +265,12 @@ impl User {
         self.user_id.is_some()
     }
 
+    /// The user's id unless they are unknown or erased: an erased user is
+    /// gone for every command but a repeated erasure.
+    fn live_user_id(&self) -> Option<Uuid> {
+        self.user_id.filter(|_| !self.erased)
+    }
+
     /// When this user's log-ins open again, if `policy` closes them at `now`.
     pub fn login_locked_until(
         &self,
@@ -197,7 +282,7 @@ impl User {
 
     fn ensure_actor_is_self_or_admin(&self, actor: &Actor) -> Result<Uuid, DomainError> {
         let user_id = self
-            .user_id
+            .live_user_id()
             .ok_or(DomainError::NotFound { entity: "user" })?;
         if actor.may_act_for(user_id) {
             Ok(user_id)
@@ -209,19 +294,16 @@ impl User {
     fn register(
         &self,
         user_id: Uuid,
-        email: String,
-        display_name: Option<String>,
+        email: PersonalText,
+        display_name: Option<PersonalText>,
         at: DateTime<Utc>,
     ) -> Result<UserEvent, DomainError> {
         if self.exists() {
             return Err(DomainError::conflict("user already registered"));
         }
-        let display_name = display_name
-            .map(|name| bounded_text("display_name", &name, 1, 100))
-            .transpose()?;
         Ok(UserEvent::UserCreated {
             user_id,
-            email: normalise_email(&email)?,
+            email,
             display_name,
             role: Role::User,
             at,
@@ -258,7 +340,7 @@ impl User {
         if !actor.is_admin_or_system() {
             return Err(DomainError::forbidden("only an admin grants roles"));
         }
-        if !self.exists() {
+        if self.live_user_id().is_none() {
             return Err(DomainError::NotFound { entity: "user" });
         }
         if self.role == Some(role) {
@@ -271,13 +353,36 @@ impl User {
             at,
         }))
     }
+
+    /// `None` when the user is erased already: nothing to record.
+    fn erase(&self, actor: Actor, at: DateTime<Utc>) -> Result<Option<UserEvent>, DomainError> {
+        if !actor.is_admin_or_system() {
+            return Err(DomainError::forbidden("only an admin erases a user"));
+        }
+        if !self.exists() {
+            return Err(DomainError::NotFound { entity: "user" });
+        }
+        if self.erased {
+            return Ok(None);
+        }
+        Ok(Some(UserEvent::UserErased {
+            erased_by: actor.user_id(),
+            at,
+        }))
+    }
+}
+
+/// A display name as it may be recorded: 1 to 100 characters, no control
+/// characters.
+pub fn check_display_name(name: &str) -> Result<String, DomainError> {
+    bounded_text("display_name", name, 1, 100)
 }
 
 /// A failed log-in's source as recorded: control characters dropped, at
 /// most [`MAX_LOGIN_SOURCE_CHARS`], `unknown` when nothing is left. The
 /// source is the service's own description of the client, so it is cleaned
 /// rather than refused: a failure must always be recorded.
-fn login_source(source: &str) -> String {
+pub fn login_source(source: &str) -> String {
     let cleaned: String = source
         .chars()
         .filter(|c| !c.is_control())
@@ -335,7 +440,7 @@ impl Aggregate for User {
                 at,
             } => self.register(user_id, email, display_name, at)?,
             UserCommand::LogIn { at } => {
-                if !self.exists() {
+                if self.live_user_id().is_none() {
                     return Err(DomainError::NotFound { entity: "user" });
                 }
                 UserEvent::UserLoggedIn { at }
@@ -346,10 +451,7 @@ impl Aggregate for User {
                 at,
             } => {
                 self.ensure_actor_is_self_or_admin(&actor)?;
-                UserEvent::UserUpdated {
-                    display_name: bounded_text("display_name", &display_name, 1, 100)?,
-                    at,
-                }
+                UserEvent::UserUpdated { display_name, at }
             }
             UserCommand::CompleteOnboarding {
                 actor,
@@ -365,14 +467,15 @@ impl Aggregate for User {
                 }
             }
             UserCommand::RecordFailedLogin { source, at } => {
-                if !self.exists() {
+                if self.live_user_id().is_none() {
                     return Err(DomainError::NotFound { entity: "user" });
                 }
-                UserEvent::LoginFailed {
-                    source: login_source(&source),
-                    at,
-                }
+                UserEvent::LoginFailed { source, at }
             }
+            UserCommand::Erase { actor, at } => match self.erase(actor, at)? {
+                Some(event) => event,
+                None => return Ok(()),
+            },
         };
         sink.write(event, self).await;
         Ok(())
@@ -388,7 +491,7 @@ impl Aggregate for User {
                 ..
             } => {
                 self.user_id = Some(user_id);
-                self.email = email;
+                self.email = Some(email);
                 self.display_name = display_name;
                 self.role = Some(role);
             }
@@ -404,6 +507,12 @@ impl Aggregate for User {
                     self.failed_logins.remove(0);
                 }
                 self.failed_logins.push(at);
+            }
+            UserEvent::UserErased { .. } => {
+                self.email = None;
+                self.display_name = None;
+                self.failed_logins.clear();
+                self.erased = true;
             }
         }
     }

@@ -4,9 +4,10 @@ mod support;
 
 use cqrs_es::test::{AggregateResultValidator, TestFramework};
 use cqrs_es::DomainEvent;
+use domain::personal::PersonalText;
 use domain::user::{
-    normalise_email, Experience, LoginBackoff, RiskProfile, User, UserCommand, UserEvent,
-    MAX_LOGIN_SOURCE_CHARS, REMEMBERED_FAILED_LOGINS,
+    check_display_name, login_source, normalise_email, upcasters, Experience, LoginBackoff,
+    RiskProfile, User, UserCommand, UserEvent, MAX_LOGIN_SOURCE_CHARS, REMEMBERED_FAILED_LOGINS,
 };
 use domain::{Actor, DomainError, Role};
 use support::{assert_wire_format, at, at_plus, state_after, Outcome};
@@ -19,11 +20,17 @@ fn given(events: Vec<UserEvent>, command: UserCommand) -> AggregateResultValidat
     TestFramework::<User>::with(()).given(events).when(command)
 }
 
-fn register(email: &str, display_name: Option<&str>) -> UserCommand {
+/// A sealed field as the command side hands it over (its content is the
+/// command side's business: the domain never opens it).
+fn sealed(tag: &str) -> PersonalText {
+    PersonalText::Sealed(format!("1:{tag}"))
+}
+
+fn register(display_name: Option<&str>) -> UserCommand {
     UserCommand::Register {
         user_id: ME,
-        email: email.to_string(),
-        display_name: display_name.map(str::to_string),
+        email: sealed("email"),
+        display_name: display_name.map(sealed),
         at: at(),
     }
 }
@@ -31,8 +38,8 @@ fn register(email: &str, display_name: Option<&str>) -> UserCommand {
 fn created() -> UserEvent {
     UserEvent::UserCreated {
         user_id: ME,
-        email: "ada@example.com".to_string(),
-        display_name: Some("Ada".to_string()),
+        email: sealed("email"),
+        display_name: Some(sealed("Ada")),
         role: Role::User,
         at: at(),
     }
@@ -41,8 +48,22 @@ fn created() -> UserEvent {
 fn update_profile(actor: Actor, display_name: &str) -> UserCommand {
     UserCommand::UpdateProfile {
         actor,
-        display_name: display_name.to_string(),
+        display_name: sealed(display_name),
         at: at_plus(10),
+    }
+}
+
+fn erase(actor: Actor) -> UserCommand {
+    UserCommand::Erase {
+        actor,
+        at: at_plus(40),
+    }
+}
+
+fn erased(by: Option<Uuid>) -> UserEvent {
+    UserEvent::UserErased {
+        erased_by: by,
+        at: at_plus(40),
     }
 }
 
@@ -76,33 +97,27 @@ fn assign(actor: Actor, role: Role) -> UserCommand {
 // ---- register ----
 
 #[test]
-fn register_creates_a_user_with_a_lower_case_email() {
-    given(vec![], register("  Ada@Example.COM ", Some("  Ada "))).then_expect_events(vec![
-        UserEvent::UserCreated {
-            user_id: ME,
-            email: "ada@example.com".to_string(),
-            display_name: Some("Ada".to_string()),
-            role: Role::User,
-            at: at(),
-        },
-    ]);
+fn register_creates_a_user_with_the_sealed_fields() {
+    given(vec![], register(Some("Ada"))).then_expect_events(vec![created()]);
 }
 
 #[test]
 fn register_without_a_display_name_is_accepted() {
-    given(vec![], register("ada@example.com", None)).then_expect_events(vec![
-        UserEvent::UserCreated {
-            user_id: ME,
-            email: "ada@example.com".to_string(),
-            display_name: None,
-            role: Role::User,
-            at: at(),
-        },
-    ]);
+    given(vec![], register(None)).then_expect_events(vec![UserEvent::UserCreated {
+        user_id: ME,
+        email: sealed("email"),
+        display_name: None,
+        role: Role::User,
+        at: at(),
+    }]);
 }
 
 #[test]
-fn register_refuses_invalid_emails_on_the_email_field() {
+fn emails_are_lower_cased_and_invalid_ones_refused_on_the_email_field() {
+    assert_eq!(
+        normalise_email("  Ada@Example.COM ").unwrap(),
+        "ada@example.com"
+    );
     for email in [
         "",
         "ada",
@@ -113,12 +128,9 @@ fn register_refuses_invalid_emails_on_the_email_field() {
         "ada@@example.com",
         "a da@example.com",
     ] {
-        let refusal = given(vec![], register(email, None)).refusal();
         let expected = DomainError::invalid("email", "not a valid email address");
-        assert_eq!(refusal, expected, "{email:?}");
+        assert_eq!(normalise_email(email), Err(expected), "{email:?}");
     }
-    given(vec![], register("ada", None))
-        .then_expect_error_message("email: not a valid email address");
 }
 
 #[test]
@@ -131,23 +143,21 @@ fn normalise_email_refuses_addresses_longer_than_254_characters() {
 }
 
 #[test]
-fn register_refuses_a_display_name_longer_than_100_characters() {
-    let name = "x".repeat(101);
-    given(vec![], register("ada@example.com", Some(&name)))
-        .then_expect_error_message("display_name: must be 1 to 100 characters");
-    let name = "x".repeat(100);
-    let events = given(vec![], register("ada@example.com", Some(&name))).events();
-    assert_eq!(events.len(), 1, "100 characters are accepted");
-}
-
-#[test]
-fn register_refuses_a_blank_display_name() {
-    given(vec![], register("ada@example.com", Some("   "))).then_expect_invalid("display_name");
+fn display_names_are_trimmed_and_bounded() {
+    assert_eq!(check_display_name("  Ada ").unwrap(), "Ada");
+    assert_eq!(check_display_name(&"x".repeat(100)).unwrap().len(), 100);
+    for name in ["", " ", "a\u{7}b", &"x".repeat(101)] {
+        let refusal = check_display_name(name).unwrap_err();
+        assert!(
+            refusal.to_string().starts_with("display_name: "),
+            "{name:?}: {refusal}"
+        );
+    }
 }
 
 #[test]
 fn registering_twice_is_refused() {
-    given(vec![created()], register("ada@example.com", None))
+    given(vec![created()], register(None))
         .then_expect_error(DomainError::conflict("user already registered"));
 }
 
@@ -168,7 +178,7 @@ fn log_in_of_an_unknown_user_is_refused() {
 
 fn failed_login(at: chrono::DateTime<chrono::Utc>) -> UserEvent {
     UserEvent::LoginFailed {
-        source: "ip:203.0.113.7".to_string(),
+        source: sealed("ip"),
         at,
     }
 }
@@ -183,7 +193,7 @@ fn a_failed_log_in_is_recorded_with_its_source_and_time() {
     given(
         vec![created()],
         UserCommand::RecordFailedLogin {
-            source: "ip:203.0.113.7".to_string(),
+            source: sealed("ip"),
             at: at_plus(5),
         },
     )
@@ -192,18 +202,10 @@ fn a_failed_log_in_is_recorded_with_its_source_and_time() {
 
 #[test]
 fn a_failed_log_in_source_is_cleaned_and_bounded_never_refused() {
-    let command = |source: &str| UserCommand::RecordFailedLogin {
-        source: source.to_string(),
-        at: at(),
-    };
-    let recorded = |source: &str| match given(vec![created()], command(source)).events()[..] {
-        [UserEvent::LoginFailed { ref source, .. }] => source.clone(),
-        ref other => panic!("expected one user.login_failed, got {other:?}"),
-    };
-    assert_eq!(recorded("ip:1.2.3.4\u{0}\n"), "ip:1.2.3.4");
-    assert_eq!(recorded("\u{0}"), "unknown");
+    assert_eq!(login_source("ip:1.2.3.4\u{0}\n"), "ip:1.2.3.4");
+    assert_eq!(login_source("\u{0}"), "unknown");
     let long = "x".repeat(500);
-    assert_eq!(recorded(&long).chars().count(), MAX_LOGIN_SOURCE_CHARS);
+    assert_eq!(login_source(&long).chars().count(), MAX_LOGIN_SOURCE_CHARS);
 }
 
 #[test]
@@ -211,7 +213,7 @@ fn a_failed_log_in_of_an_unknown_user_is_refused() {
     given(
         vec![],
         UserCommand::RecordFailedLogin {
-            source: "ip:203.0.113.7".to_string(),
+            source: sealed("ip"),
             at: at(),
         },
     )
@@ -296,20 +298,32 @@ fn a_policy_counting_more_than_is_remembered_counts_what_is_remembered() {
 #[test]
 fn a_snapshot_without_failed_logins_still_reads() {
     let old = serde_json::json!({
-        "user_id": ME, "email": "ada@example.com", "display_name": null,
+        "user_id": ME, "email": {"sealed": "1:x"}, "display_name": null,
         "role": "user", "onboarded": false, "last_login_at": null
     });
     let user: User = serde_json::from_value(old).expect("an old snapshot reads");
     assert!(user.failed_logins.is_empty());
+    assert!(!user.erased);
+}
+
+#[test]
+fn a_snapshot_with_a_clear_email_does_not_read_so_the_stream_is_replayed() {
+    // cqrs-es replays a stream whose snapshot does not deserialise; a
+    // snapshot from before sealing holds the email as a bare string.
+    let old = serde_json::json!({
+        "user_id": ME, "email": "ada@example.com", "display_name": null,
+        "role": "user", "onboarded": false, "last_login_at": null
+    });
+    assert!(serde_json::from_value::<User>(old).is_err());
 }
 
 // ---- update profile ----
 
 #[test]
 fn a_user_updates_their_own_profile() {
-    given(vec![created()], update_profile(Actor::user(ME), " Ada L. ")).then_expect_events(vec![
+    given(vec![created()], update_profile(Actor::user(ME), "Ada L.")).then_expect_events(vec![
         UserEvent::UserUpdated {
-            display_name: "Ada L.".to_string(),
+            display_name: sealed("Ada L."),
             at: at_plus(10),
         },
     ]);
@@ -334,18 +348,10 @@ fn an_admin_or_the_system_updates_any_profile() {
     for actor in [Actor::admin(SOMEONE_ELSE), Actor::System] {
         given(vec![created()], update_profile(actor, "Countess")).then_expect_events(vec![
             UserEvent::UserUpdated {
-                display_name: "Countess".to_string(),
+                display_name: sealed("Countess"),
                 at: at_plus(10),
             },
         ]);
-    }
-}
-
-#[test]
-fn updating_a_profile_refuses_an_invalid_display_name() {
-    for name in ["", " ", "a\u{7}b", &"x".repeat(101)] {
-        given(vec![created()], update_profile(Actor::user(ME), name))
-            .then_expect_invalid("display_name");
     }
 }
 
@@ -449,7 +455,7 @@ fn events_build_the_user_state() {
         created(),
         UserEvent::UserLoggedIn { at: at_plus(1) },
         UserEvent::UserUpdated {
-            display_name: "Ada L.".to_string(),
+            display_name: sealed("Ada L."),
             at: at_plus(2),
         },
         onboarded(),
@@ -463,12 +469,13 @@ fn events_build_the_user_state() {
         user,
         User {
             user_id: Some(ME),
-            email: "ada@example.com".to_string(),
-            display_name: Some("Ada L.".to_string()),
+            email: Some(sealed("email")),
+            display_name: Some(sealed("Ada L.")),
             role: Some(Role::Admin),
             onboarded: true,
             last_login_at: Some(at_plus(1)),
             failed_logins: vec![],
+            erased: false,
         }
     );
 }
@@ -479,7 +486,7 @@ fn every_user_event_has_its_wire_name_and_round_trips() {
         created(),
         UserEvent::UserLoggedIn { at: at() },
         UserEvent::UserUpdated {
-            display_name: "Ada".to_string(),
+            display_name: sealed("Ada"),
             at: at(),
         },
         onboarded(),
@@ -489,6 +496,7 @@ fn every_user_event_has_its_wire_name_and_round_trips() {
             at: at(),
         },
         failed_login(at()),
+        erased(Some(SOMEONE_ELSE)),
     ];
     assert_wire_format(&events);
     let names: Vec<String> = events.iter().map(DomainEvent::event_type).collect();
@@ -500,7 +508,131 @@ fn every_user_event_has_its_wire_name_and_round_trips() {
             "user.updated",
             "onboarding.completed",
             "user.role_assigned",
-            "user.login_failed"
+            "user.login_failed",
+            "user.erased"
         ]
+    );
+    let versions: Vec<String> = events.iter().map(DomainEvent::event_version).collect();
+    assert_eq!(
+        versions,
+        ["2.0", "1.0", "2.0", "1.0", "1.0", "2.0", "1.0"],
+        "the events that carry personal data are version 2.0"
+    );
+}
+
+// ---- erasure ----
+
+#[test]
+fn an_admin_or_the_system_erases_a_user() {
+    given(vec![created()], erase(Actor::admin(SOMEONE_ELSE)))
+        .then_expect_events(vec![erased(Some(SOMEONE_ELSE))]);
+    given(vec![created()], erase(Actor::System)).then_expect_events(vec![erased(None)]);
+}
+
+#[test]
+fn only_an_admin_erases() {
+    for actor in [Actor::user(ME), Actor::auditor(SOMEONE_ELSE)] {
+        given(vec![created()], erase(actor)).then_expect_forbidden();
+    }
+    given(vec![], erase(Actor::System)).then_expect_error_message("user not found");
+}
+
+#[test]
+fn erasing_an_erased_user_records_nothing() {
+    given(vec![created(), erased(None)], erase(Actor::System)).then_expect_events(vec![]);
+}
+
+#[test]
+fn an_erased_user_holds_no_personal_data_and_does_nothing_more() {
+    let events = vec![created(), failed_login(at_plus(1)), erased(None)];
+    let user: User = state_after(events.clone());
+    assert_eq!((user.email, user.display_name), (None, None));
+    assert!(user.erased && user.failed_logins.is_empty());
+    let refused = [
+        UserCommand::LogIn { at: at_plus(50) },
+        update_profile(Actor::System, "Back"),
+        onboard(Actor::System),
+        assign(Actor::System, Role::Admin),
+        UserCommand::RecordFailedLogin {
+            source: sealed("ip"),
+            at: at_plus(50),
+        },
+    ];
+    for command in refused {
+        given(events.clone(), command).then_expect_error(DomainError::NotFound { entity: "user" });
+    }
+}
+
+// ---- upcasting ----
+
+#[test]
+fn version_one_events_are_upcast_to_clear_personal_text() {
+    use cqrs_es::persist::SerializedEvent;
+    let upcasters = upcasters();
+    let old = |event_type: &str, payload: serde_json::Value| SerializedEvent {
+        aggregate_id: ME.to_string(),
+        sequence: 1,
+        aggregate_type: "User".to_string(),
+        event_type: event_type.to_string(),
+        event_version: "1.0".to_string(),
+        payload,
+        metadata: serde_json::json!({}),
+    };
+    let upcast = |event: SerializedEvent| {
+        let upcaster = upcasters
+            .iter()
+            .find(|u| u.can_upcast(&event.event_type, &event.event_version))
+            .expect("an upcaster for version 1.0");
+        let event = upcaster.upcast(event);
+        assert!(
+            upcasters
+                .iter()
+                .all(|u| !u.can_upcast(&event.event_type, &event.event_version)),
+            "an upcast event is current"
+        );
+        serde_json::from_value::<UserEvent>(event.payload).expect("the upcast payload reads")
+    };
+    let created = upcast(old(
+        "user.created",
+        serde_json::json!({"type": "user.created", "user_id": ME, "email": "ada@example.com",
+            "display_name": "Ada", "role": "user", "at": at()}),
+    ));
+    let UserEvent::UserCreated {
+        email,
+        display_name,
+        ..
+    } = created
+    else {
+        panic!("user.created")
+    };
+    assert_eq!(email, PersonalText::Clear("ada@example.com".to_string()));
+    assert_eq!(display_name, Some(PersonalText::Clear("Ada".to_string())));
+    let updated = upcast(old(
+        "user.updated",
+        serde_json::json!({"type": "user.updated", "display_name": "Ada L.", "at": at()}),
+    ));
+    assert_eq!(
+        updated,
+        UserEvent::UserUpdated {
+            display_name: PersonalText::Clear("Ada L.".to_string()),
+            at: at()
+        }
+    );
+    let failed = upcast(old(
+        "user.login_failed",
+        serde_json::json!({"type": "user.login_failed", "source": "ip:1.2.3.4", "at": at()}),
+    ));
+    assert_eq!(
+        failed,
+        UserEvent::LoginFailed {
+            source: PersonalText::Clear("ip:1.2.3.4".to_string()),
+            at: at()
+        }
+    );
+    assert!(
+        upcasters
+            .iter()
+            .all(|u| !u.can_upcast("user.logged_in", "1.0")),
+        "events without personal data are left alone"
     );
 }

@@ -14,9 +14,11 @@
 //!   a fallback, and handles a batch in the same transaction that moves its
 //!   checkpoint;
 //! - [`lag`]: how far each subscriber is behind, and read-your-writes waits;
+//! - [`data_keys`]: the per-user keys personal data is sealed under;
 //! - [`notify`]: [`CommitNotifier`], which wakes the subscribers after the
 //!   command side's commits.
 
+pub mod data_keys;
 pub mod event;
 pub mod lag;
 pub mod notify;

@@ -67,6 +67,15 @@ enum Command {
         #[arg(long)]
         role: String,
     },
+    /// Erase a user's personal data (crypto-shredding): records
+    /// `user.erased` by the system actor and destroys the user's data key,
+    /// as `POST /api/v1/admin/users/{user_id}/erase` does. Repeating it
+    /// changes nothing and finishes an erasure a crash interrupted.
+    EraseUser {
+        /// The user's id (their email is not needed, and is gone after).
+        #[arg(long)]
+        user_id: uuid::Uuid,
+    },
 }
 
 #[derive(Subcommand)]
@@ -96,6 +105,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::GrantRole { email, role } => grant_role(settings, &email, &role).await,
+        Command::EraseUser { user_id } => erase_user(settings, user_id).await,
         Command::Anchor { dir, no_kafka } => {
             let to = wiring::AnchorDestinations {
                 kafka: !no_kafka,
@@ -134,6 +144,18 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .context("preparing the database")?;
     let exchange = wiring::exchange_from_settings(&settings)?;
     let state = wiring::build_state(&settings, pool, exchange)?;
+    if roles.api {
+        // An erasure whose process died between `user.erased` and the
+        // key's destruction is finished before anything is served.
+        let finished = state
+            .commands
+            .finish_interrupted_erasures()
+            .await
+            .context("finishing interrupted erasures")?;
+        if finished > 0 {
+            tracing::warn!(finished, "finished erasures a crash had interrupted");
+        }
+    }
     let shutdown = CancellationToken::new();
     let workers = wiring::start_workers(&settings, &state, shutdown.clone());
     tracing::info!(
@@ -208,6 +230,19 @@ async fn grant_role(settings: Settings, email: &str, role: &str) -> anyhow::Resu
         "granted {} to {email} ({user_id}) at position {position}",
         role.as_str()
     );
+    Ok(())
+}
+
+async fn erase_user(settings: Settings, user_id: uuid::Uuid) -> anyhow::Result<()> {
+    let pool = wiring::prepare_database(&settings).await?;
+    let exchange = wiring::exchange_from_settings(&settings)?;
+    let state = wiring::build_state(&settings, pool, exchange)?;
+    let metadata = CommandMetadata::new("cli", Some(Actor::System)).with_command_type("user.erase");
+    let position = state
+        .commands
+        .erase_user(Actor::System, user_id, &metadata)
+        .await?;
+    println!("erased user {user_id} at position {position}");
     Ok(())
 }
 

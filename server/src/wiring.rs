@@ -350,7 +350,7 @@ pub fn spawn_projectors(
 ) -> Vec<JoinHandle<()>> {
     let runner = SubscriberRunner::new(
         commands.pool.clone(),
-        LogReader::new(),
+        LogReader::with_upcasters(domain::upcasters()),
         settings,
         shutdown.clone(),
     );

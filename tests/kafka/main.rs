@@ -3,6 +3,7 @@
 //! test publishes to its own topic prefix and deletes its topics.
 
 mod checkpoints;
+mod erasure;
 mod faults;
 mod mirror;
 mod schemas;

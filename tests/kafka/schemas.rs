@@ -279,13 +279,18 @@ fn samples() -> Vec<Sample> {
     let [now, whole] = times();
     let user = id();
 
-    // User
-    for (display_name, at) in [(Some("Ada Lovelace".to_string()), now), (None, whole)] {
+    // User: personal data sealed as the command side seals it.
+    let key = domain::personal::DataKey::from_bytes(rand::random());
+    let seal = |field: &str, text: &str| key.seal(user, field, rand::random(), text);
+    for (display_name, at) in [
+        (Some(seal("display_name", "Ada Lovelace")), now),
+        (None, whole),
+    ] {
         out.push(sample(
             "User",
             UserEvent::UserCreated {
                 user_id: user,
-                email: "ada@example.com".to_string(),
+                email: seal("email", "ada@example.com"),
                 display_name,
                 role: Role::User,
                 at,
@@ -297,7 +302,7 @@ fn samples() -> Vec<Sample> {
         out.push(sample(
             "User",
             UserEvent::LoginFailed {
-                source: source.to_string(),
+                source: seal("source", source),
                 at,
             },
         ));
@@ -306,7 +311,7 @@ fn samples() -> Vec<Sample> {
         out.push(sample(
             "User",
             UserEvent::UserUpdated {
-                display_name: display_name.to_string(),
+                display_name: seal("display_name", display_name),
                 at: whole,
             },
         ));
@@ -325,6 +330,9 @@ fn samples() -> Vec<Sample> {
                 at: now,
             },
         ));
+    }
+    for erased_by in [Some(id()), None] {
+        out.push(sample("User", UserEvent::UserErased { erased_by, at: now }));
     }
     for (role, assigned_by) in [
         (Role::Admin, Some(id())),
@@ -773,26 +781,26 @@ fn broken_payloads_are_refused() {
     check(
         "user.created",
         "/email",
-        Some(json!("not an address")),
-        "a malformed email",
+        Some(json!("ada@example.com")),
+        "an email in clear (version 1.0's shape)",
     );
     check(
         "user.updated",
         "/display_name",
-        Some(json!(" Ada")),
-        "an untrimmed display name",
+        Some(json!("Ada")),
+        "a display name in clear",
     );
     check(
         "user.updated",
         "/display_name",
-        Some(json!("Ada\u{7}")),
-        "a display name with a control character",
+        Some(json!({ "sealed": "Ada" })),
+        "a sealed value that is not the sealed format",
     );
     check(
         "user.updated",
         "/display_name",
-        Some(json!("x".repeat(101))),
-        "a display name over 100 characters",
+        Some(json!({ "clear": "Ada" })),
+        "the upcast shape, which is never on the wire",
     );
     check(
         "user.login_failed",
@@ -918,7 +926,7 @@ fn broken_envelopes_are_refused() {
             Some(json!("User")),
             "the wrong aggregate type",
         ),
-        ("/event_version", Some(json!("2.0")), "an unknown version"),
+        ("/event_version", Some(json!("3.0")), "an unknown version"),
         ("/sequence", Some(json!(0)), "sequence 0"),
         ("/position", Some(json!("1234")), "a position without a dot"),
         ("/recorded_at", None, "no recorded_at"),

@@ -296,3 +296,12 @@ fn tansu_binary() -> PathBuf {
         PathBuf::from("tansu")
     }
 }
+
+/// Waits until every subscriber of the app has handled every event.
+pub async fn caught_up(app: &TestApp) {
+    app.eventually(60, "every subscriber to catch up", || async {
+        let lags = event_log::lag::all(&app.pool).await.unwrap();
+        !lags.is_empty() && lags.iter().all(|lag| lag.events_behind == 0)
+    })
+    .await;
+}

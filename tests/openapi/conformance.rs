@@ -99,6 +99,7 @@ const GROUPS: &[(&str, &[Operation])] = &[
         &[
             ("get", "/api/v1/admin/users"),
             ("post", "/api/v1/admin/users/{user_id}/role"),
+            ("post", "/api/v1/admin/users/{user_id}/erase"),
         ],
     ),
     (

@@ -5,6 +5,7 @@ mod auth;
 mod authority;
 mod bots;
 mod cache;
+mod erasure;
 mod event_store;
 mod hostile_input;
 mod keys;

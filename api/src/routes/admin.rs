@@ -68,3 +68,54 @@ pub async fn assign_role(
         position: position.to_string(),
     }))
 }
+
+/// A user whose personal data is erased.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserErased {
+    pub user_id: Uuid,
+    /// Where `user.erased` stands; for a repeated erasure, where the user's
+    /// last event stands.
+    #[schema(value_type = crate::openapi::schemas::Position)]
+    pub position: String,
+}
+
+/// `POST /api/v1/admin/users/{user_id}/erase` (admins only).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/users/{user_id}/erase",
+    tag = "admin",
+    summary = "Erase a user's personal data (admins)",
+    description = "Records `user.erased` and destroys the user's data key: every email, display \
+        name and log-in source address of theirs sealed in the log becomes unreadable, while the \
+        events, their hashes and the chain stay as they were. The user's credentials, snapshot \
+        and sessions are deleted; the `users` read model keeps their id, role and dates with no \
+        email or name, and `erased_at` set. Events written in clear before personal data was \
+        sealed stay in the log as they are. Erasing an erased user changes nothing and answers \
+        the same.",
+    security(("bearer" = [])),
+    params(("user_id" = Uuid, Path, description = "The user")),
+    responses(
+        (status = 200, description = "Erased", body = UserErased),
+        (status = 400, description = "A malformed `user_id`", body = ErrorResponse),
+        (status = 403, description = "The caller is not an admin now", body = ErrorResponse),
+        (status = 404, description = "No such user", body = ErrorResponse),
+    ),
+)]
+pub async fn erase_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    context: RequestContext,
+    Path(user_id): Path<String>,
+) -> Result<Json<UserErased>, ApiError> {
+    let user_id = parse_id("user_id", &user_id)?;
+    caller.require(&[Role::Admin], "only an admin erases a user")?;
+    let metadata = context.metadata(Some(caller.actor()), "user.erase");
+    let position = state
+        .commands
+        .erase_user(caller.actor(), user_id, &metadata)
+        .await?;
+    Ok(Json(UserErased {
+        user_id,
+        position: position.to_string(),
+    }))
+}

@@ -245,7 +245,8 @@ fn database(error: sqlx::Error) -> ApiError {
 #[derive(Serialize, sqlx::FromRow, ToSchema)]
 pub struct UserView {
     user_id: Uuid,
-    email: String,
+    /// `null` once the user is erased.
+    email: Option<String>,
     display_name: Option<String>,
     #[schema(value_type = schemas::Role)]
     role: String,
@@ -256,10 +257,13 @@ pub struct UserView {
     experience: Option<String>,
     created_at: DateTime<Utc>,
     last_login_at: Option<DateTime<Utc>>,
+    /// When the user's personal data was erased (`POST
+    /// /api/v1/admin/users/{user_id}/erase`).
+    erased_at: Option<DateTime<Utc>>,
 }
 
 const USER_COLUMNS: &str = "user_id, email, display_name, role, onboarded, risk_profile, \
-     experience, created_at, last_login_at";
+     experience, created_at, last_login_at, erased_at";
 
 /// `GET /api/v1/user/me`.
 #[utoipa::path(

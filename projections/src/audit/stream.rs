@@ -186,8 +186,16 @@ pub fn fold_state(kind: AggregateType, events: &[StreamEvent]) -> Result<Value, 
 fn fold<A: Aggregate>(events: &[StreamEvent]) -> Result<Value, AuditError> {
     let mut aggregate = A::default();
     for event in events {
-        let decoded: A::Event =
+        let stored: Value =
             serde_json::from_str(&event.fields.payload).map_err(|e| event.undecodable(e))?;
+        // Old versions are read as the command side reads them.
+        let current = domain::user::upcast_payload(
+            &event.fields.event_type,
+            &event.fields.event_version,
+            stored,
+        );
+        let decoded: A::Event =
+            serde_json::from_value(current).map_err(|e| event.undecodable(e))?;
         aggregate.apply(decoded);
     }
     serde_json::to_value(&aggregate).map_err(|e| AuditError::Unexpected(e.to_string()))

@@ -1,7 +1,14 @@
 //! `users`: one row per user, for `GET /user/me` and the admin listing.
+//!
+//! Personal data arrives sealed under the user's data key; this projector
+//! opens it with the key it finds in `user_data_keys` in its own
+//! transaction. Once the key is destroyed (erasure) it opens nothing: a
+//! rebuild after an erasure writes no clear text, and `user.erased` clears
+//! what the live row held, so the two agree.
 
 use async_trait::async_trait;
 use cqrs_es::Aggregate;
+use domain::personal::DataKey;
 use domain::user::{User, UserEvent};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -32,26 +39,42 @@ impl Subscriber for UsersProjector {
                     display_name,
                     role,
                     ..
-                } => sqlx::query(
+                } => {
+                    let key = data_key(transaction, user_id).await?;
+                    let email = email.reveal(key.as_ref(), user_id, "email");
+                    let display_name = display_name
+                        .and_then(|name| name.reveal(key.as_ref(), user_id, "display_name"));
+                    sqlx::query(
                     "INSERT INTO users (user_id, email, display_name, role, created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (user_id) DO NOTHING",
                 )
-                .bind(user_id)
-                .bind(email)
-                .bind(display_name)
-                .bind(role.as_str())
-                .bind(at),
+                    .bind(user_id)
+                    .bind(email)
+                    .bind(display_name)
+                    .bind(role.as_str())
+                    .bind(at)
+                }
                 UserEvent::UserLoggedIn { at: logged_in } => sqlx::query(
                     "UPDATE users SET last_login_at = $2, updated_at = $3 WHERE user_id = $1",
                 )
                 .bind(user_id)
                 .bind(logged_in)
                 .bind(at),
-                UserEvent::UserUpdated { display_name, .. } => sqlx::query(
-                    "UPDATE users SET display_name = $2, updated_at = $3 WHERE user_id = $1",
+                UserEvent::UserUpdated { display_name, .. } => {
+                    let key = data_key(transaction, user_id).await?;
+                    sqlx::query(
+                        "UPDATE users SET display_name = $2, updated_at = $3 WHERE user_id = $1",
+                    )
+                    .bind(user_id)
+                    .bind(display_name.reveal(key.as_ref(), user_id, "display_name"))
+                    .bind(at)
+                }
+                UserEvent::UserErased { at: erased_at, .. } => sqlx::query(
+                    "UPDATE users SET email = NULL, display_name = NULL, erased_at = $2, \
+                     updated_at = $3 WHERE user_id = $1",
                 )
                 .bind(user_id)
-                .bind(display_name)
+                .bind(erased_at)
                 .bind(at),
                 UserEvent::OnboardingCompleted {
                     risk_profile,
@@ -62,15 +85,23 @@ impl Subscriber for UsersProjector {
                      updated_at = $4 WHERE user_id = $1",
                 )
                 .bind(user_id)
-                .bind(serde_json::to_value(risk_profile).ok().and_then(|v| v.as_str().map(String::from)))
-                .bind(serde_json::to_value(experience).ok().and_then(|v| v.as_str().map(String::from)))
-                .bind(at),
-                UserEvent::RoleAssigned { role, .. } => sqlx::query(
-                    "UPDATE users SET role = $2, updated_at = $3 WHERE user_id = $1",
+                .bind(
+                    serde_json::to_value(risk_profile)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from)),
                 )
-                .bind(user_id)
-                .bind(role.as_str())
+                .bind(
+                    serde_json::to_value(experience)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from)),
+                )
                 .bind(at),
+                UserEvent::RoleAssigned { role, .. } => {
+                    sqlx::query("UPDATE users SET role = $2, updated_at = $3 WHERE user_id = $1")
+                        .bind(user_id)
+                        .bind(role.as_str())
+                        .bind(at)
+                }
                 // Failed log-ins are the User aggregate's business (its
                 // back-off) and the auditors'; the read model shows none.
                 UserEvent::LoginFailed { .. } => continue,
@@ -79,4 +110,14 @@ impl Subscriber for UsersProjector {
         }
         Ok(())
     }
+}
+
+/// The user's data key as this transaction sees it.
+async fn data_key(
+    transaction: &mut PgConnection,
+    user_id: Uuid,
+) -> Result<Option<DataKey>, SubscriberError> {
+    Ok(event_log::data_keys::fetch(&mut *transaction, user_id)
+        .await?
+        .map(DataKey::from_bytes))
 }

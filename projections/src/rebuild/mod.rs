@@ -277,7 +277,8 @@ async fn feed(
     senders: &[mpsc::Sender<Arc<Vec<RecordedEvent>>>],
     progress: &dyn Progress,
 ) -> Result<Fed, RebuildError> {
-    let reader = LogReader::new();
+    // The live projectors' reader: old event versions upcast alike.
+    let reader = LogReader::with_upcasters(domain::upcasters());
     let mut connection = pool.acquire().await?;
     let mut after = Position::default();
     let mut fed = Fed {

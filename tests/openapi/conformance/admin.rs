@@ -1,4 +1,4 @@
-//! Admins: listing users and assigning roles.
+//! Admins: listing users, assigning roles, erasing a user.
 
 use axum::http::StatusCode;
 use serde_json::json;
@@ -37,5 +37,15 @@ async fn admin_operations_answer_as_documented() {
         demote,
     )
     .await;
+
+    let erase = |id: Uuid| format!("{USERS}/{id}/erase");
+    c.post_empty(&erase(user.id), as_user).await;
+    c.post_empty(&erase(Uuid::new_v4()), as_admin).await;
+    c.post_empty(&format!("{USERS}/not-a-uuid/erase"), as_admin)
+        .await;
+    let erased = c.post_empty(&erase(user.id), as_admin).await;
+    assert_eq!(erased.status, StatusCode::OK, "{}", erased.body);
+    let page = c.get(&format!("{USERS}?limit=100"), as_admin).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     c.finish("admin");
 }
