@@ -261,7 +261,7 @@ async fn a_change_with_a_recomputed_hash_breaks_the_next_link() {
     app.login(&trader.email).await;
     execute(
         &app,
-        "UPDATE events SET payload = replace(payload::text, 'Chain', 'Forged')::json \
+        "UPDATE events SET payload = jsonb_set(payload::jsonb, '{at}', '\"2001-01-01T00:00:00Z\"')::json \
          WHERE aggregate_type = 'User' AND aggregate_id = $1 AND sequence = 3",
         &[&trader.id.to_string()],
     )

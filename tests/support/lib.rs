@@ -338,6 +338,18 @@ impl TestApp {
     }
 
     /// How many events `subscriber` has handled (0 before its first batch).
+    /// A sealed personal field of `user_id`'s events (`{"sealed": …}`),
+    /// opened with their data key; `None` once erased.
+    pub async fn open_personal(&self, user_id: Uuid, field: &str, value: &Value) -> Option<String> {
+        let text: domain::personal::PersonalText = serde_json::from_value(value.clone())
+            .unwrap_or_else(|e| panic!("{field} is not personal text: {value}: {e}"));
+        let key = event_log::data_keys::fetch(&self.pool, user_id)
+            .await
+            .expect("read the data key")
+            .map(domain::personal::DataKey::from_bytes);
+        text.reveal(key.as_ref(), user_id, field)
+    }
+
     pub async fn events_handled(&self, subscriber: &str) -> i64 {
         sqlx::query_scalar(
             "SELECT coalesce(max(events_handled), 0) FROM subscriber_checkpoints WHERE subscriber = $1",

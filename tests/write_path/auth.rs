@@ -30,10 +30,16 @@ async fn register_appends_user_created_with_full_metadata() {
     assert_eq!(events.len(), 1);
     let event = &events[0];
     assert_eq!(event.event_type, "user.created");
-    assert_eq!(event.event_version, "1.0");
+    assert_eq!(event.event_version, "2.0");
     let payload = event.payload_json();
     assert_eq!(payload["type"], "user.created");
-    assert_eq!(payload["email"], "alice@example.com");
+    assert!(!event.payload.contains("alice"), "sealed: {payload}");
+    assert_eq!(
+        app.open_personal(user_id, "email", &payload["email"])
+            .await
+            .as_deref(),
+        Some("alice@example.com")
+    );
     assert_eq!(payload["role"], "user");
     let metadata = event.metadata_json();
     assert!(Uuid::parse_str(metadata["command_id"].as_str().unwrap()).is_ok());

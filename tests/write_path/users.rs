@@ -65,7 +65,13 @@ async fn profile_update_and_onboarding_once() {
             "onboarding.completed"
         ]
     );
-    assert_eq!(events[2].payload_json()["display_name"], "Ada");
+    let name = &events[2].payload_json()["display_name"];
+    assert_eq!(
+        app.open_personal(user.id, "display_name", name)
+            .await
+            .as_deref(),
+        Some("Ada")
+    );
 }
 
 #[tokio::test]

@@ -30,7 +30,10 @@ const PARAMETERS: [&str; 2] = ["as_of", "at_sequence"];
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 pub struct AuditPoint {
-    /// Events recorded at or before this time (RFC 3339).
+    /// Events recorded at or before this time (RFC 3339), not after the
+    /// database's clock now. The answer is given once it is final: after
+    /// every append that was in flight when it was asked has ended, so the
+    /// same `as_of` answers the same forever.
     as_of: Option<DateTime<Utc>>,
     /// Events up to and including this sequence.
     #[param(minimum = 0)]
@@ -66,9 +69,10 @@ pub struct AuditEvents {
     ),
     responses(
         (status = 200, description = "The events up to the point asked for", body = AuditEvents),
-        (status = 400, description = "An unknown aggregate type, or an unknown or malformed query parameter", body = ErrorResponse),
+        (status = 400, description = "An unknown aggregate type, an unknown or malformed query parameter, or an `as_of` in the future", body = ErrorResponse),
         (status = 403, description = "The caller is neither an auditor nor an admin", body = ErrorResponse),
         (status = 404, description = "No such stream", body = ErrorResponse),
+        (status = 503, description = "Appends in flight when the request came had not ended after 5 s, so an answer as of then is not final yet (retry), or the database is unavailable", body = ErrorResponse),
     ),
 )]
 pub async fn events(
@@ -118,9 +122,10 @@ pub async fn events(
     ),
     responses(
         (status = 200, description = "The state and the events it was folded from", body = schemas::AuditState),
-        (status = 400, description = "An unknown aggregate type, or an unknown or malformed query parameter", body = ErrorResponse),
+        (status = 400, description = "An unknown aggregate type, an unknown or malformed query parameter, or an `as_of` in the future", body = ErrorResponse),
         (status = 403, description = "The caller is neither an auditor nor an admin", body = ErrorResponse),
         (status = 404, description = "No such stream", body = ErrorResponse),
+        (status = 503, description = "Appends in flight when the request came had not ended after 5 s, so an answer as of then is not final yet (retry), or the database is unavailable", body = ErrorResponse),
     ),
 )]
 pub async fn state(
@@ -204,6 +209,8 @@ fn unknown_stream(kind: AggregateType, aggregate_id: &str) -> ApiError {
 
 fn audit_error(error: AuditError) -> ApiError {
     match error {
+        AuditError::FutureTime { .. } => bad("as_of", &error.to_string()),
+        AuditError::NotSettled { .. } => ApiError::Unavailable(error.to_string()),
         AuditError::Database(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut) => {
             ApiError::Unavailable("database unavailable".to_string())
         }

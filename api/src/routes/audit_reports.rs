@@ -123,7 +123,8 @@ pub async fn keys(State(state): State<AppState>) -> Json<AuditKeys> {
         (status = 400, description = "A malformed id or body", body = ErrorResponse),
         (status = 401, description = "No or a bad token", body = ErrorResponse),
         (status = 403, description = "Not an auditor or admin", body = ErrorResponse),
-        (status = 422, description = "A field is invalid", body = ErrorResponse),
+        (status = 422, description = "A field is invalid (e.g. a `to` in the future)", body = ErrorResponse),
+        (status = 503, description = "Appends in flight had not ended after 5 s (retry), or the database is unavailable", body = ErrorResponse),
     ),
 )]
 pub async fn export(
@@ -161,6 +162,7 @@ pub async fn export(
         (status = 400, description = "Not a report", body = ErrorResponse),
         (status = 401, description = "No or a bad token", body = ErrorResponse),
         (status = 403, description = "Not an auditor or admin", body = ErrorResponse),
+        (status = 503, description = "Appends in flight had not ended after 5 s (retry), or the database is unavailable", body = ErrorResponse),
     ),
 )]
 pub async fn verify_export(
@@ -200,6 +202,8 @@ fn report_error(error: AuditError) -> ApiError {
             field: None,
             reason: format!("not an audit report: {reason}"),
         },
+        AuditError::FutureTime { .. } => ApiError::validation("to", error.to_string()),
+        AuditError::NotSettled { .. } => ApiError::Unavailable(error.to_string()),
         AuditError::Database(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut) => {
             ApiError::Unavailable("database unavailable".to_string())
         }

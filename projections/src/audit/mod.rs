@@ -35,6 +35,13 @@ pub enum AuditError {
     },
     #[error("malformed audit report: {0}")]
     MalformedReport(String),
+    #[error("as_of {as_of} is after the database's clock ({now}): the log up to then is not written yet")]
+    FutureTime {
+        as_of: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+    },
+    #[error("appends that began before the answer was asked for are still in flight after {waited_ms} ms; retry")]
+    NotSettled { waited_ms: u64 },
     #[error("{0}")]
     Unexpected(String),
 }

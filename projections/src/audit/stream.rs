@@ -135,6 +135,11 @@ pub async fn stream_events_through(
     until: Until,
     through: Option<Position>,
 ) -> Result<Vec<StreamEvent>, AuditError> {
+    // Bounded by a commit position, the answer is final already (nothing
+    // can appear at or before a position the log reader has passed).
+    if let (Until::AsOf { as_of }, None) = (until, through) {
+        settle(pool, as_of).await?;
+    }
     let (as_of, sequence) = match until {
         Until::End => (None, None),
         Until::AsOf { as_of } => (Some(as_of), None),
@@ -167,6 +172,55 @@ pub async fn stream_events_through(
             })
         })
         .collect()
+}
+
+/// How long [`settle`] waits for the appends in flight.
+pub const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Makes an answer as of `as_of` final: once it returns, every event with
+/// `recorded_at <= as_of` that will ever be in the log is visible, so the
+/// same `as_of` reads the same events forever.
+///
+/// `recorded_at` is the clock at the row's INSERT, and a transaction that
+/// inserted into `events` holds a `RowExclusiveLock` on it until it ends.
+/// Any row recorded by `as_of` (which must not be after the clock now) was
+/// inserted by a transaction that either ended already or holds that lock
+/// now; this waits, up to [`SETTLE_WAIT`], until each transaction holding
+/// it now has ended (committed or rolled back). A transaction that takes
+/// the lock later records later than now. Only this database's `events`
+/// counts (`pg_locks` is readable by every role, the auditor's included).
+pub async fn settle(pool: &PgPool, as_of: DateTime<Utc>) -> Result<(), AuditError> {
+    let (now, writers): (DateTime<Utc>, Vec<String>) = sqlx::query_as(
+        "SELECT clock_timestamp(), coalesce(array_agg(virtualtransaction), '{}') FROM pg_locks \
+         WHERE locktype = 'relation' AND relation = 'events'::regclass \
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+           AND mode = 'RowExclusiveLock' AND granted",
+    )
+    .fetch_one(pool)
+    .await?;
+    if as_of > now {
+        return Err(AuditError::FutureTime { as_of, now });
+    }
+    let started = std::time::Instant::now();
+    let mut writers = writers;
+    while !writers.is_empty() {
+        if started.elapsed() >= SETTLE_WAIT {
+            return Err(AuditError::NotSettled {
+                waited_ms: started.elapsed().as_millis() as u64,
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        writers = sqlx::query_scalar(
+            "SELECT virtualtransaction FROM pg_locks \
+             WHERE locktype = 'relation' AND relation = 'events'::regclass \
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+               AND mode = 'RowExclusiveLock' AND granted AND virtualtransaction = ANY($1)",
+        )
+        .bind(&writers)
+        .fetch_all(pool)
+        .await?;
+    }
+    Ok(())
 }
 
 /// The aggregate's state after `events` (a prefix of its stream), folded
