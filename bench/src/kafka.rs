@@ -94,10 +94,10 @@ struct Results {
 }
 
 #[derive(Debug, Serialize)]
-struct Throughput {
-    events: u64,
-    seconds: f64,
-    events_per_second: f64,
+pub(crate) struct Throughput {
+    pub(crate) events: u64,
+    pub(crate) seconds: f64,
+    pub(crate) events_per_second: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -145,7 +145,7 @@ fn settings(args: &KafkaArgs, prefix: &str) -> Result<KafkaSettings> {
     KafkaSettings::from_lookup(&|name| env.get(name).cloned()).map_err(|e| anyhow!("{e}"))
 }
 
-async fn provision_topics(settings: &KafkaSettings) -> Result<()> {
+pub(crate) async fn provision_topics(settings: &KafkaSettings) -> Result<()> {
     let admin: Arc<AdminClient<DefaultClientContext>> =
         Arc::new(settings.client_config().create()?);
     provision(
@@ -304,7 +304,7 @@ fn mirror_runner(
     )
 }
 
-async fn mirror_catch_up(pool: &PgPool, settings: &KafkaSettings) -> Result<Throughput> {
+pub(crate) async fn mirror_catch_up(pool: &PgPool, settings: &KafkaSettings) -> Result<Throughput> {
     let shutdown = CancellationToken::new();
     let runner = mirror_runner(pool, settings, &shutdown);
     let mirror = KafkaMirror::new(settings.producer_config(), settings.layout.clone())?;

@@ -81,6 +81,19 @@ pub struct ReplayArgs {
     #[arg(long, default_value_t = 500)]
     pub batch_size: i64,
 
+    /// The Kafka broker `verify --anchors kafka` reads the checkpoints and
+    /// the mirrored events from (the run's own topics, deleted after).
+    #[arg(
+        long,
+        env = "KAFKA_BOOTSTRAP_SERVERS",
+        default_value = "127.0.0.1:9092"
+    )]
+    pub bootstrap_servers: String,
+
+    /// Skip `verify --anchors kafka` (no broker needed).
+    #[arg(long)]
+    pub no_anchors: bool,
+
     /// Where to write the JSON results.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/results/replay.json"))]
     pub output: PathBuf,

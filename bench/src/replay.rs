@@ -8,6 +8,14 @@
 //!    rebuild` runs it, checked against the seed afterwards;
 //! 3. verify: `projections::audit::verify::verify_log` over the whole log,
 //!    as `muckard-replay verify` runs it, which must find nothing broken;
+//! 4. verify --anchors kafka (unless `--no-anchors`): the Kafka mirror
+//!    publishes the log to the run's own topics and one checkpoint is
+//!    signed and published (setup, untimed), then what `muckard-replay
+//!    verify --anchors kafka` does beyond the chain is timed: reading the
+//!    checkpoints from Kafka, checking them against the log, reading every
+//!    mirrored event's `hash` header back and comparing it with the log.
+//!    Its throughput is the log's events over the chain's verify time plus
+//!    this, the whole command's work; it must find nothing;
 //!
 //! then prints a table and writes the figures as JSON.
 
@@ -47,6 +55,25 @@ struct VerifyFigures {
 }
 
 #[derive(Debug, Serialize)]
+struct AnchorFigures {
+    /// Setup, not timed into the figures below.
+    mirror: crate::kafka::Throughput,
+    checkpoints: usize,
+    /// The mirrored events read back (and compared with the log).
+    mirrored_links: usize,
+    /// Reading the checkpoints and checking them against the log.
+    checkpoint_seconds: f64,
+    /// Reading every mirrored link back and comparing it with the log.
+    kafka_copy_seconds: f64,
+    /// The chain's verify plus both of the above: `verify --anchors kafka`.
+    total_seconds: f64,
+    events_per_second: f64,
+    /// `events_per_second` / plain verify's.
+    ratio_to_verify: f64,
+    findings: usize,
+}
+
+#[derive(Debug, Serialize)]
 struct Results {
     events: u64,
     batch_size: i64,
@@ -55,6 +82,7 @@ struct Results {
     baseline: BaselineReport,
     rebuild: RebuildFigures,
     verify: VerifyFigures,
+    anchors: Option<AnchorFigures>,
 }
 
 pub async fn run(args: ReplayArgs) -> Result<()> {
@@ -67,13 +95,143 @@ pub async fn run(args: ReplayArgs) -> Result<()> {
     );
     let settings =
         RunSettings::new(title, &args.server, 16, &args.output).keep_database(args.keep_database);
-    crate::harness::run(settings, async |run: &mut Run| {
-        measure(&args, &plan, &run.pool).await
-    })
+    let prefix = format!(
+        "bench{}.replay.",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let kafka = anchor_settings(&args, &prefix)?;
+    crate::harness::run_and_clean_up(
+        settings,
+        async |run: &mut Run| measure(&args, &plan, &run.pool, &kafka).await,
+        delete_topics(kafka.clone()),
+    )
     .await
 }
 
-async fn measure(args: &ReplayArgs, plan: &SeedPlan, pool: &PgPool) -> Result<Results> {
+fn anchor_settings(args: &ReplayArgs, prefix: &str) -> Result<kafka_mirror::KafkaSettings> {
+    let env = std::collections::HashMap::from([
+        ("KAFKA_BOOTSTRAP_SERVERS", args.bootstrap_servers.clone()),
+        ("KAFKA_TOPIC_PREFIX", prefix.to_string()),
+    ]);
+    kafka_mirror::KafkaSettings::from_lookup(&|name| env.get(name).cloned())
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+async fn delete_topics(settings: kafka_mirror::KafkaSettings) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let Ok(admin) = settings
+        .client_config()
+        .create::<AdminClient<DefaultClientContext>>()
+    else {
+        return;
+    };
+    let mut names: Vec<String> = settings
+        .layout
+        .specs()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    names.push(kafka_mirror::checkpoints::topic(&settings));
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let _ = admin
+        .delete_topics(
+            &names,
+            &AdminOptions::new().operation_timeout(Some(std::time::Duration::from_secs(10))),
+        )
+        .await;
+}
+
+/// Step 4 (see the module documentation).
+async fn verify_against_anchors(
+    pool: &PgPool,
+    kafka: &kafka_mirror::KafkaSettings,
+    events: u64,
+    verify: &VerifyFigures,
+) -> Result<AnchorFigures> {
+    use projections::audit::anchor;
+    use std::time::{Duration, Instant};
+    eprintln!("verify --anchors kafka: mirroring the log (setup)");
+    crate::kafka::provision_topics(kafka).await?;
+    let mirror = crate::kafka::mirror_catch_up(pool, kafka).await?;
+    ensure!(
+        mirror.events == events,
+        "the mirror published {} events of {events}",
+        mirror.events
+    );
+    kafka_mirror::checkpoints::provision(kafka, Duration::from_secs(15)).await?;
+    let signer = projections::audit::signing::AuditSigner::from_seed(&rand::random::<[u8; 32]>())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let checkpoint = anchor::make_checkpoint(pool, &signer, None).await?;
+    kafka_mirror::checkpoints::publish(
+        kafka,
+        &checkpoint.position,
+        &serde_json::to_string(&checkpoint)?,
+        Duration::from_secs(15),
+    )
+    .await?;
+    let trusted = signer.public_key();
+
+    eprintln!("verify --anchors kafka: checkpoints, then the Kafka copy");
+    let started = Instant::now();
+    let texts = kafka_mirror::checkpoints::read_all(kafka, Duration::from_secs(30))?;
+    let checkpoints = texts
+        .iter()
+        .map(|text| serde_json::from_str(text))
+        .collect::<Result<Vec<anchor::Checkpoint>, _>>()?;
+    let checkpoint_count = checkpoints.len();
+    let mut report = anchor::verify_against_checkpoints(pool, checkpoints, &trusted).await?;
+    let checkpoint_seconds = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let links: Vec<(String, String, i64, String)> =
+        kafka_mirror::checkpoints::read_mirrored_links(kafka, Duration::from_secs(60))?
+            .into_iter()
+            .map(|l| (l.aggregate_type, l.aggregate_id, l.sequence, l.hash))
+            .collect();
+    report
+        .findings
+        .extend(anchor::compare_with_mirror(pool, &links).await?);
+    let kafka_copy_seconds = started.elapsed().as_secs_f64();
+    ensure!(
+        report.is_clean(),
+        "verify --anchors kafka found {} findings in a clean log, the first: {}",
+        report.findings.len(),
+        report.findings[0]
+    );
+    ensure!(
+        checkpoint_count == 1,
+        "read {checkpoint_count} checkpoints, published 1"
+    );
+    if links.len() as u64 != events {
+        // Seen with tansu's memory engine: a few messages the mirror had
+        // acknowledged are not returned when the topics are read back.
+        // The comparison checks what is read; the figure is printed.
+        eprintln!(
+            "  the broker returned {} of the {events} mirrored events",
+            links.len()
+        );
+    }
+    let total_seconds = verify.seconds + checkpoint_seconds + kafka_copy_seconds;
+    let events_per_second = events as f64 / total_seconds.max(1e-9);
+    Ok(AnchorFigures {
+        mirror,
+        checkpoints: checkpoint_count,
+        mirrored_links: links.len(),
+        checkpoint_seconds,
+        kafka_copy_seconds,
+        total_seconds,
+        events_per_second,
+        ratio_to_verify: events_per_second / verify.events_per_second,
+        findings: report.findings.len(),
+    })
+}
+
+async fn measure(
+    args: &ReplayArgs,
+    plan: &SeedPlan,
+    pool: &PgPool,
+    kafka: &kafka_mirror::KafkaSettings,
+) -> Result<Results> {
     eprintln!(
         "seeding {} users, {} keys, {} bots, {} fills, {} portfolio trades",
         plan.users, plan.users, plan.bots, plan.fills, plan.portfolio_trades
@@ -165,6 +323,16 @@ async fn measure(args: &ReplayArgs, plan: &SeedPlan, pool: &PgPool) -> Result<Re
         "  {:.1} s ({:.0} events/s)",
         verify.seconds, verify.events_per_second
     );
+    let anchors = if args.no_anchors {
+        None
+    } else {
+        let figures = verify_against_anchors(pool, kafka, plan.events(), &verify).await?;
+        eprintln!(
+            "  {:.1} s ({:.0} events/s)",
+            figures.total_seconds, figures.events_per_second
+        );
+        Some(figures)
+    };
     Ok(Results {
         events: plan.events(),
         batch_size: args.batch_size,
@@ -173,6 +341,7 @@ async fn measure(args: &ReplayArgs, plan: &SeedPlan, pool: &PgPool) -> Result<Re
         baseline,
         rebuild,
         verify,
+        anchors,
     })
 }
 
@@ -206,8 +375,26 @@ impl Report for Results {
                 self.verify.events,
                 self.verify.seconds,
                 self.verify.events_per_second,
-            ))
-            .print();
+            ));
+        if let Some(anchors) = &self.anchors {
+            phases.row(phase_row(
+                "verify --anchors kafka (chain + anchors)",
+                self.verify.events,
+                anchors.total_seconds,
+                anchors.events_per_second,
+            ));
+        }
+        phases.print();
+        if let Some(anchors) = &self.anchors {
+            println!(
+                "--anchors kafka beyond the chain: checkpoints {:.2} s, Kafka copy ({} links) {:.2} s; \
+                 throughput / plain verify: {:.3}",
+                anchors.checkpoint_seconds,
+                anchors.mirrored_links,
+                anchors.kafka_copy_seconds,
+                anchors.ratio_to_verify
+            );
+        }
         println!(
             "rebuild / baseline throughput: {:.3}",
             self.rebuild.ratio_to_baseline
