@@ -244,6 +244,72 @@ async fn a_stream_re_hashed_from_its_second_row_is_named() {
 }
 
 #[tokio::test]
+async fn rows_reordered_and_re_hashed_are_named() {
+    let (app, dir, _, bot_id) = anchored().await;
+    let bot = bot_id.to_string();
+    let mut owner = tamperer(&app).await;
+    // Swap the bot's second and third events (their sequences), then
+    // re-hash from the second row on, so every link holds again.
+    for (from, to) in [(2, 1_000_000), (3, 2), (1_000_000, 3)] {
+        sqlx::query(
+            "UPDATE events SET sequence = $3 \
+              WHERE aggregate_type = 'Bot' AND aggregate_id = $1 AND sequence = $2",
+        )
+        .bind(&bot)
+        .bind(from)
+        .bind(to)
+        .execute(&mut owner)
+        .await
+        .unwrap();
+    }
+    let rows = hashed_rows(&mut owner, "Bot", &bot).await;
+    let mut previous: String = sqlx::query_scalar(
+        "SELECT hash FROM events WHERE aggregate_type = 'Bot' AND aggregate_id = $1 AND sequence = 1",
+    )
+    .bind(&bot)
+    .fetch_one(&mut owner)
+    .await
+    .unwrap();
+    for fields in rows.iter().skip(1) {
+        let hash = fields.hash(&previous);
+        sqlx::query(
+            "UPDATE events SET prev_hash = $3, hash = $4 \
+              WHERE aggregate_type = 'Bot' AND aggregate_id = $1 AND sequence = $2",
+        )
+        .bind(&bot)
+        .bind(fields.sequence)
+        .bind(&previous)
+        .bind(&hash)
+        .execute(&mut owner)
+        .await
+        .unwrap();
+        previous = hash;
+    }
+    // The chain alone names the order: the row now third was appended
+    // before the row now second (its global position is not after it).
+    let chain_only = replay(&app, &["verify"]).await;
+    assert_eq!(
+        chain_only.status.code(),
+        Some(1),
+        "{}",
+        describe(&chain_only)
+    );
+    assert!(
+        stdout(&chain_only).contains(&format!("Bot/{bot} sequence 3 (global position"))
+            && stdout(&chain_only).contains("global position not after the previous row's"),
+        "{}",
+        describe(&chain_only)
+    );
+    // The checkpoint names the stream re-hashed.
+    let (code, findings) = verify(&app, &dir).await;
+    assert_eq!(code, Some(1), "{findings:?}");
+    assert!(
+        named(&findings, &format!("Bot/{bot}"), "re-hashed"),
+        "{findings:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_correctly_hashed_row_inserted_behind_a_checkpoint_is_named() {
     let (app, dir, checkpoint, _) = anchored().await;
     let user = stream_id(&app, "User").await;
