@@ -119,7 +119,9 @@ pub struct MirroredLink {
 }
 
 /// Every mirrored event's link on the event topics, within retention: each
-/// partition read from its low to its high watermark.
+/// partition read from its low to its high watermark. `timeout` bounds each
+/// broker call and the time without a new message, not the whole read (a
+/// 90-day topic takes longer than any fixed bound).
 pub fn read_mirrored_links(
     settings: &KafkaSettings,
     timeout: Duration,
@@ -142,13 +144,14 @@ pub fn read_mirrored_links(
         }
     }
     consumer.assign(&assignment)?;
-    let deadline = std::time::Instant::now() + timeout;
+    let mut deadline = std::time::Instant::now() + timeout;
     let mut links = Vec::new();
     while !remaining.is_empty() {
         if std::time::Instant::now() >= deadline {
             return Err(KafkaError::Other(format!(
-                "read {} mirrored events before the deadline; partitions left: {}",
+                "read {} mirrored events, then nothing for {} s; partitions left: {}",
                 links.len(),
+                timeout.as_secs(),
                 remaining.len()
             )));
         }
@@ -156,6 +159,7 @@ pub fn read_mirrored_links(
             continue;
         };
         let message = message?;
+        deadline = std::time::Instant::now() + timeout;
         let key = (message.topic().to_string(), message.partition());
         if remaining
             .get(&key)
