@@ -23,10 +23,14 @@ use crate::tokens::Authentication;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
-    #[schema(example = "ada@example.com")]
+    /// An email address (at most 254 characters); compared without case.
+    #[schema(example = "ada@example.com", format = "email", max_length = 254)]
     email: String,
-    #[schema(example = "correct horse battery")]
+    /// 10 to 256 characters.
+    #[schema(example = "correct horse battery", min_length = 10, max_length = 256)]
     password: String,
+    /// 1 to 100 characters once trimmed.
+    #[schema(pattern = "{NON_BLANK_LINE}", min_length = 1, max_length = 100)]
     display_name: Option<String>,
 }
 

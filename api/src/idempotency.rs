@@ -4,7 +4,7 @@
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use command_side::idempotency::{self, Claim};
@@ -15,6 +15,15 @@ use crate::state::AppState;
 use crate::tokens::Authentication;
 
 const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What a key may be, as the document states it: 1 to 255 visible ASCII
+/// characters (no space: HTTP trims a header value's edges, so a key of
+/// spaces would arrive as another key).
+pub const KEY_PATTERN: &str = "^[!-~]{1,255}$";
+
+fn valid_key(key: &[u8]) -> bool {
+    (1..=255).contains(&key.len()) && key.iter().all(|b| (b'!'..=b'~').contains(b))
+}
 
 pub async fn replay_or_record(
     State(state): State<AppState>,
@@ -28,13 +37,20 @@ pub async fn replay_or_record(
 }
 
 async fn run(state: AppState, request: Request, next: Next) -> Result<Response, ApiError> {
-    let Some(key) = request.headers().get("idempotency-key") else {
+    // Only the methods commands use: a GET, TRACE or OPTIONS on a command's
+    // path is answered by the router (a 405), and must neither claim the
+    // key nor be refused for it.
+    let command = matches!(
+        *request.method(),
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    let Some(key) = request.headers().get("idempotency-key").filter(|_| command) else {
         return Ok(next.run(request).await);
     };
     let key = key
         .to_str()
         .ok()
-        .filter(|k| !k.is_empty() && k.len() <= 255)
+        .filter(|k| valid_key(k.as_bytes()))
         .ok_or_else(|| ApiError::BadRequest {
             field: Some("Idempotency-Key".to_string()),
             reason: "must be 1 to 255 visible ASCII characters".to_string(),
@@ -98,6 +114,20 @@ async fn run(state: AppState, request: Request, next: Next) -> Result<Response, 
                 _ => idempotency::release(state.pool(), &scope, &key).await?,
             }
             Ok(Response::from_parts(parts, Body::from(bytes)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_key;
+
+    #[test]
+    fn a_key_is_1_to_255_visible_ascii_characters() {
+        assert!(valid_key(b"start-1"));
+        assert!(valid_key(&[b'~'; 255]));
+        for refused in [&b""[..], b"a b", b"tab\there", b"caf\xc3\xa9", &[b'a'; 256]] {
+            assert!(!valid_key(refused), "{refused:?}");
         }
     }
 }

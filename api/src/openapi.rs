@@ -38,6 +38,27 @@ pub const DOCUMENT_PATH: &str = "/openapi.json";
 /// `security(("bearer" = []))`.
 pub const BEARER: &str = "bearer";
 
+/// Text with no control character (Unicode's `Cc`: U+0000 to U+001F,
+/// U+007F to U+009F), which the API refuses in any string a client sends
+/// (`crate::extract`): the pattern of every request-body string the
+/// document does not constrain further.
+pub const NO_CONTROL_CHARACTERS: &str = r"^[^\u0000-\u001f\u007f-\u009f]*$";
+
+/// One line of text the domain trims (`domain::common::bounded_text`): no
+/// control character and at least one character that is not white space
+/// (Unicode's `White_Space`, as Rust's `char::is_whitespace`). Its length
+/// bounds count the trimmed text.
+pub const NON_BLANK_LINE: &str = concat!(
+    r"^[^\u0000-\u001f\u007f-\u009f]*",
+    r"[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
+    r"[^\u0000-\u001f\u007f-\u009f]*$"
+);
+
+/// An exchange credential's half: no white space and no control character
+/// (`command_side::exchange_keys`); its length bounds are the field's.
+pub const NO_SPACE_TEXT: &str =
+    r"^[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$";
+
 /// The document, built once from the route groups.
 pub fn document() -> &'static OpenApi {
     static DOCUMENT: LazyLock<OpenApi> = LazyLock::new(build);
@@ -46,9 +67,9 @@ pub fn document() -> &'static OpenApi {
 
 fn document_json() -> &'static str {
     static JSON: LazyLock<String> = LazyLock::new(|| {
-        document()
-            .to_pretty_json()
-            .expect("the OpenAPI document serialises")
+        let mut value = serde_json::to_value(document()).expect("the OpenAPI document serialises");
+        refine(&mut value);
+        serde_json::to_string_pretty(&value).expect("the OpenAPI document serialises")
     });
     &JSON
 }
@@ -197,12 +218,22 @@ fn add_idempotency(part: &mut OpenApi) {
         for operation in operations(item) {
             push_parameter(
                 operation,
-                header_parameter(
-                    "Idempotency-Key",
-                    "Repeating a key replays the first response (2xx, or a 4xx other than 409) \
-                     and appends nothing; the same key with another body is a 422; \
-                     while the first request is in flight, a 409; an unreadable key, a 400",
-                ),
+                ParameterBuilder::new()
+                    .name("Idempotency-Key")
+                    .parameter_in(ParameterIn::Header)
+                    .required(Required::False)
+                    .description(Some(
+                        "Repeating a key replays the first response (2xx, or a 4xx other than \
+                         409) and appends nothing; the same key with another body is a 422; \
+                         while the first request is in flight, a 409; a key that is not 1 to \
+                         255 visible ASCII characters, a 400",
+                    ))
+                    .schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .pattern(Some(crate::idempotency::KEY_PATTERN)),
+                    ))
+                    .build(),
             );
             for (status, response) in operation.responses.responses.iter_mut() {
                 if let (true, RefOr::T(response)) = (status.starts_with('2'), response) {
@@ -228,14 +259,29 @@ fn add_common(document: &mut OpenApi) {
     for (path, item) in document.paths.paths.iter_mut() {
         let api = path.starts_with("/api/");
         for operation in operations(item) {
-            push_parameter(
-                operation,
+            let request_id = if api {
                 header_parameter(
                     crate::REQUEST_ID_HEADER,
                     "Names the request in the logs and in the metadata of the events it appends; \
-                     echoed on the response (one is made up when absent)",
-                ),
-            );
+                     echoed on the response (one is made up when absent, empty or longer than \
+                     128 characters)",
+                )
+            } else {
+                // Outside `/api` nothing reaches event metadata: an id with
+                // a control character is replaced, not refused.
+                ParameterBuilder::new()
+                    .name(crate::REQUEST_ID_HEADER)
+                    .parameter_in(ParameterIn::Header)
+                    .required(Required::False)
+                    .description(Some(
+                        "Names the request in the logs; echoed on the response (one is made up \
+                         when absent, empty, longer than 128 characters or holding a control \
+                         character)",
+                    ))
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                    .build()
+            };
+            push_parameter(operation, request_id);
             if api {
                 push_parameter(
                     operation,
@@ -306,6 +352,119 @@ fn add_common(document: &mut OpenApi) {
                 }
             }
         }
+    }
+}
+
+/// What the typed document cannot say, added to its JSON: a request
+/// field's `pattern = "{NAME}"` (an attribute takes a literal, not a
+/// constant) becomes the constant `NAME` of this module ([`NON_BLANK_LINE`],
+/// [`NO_SPACE_TEXT`]); every string of
+/// a request body without a pattern, format or enumeration of its own
+/// gets [`NO_CONTROL_CHARACTERS`] (the API refuses a control character in
+/// any of them, see `crate::extract`), and a key's new credential needs
+/// both halves (`dependentRequired`).
+fn refine(document: &mut serde_json::Value) {
+    fill_patterns(document);
+    let mut bodies = Vec::new();
+    if let Some(paths) = document["paths"].as_object() {
+        for item in paths.values() {
+            for operation in item.as_object().into_iter().flat_map(|o| o.values()) {
+                let content = &operation["requestBody"]["content"];
+                for media in content.as_object().into_iter().flat_map(|o| o.values()) {
+                    collect_refs(&media["schema"], &mut bodies);
+                }
+            }
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(name) = bodies.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let schema = &mut document["components"]["schemas"][&name];
+        forbid_control_characters(schema, &mut bodies);
+    }
+    let update = &mut document["components"]["schemas"]["UpdateRequest"];
+    if update.is_object() {
+        update["dependentRequired"] = serde_json::json!({
+            "api_key": ["api_secret"],
+            "api_secret": ["api_key"],
+        });
+    }
+}
+
+fn fill_patterns(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(fields) => {
+            if let Some(serde_json::Value::String(pattern)) = fields.get_mut("pattern") {
+                let named = match pattern.as_str() {
+                    "{NON_BLANK_LINE}" => Some(NON_BLANK_LINE),
+                    "{NO_SPACE_TEXT}" => Some(NO_SPACE_TEXT),
+                    other => {
+                        assert!(!other.starts_with('{'), "no pattern constant {other}");
+                        None
+                    }
+                };
+                if let Some(named) = named {
+                    *pattern = named.to_string();
+                }
+            }
+            fields.values_mut().for_each(fill_patterns);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(fill_patterns),
+        _ => {}
+    }
+}
+
+fn collect_refs(schema: &serde_json::Value, found: &mut Vec<String>) {
+    match schema {
+        serde_json::Value::Object(fields) => {
+            if let Some(name) = fields
+                .get("$ref")
+                .and_then(|r| r.as_str())
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            {
+                found.push(name.to_string());
+            }
+            fields.values().for_each(|v| collect_refs(v, found));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_refs(v, found)),
+        _ => {}
+    }
+}
+
+/// Adds [`NO_CONTROL_CHARACTERS`] to every string schema in `schema` that
+/// has no pattern, format or enumeration, and collects the components it
+/// refers to.
+fn forbid_control_characters(schema: &mut serde_json::Value, refs: &mut Vec<String>) {
+    match schema {
+        serde_json::Value::Object(fields) => {
+            if let Some(name) = fields
+                .get("$ref")
+                .and_then(|r| r.as_str())
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            {
+                refs.push(name.to_string());
+            }
+            let is_string = match fields.get("type") {
+                Some(serde_json::Value::String(t)) => t == "string",
+                Some(serde_json::Value::Array(types)) => types.iter().any(|t| t == "string"),
+                _ => false,
+            };
+            let constrained = ["pattern", "format", "enum", "const"]
+                .iter()
+                .any(|k| fields.contains_key(*k));
+            if is_string && !constrained {
+                fields.insert("pattern".into(), NO_CONTROL_CHARACTERS.into());
+            }
+            fields
+                .values_mut()
+                .for_each(|v| forbid_control_characters(v, refs));
+        }
+        serde_json::Value::Array(items) => items
+            .iter_mut()
+            .for_each(|v| forbid_control_characters(v, refs)),
+        _ => {}
     }
 }
 
@@ -467,7 +626,7 @@ pub mod schemas {
     /// Where a command's events stand in commit order
     /// (`<transaction>.<global position>`); a query's `min_position`.
     #[derive(Serialize, ToSchema)]
-    #[schema(pattern = r"^[0-9]+\.[0-9]+$", example = "1234.56")]
+    #[schema(pattern = r"^[0-9]{1,19}\.[0-9]{1,18}$", example = "1234.56")]
     pub struct Position(String);
 
     /// How a bot decides to trade. Amounts are exact decimals in the quote

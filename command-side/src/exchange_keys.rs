@@ -35,7 +35,7 @@ pub fn fingerprint(api_key: &str) -> String {
 fn validate_credentials(api_key: &str, api_secret: &str) -> Result<(), DomainError> {
     let valid = |text: &str, max: usize| {
         !text.is_empty()
-            && text.len() <= max
+            && text.chars().count() <= max
             && !text.chars().any(|c| c.is_whitespace() || c.is_control())
     };
     if !valid(api_key, 256) {

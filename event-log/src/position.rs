@@ -68,6 +68,11 @@ impl FromStr for Position {
         let (transaction, global) = token
             .split_once('.')
             .ok_or_else(|| "expected a position token from a command response".to_string())?;
+        // Digits only: `str::parse` would also take a sign.
+        let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+        if !digits(transaction) || !digits(global) {
+            return Err("malformed position token".to_string());
+        }
         Ok(Position {
             transaction_id: transaction
                 .parse()

@@ -6,6 +6,7 @@
 mod conformance;
 mod docs;
 mod routes;
+mod schemathesis;
 mod validity;
 
 use axum::http::StatusCode;

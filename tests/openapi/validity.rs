@@ -81,3 +81,65 @@ async fn the_validator_refuses_a_broken_document() {
         String::from_utf8_lossy(&output.stdout)
     );
 }
+
+/// The document's text patterns say what the service checks: a non-blank
+/// line is what `domain::common::bounded_text` keeps (white space and
+/// control characters as Rust's `char` reads them), no request string
+/// holds a control character, and no pattern placeholder is left over.
+#[tokio::test]
+async fn the_text_patterns_agree_with_the_checks_they_document() {
+    let app = TestApp::spawn().await;
+    let document = served_document(&app).await;
+    assert!(
+        !document.to_string().contains("\"{"),
+        "a pattern placeholder was left in the document"
+    );
+    let schemas = &document["components"]["schemas"];
+    let display_name = &schemas["UpdateProfileRequest"]["properties"]["display_name"];
+    assert_eq!(display_name["pattern"], api::openapi::NON_BLANK_LINE);
+    let refresh_token = &schemas["RefreshRequest"]["properties"]["refresh_token"];
+    assert_eq!(
+        refresh_token["pattern"],
+        api::openapi::NO_CONTROL_CHARACTERS
+    );
+    assert_eq!(
+        schemas["UpdateRequest"]["dependentRequired"]["api_secret"],
+        serde_json::json!(["api_key"])
+    );
+
+    let matches = |pattern: &str, text: &str| {
+        jsonschema::validator_for(&serde_json::json!({ "type": "string", "pattern": pattern }))
+            .unwrap()
+            .is_valid(&serde_json::json!(text))
+    };
+    for text in [
+        "",
+        " ",
+        "Ada",
+        " Ada ",
+        "a b",
+        "\u{3000}",
+        "\u{a0}x",
+        "\u{1680}",
+        "\u{2028}",
+        "x\u{2028}y",
+        "\u{feff}",
+        "tab\there",
+        "\u{85}",
+        "nul\u{0}",
+        "\u{7f}",
+        "Zoë ☃",
+    ] {
+        let kept = domain::common::bounded_text("field", text, 1, 1000).is_ok();
+        assert_eq!(
+            matches(api::openapi::NON_BLANK_LINE, text),
+            kept,
+            "{text:?}: the pattern and bounded_text disagree"
+        );
+        assert_eq!(
+            matches(api::openapi::NO_CONTROL_CHARACTERS, text),
+            !api::extract::has_control_character(text),
+            "{text:?}"
+        );
+    }
+}

@@ -142,6 +142,8 @@ pub async fn start(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StopRequest {
+    /// 1 to 500 characters once trimmed.
+    #[schema(pattern = "{NON_BLANK_LINE}", min_length = 1, max_length = 500)]
     reason: Option<String>,
 }
 

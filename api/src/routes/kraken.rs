@@ -15,10 +15,15 @@ use crate::state::AppState;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectRequest {
-    /// The exchange's API key.
+    /// The exchange's API key: 1 to 256 characters, no white space.
+    #[schema(pattern = "{NO_SPACE_TEXT}", min_length = 1, max_length = 256)]
     api_key: String,
-    /// The exchange's API secret (base64); stored encrypted, never logged.
+    /// The exchange's API secret (base64): 1 to 512 characters, no white
+    /// space; stored encrypted, never logged.
+    #[schema(pattern = "{NO_SPACE_TEXT}", min_length = 1, max_length = 512)]
     api_secret: String,
+    /// 1 to 64 characters once trimmed.
+    #[schema(pattern = "{NON_BLANK_LINE}", min_length = 1, max_length = 64)]
     label: Option<String>,
 }
 
@@ -77,11 +82,34 @@ pub async fn connect(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRequest {
+    /// A new label: 1 to 64 characters once trimmed.
+    #[schema(pattern = "{NON_BLANK_LINE}", min_length = 1, max_length = 64)]
     label: Option<String>,
-    /// A new credential: with `api_secret`.
+    /// A new credential: with `api_secret`; 1 to 256 characters, no white
+    /// space.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(
+        nullable = false,
+        pattern = "{NO_SPACE_TEXT}",
+        min_length = 1,
+        max_length = 256
+    )]
     api_key: Option<String>,
-    /// A new credential: with `api_key`.
+    /// A new credential: with `api_key`; 1 to 512 characters, no white
+    /// space.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(
+        nullable = false,
+        pattern = "{NO_SPACE_TEXT}",
+        min_length = 1,
+        max_length = 512
+    )]
     api_secret: Option<String>,
+}
+
+/// A credential half is a string when present: `null` is not "absent".
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(deserializer).map(Some)
 }
 
 /// `PATCH /api/v1/kraken/keys/{key_id}` `{label?, api_key?, api_secret?}`;

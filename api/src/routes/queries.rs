@@ -9,6 +9,10 @@
 //! and `cursor`, the `next_cursor` of the previous page (`null` on the
 //! last). Trades page by `trade_id`; the other lists, in a fixed order, by
 //! offset.
+//!
+//! A parameter given with no value (`?cursor=`) is a 400 naming it, like
+//! any other malformed value: ignoring it would, for `min_position`,
+//! silently skip the wait the client asked for.
 
 use std::collections::HashMap;
 
@@ -54,8 +58,8 @@ pub struct Page {
     /// Rows per page, 1 to 500 (default 100).
     #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
-    /// The `next_cursor` of the previous page (a positive whole number;
-    /// anything else is a 400).
+    /// The `next_cursor` of the previous page (a whole number from 1, as
+    /// the previous page wrote it; anything else is a 400).
     #[param(pattern = r"^[1-9][0-9]{0,18}$")]
     cursor: Option<String>,
 }
@@ -68,6 +72,7 @@ pub struct TradeFilter {
     /// Only this bot's trades.
     bot_id: Option<Uuid>,
     /// Only this pair's trades, e.g. `XBT/USD`.
+    #[param(value_type = Option<schemas::Pair>)]
     pair: Option<String>,
     /// Executed at or after this time (RFC 3339).
     from: Option<DateTime<Utc>>,
@@ -89,14 +94,41 @@ impl Params {
                 reason: "is not a parameter of this endpoint".to_string(),
             });
         }
+        if let Some(empty) = raw
+            .iter()
+            .find_map(|(name, value)| value.is_empty().then_some(name))
+        {
+            return Err(ApiError::BadRequest {
+                field: Some(empty.clone()),
+                reason: "must not be empty (leave the parameter out instead)".to_string(),
+            });
+        }
         Ok(Params(raw))
     }
 
     fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// A pair to filter by, of the documented shape (`Pair`).
+    fn pair(&self) -> Result<Option<String>, ApiError> {
+        self.get("pair")
+            .map(|text| {
+                let part = |p: &str| {
+                    (2..=10).contains(&p.len())
+                        && p.bytes()
+                            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+                };
+                match text.split_once('/') {
+                    Some((base, quote)) if part(base) && part(quote) => Ok(text.to_string()),
+                    _ => Err(ApiError::BadRequest {
+                        field: Some("pair".to_string()),
+                        reason: "must be BASE/QUOTE, each 2 to 10 upper-case letters or digits"
+                            .to_string(),
+                    }),
+                }
+            })
+            .transpose()
     }
 
     fn uuid(&self, name: &'static str) -> Result<Option<Uuid>, ApiError> {
@@ -131,10 +163,19 @@ impl Params {
 
     /// A page cursor, as the previous page gave it: the last row's
     /// `trade_id`, or the offset of the next row. Never 0 or negative.
+    /// Of the documented shape: 1 to 19 digits, the first not 0 (beyond
+    /// the largest cursor a page can give, it reads as that one).
     fn cursor(&self) -> Result<Option<i64>, ApiError> {
         self.get("cursor")
-            .map(|text| match text.parse::<i64>() {
-                Ok(n) if n >= 1 => Ok(n),
+            .map(|text| match text.as_bytes() {
+                [first, rest @ ..]
+                    if (b'1'..=b'9').contains(first)
+                        && rest.len() <= 18
+                        && rest.iter().all(u8::is_ascii_digit) =>
+                {
+                    let n: u64 = text.parse().expect("at most 19 digits");
+                    Ok(i64::try_from(n).unwrap_or(i64::MAX))
+                }
                 _ => Err(ApiError::BadRequest {
                     field: Some("cursor".to_string()),
                     reason: "must be a next_cursor from a previous page (a whole number from 1)"
@@ -592,7 +633,7 @@ pub async fn trades(
 ) -> Result<Json<TradePage>, ApiError> {
     let params = Params::new(raw, &["bot_id", "pair", "from", "to", "limit", "cursor"])?;
     let bot_id = params.uuid("bot_id")?;
-    let pair = params.get("pair").map(str::to_string);
+    let pair = params.pair()?;
     let from = params.time("from")?;
     let to = params.time("to")?;
     let limit = params.limit()?;

@@ -13,6 +13,8 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProfileRequest {
+    /// 1 to 100 characters once trimmed.
+    #[schema(pattern = "{NON_BLANK_LINE}", min_length = 1, max_length = 100)]
     display_name: String,
 }
 
@@ -68,7 +70,9 @@ pub struct OnboardingRequest {
     risk_profile: RiskProfile,
     #[schema(value_type = crate::openapi::schemas::Experience)]
     experience: Experience,
-    /// The version of the terms the user accepted.
+    /// The version of the terms the user accepted: 1 to 32 characters once
+    /// trimmed.
+    #[schema(pattern = "{NON_BLANK_LINE}", min_length = 1, max_length = 32)]
     terms_version: String,
 }
 

@@ -99,5 +99,17 @@ async fn bot_operations_answer_as_documented() {
         )
         .await;
     assert_eq!(stopping.status, StatusCode::ACCEPTED, "{}", stopping.body);
+    // A `null` body is no body, as the document's nullable body says.
+    let stop = format!("{BOT}/{bot_id}/stop");
+    let null_body = c
+        .call(
+            Method::POST,
+            &stop,
+            token,
+            Some(serde_json::Value::Null),
+            &[],
+        )
+        .await;
+    assert_eq!(null_body.status, StatusCode::ACCEPTED, "{}", null_body.body);
     c.finish("bots");
 }

@@ -45,6 +45,11 @@ async fn kraken_key_operations_answer_as_documented() {
     c.get(&format!("{KEYS}?limit=1&cursor=1"), token).await;
     c.get(&format!("{KEYS}?cursor=99999999999999999999"), token)
         .await;
+    // An empty value is refused, not read as absent: an ignored
+    // `min_position` would skip the wait the client asked for.
+    let empty = c.get(&format!("{KEYS}?min_position="), token).await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST, "{}", empty.body);
+    assert_eq!(empty.field(), Some("min_position"));
 
     c.delete(&format!("{KEYS}/{unknown}"), token).await;
     let spare = c.app.connected_key(&user, "paper-key-spare").await;
