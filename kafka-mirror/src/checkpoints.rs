@@ -118,8 +118,15 @@ pub struct MirroredLink {
     pub hash: String,
 }
 
+/// How long [`read_mirrored_links`] reads on, after the high watermarks,
+/// without a new message before it takes the topics as read.
+pub const QUIET: Duration = Duration::from_secs(1);
+
 /// Every mirrored event's link on the event topics, within retention: each
-/// partition read from its low to its high watermark. `timeout` bounds each
+/// partition read from its low to its high watermark, then on until
+/// [`QUIET`] passes without a message, since a broker's high watermark can
+/// lag what it acknowledged (tansu's did, by most of a partition, right
+/// after a burst of produces: the read stopped short). `timeout` bounds each
 /// broker call and the time without a new message, not the whole read (a
 /// 90-day topic takes longer than any fixed bound).
 pub fn read_mirrored_links(
@@ -137,8 +144,8 @@ pub fn read_mirrored_links(
     for spec in settings.layout.specs() {
         for partition in 0..spec.partitions {
             let (low, high) = consumer.fetch_watermarks(&spec.name, partition, timeout)?;
+            assignment.add_partition_offset(&spec.name, partition, Offset::Offset(low))?;
             if high > low {
-                assignment.add_partition_offset(&spec.name, partition, Offset::Offset(low))?;
                 remaining.insert((spec.name.clone(), partition), high);
             }
         }
@@ -146,7 +153,11 @@ pub fn read_mirrored_links(
     consumer.assign(&assignment)?;
     let mut deadline = std::time::Instant::now() + timeout;
     let mut links = Vec::new();
-    while !remaining.is_empty() {
+    let mut last_message = std::time::Instant::now();
+    loop {
+        if remaining.is_empty() && last_message.elapsed() >= QUIET {
+            break;
+        }
         if std::time::Instant::now() >= deadline {
             return Err(KafkaError::Other(format!(
                 "read {} mirrored events, then nothing for {} s; partitions left: {}",
@@ -160,6 +171,7 @@ pub fn read_mirrored_links(
         };
         let message = message?;
         deadline = std::time::Instant::now() + timeout;
+        last_message = std::time::Instant::now();
         let key = (message.topic().to_string(), message.partition());
         if remaining
             .get(&key)

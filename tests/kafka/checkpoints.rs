@@ -46,19 +46,7 @@ async fn checkpoints_on_kafka_anchor_the_log_and_name_a_stream_cut_at_its_tail()
         ("KAFKA_BOOTSTRAP_SERVERS", bootstrap()),
         ("KAFKA_TOPIC_PREFIX", prefix.clone()),
     ];
-    // The mirror has published every event up to the head.
-    let head = event_log::LogReader::new().head(&app.pool).await.unwrap();
-    assert!(
-        event_log::lag::wait_until_reached(
-            &app.pool,
-            kafka_mirror::MIRROR_SUBSCRIBER,
-            head,
-            std::time::Duration::from_secs(60)
-        )
-        .await
-        .unwrap(),
-        "the mirror did not reach {head}"
-    );
+    crate::support::mirror_reached_the_head(&app).await;
     let mut anchor = Command::new(muckard_binary());
     anchor
         .arg("anchor")

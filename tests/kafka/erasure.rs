@@ -116,21 +116,6 @@ async fn register(app: &TestApp, needles: &Needles) -> TestUser {
     app.login(&needles.email).await
 }
 
-async fn mirror_reached_the_head(app: &TestApp) {
-    let head = event_log::LogReader::new().head(&app.pool).await.unwrap();
-    assert!(
-        event_log::lag::wait_until_reached(
-            &app.pool,
-            kafka_mirror::MIRROR_SUBSCRIBER,
-            head,
-            std::time::Duration::from_secs(60)
-        )
-        .await
-        .unwrap(),
-        "the mirror did not reach {head}"
-    );
-}
-
 #[tokio::test]
 async fn an_erased_user_leaves_no_clear_personal_data_in_postgres_kafka_or_rabbitmq() {
     let rabbit = RabbitTest::new().await;
@@ -234,7 +219,7 @@ async fn an_erased_user_leaves_no_clear_personal_data_in_postgres_kafka_or_rabbi
     );
     assert!(row["erased_at"].is_string(), "{row}");
     assert_eq!(row["role"], "user");
-    mirror_reached_the_head(&app).await;
+    crate::support::mirror_reached_the_head(&app).await;
 
     // PostgreSQL: every table of every schema.
     let rows = postgres_rows_holding(&app, &needles).await;

@@ -305,3 +305,20 @@ pub async fn caught_up(app: &TestApp) {
     })
     .await;
 }
+
+/// Waits until the app's Kafka mirror has published every event up to the
+/// head of the log.
+pub async fn mirror_reached_the_head(app: &TestApp) {
+    let head = event_log::LogReader::new().head(&app.pool).await.unwrap();
+    assert!(
+        event_log::lag::wait_until_reached(
+            &app.pool,
+            kafka_mirror::MIRROR_SUBSCRIBER,
+            head,
+            std::time::Duration::from_secs(60)
+        )
+        .await
+        .unwrap(),
+        "the mirror did not reach {head}"
+    );
+}

@@ -189,6 +189,34 @@ async fn hashed_rows(
     .collect()
 }
 
+/// Re-hashes a bot's stream from its second row to its end, each row on
+/// the stored hash of the one before: the chain is self-consistent again.
+async fn re_hash_bot_stream_from_its_second_row(owner: &mut PgConnection, bot: &str) {
+    let rows = hashed_rows(owner, "Bot", bot).await;
+    let mut previous: String = sqlx::query_scalar(
+        "SELECT hash FROM events WHERE aggregate_type = 'Bot' AND aggregate_id = $1 AND sequence = 1",
+    )
+    .bind(bot)
+    .fetch_one(&mut *owner)
+    .await
+    .unwrap();
+    for fields in rows.iter().skip(1) {
+        let hash = fields.hash(&previous);
+        sqlx::query(
+            "UPDATE events SET prev_hash = $3, hash = $4 \
+              WHERE aggregate_type = 'Bot' AND aggregate_id = $1 AND sequence = $2",
+        )
+        .bind(bot)
+        .bind(fields.sequence)
+        .bind(&previous)
+        .bind(&hash)
+        .execute(&mut *owner)
+        .await
+        .unwrap();
+        previous = hash;
+    }
+}
+
 #[tokio::test]
 async fn a_stream_re_hashed_from_its_second_row_is_named() {
     let (app, dir, _, bot_id) = anchored().await;
@@ -204,30 +232,7 @@ async fn a_stream_re_hashed_from_its_second_row_is_named() {
     .execute(&mut owner)
     .await
     .unwrap();
-    let rows = hashed_rows(&mut owner, "Bot", &bot).await;
-    let first_hash: String = sqlx::query_scalar(
-        "SELECT hash FROM events WHERE aggregate_type = 'Bot' AND aggregate_id = $1 AND sequence = 1",
-    )
-    .bind(&bot)
-    .fetch_one(&mut owner)
-    .await
-    .unwrap();
-    let mut previous = first_hash;
-    for fields in rows.iter().skip(1) {
-        let hash = fields.hash(&previous);
-        sqlx::query(
-            "UPDATE events SET prev_hash = $3, hash = $4 \
-              WHERE aggregate_type = 'Bot' AND aggregate_id = $1 AND sequence = $2",
-        )
-        .bind(&bot)
-        .bind(fields.sequence)
-        .bind(&previous)
-        .bind(&hash)
-        .execute(&mut owner)
-        .await
-        .unwrap();
-        previous = hash;
-    }
+    re_hash_bot_stream_from_its_second_row(&mut owner, &bot).await;
     let chain_only = replay(&app, &["verify"]).await;
     assert_eq!(
         chain_only.status.code(),
@@ -262,29 +267,7 @@ async fn rows_reordered_and_re_hashed_are_named() {
         .await
         .unwrap();
     }
-    let rows = hashed_rows(&mut owner, "Bot", &bot).await;
-    let mut previous: String = sqlx::query_scalar(
-        "SELECT hash FROM events WHERE aggregate_type = 'Bot' AND aggregate_id = $1 AND sequence = 1",
-    )
-    .bind(&bot)
-    .fetch_one(&mut owner)
-    .await
-    .unwrap();
-    for fields in rows.iter().skip(1) {
-        let hash = fields.hash(&previous);
-        sqlx::query(
-            "UPDATE events SET prev_hash = $3, hash = $4 \
-              WHERE aggregate_type = 'Bot' AND aggregate_id = $1 AND sequence = $2",
-        )
-        .bind(&bot)
-        .bind(fields.sequence)
-        .bind(&previous)
-        .bind(&hash)
-        .execute(&mut owner)
-        .await
-        .unwrap();
-        previous = hash;
-    }
+    re_hash_bot_stream_from_its_second_row(&mut owner, &bot).await;
     // The chain alone names the order: the row now third was appended
     // before the row now second (its global position is not after it).
     let chain_only = replay(&app, &["verify"]).await;
