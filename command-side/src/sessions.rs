@@ -101,18 +101,7 @@ impl CommandSide {
     /// Revokes every live refresh token of `user_id` (a role change);
     /// returns how many.
     pub async fn revoke_refresh_tokens_of(&self, user_id: Uuid) -> Result<u64, CommandError> {
-        let revoked = sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = now() \
-             WHERE user_id = $1 AND revoked_at IS NULL",
-        )
-        .bind(user_id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        if revoked > 0 {
-            tracing::info!(%user_id, revoked, "refresh tokens revoked");
-        }
-        Ok(revoked)
+        revoke_refresh_tokens_on(&self.pool, user_id).await
     }
 
     /// Log-out: revokes the whole family of `token` (the token and every
@@ -129,4 +118,24 @@ impl CommandSide {
         .await?;
         Ok(())
     }
+}
+
+/// Revokes every live refresh token of `user_id` through `executor` (the
+/// pool, or a transaction such as an erasure's); returns how many.
+pub(crate) async fn revoke_refresh_tokens_on<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    user_id: Uuid,
+) -> Result<u64, CommandError> {
+    let revoked = sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = now() \
+         WHERE user_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(user_id)
+    .execute(executor)
+    .await?
+    .rows_affected();
+    if revoked > 0 {
+        tracing::info!(%user_id, revoked, "refresh tokens revoked");
+    }
+    Ok(revoked)
 }

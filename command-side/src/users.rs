@@ -339,12 +339,7 @@ impl CommandSide {
             .bind(user_id.to_string())
             .execute(&mut *transaction)
             .await?;
-        sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
-        )
-        .bind(user_id)
-        .execute(&mut *transaction)
-        .await?;
+        crate::sessions::revoke_refresh_tokens_on(&mut *transaction, user_id).await?;
         transaction.commit().await?;
         tracing::info!(%user_id, "user erased: data key destroyed");
         Ok(())
