@@ -31,15 +31,21 @@ impl std::fmt::Debug for PersonalText {
     }
 }
 
-/// The fields of an event payload that hold personal data, by event type:
-/// what a version 1.0 payload had in clear.
+/// The event types that carry personal data, with the payload fields that
+/// hold it: what version 1.0 of each carried in clear.
+pub const PERSONAL_FIELDS: [(&str, &[&str]); 3] = [
+    ("user.created", &["email", "display_name"]),
+    ("user.updated", &["display_name"]),
+    ("user.login_failed", &["source"]),
+];
+
+/// The fields of an event payload that hold personal data, by event type
+/// ([`PERSONAL_FIELDS`]; none for other types).
 pub fn personal_fields(event_type: &str) -> &'static [&'static str] {
-    match event_type {
-        "user.created" => &["email", "display_name"],
-        "user.updated" => &["display_name"],
-        "user.login_failed" => &["source"],
-        _ => &[],
-    }
+    PERSONAL_FIELDS
+        .iter()
+        .find(|(name, _)| *name == event_type)
+        .map_or(&[], |(_, fields)| fields)
 }
 
 /// A version 1.0 payload brought to the sealed shape: each of its personal

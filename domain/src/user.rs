@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::common::{bounded_text, Actor, Role};
 use crate::error::DomainError;
-use crate::personal::{wrap_clear, PersonalText};
+use crate::personal::{personal_fields, wrap_clear, PersonalText, PERSONAL_FIELDS};
 
 /// Commands on a user. Imperative, as the caller asked them.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,9 +123,6 @@ pub enum UserEvent {
 /// carried those fields in clear.
 pub const SEALED_EVENT_VERSION: &str = "2.0";
 
-/// The event types whose version 1.0 carried personal data in clear.
-pub const SEALED_EVENT_TYPES: [&str; 3] = ["user.created", "user.updated", "user.login_failed"];
-
 /// A stored payload brought to the current version of its event type with
 /// [`upcasters`], for readers that decode rows themselves (an auditor's
 /// fold of a stream).
@@ -151,13 +148,13 @@ pub fn upcast_payload(
     payload
 }
 
-/// Brings version 1.0 of [`SEALED_EVENT_TYPES`] to version 2.0: each clear
+/// Brings version 1.0 of the event types in [`PERSONAL_FIELDS`] to version 2.0: each clear
 /// personal field becomes [`PersonalText::Clear`]. The command side's event
 /// stores and the log reader load with these.
 pub fn upcasters() -> Vec<Box<dyn cqrs_es::persist::EventUpcaster>> {
-    SEALED_EVENT_TYPES
+    PERSONAL_FIELDS
         .into_iter()
-        .map(|event_type| {
+        .map(|(event_type, _)| {
             Box::new(cqrs_es::persist::SemanticVersionEventUpcaster::new(
                 event_type,
                 SEALED_EVENT_VERSION,
@@ -182,7 +179,7 @@ impl DomainEvent for UserEvent {
     }
 
     fn event_version(&self) -> String {
-        if SEALED_EVENT_TYPES.contains(&self.event_type().as_str()) {
+        if !personal_fields(&self.event_type()).is_empty() {
             SEALED_EVENT_VERSION.to_string()
         } else {
             "1.0".to_string()
