@@ -190,19 +190,14 @@ pub const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// the lock later records later than now. Only this database's `events`
 /// counts (`pg_locks` is readable by every role, the auditor's included).
 pub async fn settle(pool: &PgPool, as_of: DateTime<Utc>) -> Result<(), AuditError> {
-    let (now, writers): (DateTime<Utc>, Vec<String>) = sqlx::query_as(
-        "SELECT clock_timestamp(), coalesce(array_agg(virtualtransaction), '{}') FROM pg_locks \
-         WHERE locktype = 'relation' AND relation = 'events'::regclass \
-           AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-           AND mode = 'RowExclusiveLock' AND granted",
-    )
-    .fetch_one(pool)
-    .await?;
+    let now: DateTime<Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
+        .fetch_one(pool)
+        .await?;
     if as_of > now {
         return Err(AuditError::FutureTime { as_of, now });
     }
     let started = std::time::Instant::now();
-    let mut writers = writers;
+    let mut writers = appenders(pool, None).await?;
     while !writers.is_empty() {
         if started.elapsed() >= SETTLE_WAIT {
             return Err(AuditError::NotSettled {
@@ -210,17 +205,25 @@ pub async fn settle(pool: &PgPool, as_of: DateTime<Utc>) -> Result<(), AuditErro
             });
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        writers = sqlx::query_scalar(
-            "SELECT virtualtransaction FROM pg_locks \
-             WHERE locktype = 'relation' AND relation = 'events'::regclass \
-               AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-               AND mode = 'RowExclusiveLock' AND granted AND virtualtransaction = ANY($1)",
-        )
-        .bind(&writers)
-        .fetch_all(pool)
-        .await?;
+        writers = appenders(pool, Some(&writers)).await?;
     }
     Ok(())
+}
+
+/// The transactions holding a `RowExclusiveLock` on this database's
+/// `events` now (their virtual transaction ids), or of `among` only those
+/// still holding it.
+async fn appenders(pool: &PgPool, among: Option<&[String]>) -> Result<Vec<String>, AuditError> {
+    Ok(sqlx::query_scalar(
+        "SELECT virtualtransaction FROM pg_locks \
+         WHERE locktype = 'relation' AND relation = 'events'::regclass \
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+           AND mode = 'RowExclusiveLock' AND granted \
+           AND ($1::text[] IS NULL OR virtualtransaction = ANY($1))",
+    )
+    .bind(among)
+    .fetch_all(pool)
+    .await?)
 }
 
 /// The aggregate's state after `events` (a prefix of its stream), folded
