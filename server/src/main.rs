@@ -218,11 +218,17 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The state an operator command runs its command through, on a prepared
+/// database.
+async fn operator_state(settings: &Settings) -> anyhow::Result<api::AppState> {
+    let pool = wiring::prepare_database(settings).await?;
+    let exchange = wiring::exchange_from_settings(settings)?;
+    wiring::build_state(settings, pool, exchange)
+}
+
 async fn grant_role(settings: Settings, email: &str, role: &str) -> anyhow::Result<()> {
     let role = Role::parse(role).context("role must be user, admin or auditor")?;
-    let pool = wiring::prepare_database(&settings).await?;
-    let exchange = wiring::exchange_from_settings(&settings)?;
-    let state = wiring::build_state(&settings, pool, exchange)?;
+    let state = operator_state(&settings).await?;
     let metadata =
         CommandMetadata::new("cli", Some(Actor::System)).with_command_type("user.assign_role");
     let (user_id, position) = operator::grant_role(&state.commands, email, role, &metadata).await?;
@@ -234,9 +240,7 @@ async fn grant_role(settings: Settings, email: &str, role: &str) -> anyhow::Resu
 }
 
 async fn erase_user(settings: Settings, user_id: uuid::Uuid) -> anyhow::Result<()> {
-    let pool = wiring::prepare_database(&settings).await?;
-    let exchange = wiring::exchange_from_settings(&settings)?;
-    let state = wiring::build_state(&settings, pool, exchange)?;
+    let state = operator_state(&settings).await?;
     let metadata = CommandMetadata::new("cli", Some(Actor::System)).with_command_type("user.erase");
     let position = state
         .commands
