@@ -40,6 +40,10 @@ impl Subscriber for TradeRecorder {
         "trade_recorder"
     }
 
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&[Bot::TYPE])
+    }
+
     async fn handle(
         &self,
         _transaction: &mut PgConnection,

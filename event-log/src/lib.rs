@@ -29,7 +29,8 @@ pub mod subscriber;
 pub use event::RecordedEvent;
 pub use notify::CommitNotifier;
 pub use position::{MalformedPosition, Position};
-pub use reader::{LogError, LogReader};
+pub use reader::{Batch, LogError, LogReader};
 pub use subscriber::{
-    checkpoint, Subscriber, SubscriberError, SubscriberRunner, SubscriberSettings,
+    checkpoint, InFlight, PipelinedSubscriber, Subscriber, SubscriberError, SubscriberRunner,
+    SubscriberSettings, PIPELINE_DEPTH,
 };

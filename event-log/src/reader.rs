@@ -29,6 +29,17 @@ const SELECT_COLUMNS: &str = "transaction_id::text AS transaction_text, global_p
      aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at, \
      prev_hash, hash";
 
+/// One read of the log: the events wanted, in commit order, and how far
+/// the read went (the position of the last row scanned, wanted or not).
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub events: Vec<RecordedEvent>,
+    /// Rows read, wanted or not.
+    pub scanned: usize,
+    /// The position of the last row read; `None` when nothing was.
+    pub last: Option<Position>,
+}
+
 /// Reads the log forward. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct LogReader {
@@ -68,22 +79,81 @@ impl LogReader {
         after: Position,
         limit: i64,
     ) -> Result<Vec<RecordedEvent>, LogError> {
-        let query = format!(
-            "SELECT {SELECT_COLUMNS} FROM events \
-             WHERE (transaction_id, global_position) > ($1::text::xid8, $2) \
-               AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
-             ORDER BY events.transaction_id, events.global_position \
-             LIMIT $3"
-        );
-        let rows = sqlx::query(&query)
-            .bind(after.transaction_text())
-            .bind(after.global_position)
-            .bind(limit)
-            .fetch_all(&mut *connection)
-            .await?;
-        rows.into_iter()
-            .map(|row| self.event_from_row(&row))
-            .collect()
+        Ok(self
+            .read_batch_on(connection, after, limit, None)
+            .await?
+            .events)
+    }
+
+    /// The next `limit` committed events after `after`, in commit order, of
+    /// which only those of `aggregate_types` (all when `None`) are returned
+    /// whole; of the others the batch keeps only the position, so that the
+    /// caller's checkpoint moves past them without their payloads ever
+    /// leaving the server.
+    pub async fn read_batch_on(
+        &self,
+        connection: &mut PgConnection,
+        after: Position,
+        limit: i64,
+        aggregate_types: Option<&[&str]>,
+    ) -> Result<Batch, LogError> {
+        let rows = match aggregate_types {
+            None => {
+                let query = format!(
+                    "SELECT true AS wanted, {SELECT_COLUMNS} FROM events \
+                     WHERE (transaction_id, global_position) > ($1::text::xid8, $2) \
+                       AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                     ORDER BY events.transaction_id, events.global_position \
+                     LIMIT $3"
+                );
+                sqlx::query(&query)
+                    .bind(after.transaction_text())
+                    .bind(after.global_position)
+                    .bind(limit)
+                    .fetch_all(&mut *connection)
+                    .await?
+            }
+            Some(types) => {
+                // The other rows are scanned (their position is the
+                // order) but nothing of them but the position is sent.
+                let query = "SELECT aggregate_type = ANY($4) AS wanted, \
+                       transaction_id::text AS transaction_text, global_position, event_id, \
+                       aggregate_type, aggregate_id, sequence, event_type, event_version, \
+                       CASE WHEN aggregate_type = ANY($4) THEN payload END AS payload, \
+                       CASE WHEN aggregate_type = ANY($4) THEN metadata END AS metadata, \
+                       recorded_at, prev_hash, hash \
+                     FROM events \
+                     WHERE (transaction_id, global_position) > ($1::text::xid8, $2) \
+                       AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                     ORDER BY events.transaction_id, events.global_position \
+                     LIMIT $3";
+                sqlx::query(query)
+                    .bind(after.transaction_text())
+                    .bind(after.global_position)
+                    .bind(limit)
+                    .bind(types)
+                    .fetch_all(&mut *connection)
+                    .await?
+            }
+        };
+        let mut batch = Batch {
+            events: Vec::with_capacity(rows.len()),
+            scanned: rows.len(),
+            last: None,
+        };
+        for row in &rows {
+            let wanted: bool = row.try_get("wanted")?;
+            if wanted {
+                let event = self.event_from_row(row)?;
+                batch.last = Some(event.position);
+                batch.events.push(event);
+            } else {
+                let transaction: String = row.try_get("transaction_text")?;
+                let global_position: i64 = row.try_get("global_position")?;
+                batch.last = Some(Position::from_columns(&transaction, global_position)?);
+            }
+        }
+        Ok(batch)
     }
 
     /// The position of the newest committed, visible event (zero when the

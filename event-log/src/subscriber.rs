@@ -12,10 +12,12 @@
 //! checkpoint did not move meanwhile, so even a lost lock cannot apply a
 //! batch twice.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
 use sqlx::postgres::PgListener;
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
@@ -31,6 +33,12 @@ use crate::reader::{LogError, LogReader};
 /// interval): the event is handled within about this long of the older
 /// transaction's commit, which sends no notification.
 const HELD_BACK_MAX_PAUSE: Duration = Duration::from_millis(80);
+
+/// Bumped by every subscriber batch this process commits. A subscriber
+/// whose events are held back (its snapshot's xmin is an older transaction,
+/// most often another subscriber's batch) waits on this as well as on the
+/// notifications, since such a commit notifies nobody.
+static BATCH_COMMITS: LazyLock<watch::Sender<u64>> = LazyLock::new(|| watch::channel(0).0);
 
 /// The channel the command side notifies after its commits.
 pub use crate::notify::EVENTS_CHANNEL;
@@ -91,11 +99,44 @@ impl RecordedEvent {
     }
 }
 
+/// What completes a batch a [`PipelinedSubscriber`] started.
+pub type InFlight = BoxFuture<'static, Result<(), SubscriberError>>;
+
+/// A subscriber whose effects are outside PostgreSQL (a broker), which the
+/// runner pipelines: it reads and starts the next batch while the ones
+/// before it are still being acknowledged, at most [`PIPELINE_DEPTH`]
+/// batches at once, and moves the checkpoint past a batch only once it
+/// and every batch before it completed. When one fails, the runner waits
+/// for every batch in flight to settle, then starts again from the
+/// checkpoint: at least once, as `handle` is.
+pub trait PipelinedSubscriber: Send + Sync {
+    /// Starts `events`' effects (e.g. queues the messages) and returns what
+    /// completes when they are done (e.g. acknowledged). An error here
+    /// means nothing of the batch needs waiting for.
+    fn start(&self, events: &[RecordedEvent]) -> Result<InFlight, SubscriberError>;
+}
+
+/// How many batches a pipelined subscriber has in flight at most.
+pub const PIPELINE_DEPTH: usize = 4;
+
 /// Something that consumes the log.
 #[async_trait]
 pub trait Subscriber: Send + Sync {
     /// The name of its checkpoint row; stable across releases.
     fn name(&self) -> &'static str;
+
+    /// The aggregate types whose events it handles; `None` (the default)
+    /// for all. The runner hands it only those, reads the others' payloads
+    /// not at all, and still moves its checkpoint past them.
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        None
+    }
+
+    /// This subscriber as a [`PipelinedSubscriber`], when it is one; the
+    /// runner then never calls `handle` while it runs or catches up.
+    fn as_pipelined(&self) -> Option<&dyn PipelinedSubscriber> {
+        None
+    }
 
     /// Handles a batch, in commit order. `transaction` commits together
     /// with the checkpoint that moves past the batch.
@@ -188,16 +229,23 @@ impl SubscriberRunner {
     pub async fn step(&self, subscriber: &dyn Subscriber) -> Result<usize, SubscriberError> {
         let mut transaction = self.pool.begin().await?;
         let from = checkpoint(&mut transaction, subscriber.name()).await?;
-        let events = self
+        let batch = self
             .reader
-            .read_after_on(&mut transaction, from, self.settings.batch_size)
+            .read_batch_on(
+                &mut transaction,
+                from,
+                self.settings.batch_size,
+                subscriber.aggregate_types(),
+            )
             .await?;
-        let Some(last) = events.last() else {
+        let Some(to) = batch.last else {
             transaction.rollback().await?;
             return Ok(0);
         };
-        let to = last.position;
-        subscriber.handle(&mut transaction, &events).await?;
+        if !batch.events.is_empty() {
+            subscriber.handle(&mut transaction, &batch.events).await?;
+        }
+        let scanned = batch.scanned;
         let moved = sqlx::query(
             "UPDATE subscriber_checkpoints \
              SET transaction_id = $2::text::xid8, global_position = $3, \
@@ -207,7 +255,7 @@ impl SubscriberRunner {
         .bind(subscriber.name())
         .bind(to.transaction_text())
         .bind(to.global_position)
-        .bind(events.len() as i64)
+        .bind(scanned as i64)
         .bind(from.transaction_text())
         .bind(from.global_position)
         .execute(&mut *transaction)
@@ -221,18 +269,116 @@ impl SubscriberRunner {
             )));
         }
         transaction.commit().await?;
-        Ok(events.len())
+        BATCH_COMMITS.send_modify(|count| *count = count.wrapping_add(1));
+        Ok(scanned)
     }
 
     /// Handles batches until nothing committed is left; returns the count.
     pub async fn catch_up(&self, subscriber: &dyn Subscriber) -> Result<u64, SubscriberError> {
+        let mut pipeline = Pipeline::default();
         let mut handled = 0u64;
         loop {
-            match self.step(subscriber).await? {
-                0 => return Ok(handled),
-                n => handled += n as u64,
+            match self.next(subscriber, &mut pipeline).await {
+                Ok(0) => return Ok(handled),
+                Ok(n) => handled += n as u64,
+                Err(error) => {
+                    pipeline.settle().await;
+                    return Err(error);
+                }
             }
         }
+    }
+
+    /// One step of `subscriber`: [`step`](Self::step), or for a pipelined
+    /// one a step of its pipeline.
+    async fn next(
+        &self,
+        subscriber: &dyn Subscriber,
+        pipeline: &mut Pipeline,
+    ) -> Result<usize, SubscriberError> {
+        match subscriber.as_pipelined() {
+            None => self.step(subscriber).await,
+            Some(pipelined) => self.pipelined_step(subscriber, pipelined, pipeline).await,
+        }
+    }
+
+    /// Reads and starts the next batch while fewer than [`PIPELINE_DEPTH`]
+    /// are in flight; otherwise, or when nothing more is readable, waits
+    /// for the oldest batch and moves the checkpoint past it. Returns how
+    /// many events it read or completed (0: nothing readable and nothing
+    /// in flight).
+    async fn pipelined_step(
+        &self,
+        subscriber: &dyn Subscriber,
+        pipelined: &dyn PipelinedSubscriber,
+        pipeline: &mut Pipeline,
+    ) -> Result<usize, SubscriberError> {
+        let name = subscriber.name();
+        let read_to = match pipeline.read_to {
+            Some(position) => position,
+            None => {
+                let mut connection = self.pool.acquire().await?;
+                let position = checkpoint(&mut connection, name).await?;
+                pipeline.read_to = Some(position);
+                position
+            }
+        };
+        if pipeline.in_flight.len() < PIPELINE_DEPTH {
+            let mut connection = self.pool.acquire().await?;
+            let batch = self
+                .reader
+                .read_batch_on(
+                    &mut connection,
+                    read_to,
+                    self.settings.batch_size,
+                    subscriber.aggregate_types(),
+                )
+                .await?;
+            drop(connection);
+            if let Some(to) = batch.last {
+                let done = if batch.events.is_empty() {
+                    Box::pin(async { Ok(()) }) as InFlight
+                } else {
+                    pipelined.start(&batch.events)?
+                };
+                pipeline.in_flight.push_back(Started {
+                    from: read_to,
+                    to,
+                    scanned: batch.scanned,
+                    done,
+                });
+                pipeline.read_to = Some(to);
+                if pipeline.in_flight.len() < PIPELINE_DEPTH {
+                    return Ok(batch.scanned);
+                }
+            }
+        }
+        let Some(oldest) = pipeline.in_flight.pop_front() else {
+            return Ok(0);
+        };
+        oldest.done.await?;
+        let moved = sqlx::query(
+            "UPDATE subscriber_checkpoints \
+             SET transaction_id = $2::text::xid8, global_position = $3, \
+                 events_handled = events_handled + $4, updated_at = now() \
+             WHERE subscriber = $1 AND transaction_id = $5::text::xid8 AND global_position = $6",
+        )
+        .bind(name)
+        .bind(oldest.to.transaction_text())
+        .bind(oldest.to.global_position)
+        .bind(oldest.scanned as i64)
+        .bind(oldest.from.transaction_text())
+        .bind(oldest.from.global_position)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if moved != 1 {
+            return Err(SubscriberError::Failed(format!(
+                "checkpoint of {name} moved under this instance; batches in flight discarded"
+            )));
+        }
+        BATCH_COMMITS.send_modify(|count| *count = count.wrapping_add(1));
+        Ok(oldest.scanned)
     }
 
     /// Runs `subscriber` until `shutdown`: waits to become the active
@@ -292,11 +438,15 @@ impl SubscriberRunner {
     ) {
         let name = subscriber.name();
         let mut wake = self.wake.clone();
+        let mut batch_commits = BATCH_COMMITS.subscribe();
+        let mut pipeline = Pipeline::default();
         let mut failures = 0u32;
         let mut held_back_pause = Duration::from_millis(10);
         let mut lock_checked = tokio::time::Instant::now();
         loop {
             if shutdown.is_cancelled() {
+                // Batches still in flight did not move the checkpoint; the
+                // next active instance sends them again.
                 let _ = lock.close().await;
                 return;
             }
@@ -312,7 +462,10 @@ impl SubscriberRunner {
                 }
                 lock_checked = tokio::time::Instant::now();
             }
-            match self.step(subscriber).await {
+            // A batch committed after this point may have been holding
+            // back what the step below cannot read yet, and wakes it.
+            batch_commits.borrow_and_update();
+            match self.next(subscriber, &mut pipeline).await {
                 Ok(0) => {
                     failures = 0;
                     // Nothing readable. Committed events may still wait
@@ -320,20 +473,19 @@ impl SubscriberRunner {
                     // subscriber's batch) that holds back the snapshot
                     // xmin; its commit sends no notification, so look
                     // again soon while that is so.
-                    let pause = match self.held_back(name).await {
-                        Ok(true) => {
-                            let pause = held_back_pause.min(self.settings.poll_interval);
-                            held_back_pause = (held_back_pause * 2).min(HELD_BACK_MAX_PAUSE);
-                            pause
-                        }
-                        _ => {
-                            held_back_pause = Duration::from_millis(10);
-                            self.settings.poll_interval
-                        }
+                    let held_back = matches!(self.held_back(name).await, Ok(true));
+                    let pause = if held_back {
+                        let pause = held_back_pause.min(self.settings.poll_interval);
+                        held_back_pause = (held_back_pause * 2).min(HELD_BACK_MAX_PAUSE);
+                        pause
+                    } else {
+                        held_back_pause = Duration::from_millis(10);
+                        self.settings.poll_interval
                     };
                     tokio::select! {
                         _ = shutdown.cancelled() => {}
                         _ = wake.changed() => {}
+                        _ = batch_commits.changed(), if held_back => {}
                         _ = tokio::time::sleep(pause) => {}
                     }
                 }
@@ -342,6 +494,7 @@ impl SubscriberRunner {
                     held_back_pause = Duration::from_millis(10);
                 }
                 Err(error) => {
+                    pipeline.settle().await;
                     failures += 1;
                     let pause = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
                     tracing::warn!(subscriber = name, error = %error, retry_in_ms = pause.as_millis() as u64, "batch failed");
@@ -352,6 +505,33 @@ impl SubscriberRunner {
                 }
             }
         }
+    }
+}
+
+/// A pipelined subscriber's batches in flight, oldest first.
+#[derive(Default)]
+struct Pipeline {
+    /// Where the next read starts; `None`: at the checkpoint.
+    read_to: Option<Position>,
+    in_flight: VecDeque<Started>,
+}
+
+struct Started {
+    from: Position,
+    to: Position,
+    scanned: usize,
+    done: InFlight,
+}
+
+impl Pipeline {
+    /// Waits for every batch in flight to complete or fail, so that none
+    /// is still being delivered when they are sent again, and starts over
+    /// from the checkpoint.
+    async fn settle(&mut self) {
+        while let Some(started) = self.in_flight.pop_front() {
+            let _ = started.done.await;
+        }
+        self.read_to = None;
     }
 }
 

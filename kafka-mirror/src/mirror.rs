@@ -1,20 +1,24 @@
 //! `KafkaMirror`: the subscriber that publishes the log to Kafka.
 //!
-//! A batch is sent as a whole and awaited: only when the broker has
-//! acknowledged every message (`acks=all`) does `handle` return, and only
-//! then does the runtime move the checkpoint. A batch with any failed
+//! A batch is queued as a whole and its acknowledgements awaited: only
+//! when the broker has acknowledged every message (`acks=all`) does its
+//! future complete, and only then does the runtime move the checkpoint past
+//! it. The runner pipelines the mirror (`PipelinedSubscriber`): it reads
+//! and queues the next batches while earlier ones are being acknowledged,
+//! and moves the checkpoint in order, never past a batch that is not
+//! acknowledged along with every batch before it. A batch with any failed
 //! delivery fails as a whole and is sent again from the checkpoint, so
 //! delivery is at least once: a message acknowledged before a crash or a
 //! failed batch can arrive twice, and consumers deduplicate by `event_id`.
 //! The idempotent producer keeps its own retries from duplicating or
 //! reordering within a partition.
 
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use prometheus::IntCounter;
 
 use async_trait::async_trait;
-use event_log::{RecordedEvent, Subscriber, SubscriberError};
+use event_log::{InFlight, PipelinedSubscriber, RecordedEvent, Subscriber, SubscriberError};
 use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientConfig;
@@ -65,9 +69,14 @@ pub fn metrics() -> &'static MirrorMetrics {
 }
 
 pub struct KafkaMirror {
+    slot: Arc<ProducerSlot>,
+    layout: TopicLayout,
+}
+
+/// The producer in use and how to make another.
+struct ProducerSlot {
     config: ClientConfig,
     producer: Mutex<FutureProducer>,
-    layout: TopicLayout,
 }
 
 impl KafkaMirror {
@@ -76,20 +85,25 @@ impl KafkaMirror {
     pub fn new(config: ClientConfig, layout: TopicLayout) -> Result<Self, RdKafkaError> {
         let producer = config.create()?;
         Ok(Self {
-            config,
-            producer: Mutex::new(producer),
+            slot: Arc::new(ProducerSlot {
+                config,
+                producer: Mutex::new(producer),
+            }),
             layout,
         })
     }
 
     /// The producer in use (a cheap handle).
     pub fn producer(&self) -> FutureProducer {
-        self.producer
+        self.slot
+            .producer
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
+}
 
+impl ProducerSlot {
     /// A failed batch is retried on a new producer. The old one may hold
     /// idempotence state (producer id, epoch, sequence numbers) that the
     /// broker no longer shares: a broker restarted without it answers
@@ -98,7 +112,7 @@ impl KafkaMirror {
     /// A new producer registers a new producer id with whatever broker
     /// answers next. The old one holds nothing undelivered: its messages
     /// timed out or failed, and the batch is sent again from the log.
-    fn replace_producer_after(&self, producer: &FutureProducer, broker_answered: bool) {
+    fn replace_after(&self, producer: &FutureProducer, broker_answered: bool) {
         let fatal = producer.client().fatal_error();
         tracing::warn!(fatal = ?fatal, broker_answered, "kafka batch failed; retrying it on a new producer");
         match self.config.create::<FutureProducer>() {
@@ -119,26 +133,50 @@ impl Subscriber for KafkaMirror {
         MIRROR_SUBSCRIBER
     }
 
-    #[tracing::instrument(skip_all, fields(events = events.len()))]
+    fn as_pipelined(&self) -> Option<&dyn PipelinedSubscriber> {
+        Some(self)
+    }
+
+    /// The batch sent and awaited in one go (the runner pipelines it
+    /// through [`PipelinedSubscriber::start`] instead).
     async fn handle(
         &self,
         _transaction: &mut PgConnection,
         events: &[RecordedEvent],
     ) -> Result<(), SubscriberError> {
+        self.start(events)?.await
+    }
+}
+
+impl PipelinedSubscriber for KafkaMirror {
+    /// Queues every message of the batch on the producer and returns what
+    /// completes once the broker acknowledged them all. A batch that stops
+    /// short (an event without a route, a message the producer refuses)
+    /// fails only after what it queued has settled, so that nothing of it
+    /// is still being delivered when it is sent again.
+    fn start(&self, events: &[RecordedEvent]) -> Result<InFlight, SubscriberError> {
         let producer = self.producer();
+        let total = events.len() as u64;
         let mut deliveries = Vec::with_capacity(events.len());
+        let mut stopped = None;
         for event in events {
             let Some(topic) = self.layout.topic_for(&event.event_type) else {
                 // Publishing it anywhere would hide it; skipping it would
                 // lose it. Stop here so an operator adds its route.
                 tracing::error!(event_id = %event.event_id, event_type = %event.event_type, "no topic for this event type; the mirror is stopped at it");
-                return Err(SubscriberError::Failed(format!(
+                stopped = Some(SubscriberError::Failed(format!(
                     "no kafka topic for event type {} (event {})",
                     event.event_type, event.event_id
                 )));
+                break;
             };
-            let value = serde_json::to_vec(&Envelope::of(event))
-                .map_err(|e| SubscriberError::undecodable(event, e))?;
+            let value = match serde_json::to_vec(&Envelope::of(event)) {
+                Ok(value) => value,
+                Err(error) => {
+                    stopped = Some(SubscriberError::undecodable(event, error));
+                    break;
+                }
+            };
             let record = FutureRecord::to(&topic)
                 .key(event.aggregate_id.as_bytes())
                 .payload(&value)
@@ -150,40 +188,53 @@ impl Subscriber for KafkaMirror {
                     // Nothing after this event may be sent before it, so
                     // the batch ends here; what was queued is awaited and
                     // the whole batch is sent again from the checkpoint.
-                    let queued = futures::future::join_all(deliveries).await;
-                    let failed = events.len() as u64 - count_acknowledged(&queued);
-                    metrics().failed.inc_by(failed);
-                    self.replace_producer_after(&producer, answered_with_errors(&queued));
-                    return Err(SubscriberError::Failed(format!(
+                    stopped = Some(SubscriberError::Failed(format!(
                         "kafka producer refused event {}: {}",
                         event.event_id,
                         describe(&error)
                     )));
+                    break;
                 }
             }
         }
-        let results = futures::future::join_all(deliveries).await;
-        let acknowledged = count_acknowledged(&results);
-        let failed = events.len() as u64 - acknowledged;
-        if failed > 0 {
-            metrics().failed.inc_by(failed);
-            self.replace_producer_after(&producer, answered_with_errors(&results));
-            let first_error = results
-                .iter()
-                .find_map(|result| match result {
-                    Ok(Err((error, _))) => Some(describe(error)),
-                    Err(_) => Some("producer closed before delivery".to_string()),
-                    Ok(Ok(_)) => None,
-                })
-                .unwrap_or_default();
-            return Err(SubscriberError::Failed(format!(
-                "kafka acknowledged {acknowledged} of {} events; the batch will be sent again: {first_error}",
-                events.len()
-            )));
-        }
-        metrics().published.inc_by(acknowledged);
-        metrics().batches.inc();
-        Ok(())
+        let slot = self.slot.clone();
+        let queued = std::time::Instant::now();
+        Ok(Box::pin(async move {
+            let results = futures::future::join_all(deliveries).await;
+            tracing::debug!(
+                events = total,
+                acknowledged_in_ms = queued.elapsed().as_secs_f64() * 1e3,
+                "kafka batch settled"
+            );
+            let acknowledged = count_acknowledged(&results);
+            let failed = total - acknowledged;
+            if failed > 0 {
+                metrics().failed.inc_by(failed);
+            }
+            if let Some(error) = stopped {
+                if matches!(error, SubscriberError::Failed(_)) {
+                    slot.replace_after(&producer, answered_with_errors(&results));
+                }
+                return Err(error);
+            }
+            if failed > 0 {
+                slot.replace_after(&producer, answered_with_errors(&results));
+                let first_error = results
+                    .iter()
+                    .find_map(|result| match result {
+                        Ok(Err((error, _))) => Some(describe(error)),
+                        Err(_) => Some("producer closed before delivery".to_string()),
+                        Ok(Ok(_)) => None,
+                    })
+                    .unwrap_or_default();
+                return Err(SubscriberError::Failed(format!(
+                    "kafka acknowledged {acknowledged} of {total} events; the batch will be sent again: {first_error}"
+                )));
+            }
+            metrics().published.inc_by(acknowledged);
+            metrics().batches.inc();
+            Ok(())
+        }))
     }
 }
 

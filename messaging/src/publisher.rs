@@ -14,6 +14,9 @@ use std::sync::LazyLock;
 use prometheus::IntCounter;
 
 use async_trait::async_trait;
+use cqrs_es::Aggregate;
+use domain::bot::Bot;
+use domain::exchange_key::ExchangeKey;
 use event_log::{RecordedEvent, Subscriber, SubscriberError};
 use futures::future::try_join_all;
 use lapin::options::BasicPublishOptions;
@@ -111,6 +114,11 @@ impl RabbitPublisher {
 impl Subscriber for RabbitPublisher {
     fn name(&self) -> &'static str {
         "rabbitmq_publisher"
+    }
+
+    /// The aggregates whose events become messages (`outgoing_for`).
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&[Bot::TYPE, ExchangeKey::TYPE])
     }
 
     async fn handle(

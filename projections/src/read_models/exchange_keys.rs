@@ -17,6 +17,10 @@ impl Subscriber for ExchangeKeysProjector {
         "exchange_keys"
     }
 
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&[ExchangeKey::TYPE])
+    }
+
     async fn handle(
         &self,
         transaction: &mut PgConnection,

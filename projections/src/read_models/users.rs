@@ -24,6 +24,10 @@ impl Subscriber for UsersProjector {
         "users"
     }
 
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&[User::TYPE])
+    }
+
     async fn handle(
         &self,
         transaction: &mut PgConnection,
