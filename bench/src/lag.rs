@@ -162,7 +162,13 @@ fn command_side(pool: PgPool) -> Result<CommandSide> {
             secrets: Arc::new(secrets),
             exchange: Arc::new(PaperExchange::new()),
             strategy_limits: domain::StrategyLimits::default(),
-            trigger_quotas: domain::TriggerQuotas::default(),
+            // 200 commands/s over 20 bots for 20 s is 200 triggers a bot:
+            // within the highest per-minute quota, which the lag is not about.
+            trigger_quotas: domain::TriggerQuotas::new(
+                domain::TriggerQuotas::MAX_PER_MINUTE,
+                domain::TriggerQuotas::MAX_PENDING,
+            )
+            .map_err(|reason| anyhow::anyhow!(reason))?,
             max_bots_per_user: 20,
         },
     ))

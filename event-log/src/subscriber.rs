@@ -116,6 +116,19 @@ pub trait PipelinedSubscriber: Send + Sync {
     fn start(&self, events: &[RecordedEvent]) -> Result<InFlight, SubscriberError>;
 }
 
+/// A subscriber that reads only some aggregate types scans this many times
+/// its batch size per batch: the rows it does not want cost only their
+/// position, and most batches hand it about a batch's worth (all of the
+/// scanned rows at most).
+pub const FILTERED_SCAN_FACTOR: i64 = 4;
+
+fn scan_limit(batch_size: i64, subscriber: &dyn Subscriber) -> i64 {
+    match subscriber.aggregate_types() {
+        Some(_) => batch_size.saturating_mul(FILTERED_SCAN_FACTOR),
+        None => batch_size,
+    }
+}
+
 /// How many batches a pipelined subscriber has in flight at most.
 pub const PIPELINE_DEPTH: usize = 4;
 
@@ -234,7 +247,7 @@ impl SubscriberRunner {
             .read_batch_on(
                 &mut transaction,
                 from,
-                self.settings.batch_size,
+                scan_limit(self.settings.batch_size, subscriber),
                 subscriber.aggregate_types(),
             )
             .await?;
@@ -330,7 +343,7 @@ impl SubscriberRunner {
                 .read_batch_on(
                     &mut connection,
                     read_to,
-                    self.settings.batch_size,
+                    scan_limit(self.settings.batch_size, subscriber),
                     subscriber.aggregate_types(),
                 )
                 .await?;

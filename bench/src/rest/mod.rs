@@ -212,6 +212,8 @@ struct Results {
     throughput: Vec<Level>,
     stream_length: Option<stream::StreamLength>,
     queries_under_load: Option<queries::QueriesUnderLoad>,
+    pgbench_queries: Option<queries::PgbenchQueries>,
+    open_loop_queries: Option<queries::OpenLoop>,
     freshness: Option<freshness::Freshness>,
     profile: Option<PathBuf>,
     notes: Vec<String>,
@@ -445,6 +447,8 @@ async fn measure_server(
     }
 
     let mut queries_under_load = None;
+    let mut pgbench_queries = None;
+    let mut open_loop_queries = None;
     if args.phases.contains(&Phase::Queries) {
         settle_or_note(pool, &mut notes).await;
         eprintln!(
@@ -467,6 +471,48 @@ async fn measure_server(
         match measured {
             Ok(measured) => queries_under_load = Some(measured),
             Err(error) => notes.push(format!("queries under load not measured: {error:#}")),
+        }
+        settle_or_note(pool, &mut notes).await;
+        eprintln!(
+            "queries: the same SELECTs by pgbench, {} clients (the server's pool), {:.0} s, {} command clients beside",
+            args.server_pool, args.query_seconds, args.query_command_clients
+        );
+        match queries::pgbench_same_selects(
+            &api,
+            pool,
+            &database.url,
+            &users,
+            &bots,
+            args.server_pool,
+            Duration::from_secs_f64(args.query_seconds),
+            args.query_command_clients,
+        )
+        .await
+        {
+            Ok(measured) => pgbench_queries = Some(measured),
+            Err(error) => notes.push(format!("pgbench queries not measured: {error:#}")),
+        }
+        if let Some(closed) = &queries_under_load {
+            settle_or_note(pool, &mut notes).await;
+            let rate = (closed.queries_per_second / 2.0).max(1.0);
+            eprintln!(
+                "queries: open loop at {rate:.0}/s (half the closed loop's rate) over {} connections, {:.0} s",
+                args.query_connections, args.query_seconds
+            );
+            match queries::open_loop(
+                &api,
+                &users,
+                &bots,
+                args.query_connections as usize,
+                rate,
+                Duration::from_secs_f64(args.query_seconds),
+                args.query_command_clients,
+            )
+            .await
+            {
+                Ok(measured) => open_loop_queries = Some(measured),
+                Err(error) => notes.push(format!("open-loop queries not measured: {error:#}")),
+            }
         }
     }
 
@@ -507,6 +553,8 @@ async fn measure_server(
         throughput: levels,
         stream_length,
         queries_under_load,
+        pgbench_queries,
+        open_loop_queries,
         freshness,
         profile,
         notes: Vec::new(),
@@ -699,6 +747,47 @@ impl Report for Results {
                 c.latency.as_ref().map_or(0.0, |p| p.p95_ms),
                 c.failures
             );
+        }
+        if let Some(p) = &self.pgbench_queries {
+            println!(
+                "\nThe same SELECTs by pgbench: {} clients, {:.0} s, {:.0} queries/s, latency average {:.2} ms; \
+                 beside: {:.0} commands/s",
+                p.clients, p.seconds, p.per_second, p.latency_average_ms, p.commands.per_second
+            );
+            if let Some(q) = &self.queries_under_load {
+                println!(
+                    "  service (wrk, closed loop) / pgbench: {:.3}",
+                    q.queries_per_second / p.per_second
+                );
+            }
+        }
+        if let Some(o) = &self.open_loop_queries {
+            println!(
+                "\nQueries open loop: {} connections, target {:.0}/s, achieved {:.1}/s, {} sent, {} failed; \
+                 beside: {:.0} commands/s, p95 {:.2} ms",
+                o.connections,
+                o.target_rate,
+                o.achieved_rate,
+                o.sent,
+                o.failed,
+                o.commands.per_second,
+                o.commands.latency.as_ref().map_or(0.0, |p| p.p95_ms)
+            );
+            if let Some(p) = &o.latency {
+                let mut table = Table::new([
+                    "", "samples", "p50 ms", "p90 ms", "p95 ms", "p99 ms", "max ms",
+                ]);
+                table.row(vec![
+                    "query (due → answered)".to_string(),
+                    p.samples.to_string(),
+                    format!("{:.2}", p.p50_ms),
+                    format!("{:.2}", p.p90_ms),
+                    format!("{:.2}", p.p95_ms),
+                    format!("{:.2}", p.p99_ms),
+                    format!("{:.2}", p.max_ms),
+                ]);
+                table.print_markdown();
+            }
         }
         if let Some(f) = &self.freshness {
             println!(

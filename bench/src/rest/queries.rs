@@ -132,6 +132,305 @@ pub async fn measure(
     })
 }
 
+/// The same SELECTs as the query endpoints run, in the same mix, run by
+/// pgbench straight against the run's database: what PostgreSQL itself
+/// does with them, the ceiling of the service's query rate.
+#[derive(Debug, Clone, Serialize)]
+pub struct PgbenchQueries {
+    pub clients: u32,
+    pub seconds: f64,
+    pub transactions: u64,
+    pub per_second: f64,
+    pub latency_average_ms: f64,
+    /// The commands flowing at the same time, as beside wrk.
+    pub commands: Load,
+}
+
+/// pgbench scripts (name, weight, SQL): each endpoint's statement as the
+/// handler sends it, for a user (or bot) drawn at random from lookup
+/// tables of the run's users and bots; the weights are the targets file's
+/// mix (five per user, one per bot).
+fn pgbench_scripts(users: usize, bots: usize) -> Vec<(&'static str, usize, String)> {
+    let user = "(SELECT user_id FROM bench_query_users WHERE n = :u)";
+    let bot_columns = "bot_id, owner_id, key_id, pair, strategy, state, trades_executed, \
+        trades_skipped, errors, last_trade, last_skip, last_error, last_error_at, created_at, updated_at";
+    let draw_user = format!("\\set u random(1, {users})\n");
+    vec![
+        (
+            "bots",
+            users,
+            format!("{draw_user}SELECT {bot_columns} FROM bot_status WHERE false OR owner_id = {user} \
+                     ORDER BY created_at, bot_id OFFSET 0 LIMIT 101;\n"),
+        ),
+        (
+            "trades",
+            users,
+            format!("{draw_user}SELECT trade_id, user_id, bot_id, order_id, pair, side, quantity, price, fee, executed_at \
+                     FROM trades WHERE (false OR user_id = {user}) AND (NULL::uuid IS NULL) \
+                     AND (NULL::text IS NULL) AND (NULL::timestamptz IS NULL) AND (NULL::timestamptz IS NULL) \
+                     AND (NULL::bigint IS NULL) ORDER BY trade_id DESC LIMIT 20;\n"),
+        ),
+        (
+            "positions",
+            users,
+            format!("{draw_user}SELECT user_id, pair, quantity, cost_basis, average_cost, realised_pnl, trades, updated_at \
+                     FROM positions WHERE false OR user_id = {user} ORDER BY user_id, pair OFFSET 0 LIMIT 101;\n"),
+        ),
+        (
+            "me",
+            users,
+            format!("{draw_user}SELECT user_id, email, display_name, role, onboarded, risk_profile, experience, \
+                     created_at, last_login_at, erased_at FROM users WHERE user_id = {user};\n"),
+        ),
+        (
+            "keys",
+            users,
+            format!("{draw_user}SELECT key_id, owner_id, exchange, label, fingerprint, permissions, status, \
+                     last_test_failure, connected_at, updated_at FROM exchange_keys \
+                     WHERE status <> 'disconnected' AND (false OR owner_id = {user}) \
+                     ORDER BY connected_at, key_id OFFSET 0 LIMIT 101;\n"),
+        ),
+        (
+            "bot_status",
+            bots,
+            format!("\\set b random(1, {bots})\nSELECT {bot_columns} FROM bot_status \
+                     WHERE bot_id = (SELECT bot_id FROM bench_query_bots WHERE n = :b) AND (false OR owner_id = \
+                     (SELECT owner_id FROM bench_query_bots WHERE n = :b));\n"),
+        ),
+    ]
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn pgbench_same_selects(
+    api: &Api,
+    pool: &sqlx::PgPool,
+    database_url: &str,
+    users: &[User],
+    bots: &[Bot],
+    clients: u32,
+    seconds: Duration,
+    command_clients: u32,
+) -> Result<PgbenchQueries> {
+    for statement in [
+        "DROP TABLE IF EXISTS bench_query_users, bench_query_bots",
+        "CREATE TABLE bench_query_users AS SELECT row_number() OVER (ORDER BY user_id)::int AS n, user_id \
+         FROM (SELECT DISTINCT owner_id AS user_id FROM bot_status) u",
+        "CREATE TABLE bench_query_bots AS SELECT row_number() OVER (ORDER BY bot_id)::int AS n, bot_id, owner_id \
+         FROM bot_status",
+        "ALTER TABLE bench_query_users ADD PRIMARY KEY (n)",
+        "ALTER TABLE bench_query_bots ADD PRIMARY KEY (n)",
+        "ANALYZE bench_query_users, bench_query_bots",
+    ] {
+        sqlx::query(statement).execute(pool).await?;
+    }
+    let (user_count, bot_count): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM bench_query_users), (SELECT count(*) FROM bench_query_bots)",
+    )
+    .fetch_one(pool)
+    .await?;
+    anyhow::ensure!(user_count > 0 && bot_count > 0, "no bots to query");
+    let directory = std::env::temp_dir().join(format!("muckard-pgbench-{}", std::process::id()));
+    std::fs::create_dir_all(&directory)?;
+    let mut pgbench = std::process::Command::new("pgbench");
+    pgbench
+        .arg("-n")
+        .arg("-M")
+        .arg("prepared")
+        .arg(format!("-c{clients}"))
+        .arg(format!("-j{}", clients.min(2)))
+        .arg(format!("-T{}", seconds.as_secs().max(1)));
+    for (name, weight, sql) in pgbench_scripts(user_count as usize, bot_count as usize) {
+        let _ = weight;
+        let path = directory.join(format!("{name}.sql"));
+        std::fs::write(&path, sql)?;
+        // Weighted as the targets file: five endpoints per user, one per bot.
+        let weight = if name == "bot_status" {
+            bots.len()
+        } else {
+            users.len()
+        };
+        pgbench
+            .arg("-f")
+            .arg(format!("{}@{}", path.display(), weight.max(1)));
+    }
+    pgbench.arg(database_url);
+    let run = tokio::task::spawn_blocking(move || pgbench.output());
+    let commands = throughput::rest(
+        api,
+        users,
+        bots,
+        command_clients,
+        Mix {
+            configure_every: u64::MAX,
+        },
+        Duration::from_secs(1),
+        seconds.saturating_sub(Duration::from_secs(2)),
+    )
+    .await?;
+    let output = run
+        .await
+        .context("the pgbench task panicked")?
+        .context("running pgbench")?;
+    let _ = std::fs::remove_dir_all(&directory);
+    sqlx::query("DROP TABLE IF EXISTS bench_query_users, bench_query_bots")
+        .execute(pool)
+        .await?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        bail!(
+            "pgbench failed ({}): {stdout}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let field = |prefix: &str| -> Result<f64> {
+        stdout
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(prefix))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|number| number.parse().ok())
+            .with_context(|| format!("no {prefix:?} in pgbench's output: {stdout}"))
+    };
+    let transactions = field("number of transactions actually processed:")? as u64;
+    let per_second = field("tps =")?;
+    let latency_average_ms = field("latency average =")?;
+    Ok(PgbenchQueries {
+        clients,
+        seconds: seconds.as_secs_f64(),
+        transactions,
+        per_second,
+        latency_average_ms,
+        commands,
+    })
+}
+
+/// Queries sent open loop: at a fixed rate, each connection with its share
+/// of it, a query's latency counted from when it was due (so a slow
+/// answer delays the queries behind it on its connection, and they count
+/// it), while commands flow beside.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenLoop {
+    pub connections: usize,
+    pub target_rate: f64,
+    pub achieved_rate: f64,
+    pub sent: u64,
+    pub failed: u64,
+    pub latency: Option<crate::stats::Percentiles>,
+    pub commands: Load,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn open_loop(
+    api: &Api,
+    users: &[User],
+    bots: &[Bot],
+    connections: usize,
+    rate: f64,
+    seconds: Duration,
+    command_clients: u32,
+) -> Result<OpenLoop> {
+    use tokio::sync::mpsc;
+    use tokio::time::{Instant, MissedTickBehavior};
+    let mut targets: Vec<(std::sync::Arc<str>, String)> = Vec::new();
+    for user in users {
+        for endpoint in [
+            "/api/v1/bot",
+            "/api/v1/trading/trades?limit=20",
+            "/api/v1/trading/positions",
+            "/api/v1/user/me",
+            "/api/v1/kraken/keys",
+        ] {
+            targets.push((user.token.clone(), format!("{}{endpoint}", api.base_url)));
+        }
+    }
+    for bot in bots {
+        targets.push((
+            bot.token.clone(),
+            format!("{}/api/v1/bot/{}/status", api.base_url, bot.id),
+        ));
+    }
+    anyhow::ensure!(!targets.is_empty(), "no targets");
+    let targets = std::sync::Arc::new(targets);
+    // One client per connection, each opened (one untimed query) before
+    // the clock starts.
+    let mut senders = Vec::with_capacity(connections);
+    let mut workers = tokio::task::JoinSet::new();
+    for n in 0..connections {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(1)
+            .http1_only()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        let (sender, mut due) = mpsc::unbounded_channel::<(Instant, usize)>();
+        senders.push(sender);
+        let targets = targets.clone();
+        workers.spawn(async move {
+            let get = |index: usize| {
+                let (token, url) = &targets[index % targets.len()];
+                client.get(url).bearer_auth(token).send()
+            };
+            let _ = get(n).await;
+            let mut latencies = Vec::new();
+            let mut failed = 0u64;
+            while let Some((at, index)) = due.recv().await {
+                match get(index).await {
+                    Ok(answer) if answer.status().is_success() => {
+                        let _ = answer.bytes().await;
+                        latencies.push(at.elapsed());
+                    }
+                    _ => failed += 1,
+                }
+            }
+            (latencies, failed)
+        });
+    }
+    let commands = throughput::rest(
+        api,
+        users,
+        bots,
+        command_clients,
+        Mix {
+            configure_every: u64::MAX,
+        },
+        Duration::from_secs(1),
+        seconds,
+    );
+    let send = async {
+        // The commands' warm-up second first, then the queries.
+        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        let total = (rate * seconds.as_secs_f64()).round() as u64;
+        let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        let started = Instant::now();
+        for n in 0..total {
+            let due = ticker.tick().await;
+            let n = n as usize;
+            let _ = senders[n % connections].send((due, n.wrapping_mul(7919)));
+        }
+        senders.clear();
+        (total, started)
+    };
+    let (commands, (sent, started)) = tokio::join!(commands, send);
+    let commands = commands?;
+    let mut latencies = Vec::new();
+    let mut failed = 0u64;
+    while let Some(joined) = workers.join_next().await {
+        let (mut own, own_failed) = joined.context("an open-loop connection panicked")?;
+        latencies.append(&mut own);
+        failed += own_failed;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    Ok(OpenLoop {
+        connections,
+        target_rate: rate,
+        achieved_rate: latencies.len() as f64 / elapsed,
+        sent,
+        failed,
+        latency: crate::stats::Percentiles::of(&latencies),
+        commands,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::WrkSummary;

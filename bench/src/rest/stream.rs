@@ -97,13 +97,18 @@ pub async fn measure(
     let long_events_before = stream_length(pool, &long).await?;
 
     // Alternate short and long, one command at a time, so both see the
-    // same machine.
+    // same machine. Each command waits until the bot runner has answered
+    // the previous one on its bot (its fill or skip is in the stream), so
+    // that neither kind races a fill on its stream: the one bot of 10,000
+    // events would otherwise race its runner far more often than the 40
+    // short bots taken in turn, and measure that instead of its length.
     let mut short_samples = Vec::new();
     let mut long_samples = Vec::new();
     let mut conflicts = 0;
     for i in 0..samples {
         let short = &shorts[i % shorts.len()];
         for (bot, into) in [(short, &mut short_samples), (&long, &mut long_samples)] {
+            let before = stream_length(pool, bot).await?;
             let sent = Instant::now();
             let answer = api.trigger(&bot.token, bot.id).await?;
             if answer.status == 409 {
@@ -114,6 +119,10 @@ pub async fn measure(
                 bail!("stream-length command: {} {}", answer.status, answer.body);
             }
             into.push(sent.elapsed());
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while stream_length(pool, bot).await? < before + 2 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
         }
     }
     let long_events_after = stream_length(pool, &long).await?;
