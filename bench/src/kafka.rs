@@ -348,6 +348,15 @@ async fn steady_latency(
         settings.producer_config(),
         settings.layout.clone(),
     )?);
+    // A new producer's first batch waits for its connection, the topics'
+    // metadata and its producer id (0.5-1 s against tansu): a start-up
+    // cost that is not the steady latency. One event mirrored first pays it.
+    let warm_up = Mutex::new((Uuid::new_v4(), 0));
+    append_one(pool, &warm_up).await?;
+    runner
+        .catch_up(mirror.as_ref())
+        .await
+        .map_err(|e| anyhow!("warming the mirror up: {e}"))?;
     let mirror_task = tokio::spawn(runner.run(mirror, shutdown.clone()));
 
     let (committed_tx, committed_rx) = mpsc::unbounded_channel::<(Position, Instant)>();

@@ -289,11 +289,13 @@ impl SubscriberRunner {
     /// Handles batches until nothing committed is left; returns the count.
     pub async fn catch_up(&self, subscriber: &dyn Subscriber) -> Result<u64, SubscriberError> {
         let mut pipeline = Pipeline::default();
+        let mut wake = self.wake.clone();
         let mut handled = 0u64;
         loop {
-            match self.next(subscriber, &mut pipeline).await {
-                Ok(0) => return Ok(handled),
-                Ok(n) => handled += n as u64,
+            match self.next(subscriber, &mut pipeline, &mut wake).await {
+                Ok(Progress::Idle) => return Ok(handled),
+                Ok(Progress::Handled(n)) => handled += n as u64,
+                Ok(Progress::Started) => {}
                 Err(error) => {
                     pipeline.settle().await;
                     return Err(error);
@@ -308,24 +310,36 @@ impl SubscriberRunner {
         &self,
         subscriber: &dyn Subscriber,
         pipeline: &mut Pipeline,
-    ) -> Result<usize, SubscriberError> {
+        wake: &mut watch::Receiver<u64>,
+    ) -> Result<Progress, SubscriberError> {
         match subscriber.as_pipelined() {
-            None => self.step(subscriber).await,
-            Some(pipelined) => self.pipelined_step(subscriber, pipelined, pipeline).await,
+            None => Ok(match self.step(subscriber).await? {
+                0 => Progress::Idle,
+                n => Progress::Handled(n),
+            }),
+            Some(pipelined) => {
+                self.pipelined_step(subscriber, pipelined, pipeline, wake)
+                    .await
+            }
         }
     }
 
     /// Reads and starts the next batch while fewer than [`PIPELINE_DEPTH`]
-    /// are in flight; otherwise, or when nothing more is readable, waits
-    /// for the oldest batch and moves the checkpoint past it. Returns how
-    /// many events it read or completed (0: nothing readable and nothing
-    /// in flight).
+    /// are in flight. When the pipeline is full, it waits for the oldest
+    /// batch; when nothing more is readable, for the oldest batch or a
+    /// commit notification, whichever comes first (so that events
+    /// committed meanwhile are read and sent without waiting for the
+    /// acknowledgements before them). Once the oldest batch completed, the
+    /// checkpoint moves past it and every completed batch behind it, in one
+    /// statement.
     async fn pipelined_step(
         &self,
         subscriber: &dyn Subscriber,
         pipelined: &dyn PipelinedSubscriber,
         pipeline: &mut Pipeline,
-    ) -> Result<usize, SubscriberError> {
+        wake: &mut watch::Receiver<u64>,
+    ) -> Result<Progress, SubscriberError> {
+        use futures::FutureExt;
         let name = subscriber.name();
         let read_to = match pipeline.read_to {
             Some(position) => position,
@@ -336,7 +350,10 @@ impl SubscriberRunner {
                 position
             }
         };
+        let mut readable = false;
         if pipeline.in_flight.len() < PIPELINE_DEPTH {
+            // Notifications until now are answered by this read.
+            wake.borrow_and_update();
             let mut connection = self.pool.acquire().await?;
             let batch = self
                 .reader
@@ -362,14 +379,41 @@ impl SubscriberRunner {
                 });
                 pipeline.read_to = Some(to);
                 if pipeline.in_flight.len() < PIPELINE_DEPTH {
-                    return Ok(batch.scanned);
+                    return Ok(Progress::Started);
                 }
+                readable = true;
             }
         }
-        let Some(oldest) = pipeline.in_flight.pop_front() else {
-            return Ok(0);
+        let Some(oldest) = pipeline.in_flight.front_mut() else {
+            return Ok(Progress::Idle);
         };
-        oldest.done.await?;
+        if readable {
+            (&mut oldest.done).await?;
+        } else {
+            tokio::select! {
+                done = &mut oldest.done => done?,
+                _ = wake.changed() => return Ok(Progress::Started),
+            }
+        }
+        let Some(first) = pipeline.in_flight.pop_front() else {
+            return Ok(Progress::Idle);
+        };
+        let (from, mut to, mut scanned) = (first.from, first.to, first.scanned);
+        // Batches behind it that completed meanwhile move with it.
+        while let Some(next) = pipeline.in_flight.front_mut() {
+            match (&mut next.done).now_or_never() {
+                Some(Ok(())) => {
+                    to = next.to;
+                    scanned += next.scanned;
+                    pipeline.in_flight.pop_front();
+                }
+                Some(Err(error)) => {
+                    pipeline.in_flight.pop_front();
+                    return Err(error);
+                }
+                None => break,
+            }
+        }
         let moved = sqlx::query(
             "UPDATE subscriber_checkpoints \
              SET transaction_id = $2::text::xid8, global_position = $3, \
@@ -377,11 +421,11 @@ impl SubscriberRunner {
              WHERE subscriber = $1 AND transaction_id = $5::text::xid8 AND global_position = $6",
         )
         .bind(name)
-        .bind(oldest.to.transaction_text())
-        .bind(oldest.to.global_position)
-        .bind(oldest.scanned as i64)
-        .bind(oldest.from.transaction_text())
-        .bind(oldest.from.global_position)
+        .bind(to.transaction_text())
+        .bind(to.global_position)
+        .bind(scanned as i64)
+        .bind(from.transaction_text())
+        .bind(from.global_position)
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -391,7 +435,7 @@ impl SubscriberRunner {
             )));
         }
         BATCH_COMMITS.send_modify(|count| *count = count.wrapping_add(1));
-        Ok(oldest.scanned)
+        Ok(Progress::Handled(scanned))
     }
 
     /// Runs `subscriber` until `shutdown`: waits to become the active
@@ -478,8 +522,8 @@ impl SubscriberRunner {
             // A batch committed after this point may have been holding
             // back what the step below cannot read yet, and wakes it.
             batch_commits.borrow_and_update();
-            match self.next(subscriber, &mut pipeline).await {
-                Ok(0) => {
+            match self.next(subscriber, &mut pipeline, &mut wake).await {
+                Ok(Progress::Idle) => {
                     failures = 0;
                     // Nothing readable. Committed events may still wait
                     // behind an older transaction (often another
@@ -519,6 +563,16 @@ impl SubscriberRunner {
             }
         }
     }
+}
+
+/// What one step did.
+enum Progress {
+    /// Nothing readable and nothing in flight.
+    Idle,
+    /// Batches of this many events handled and their checkpoint moved.
+    Handled(usize),
+    /// A batch read and started, or a notification to read again.
+    Started,
 }
 
 /// A pipelined subscriber's batches in flight, oldest first.

@@ -72,6 +72,14 @@ impl Server {
             .env("ACCESS_TOKEN_TTL_SECS", "14400")
             // Measure the service, not the lead's rate limiter.
             .env("RATE_LIMIT_PER_SECOND", "0")
+            // Nor the quotas: the throughput phase triggers each bot a
+            // few times a second and configures a bot every tenth
+            // command, and the set-up registers four users at once.
+            .env("BOT_TRIGGERS_PER_MINUTE", "256")
+            .env("BOT_MAX_PENDING_TRIGGERS", "256")
+            .env("BOT_MAX_PER_USER", "10000")
+            .env("PASSWORD_HASH_CONCURRENCY", "4")
+            .env("PASSWORD_HASH_WAIT_MS", "30000")
             .env("KAFKA_BOOTSTRAP_SERVERS", plan.bootstrap_servers)
             .env("KAFKA_TOPIC_PREFIX", format!("{}.", plan.run_id))
             .env("RABBITMQ_URL", plan.rabbitmq_url)
