@@ -209,6 +209,33 @@ pub async fn checkpoint(
     Ok(Position::from_columns(&transaction, global_position)?)
 }
 
+/// Moves `subscriber`'s checkpoint from `from` to `to` past `scanned`
+/// events; 0 rows when it was no longer at `from` (another instance moved
+/// it).
+async fn move_checkpoint<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    subscriber: &str,
+    from: Position,
+    to: Position,
+    scanned: usize,
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE subscriber_checkpoints \
+         SET transaction_id = $2::text::xid8, global_position = $3, \
+             events_handled = events_handled + $4, updated_at = now() \
+         WHERE subscriber = $1 AND transaction_id = $5::text::xid8 AND global_position = $6",
+    )
+    .bind(subscriber)
+    .bind(to.transaction_text())
+    .bind(to.global_position)
+    .bind(scanned as i64)
+    .bind(from.transaction_text())
+    .bind(from.global_position)
+    .execute(executor)
+    .await?
+    .rows_affected())
+}
+
 fn lock_key(subscriber: &str) -> i64 {
     let digest = Sha256::digest(format!("muckard.subscriber.{subscriber}").as_bytes());
     i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
@@ -237,20 +264,29 @@ impl SubscriberRunner {
         &self.pool
     }
 
+    /// `subscriber`'s next batch after `after`.
+    async fn read_next(
+        &self,
+        connection: &mut PgConnection,
+        subscriber: &dyn Subscriber,
+        after: Position,
+    ) -> Result<crate::reader::Batch, LogError> {
+        self.reader
+            .read_batch_on(
+                connection,
+                after,
+                scan_limit(self.settings.batch_size, subscriber),
+                subscriber.aggregate_types(),
+            )
+            .await
+    }
+
     /// Handles the next batch after the checkpoint, if any, and returns how
     /// many events it handled.
     pub async fn step(&self, subscriber: &dyn Subscriber) -> Result<usize, SubscriberError> {
         let mut transaction = self.pool.begin().await?;
         let from = checkpoint(&mut transaction, subscriber.name()).await?;
-        let batch = self
-            .reader
-            .read_batch_on(
-                &mut transaction,
-                from,
-                scan_limit(self.settings.batch_size, subscriber),
-                subscriber.aggregate_types(),
-            )
-            .await?;
+        let batch = self.read_next(&mut transaction, subscriber, from).await?;
         let Some(to) = batch.last else {
             transaction.rollback().await?;
             return Ok(0);
@@ -259,21 +295,8 @@ impl SubscriberRunner {
             subscriber.handle(&mut transaction, &batch.events).await?;
         }
         let scanned = batch.scanned;
-        let moved = sqlx::query(
-            "UPDATE subscriber_checkpoints \
-             SET transaction_id = $2::text::xid8, global_position = $3, \
-                 events_handled = events_handled + $4, updated_at = now() \
-             WHERE subscriber = $1 AND transaction_id = $5::text::xid8 AND global_position = $6",
-        )
-        .bind(subscriber.name())
-        .bind(to.transaction_text())
-        .bind(to.global_position)
-        .bind(scanned as i64)
-        .bind(from.transaction_text())
-        .bind(from.global_position)
-        .execute(&mut *transaction)
-        .await?
-        .rows_affected();
+        let moved =
+            move_checkpoint(&mut *transaction, subscriber.name(), from, to, scanned).await?;
         if moved != 1 {
             transaction.rollback().await?;
             return Err(SubscriberError::Failed(format!(
@@ -355,15 +378,7 @@ impl SubscriberRunner {
             // Notifications until now are answered by this read.
             wake.borrow_and_update();
             let mut connection = self.pool.acquire().await?;
-            let batch = self
-                .reader
-                .read_batch_on(
-                    &mut connection,
-                    read_to,
-                    scan_limit(self.settings.batch_size, subscriber),
-                    subscriber.aggregate_types(),
-                )
-                .await?;
+            let batch = self.read_next(&mut connection, subscriber, read_to).await?;
             drop(connection);
             if let Some(to) = batch.last {
                 let done = if batch.events.is_empty() {
@@ -414,21 +429,7 @@ impl SubscriberRunner {
                 None => break,
             }
         }
-        let moved = sqlx::query(
-            "UPDATE subscriber_checkpoints \
-             SET transaction_id = $2::text::xid8, global_position = $3, \
-                 events_handled = events_handled + $4, updated_at = now() \
-             WHERE subscriber = $1 AND transaction_id = $5::text::xid8 AND global_position = $6",
-        )
-        .bind(name)
-        .bind(to.transaction_text())
-        .bind(to.global_position)
-        .bind(scanned as i64)
-        .bind(from.transaction_text())
-        .bind(from.global_position)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        let moved = move_checkpoint(&self.pool, name, from, to, scanned).await?;
         if moved != 1 {
             return Err(SubscriberError::Failed(format!(
                 "checkpoint of {name} moved under this instance; batches in flight discarded"

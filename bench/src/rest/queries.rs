@@ -43,10 +43,10 @@ pub struct QueriesUnderLoad {
     pub commands: Load,
 }
 
-/// Writes the targets file: every user's overview, trades, positions,
-/// profile and keys, and each bot's status, with the owner's token.
-pub fn write_targets(path: &Path, users: &[User], bots: &[Bot]) -> Result<usize> {
-    let mut lines = Vec::new();
+/// Every user's overview, trades, positions, profile and keys, and each
+/// bot's status, with the owner's token: what the query phases GET.
+fn targets(users: &[User], bots: &[Bot]) -> Vec<(std::sync::Arc<str>, String)> {
+    let mut targets = Vec::new();
     for user in users {
         for endpoint in [
             "/api/v1/bot",
@@ -55,12 +55,45 @@ pub fn write_targets(path: &Path, users: &[User], bots: &[Bot]) -> Result<usize>
             "/api/v1/user/me",
             "/api/v1/kraken/keys",
         ] {
-            lines.push(format!("{} {endpoint}", user.token));
+            targets.push((user.token.clone(), endpoint.to_string()));
         }
     }
     for bot in bots {
-        lines.push(format!("{} /api/v1/bot/{}/status", bot.token, bot.id));
+        targets.push((bot.token.clone(), format!("/api/v1/bot/{}/status", bot.id)));
     }
+    targets
+}
+
+/// Trade triggers from `clients` REST clients for a second's warm-up and
+/// then `seconds`, beside a query measurement.
+async fn commands_beside(
+    api: &Api,
+    users: &[User],
+    bots: &[Bot],
+    clients: u32,
+    seconds: Duration,
+) -> Result<Load> {
+    throughput::rest(
+        api,
+        users,
+        bots,
+        clients,
+        Mix {
+            configure_every: u64::MAX,
+        },
+        Duration::from_secs(1),
+        seconds,
+    )
+    .await
+}
+
+/// Writes the targets file: every user's overview, trades, positions,
+/// profile and keys, and each bot's status, with the owner's token.
+pub fn write_targets(path: &Path, users: &[User], bots: &[Bot]) -> Result<usize> {
+    let lines: Vec<String> = targets(users, bots)
+        .into_iter()
+        .map(|(token, path)| format!("{token} {path}"))
+        .collect();
     let mut file =
         std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     file.write_all((lines.join("\n") + "\n").as_bytes())?;
@@ -91,15 +124,11 @@ pub async fn measure(
         .arg(&api.base_url)
         .env("WRK_TARGETS", targets_file);
     let wrk = tokio::task::spawn_blocking(move || wrk.output());
-    let commands = throughput::rest(
+    let commands = commands_beside(
         api,
         users,
         bots,
         command_clients,
-        Mix {
-            configure_every: u64::MAX,
-        },
-        Duration::from_secs(1),
         seconds.saturating_sub(Duration::from_secs(2)),
     )
     .await?;
@@ -146,11 +175,10 @@ pub struct PgbenchQueries {
     pub commands: Load,
 }
 
-/// pgbench scripts (name, weight, SQL): each endpoint's statement as the
-/// handler sends it, for a user (or bot) drawn at random from lookup
-/// tables of the run's users and bots; the weights are the targets file's
-/// mix (five per user, one per bot).
-fn pgbench_scripts(users: usize, bots: usize) -> Vec<(&'static str, usize, String)> {
+/// pgbench scripts (name, SQL): each endpoint's statement as the handler
+/// sends it, for a user (or bot) drawn at random from lookup tables of the
+/// run's `users` users and `bots` bots.
+fn pgbench_scripts(users: usize, bots: usize) -> Vec<(&'static str, String)> {
     let user = "(SELECT user_id FROM bench_query_users WHERE n = :u)";
     let bot_columns = "bot_id, owner_id, key_id, pair, strategy, state, trades_executed, \
         trades_skipped, errors, last_trade, last_skip, last_error, last_error_at, created_at, updated_at";
@@ -158,13 +186,11 @@ fn pgbench_scripts(users: usize, bots: usize) -> Vec<(&'static str, usize, Strin
     vec![
         (
             "bots",
-            users,
             format!("{draw_user}SELECT {bot_columns} FROM bot_status WHERE false OR owner_id = {user} \
                      ORDER BY created_at, bot_id OFFSET 0 LIMIT 101;\n"),
         ),
         (
             "trades",
-            users,
             format!("{draw_user}SELECT trade_id, user_id, bot_id, order_id, pair, side, quantity, price, fee, executed_at \
                      FROM trades WHERE (false OR user_id = {user}) AND (NULL::uuid IS NULL) \
                      AND (NULL::text IS NULL) AND (NULL::timestamptz IS NULL) AND (NULL::timestamptz IS NULL) \
@@ -172,19 +198,16 @@ fn pgbench_scripts(users: usize, bots: usize) -> Vec<(&'static str, usize, Strin
         ),
         (
             "positions",
-            users,
             format!("{draw_user}SELECT user_id, pair, quantity, cost_basis, average_cost, realised_pnl, trades, updated_at \
                      FROM positions WHERE false OR user_id = {user} ORDER BY user_id, pair OFFSET 0 LIMIT 101;\n"),
         ),
         (
             "me",
-            users,
             format!("{draw_user}SELECT user_id, email, display_name, role, onboarded, risk_profile, experience, \
                      created_at, last_login_at, erased_at FROM users WHERE user_id = {user};\n"),
         ),
         (
             "keys",
-            users,
             format!("{draw_user}SELECT key_id, owner_id, exchange, label, fingerprint, permissions, status, \
                      last_test_failure, connected_at, updated_at FROM exchange_keys \
                      WHERE status <> 'disconnected' AND (false OR owner_id = {user}) \
@@ -192,7 +215,6 @@ fn pgbench_scripts(users: usize, bots: usize) -> Vec<(&'static str, usize, Strin
         ),
         (
             "bot_status",
-            bots,
             format!("\\set b random(1, {bots})\nSELECT {bot_columns} FROM bot_status \
                      WHERE bot_id = (SELECT bot_id FROM bench_query_bots WHERE n = :b) AND (false OR owner_id = \
                      (SELECT owner_id FROM bench_query_bots WHERE n = :b));\n"),
@@ -239,8 +261,7 @@ pub async fn pgbench_same_selects(
         .arg(format!("-c{clients}"))
         .arg(format!("-j{}", clients.min(2)))
         .arg(format!("-T{}", seconds.as_secs().max(1)));
-    for (name, weight, sql) in pgbench_scripts(user_count as usize, bot_count as usize) {
-        let _ = weight;
+    for (name, sql) in pgbench_scripts(user_count as usize, bot_count as usize) {
         let path = directory.join(format!("{name}.sql"));
         std::fs::write(&path, sql)?;
         // Weighted as the targets file: five endpoints per user, one per bot.
@@ -255,15 +276,11 @@ pub async fn pgbench_same_selects(
     }
     pgbench.arg(database_url);
     let run = tokio::task::spawn_blocking(move || pgbench.output());
-    let commands = throughput::rest(
+    let commands = commands_beside(
         api,
         users,
         bots,
         command_clients,
-        Mix {
-            configure_every: u64::MAX,
-        },
-        Duration::from_secs(1),
         seconds.saturating_sub(Duration::from_secs(2)),
     )
     .await?;
@@ -331,24 +348,10 @@ pub async fn open_loop(
 ) -> Result<OpenLoop> {
     use tokio::sync::mpsc;
     use tokio::time::{Instant, MissedTickBehavior};
-    let mut targets: Vec<(std::sync::Arc<str>, String)> = Vec::new();
-    for user in users {
-        for endpoint in [
-            "/api/v1/bot",
-            "/api/v1/trading/trades?limit=20",
-            "/api/v1/trading/positions",
-            "/api/v1/user/me",
-            "/api/v1/kraken/keys",
-        ] {
-            targets.push((user.token.clone(), format!("{}{endpoint}", api.base_url)));
-        }
-    }
-    for bot in bots {
-        targets.push((
-            bot.token.clone(),
-            format!("{}/api/v1/bot/{}/status", api.base_url, bot.id),
-        ));
-    }
+    let targets: Vec<(std::sync::Arc<str>, String)> = targets(users, bots)
+        .into_iter()
+        .map(|(token, path)| (token, format!("{}{path}", api.base_url)))
+        .collect();
     anyhow::ensure!(!targets.is_empty(), "no targets");
     let targets = std::sync::Arc::new(targets);
     // One client per connection, each opened (one untimed query) before
@@ -384,17 +387,7 @@ pub async fn open_loop(
             (latencies, failed)
         });
     }
-    let commands = throughput::rest(
-        api,
-        users,
-        bots,
-        command_clients,
-        Mix {
-            configure_every: u64::MAX,
-        },
-        Duration::from_secs(1),
-        seconds,
-    );
+    let commands = commands_beside(api, users, bots, command_clients, seconds);
     let send = async {
         // The commands' warm-up second first, then the queries.
         tokio::time::sleep(Duration::from_millis(1_200)).await;

@@ -46,6 +46,11 @@ struct Change {
 }
 
 impl Change {
+    fn with_state(&mut self, state: &'static str) -> &mut Change {
+        self.state = Some(state);
+        self
+    }
+
     fn is_empty(&self) -> bool {
         self.updated_at.is_none()
     }
@@ -111,26 +116,10 @@ fn fold(events: &[RecordedEvent]) -> Result<Vec<BotFold>, SubscriberError> {
                 continue;
             }
             BotEvent::TradeTriggered { .. } => continue,
-            BotEvent::BotStartRequested { .. } => {
-                let change = bot.change();
-                change.state = Some("starting");
-                change
-            }
-            BotEvent::BotStarted { .. } => {
-                let change = bot.change();
-                change.state = Some("running");
-                change
-            }
-            BotEvent::BotStopRequested { .. } => {
-                let change = bot.change();
-                change.state = Some("stopping");
-                change
-            }
-            BotEvent::BotStopped { .. } => {
-                let change = bot.change();
-                change.state = Some("stopped");
-                change
-            }
+            BotEvent::BotStartRequested { .. } => bot.change().with_state("starting"),
+            BotEvent::BotStarted { .. } => bot.change().with_state("running"),
+            BotEvent::BotStopRequested { .. } => bot.change().with_state("stopping"),
+            BotEvent::BotStopped { .. } => bot.change().with_state("stopped"),
             BotEvent::TradeExecuted { fill, .. } => {
                 let change = bot.change();
                 change.executed += 1;
