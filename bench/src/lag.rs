@@ -146,7 +146,7 @@ async fn start_trade_recorder_at_head(pool: &PgPool) -> Result<()> {
 
 /// A command side as the service builds it: paper exchange, a random
 /// 32-byte data key, the default snapshot and retry settings.
-fn command_side(pool: PgPool) -> Result<CommandSide> {
+pub(crate) fn command_side(pool: PgPool) -> Result<CommandSide> {
     let mut key = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut key);
     let secrets = SecretBox::new(&key).context("making the secret box")?;
@@ -174,7 +174,7 @@ fn command_side(pool: PgPool) -> Result<CommandSide> {
     ))
 }
 
-fn metadata(actor: Actor, command_type: &str) -> CommandMetadata {
+pub(crate) fn metadata(actor: Actor, command_type: &str) -> CommandMetadata {
     CommandMetadata::new("bench", Some(actor)).with_command_type(command_type)
 }
 
