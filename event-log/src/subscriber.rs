@@ -402,17 +402,20 @@ impl SubscriberRunner {
         let Some(oldest) = pipeline.in_flight.front_mut() else {
             return Ok(Progress::Idle);
         };
-        if readable {
-            (&mut oldest.done).await?;
+        let done = if readable {
+            (&mut oldest.done).await
         } else {
             tokio::select! {
-                done = &mut oldest.done => done?,
+                done = &mut oldest.done => done,
                 _ = wake.changed() => return Ok(Progress::Started),
             }
-        }
+        };
+        // Completed: out of the pipeline before anything else, so that a
+        // failure's `settle` never polls it again.
         let Some(first) = pipeline.in_flight.pop_front() else {
             return Ok(Progress::Idle);
         };
+        done?;
         let (from, mut to, mut scanned) = (first.from, first.to, first.scanned);
         // Batches behind it that completed meanwhile move with it.
         while let Some(next) = pipeline.in_flight.front_mut() {
