@@ -416,14 +416,19 @@ fn fill_patterns(value: &mut serde_json::Value) {
     }
 }
 
+/// The component a schema object refers to (`$ref:
+/// #/components/schemas/<name>`), if it does.
+fn component_ref(fields: &serde_json::Map<String, serde_json::Value>) -> Option<&str> {
+    fields
+        .get("$ref")
+        .and_then(|r| r.as_str())
+        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+}
+
 fn collect_refs(schema: &serde_json::Value, found: &mut Vec<String>) {
     match schema {
         serde_json::Value::Object(fields) => {
-            if let Some(name) = fields
-                .get("$ref")
-                .and_then(|r| r.as_str())
-                .and_then(|r| r.strip_prefix("#/components/schemas/"))
-            {
+            if let Some(name) = component_ref(fields) {
                 found.push(name.to_string());
             }
             fields.values().for_each(|v| collect_refs(v, found));
@@ -439,11 +444,7 @@ fn collect_refs(schema: &serde_json::Value, found: &mut Vec<String>) {
 fn forbid_control_characters(schema: &mut serde_json::Value, refs: &mut Vec<String>) {
     match schema {
         serde_json::Value::Object(fields) => {
-            if let Some(name) = fields
-                .get("$ref")
-                .and_then(|r| r.as_str())
-                .and_then(|r| r.strip_prefix("#/components/schemas/"))
-            {
+            if let Some(name) = component_ref(fields) {
                 refs.push(name.to_string());
             }
             let is_string = match fields.get("type") {

@@ -173,8 +173,10 @@ impl Params {
                         && rest.len() <= 18
                         && rest.iter().all(u8::is_ascii_digit) =>
                 {
-                    let n: u64 = text.parse().expect("at most 19 digits");
-                    Ok(i64::try_from(n).unwrap_or(i64::MAX))
+                    // 19 digits always fit a u64.
+                    Ok(text
+                        .parse::<u64>()
+                        .map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX)))
                 }
                 _ => Err(ApiError::BadRequest {
                     field: Some("cursor".to_string()),

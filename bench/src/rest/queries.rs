@@ -87,6 +87,50 @@ async fn commands_beside(
     .await
 }
 
+/// Runs `tool` (a load generator lasting `seconds`) with
+/// `command_clients` REST clients triggering trades beside it for all but
+/// its last two seconds; its output whatever its exit status, and the
+/// commands' load.
+#[allow(clippy::too_many_arguments)]
+async fn run_beside_commands(
+    mut tool: std::process::Command,
+    what: &str,
+    api: &Api,
+    users: &[User],
+    bots: &[Bot],
+    command_clients: u32,
+    seconds: Duration,
+) -> Result<(std::process::Output, Load)> {
+    let run = tokio::task::spawn_blocking(move || tool.output());
+    let commands = commands_beside(
+        api,
+        users,
+        bots,
+        command_clients,
+        seconds.saturating_sub(Duration::from_secs(2)),
+    )
+    .await?;
+    let output = run
+        .await
+        .with_context(|| format!("the {what} task panicked"))?
+        .with_context(|| format!("running {what}"))?;
+    Ok((output, commands))
+}
+
+/// `output`'s standard output, or an error with both of its streams when
+/// `tool` failed.
+fn succeeded(output: &std::process::Output, tool: &str) -> Result<String> {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        bail!(
+            "{tool} failed ({}): {stdout}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(stdout)
+}
+
 /// Writes the targets file: every user's overview, trades, positions,
 /// profile and keys, and each bot's status, with the owner's token.
 pub fn write_targets(path: &Path, users: &[User], bots: &[Bot]) -> Result<usize> {
@@ -123,27 +167,17 @@ pub async fn measure(
         .arg(script)
         .arg(&api.base_url)
         .env("WRK_TARGETS", targets_file);
-    let wrk = tokio::task::spawn_blocking(move || wrk.output());
-    let commands = commands_beside(
+    let (output, commands) = run_beside_commands(
+        wrk,
+        "wrk (apt-get install wrk; scripts/bench does)",
         api,
         users,
         bots,
         command_clients,
-        seconds.saturating_sub(Duration::from_secs(2)),
+        seconds,
     )
     .await?;
-    let output = wrk
-        .await
-        .context("the wrk task panicked")?
-        .context("running wrk (apt-get install wrk; scripts/bench does)")?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        bail!(
-            "wrk failed ({}): {stdout}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    let stdout = succeeded(&output, "wrk")?;
     let line = stdout
         .lines()
         .find_map(|line| line.strip_prefix("WRK_JSON "))
@@ -275,31 +309,21 @@ pub async fn pgbench_same_selects(
             .arg(format!("{}@{}", path.display(), weight.max(1)));
     }
     pgbench.arg(database_url);
-    let run = tokio::task::spawn_blocking(move || pgbench.output());
-    let commands = commands_beside(
+    let (output, commands) = run_beside_commands(
+        pgbench,
+        "pgbench",
         api,
         users,
         bots,
         command_clients,
-        seconds.saturating_sub(Duration::from_secs(2)),
+        seconds,
     )
     .await?;
-    let output = run
-        .await
-        .context("the pgbench task panicked")?
-        .context("running pgbench")?;
     let _ = std::fs::remove_dir_all(&directory);
     sqlx::query("DROP TABLE IF EXISTS bench_query_users, bench_query_bots")
         .execute(pool)
         .await?;
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    if !output.status.success() {
-        bail!(
-            "pgbench failed ({}): {stdout}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    let stdout = succeeded(&output, "pgbench")?;
     let field = |prefix: &str| -> Result<f64> {
         stdout
             .lines()

@@ -154,6 +154,14 @@ fn fold(events: &[RecordedEvent]) -> Result<Vec<BotFold>, SubscriberError> {
         .collect())
 }
 
+/// The bots' non-empty `part` (before or after their `bot.configured`).
+fn changes(bots: &[BotFold], part: fn(&BotFold) -> &Change) -> Vec<(Uuid, &Change)> {
+    bots.iter()
+        .map(|bot| (bot.bot_id, part(bot)))
+        .filter(|(_, change)| !change.is_empty())
+        .collect()
+}
+
 /// One `UPDATE` for every bot's folded change (bots without one are left
 /// out).
 async fn apply(
@@ -266,12 +274,7 @@ impl Subscriber for BotStatusProjector {
         let bots = fold(events)?;
         // Everything before a bot's `bot.configured` (for a bot not
         // configured in this batch: all of its events) ...
-        let before: Vec<(Uuid, &Change)> = bots
-            .iter()
-            .filter(|bot| !bot.before.is_empty())
-            .map(|bot| (bot.bot_id, &bot.before))
-            .collect();
-        apply(transaction, &before).await?;
+        apply(transaction, &changes(&bots, |bot| &bot.before)).await?;
         // ... then the rows of the bots configured here ...
         let configured: Vec<&Configured> = bots
             .iter()
@@ -279,12 +282,7 @@ impl Subscriber for BotStatusProjector {
             .collect();
         insert(transaction, &configured).await?;
         // ... then what their later events in the batch changed.
-        let after: Vec<(Uuid, &Change)> = bots
-            .iter()
-            .filter(|bot| !bot.after.is_empty())
-            .map(|bot| (bot.bot_id, &bot.after))
-            .collect();
-        apply(transaction, &after).await?;
+        apply(transaction, &changes(&bots, |bot| &bot.after)).await?;
         Ok(())
     }
 }
