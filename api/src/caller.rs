@@ -7,12 +7,13 @@
 //! every request that takes a `Caller`. A demoted admin's unexpired token is
 //! therefore a user's token at once. A token claiming `user` is taken at
 //! its word: it grants nothing a user lacks, and a promotion shows in the
-//! next token. Every role check is [`Caller::require`] on that role.
+//! next token. Every permission check is made on that role, in
+//! [`crate::permissions`].
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use command_side::CommandError;
-use domain::{Actor, DomainError, Role};
+use domain::{Actor, DomainError, Permission, Role};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -35,15 +36,12 @@ impl Caller {
         }
     }
 
-    /// Refuses (403) unless the caller holds one of `roles` now. The role
-    /// is the current one (see the module's documentation), so this is
-    /// where admin and auditor powers are checked.
-    pub fn require(&self, roles: &[Role], what: &str) -> Result<(), ApiError> {
-        if roles.contains(&self.role) {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden(what.to_string()))
-        }
+    /// Whether the caller's current role holds `permission`. The API's
+    /// refusals by permission are made in one place, before the handler
+    /// (`crate::permissions::enforce`); handlers ask this only to scope
+    /// what they read.
+    pub fn has(&self, permission: Permission) -> bool {
+        self.role.has(permission)
     }
 
     /// The caller with the role its user holds now, for a token that claims
@@ -81,6 +79,10 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        // Resolved already by the permission layer.
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(*caller);
+        }
         match Authentication::of(&parts.extensions) {
             Authentication::Authenticated(TokenSubject { user_id, role }) => {
                 Caller { user_id, role }.with_current_role(state).await

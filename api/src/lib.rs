@@ -18,6 +18,7 @@
 //! - [`openapi`]: the OpenAPI document, made from the handlers' annotations,
 //!   and the interactive page at `/docs`;
 //! - [`metrics`], [`ready`]: `/metrics` and `/ready`;
+//! - [`permissions`]: each operation's permission, checked in one layer;
 //! - [`rate_limit`]: per-client token buckets on the `/api` routes;
 //! - [`trace_context`]: the request id and W3C `traceparent` every request
 //!   gets, in its extensions.
@@ -32,6 +33,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
+pub mod permissions;
 pub mod rate_limit;
 pub mod ready;
 pub mod routes;
@@ -157,7 +159,7 @@ fn operations_routes() -> OpenApiRouter<AppState> {
 }
 
 /// The fallback and the layers every request goes through, innermost
-/// first: the rate limit, authentication (the bearer token verified once,
+/// first: the permission check (`permissions`), the rate limit, authentication (the bearer token verified once,
 /// the outcome in the request's extensions for the rate limit, the
 /// idempotency ledger and the handlers), CORS (so a preflight never spends
 /// a client's budget), then the request context (id and trace in the
@@ -166,6 +168,10 @@ fn operations_routes() -> OpenApiRouter<AppState> {
 fn with_common_layers(router: Router<AppState>, state: AppState) -> Router {
     let router = router
         .fallback(routes::health::not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            permissions::enforce,
+        ))
         .layer(middleware::from_fn_with_state(
             state.rate_limiter.clone(),
             rate_limit::limit,

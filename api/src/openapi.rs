@@ -205,7 +205,50 @@ fn build() -> OpenApi {
     ErrorResponse::schemas(&mut schemas);
     components.schemas.extend(schemas);
     add_common(&mut document);
+    add_permissions(&mut document);
     document
+}
+
+/// Each operation's permission, from [`crate::permissions::OPERATIONS`]:
+/// an `x-permission` extension (absent on public operations), a line of
+/// its description naming the permission and the roles that hold it, and
+/// the 403 of a caller whose role does not.
+fn add_permissions(document: &mut OpenApi) {
+    use crate::permissions::{access_of, roles_admitted, Access};
+    for item in document.paths.paths.values_mut() {
+        for operation in operations(item) {
+            let Some(Access::Requires(permission)) =
+                operation.operation_id.as_deref().and_then(access_of)
+            else {
+                continue;
+            };
+            let roles: Vec<&str> = roles_admitted(Access::Requires(permission))
+                .into_iter()
+                .map(|role| role.as_str())
+                .collect();
+            let line = format!(
+                "Permission: `{permission}` (held by {}).",
+                roles.join(", ")
+            );
+            operation.description = Some(match operation.description.take() {
+                Some(text) if !text.is_empty() => format!("{text}\n\n{line}"),
+                _ => line,
+            });
+            let extensions = operation.extensions.get_or_insert_with(Default::default);
+            extensions.insert(
+                "x-permission".to_string(),
+                serde_json::Value::String(permission.as_str().to_string()),
+            );
+            if roles.len() < domain::Role::ALL.len() {
+                add_error(
+                    operation,
+                    "403",
+                    &format!("The caller's role does not hold `{permission}`"),
+                    None,
+                );
+            }
+        }
+    }
 }
 
 const DESCRIPTION: &str = "The event-sourced back end of the Muckard trading-bot platform. \
@@ -555,6 +598,7 @@ pub mod schemas {
     #[serde(rename_all = "snake_case")]
     pub enum Role {
         User,
+        Support,
         Admin,
         Auditor,
     }

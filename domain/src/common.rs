@@ -12,14 +12,21 @@ use crate::money::StrategyLimits;
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     User,
+    /// Support staff: read what a ticket needs (users, their tickets), work
+    /// tickets; never secrets, never a change to a user.
+    Support,
     Admin,
     Auditor,
 }
 
 impl Role {
+    /// Every role, in the order the documentation lists them.
+    pub const ALL: [Role; 4] = [Role::User, Role::Support, Role::Admin, Role::Auditor];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::User => "user",
+            Role::Support => "support",
             Role::Admin => "admin",
             Role::Auditor => "auditor",
         }
@@ -28,6 +35,7 @@ impl Role {
     pub fn parse(text: &str) -> Option<Role> {
         match text {
             "user" => Some(Role::User),
+            "support" => Some(Role::Support),
             "admin" => Some(Role::Admin),
             "auditor" => Some(Role::Auditor),
             _ => None,

@@ -30,6 +30,7 @@ pub mod common;
 pub mod error;
 pub mod exchange_key;
 pub mod money;
+pub mod permissions;
 pub mod personal;
 pub mod portfolio;
 #[cfg(test)]
@@ -43,6 +44,7 @@ pub use aggregates::{AggregateType, Ownership};
 pub use common::{Actor, Pair, Role, Side, Strategy};
 pub use error::DomainError;
 pub use money::StrategyLimits;
+pub use permissions::Permission;
 pub use quotas::TriggerQuotas;
 pub use rust_decimal::Decimal;
 pub use secret::SecretString;

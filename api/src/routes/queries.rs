@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use axum::extract::{Path, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use domain::Role;
+use domain::Permission;
 use event_log::Position;
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -270,9 +270,10 @@ impl OffsetPage {
     }
 }
 
-/// Admins and auditors read everyone's data; users only their own.
+/// Who holds `trading.read_all` (admins, auditors) reads everyone's data;
+/// the others only their own.
 fn sees_all(caller: &Caller) -> bool {
-    matches!(caller.role, Role::Admin | Role::Auditor)
+    caller.has(Permission::TradingReadAll)
 }
 
 fn database(error: sqlx::Error) -> ApiError {
@@ -369,9 +370,6 @@ pub async fn admin_users(
     caller: Caller,
     QueryParams(raw): QueryParams,
 ) -> Result<Json<UserPage>, ApiError> {
-    if caller.role != Role::Admin {
-        return Err(ApiError::Forbidden("admins only".to_string()));
-    }
     let params = Params::new(raw, &["limit", "cursor"])?;
     let page = params.offset_page()?;
     params.wait_for(&state, &read_models::USERS).await?;
