@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::bot::Bot;
 use crate::exchange_key::ExchangeKey;
 use crate::portfolio::Portfolio;
+use crate::support_ticket::SupportTicket;
 use crate::user::User;
 
 /// An aggregate type of the log, named as the log stores it.
@@ -25,6 +26,7 @@ pub enum AggregateType {
     ExchangeKey,
     Bot,
     Portfolio,
+    SupportTicket,
 }
 
 /// How the streams of an aggregate type belong to a user, which is how a
@@ -44,11 +46,12 @@ pub struct UnknownAggregateType(pub String);
 
 impl AggregateType {
     /// Every aggregate of the ledger.
-    pub const ALL: [AggregateType; 4] = [
+    pub const ALL: [AggregateType; 5] = [
         AggregateType::User,
         AggregateType::ExchangeKey,
         AggregateType::Bot,
         AggregateType::Portfolio,
+        AggregateType::SupportTicket,
     ];
 
     /// The `aggregate_type` the log stores: the aggregate's own `TYPE`.
@@ -58,6 +61,7 @@ impl AggregateType {
             AggregateType::ExchangeKey => ExchangeKey::TYPE,
             AggregateType::Bot => Bot::TYPE,
             AggregateType::Portfolio => Portfolio::TYPE,
+            AggregateType::SupportTicket => SupportTicket::TYPE,
         }
     }
 
@@ -70,6 +74,7 @@ impl AggregateType {
             AggregateType::ExchangeKey => &["kraken"],
             AggregateType::Bot => &["bot"],
             AggregateType::Portfolio => &["trade"],
+            AggregateType::SupportTicket => &["support"],
         }
     }
 
@@ -77,7 +82,9 @@ impl AggregateType {
     pub fn ownership(self) -> Ownership {
         match self {
             AggregateType::User | AggregateType::Portfolio => Ownership::StreamIdIsUser,
-            AggregateType::ExchangeKey | AggregateType::Bot => Ownership::OwnerField("owner_id"),
+            AggregateType::ExchangeKey | AggregateType::Bot | AggregateType::SupportTicket => {
+                Ownership::OwnerField("owner_id")
+            }
         }
     }
 
@@ -89,8 +96,8 @@ impl AggregateType {
             .find(|kind| kind.event_families().contains(&family))
     }
 
-    /// Every name, for help texts and errors: "User, ExchangeKey, Bot or
-    /// Portfolio".
+    /// Every name, for help texts and errors: "User, ExchangeKey, Bot,
+    /// Portfolio or SupportTicket".
     pub fn names() -> String {
         let names: Vec<&str> = AggregateType::ALL
             .iter()
@@ -160,7 +167,7 @@ mod tests {
         }
         assert_eq!(
             AggregateType::names(),
-            "User, ExchangeKey, Bot or Portfolio"
+            "User, ExchangeKey, Bot, Portfolio or SupportTicket"
         );
         assert!("Order".parse::<AggregateType>().is_err());
     }
@@ -174,8 +181,9 @@ mod tests {
             AggregateType::ExchangeKey => 1,
             AggregateType::Bot => 2,
             AggregateType::Portfolio => 3,
+            AggregateType::SupportTicket => 4,
         };
-        assert_eq!(AggregateType::ALL.len(), 4);
+        assert_eq!(AggregateType::ALL.len(), 5);
         for (i, kind) in AggregateType::ALL.iter().enumerate() {
             assert_eq!(place(*kind), i, "{kind} is out of place in ALL");
         }

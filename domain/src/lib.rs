@@ -5,7 +5,9 @@
 //! - [`user`]: registration, log-ins, profile, onboarding and roles;
 //! - [`exchange_key`]: a connected Kraken API key (never its secret);
 //! - [`bot`]: a trading bot's configuration and lifecycle, and what it traded;
-//! - [`portfolio`]: a user's trade ledger, positions and realised P&L.
+//! - [`portfolio`]: a user's trade ledger, positions and realised P&L;
+//! - [`support_ticket`]: a user's question to the support staff and its
+//!   replies (sealed personal data), assignment and status.
 //!
 //! [`aggregates`] is the one list of them ([`AggregateType::ALL`]).
 //! Shared vocabulary lives in [`common`] (actors, roles, decimals, pairs,
@@ -38,6 +40,7 @@ mod properties;
 pub mod quotas;
 pub mod secret;
 pub mod services;
+pub mod support_ticket;
 pub mod user;
 
 pub use aggregates::{AggregateType, Ownership};

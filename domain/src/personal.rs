@@ -32,12 +32,20 @@ impl std::fmt::Debug for PersonalText {
 }
 
 /// The event types that carry personal data, with the payload fields that
-/// hold it: what version 1.0 of each carried in clear.
-pub const PERSONAL_FIELDS: [(&str, &[&str]); 3] = [
+/// hold it, sealed (a field may also be null where its event allows).
+pub const PERSONAL_FIELDS: [(&str, &[&str]); 5] = [
     ("user.created", &["email", "display_name"]),
     ("user.updated", &["display_name"]),
     ("user.login_failed", &["source"]),
+    ("support.ticket_opened", &["subject", "body"]),
+    ("support.reply_added", &["body"]),
 ];
+
+/// Of [`PERSONAL_FIELDS`], the event types whose version 1.0 carried those
+/// fields in clear, before personal data was sealed; the upcasters bring
+/// them to the sealed version. The others were sealed from their first
+/// version.
+pub const CLEAR_IN_VERSION_ONE: [&str; 3] = ["user.created", "user.updated", "user.login_failed"];
 
 /// The fields of an event payload that hold personal data, by event type
 /// ([`PERSONAL_FIELDS`]; none for other types).
@@ -50,7 +58,11 @@ pub fn personal_fields(event_type: &str) -> &'static [&'static str] {
 
 /// A version 1.0 payload brought to the sealed shape: each of its personal
 /// fields that holds a string becomes `{"clear": …}` (a null stays null).
+/// Only the types of [`CLEAR_IN_VERSION_ONE`] ever held clear text.
 pub fn wrap_clear(event_type: &str, mut payload: serde_json::Value) -> serde_json::Value {
+    if !CLEAR_IN_VERSION_ONE.contains(&event_type) {
+        return payload;
+    }
     for field in personal_fields(event_type) {
         if let Some(value) = payload.get_mut(*field) {
             if value.is_string() {
@@ -211,6 +223,19 @@ mod tests {
             Err(UnsealError::Malformed)
         );
         assert_eq!(key.open(user, "email", "x"), Err(UnsealError::Malformed));
+    }
+
+    #[test]
+    fn the_types_once_in_clear_are_personal_and_only_they_are_wrapped() {
+        for event_type in CLEAR_IN_VERSION_ONE {
+            assert!(!personal_fields(event_type).is_empty(), "{event_type}");
+        }
+        let sealed_from_the_start =
+            serde_json::json!({"type": "support.ticket_opened", "subject": "x", "body": "y"});
+        assert_eq!(
+            wrap_clear("support.ticket_opened", sealed_from_the_start.clone()),
+            sealed_from_the_start
+        );
     }
 
     #[test]

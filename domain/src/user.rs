@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::common::{bounded_text, Actor, Role};
 use crate::error::DomainError;
-use crate::personal::{personal_fields, wrap_clear, PersonalText, PERSONAL_FIELDS};
+use crate::personal::{wrap_clear, PersonalText, CLEAR_IN_VERSION_ONE};
 
 /// Commands on a user. Imperative, as the caller asked them.
 #[derive(Debug, Clone, PartialEq)]
@@ -148,13 +148,13 @@ pub fn upcast_payload(
     payload
 }
 
-/// Brings version 1.0 of the event types in [`PERSONAL_FIELDS`] to version 2.0: each clear
+/// Brings version 1.0 of the event types in [`CLEAR_IN_VERSION_ONE`] to version 2.0: each clear
 /// personal field becomes [`PersonalText::Clear`]. The command side's event
 /// stores and the log reader load with these.
 pub fn upcasters() -> Vec<Box<dyn cqrs_es::persist::EventUpcaster>> {
-    PERSONAL_FIELDS
+    CLEAR_IN_VERSION_ONE
         .into_iter()
-        .map(|(event_type, _)| {
+        .map(|event_type| {
             Box::new(cqrs_es::persist::SemanticVersionEventUpcaster::new(
                 event_type,
                 SEALED_EVENT_VERSION,
@@ -179,7 +179,7 @@ impl DomainEvent for UserEvent {
     }
 
     fn event_version(&self) -> String {
-        if !personal_fields(&self.event_type()).is_empty() {
+        if CLEAR_IN_VERSION_ONE.contains(&self.event_type().as_str()) {
             SEALED_EVENT_VERSION.to_string()
         } else {
             "1.0".to_string()

@@ -7,6 +7,7 @@ use cqrs_es::Aggregate;
 use domain::bot::Bot;
 use domain::exchange_key::ExchangeKey;
 use domain::portfolio::Portfolio;
+use domain::support_ticket::SupportTicket;
 use domain::user::User;
 use domain::AggregateType;
 use event_log::Position;
@@ -237,6 +238,7 @@ pub fn fold_state(kind: AggregateType, events: &[StreamEvent]) -> Result<Value, 
         AggregateType::ExchangeKey => fold::<ExchangeKey>(events),
         AggregateType::Bot => fold::<Bot>(events),
         AggregateType::Portfolio => fold::<Portfolio>(events),
+        AggregateType::SupportTicket => fold::<SupportTicket>(events),
     }
 }
 
