@@ -1,4 +1,4 @@
-//! The cqrs-es frameworks for the four aggregates on postgres-es with
+//! The cqrs-es frameworks for the five aggregates on postgres-es with
 //! snapshots, and the one way commands are executed: bounded retry on a
 //! concurrency conflict, metadata on every event, a position token back.
 
@@ -9,6 +9,7 @@ use cqrs_es::{Aggregate, AggregateError, CqrsFramework, DomainEvent, EventEnvelo
 use domain::bot::{Bot, BotServices};
 use domain::exchange_key::{ExchangeKey, ExchangeKeyServices};
 use domain::portfolio::Portfolio;
+use domain::support_ticket::{SupportTicket, SupportTicketServices};
 use domain::user::{LoginBackoff, User};
 use domain::{DomainError, StrategyLimits, TriggerQuotas};
 use rand::Rng;
@@ -24,7 +25,7 @@ use crate::login_failures::{UnknownEmailFailures, MAX_REMEMBERED_UNKNOWN_EMAILS}
 use crate::metadata::CommandMetadata;
 use crate::passwords::{PasswordHashingSettings, Passwords};
 use crate::repository::LedgerEventRepository;
-use crate::services::{EventStoreKeyDirectory, StoredKeyVerifier};
+use crate::services::{EventStoreKeyDirectory, EventStoreStaffDirectory, StoredKeyVerifier};
 use event_log::{CommitNotifier, Position};
 use exchange::Exchange;
 
@@ -68,6 +69,7 @@ pub struct CommandSide {
     keys: Framework<ExchangeKey>,
     bots: Framework<Bot>,
     portfolios: Framework<Portfolio>,
+    tickets: Framework<SupportTicket>,
     caches: Caches,
     pub(crate) passwords: Passwords,
     pub(crate) unknown_email_failures: UnknownEmailFailures,
@@ -82,6 +84,7 @@ struct Caches {
     keys: Arc<AggregateCache<ExchangeKey>>,
     bots: Arc<AggregateCache<Bot>>,
     portfolios: Arc<AggregateCache<Portfolio>>,
+    tickets: Arc<AggregateCache<SupportTicket>>,
 }
 
 fn framework<A: Aggregate>(
@@ -141,6 +144,12 @@ impl CommandSide {
             limits: settings.strategy_limits,
             triggers: settings.trigger_quotas,
         };
+        let ticket_services = SupportTicketServices {
+            staff: Arc::new(EventStoreStaffDirectory {
+                pool: pool.clone(),
+                snapshot_every: every,
+            }),
+        };
         let settings = CommandSideSettings {
             snapshot_every: every,
             ..settings
@@ -151,6 +160,7 @@ impl CommandSide {
             keys: Arc::new(AggregateCache::new(size)),
             bots: Arc::new(AggregateCache::new(size)),
             portfolios: Arc::new(AggregateCache::new(size)),
+            tickets: Arc::new(AggregateCache::new(size)),
         };
         let notifier = CommitNotifier::spawn(pool.clone());
         let batcher = (settings.append_batch_max > 1)
@@ -161,6 +171,7 @@ impl CommandSide {
             keys: framework(&pool, &settings, &caches.keys, n, b, key_services),
             bots: framework(&pool, &settings, &caches.bots, n, b, bot_services),
             portfolios: framework(&pool, &settings, &caches.portfolios, n, b, ()),
+            tickets: framework(&pool, &settings, &caches.tickets, n, b, ticket_services),
             caches,
             passwords: Passwords::new(settings.password_hashing),
             unknown_email_failures: UnknownEmailFailures::new(
@@ -212,12 +223,23 @@ impl CommandSide {
             .await
     }
 
+    pub async fn execute_support_ticket(
+        &self,
+        ticket_id: &str,
+        command: <SupportTicket as Aggregate>::Command,
+        metadata: &CommandMetadata,
+    ) -> Result<Position, CommandError> {
+        self.execute(&self.tickets, ticket_id, command, metadata)
+            .await
+    }
+
     /// Aggregates of every type held in the cache now.
     pub fn cached_aggregates(&self) -> usize {
         self.caches.users.len()
             + self.caches.keys.len()
             + self.caches.bots.len()
             + self.caches.portfolios.len()
+            + self.caches.tickets.len()
     }
 
     /// The current state of an aggregate and its last sequence (0 when it

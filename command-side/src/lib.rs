@@ -3,7 +3,7 @@
 //! tables.
 //!
 //! - [`database`]: creating the database and applying the migrations;
-//! - [`framework`]: [`CommandSide`], the cqrs-es frameworks for the four
+//! - [`framework`]: [`CommandSide`], the cqrs-es frameworks for the five
 //!   aggregates, the bounded retry on a concurrency conflict and the
 //!   [`event_log::Position`] a command answers with;
 //! - [`load`]: an aggregate's state from the log without the cache;
@@ -19,8 +19,9 @@
 //! - [`metadata`]: the metadata every event carries;
 //! - [`metrics`]: commands by type and outcome, events appended, in the
 //!   process-wide Prometheus registry;
-//! - [`users`], [`exchange_keys`], [`bots`]: the use cases the API calls,
-//!   each combining a side-table write with a command;
+//! - [`users`], [`exchange_keys`], [`bots`], [`support_tickets`]: the use
+//!   cases the API calls, each combining a side-table write (or a data key)
+//!   with a command;
 //! - [`process_manager`]: [`process_manager::TradeRecorder`], the
 //!   subscriber that turns `bot.trade.executed` into
 //!   `Portfolio::RecordTrade`;
@@ -52,6 +53,7 @@ pub mod process_manager;
 pub mod repository;
 pub mod services;
 pub mod sessions;
+pub mod support_tickets;
 pub mod users;
 
 pub use error::CommandError;

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use domain::exchange_key::ExchangeKey;
 use domain::services::{KeyDirectory, KeyFacts, KeyVerification, KeyVerifier};
-use domain::DomainError;
+use domain::support_ticket::StaffDirectory;
+use domain::user::User;
+use domain::{DomainError, Role};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -67,5 +69,24 @@ impl KeyDirectory for EventStoreKeyDirectory {
             owner_id,
             status: key.status,
         }))
+    }
+}
+
+/// Reads users' current roles from the event store for the SupportTicket
+/// aggregate (who may be assigned a ticket).
+pub struct EventStoreStaffDirectory {
+    pub pool: PgPool,
+    pub snapshot_every: usize,
+}
+
+#[async_trait]
+impl StaffDirectory for EventStoreStaffDirectory {
+    async fn role_of(&self, user_id: Uuid) -> Result<Option<Role>, DomainError> {
+        let (user, _) = load::<User>(&self.pool, self.snapshot_every, &user_id.to_string())
+            .await
+            .map_err(|error| DomainError::Unavailable {
+                reason: format!("event store: {error}"),
+            })?;
+        Ok(user.role.filter(|_| !user.erased))
     }
 }

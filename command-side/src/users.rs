@@ -113,7 +113,7 @@ impl CommandSide {
     /// user registered before personal data was sealed has none yet and
     /// gets one; an erased (or unknown) user gets none: their command is
     /// refused.
-    async fn data_key_for(&self, user_id: Uuid) -> Result<DataKey, CommandError> {
+    pub(crate) async fn data_key_for(&self, user_id: Uuid) -> Result<DataKey, CommandError> {
         if let Some(bytes) = event_log::data_keys::fetch(&self.pool, user_id).await? {
             return Ok(DataKey::from_bytes(bytes));
         }
@@ -378,6 +378,6 @@ impl CommandSide {
 }
 
 /// `plaintext` sealed as `field` of `user_id`'s data, with a random nonce.
-fn seal(key: &DataKey, user_id: Uuid, field: &str, plaintext: &str) -> PersonalText {
+pub(crate) fn seal(key: &DataKey, user_id: Uuid, field: &str, plaintext: &str) -> PersonalText {
     key.seal(user_id, field, rand::random(), plaintext)
 }
