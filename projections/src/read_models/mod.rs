@@ -8,6 +8,8 @@
 pub mod bot_status;
 pub mod exchange_keys;
 pub mod positions;
+pub mod support_messages;
+pub mod support_tickets;
 pub mod trades;
 pub mod users;
 
@@ -71,8 +73,32 @@ pub const POSITIONS: ReadModel = ReadModel {
     projector: || Arc::new(positions::PositionsProjector),
 };
 
+pub const SUPPORT_TICKETS: ReadModel = ReadModel {
+    name: "support_tickets",
+    primary_key: &["ticket_id"],
+    summary: "every support ticket: owner, subject (null once the owner is erased), status, \
+              assignee, replies",
+    projector: || Arc::new(support_tickets::SupportTicketsProjector),
+};
+
+pub const SUPPORT_MESSAGES: ReadModel = ReadModel {
+    name: "support_messages",
+    primary_key: &["ticket_id", "number"],
+    summary: "every message of every ticket, its opening body as number 0 (bodies null once \
+              the owner is erased)",
+    projector: || Arc::new(support_messages::SupportMessagesProjector),
+};
+
 /// Every read model.
-pub const READ_MODELS: [ReadModel; 5] = [USERS, EXCHANGE_KEYS, BOT_STATUS, TRADES, POSITIONS];
+pub const READ_MODELS: [ReadModel; 7] = [
+    USERS,
+    EXCHANGE_KEYS,
+    BOT_STATUS,
+    TRADES,
+    POSITIONS,
+    SUPPORT_TICKETS,
+    SUPPORT_MESSAGES,
+];
 
 /// Every read-model projector.
 pub fn all() -> Vec<Arc<dyn Subscriber>> {

@@ -48,7 +48,7 @@ pub enum RebuildError {
         projection: &'static str,
         source: SubscriberError,
     },
-    #[error("unknown projection {0:?}; expected all or one of users, exchange_keys, bot_status, trades, positions")]
+    #[error("unknown projection {0:?}; expected all or one of {names}", names = read_models::names().join(", "))]
     UnknownProjection(String),
     #[error("invalid shadow name {0:?}: use 1 to 40 lower-case letters, digits or underscores")]
     InvalidName(String),
@@ -428,7 +428,10 @@ mod tests {
 
     #[test]
     fn projections_are_chosen_by_name() {
-        assert_eq!(projections_named("all").unwrap().len(), 5);
+        assert_eq!(
+            projections_named("all").unwrap().len(),
+            read_models::READ_MODELS.len()
+        );
         let trades = projections_named("trades").unwrap();
         assert_eq!(trades.len(), 1);
         assert_eq!(trades[0].name(), "trades");
