@@ -510,6 +510,7 @@ async fn delete_topics(bootstrap: &str, run_id: &str) {
             "onboarding.events",
             "kraken.events",
             "trading.events",
+            "support.events",
         ] {
             names.push(format!("{run_id}.{part}.{topic}"));
         }

@@ -119,6 +119,7 @@ impl KafkaSettings {
             onboarding_partitions: partitions("KAFKA_ONBOARDING_EVENTS_PARTITIONS", 1)?,
             kraken_partitions: partitions("KAFKA_KRAKEN_EVENTS_PARTITIONS", 1)?,
             trading_partitions: partitions("KAFKA_TRADING_EVENTS_PARTITIONS", 3)?,
+            support_partitions: partitions("KAFKA_SUPPORT_EVENTS_PARTITIONS", 1)?,
             retention_ms: number("KAFKA_RETENTION_MS", NINETY_DAYS_MS, 1)?,
         };
         let mut client_properties = Vec::new();
@@ -214,7 +215,8 @@ mod tests {
                 ("user.events", 3),
                 ("onboarding.events", 1),
                 ("kraken.events", 1),
-                ("trading.events", 3)
+                ("trading.events", 3),
+                ("support.events", 1)
             ]
         );
     }

@@ -13,8 +13,8 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use crate::KafkaError;
 
-/// The four topics and their shape; names carry an optional prefix (e.g.
-/// per environment, or per test).
+/// The five event topics and their shape; names carry an optional prefix
+/// (e.g. per environment, or per test).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicLayout {
     pub prefix: String,
@@ -22,6 +22,7 @@ pub struct TopicLayout {
     pub onboarding_partitions: i32,
     pub kraken_partitions: i32,
     pub trading_partitions: i32,
+    pub support_partitions: i32,
     pub retention_ms: i64,
 }
 
@@ -36,8 +37,8 @@ pub struct TopicSpec {
 impl TopicLayout {
     /// The topic an event type is published to: `user.*` to `user.events`,
     /// `onboarding.*` to `onboarding.events`, `kraken.*` to `kraken.events`,
-    /// `bot.*` and `trade.*` to `trading.events`; `None` for a type outside
-    /// every family.
+    /// `bot.*` and `trade.*` to `trading.events`, `support.*` to
+    /// `support.events`; `None` for a type outside every family.
     pub fn topic_for(&self, event_type: &str) -> Option<String> {
         let family = event_type.split('.').next()?;
         let base = match family {
@@ -45,6 +46,7 @@ impl TopicLayout {
             "onboarding" => "onboarding.events",
             "kraken" => "kraken.events",
             "bot" | "trade" => "trading.events",
+            "support" => "support.events",
             _ => return None,
         };
         Some(format!("{}{base}", self.prefix))
@@ -56,6 +58,7 @@ impl TopicLayout {
             ("onboarding.events", self.onboarding_partitions),
             ("kraken.events", self.kraken_partitions),
             ("trading.events", self.trading_partitions),
+            ("support.events", self.support_partitions),
         ]
         .into_iter()
         .map(|(base, partitions)| TopicSpec {
@@ -409,6 +412,7 @@ mod tests {
             onboarding_partitions: 1,
             kraken_partitions: 1,
             trading_partitions: 3,
+            support_partitions: 1,
             retention_ms: 7_776_000_000,
         }
     }
@@ -426,6 +430,8 @@ mod tests {
             ("bot.configured", "trading.events"),
             ("bot.trade.executed", "trading.events"),
             ("trade.executed", "trading.events"),
+            ("support.ticket_opened", "support.events"),
+            ("support.reply_added", "support.events"),
         ];
         for (event_type, topic) in cases {
             assert_eq!(

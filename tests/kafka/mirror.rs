@@ -51,6 +51,7 @@ pub fn check_against_log(
             "user" => "user.events",
             "onboarding" => "onboarding.events",
             "kraken" => "kraken.events",
+            "support" => "support.events",
             _ => "trading.events",
         };
         assert_eq!(

@@ -23,6 +23,7 @@ use domain::bot::{BotEvent, Fill};
 use domain::exchange_key::ExchangeKeyEvent;
 use domain::portfolio::{Portfolio, PortfolioEvent, Position, TradeFill};
 use domain::services::KeyPermission;
+use domain::support_ticket::SupportTicketEvent;
 use domain::user::{Experience, RiskProfile, UserEvent};
 use domain::AggregateType;
 use domain::{Decimal, Pair, Role, Side, Strategy};
@@ -168,6 +169,7 @@ fn wire_names_of(kind: AggregateType) -> BTreeSet<String> {
         AggregateType::ExchangeKey => wire_names::<ExchangeKeyEvent>(),
         AggregateType::Bot => wire_names::<BotEvent>(),
         AggregateType::Portfolio => wire_names::<PortfolioEvent>(),
+        AggregateType::SupportTicket => wire_names::<SupportTicketEvent>(),
     }
 }
 
@@ -280,8 +282,8 @@ fn samples() -> Vec<Sample> {
     let user = id();
 
     // User: personal data sealed as the command side seals it.
-    let key = domain::personal::DataKey::from_bytes(rand::random());
-    let seal = |field: &str, text: &str| key.seal(user, field, rand::random(), text);
+    let data_key = domain::personal::DataKey::from_bytes(rand::random());
+    let seal = |field: &str, text: &str| data_key.seal(user, field, rand::random(), text);
     for (display_name, at) in [
         (Some(seal("display_name", "Ada Lovelace")), now),
         (None, whole),
@@ -338,6 +340,7 @@ fn samples() -> Vec<Sample> {
         (Role::Admin, Some(id())),
         (Role::Auditor, None),
         (Role::User, Some(id())),
+        (Role::Support, Some(id())),
     ] {
         out.push(sample(
             "User",
@@ -557,6 +560,69 @@ fn samples() -> Vec<Sample> {
                 trade,
                 realised_pnl,
                 position: after,
+            },
+        ));
+    }
+
+    out.extend(support_ticket_samples(user, &data_key));
+    out
+}
+
+/// SupportTicket: texts sealed under the owner's key as the command side
+/// seals them, a staff member's reply among them.
+fn support_ticket_samples(owner: Uuid, key: &domain::personal::DataKey) -> Vec<Sample> {
+    let seal = |field: &str, text: &str| key.seal(owner, field, rand::random(), text);
+    let [now, whole] = times();
+    let (ticket, agent) = (id(), id());
+    let mut out = vec![sample(
+        "SupportTicket",
+        SupportTicketEvent::TicketOpened {
+            ticket_id: ticket,
+            owner_id: owner,
+            subject: seal("subject", "My bot stopped"),
+            body: seal("body", "Hello,\n\tit stopped at 02:26. Zoë 🚀"),
+            at: now,
+        },
+    )];
+    for (reply_number, author_id, at) in [(1, owner, now), (200, agent, whole)] {
+        out.push(sample(
+            "SupportTicket",
+            SupportTicketEvent::ReplyAdded {
+                owner_id: owner,
+                reply_number,
+                author_id,
+                from_staff: author_id != owner,
+                body: seal("body", "x"),
+                at,
+            },
+        ));
+    }
+    for assigned_by in [Some(agent), None] {
+        out.push(sample(
+            "SupportTicket",
+            SupportTicketEvent::TicketAssigned {
+                owner_id: owner,
+                assignee_id: agent,
+                assigned_by,
+                at: now,
+            },
+        ));
+    }
+    for by in [Some(owner), None] {
+        out.push(sample(
+            "SupportTicket",
+            SupportTicketEvent::TicketClosed {
+                owner_id: owner,
+                closed_by: by,
+                at: whole,
+            },
+        ));
+        out.push(sample(
+            "SupportTicket",
+            SupportTicketEvent::TicketReopened {
+                owner_id: owner,
+                reopened_by: by,
+                at: now,
             },
         ));
     }
@@ -819,6 +885,36 @@ fn broken_payloads_are_refused() {
         "/reason",
         None,
         "a missing Option field (it serialises as null, never absent)",
+    );
+    check(
+        "support.ticket_opened",
+        "/subject",
+        Some(json!("My bot stopped")),
+        "a ticket's subject in clear",
+    );
+    check(
+        "support.reply_added",
+        "/body",
+        Some(json!({ "clear": "hello" })),
+        "a reply's body in clear",
+    );
+    check(
+        "support.ticket_opened",
+        "/owner_id",
+        None,
+        "a ticket event without its owner (the audit export finds streams by it)",
+    );
+    check(
+        "support.reply_added",
+        "/reply_number",
+        Some(json!(201)),
+        "a reply beyond the 200 a ticket takes",
+    );
+    check(
+        "support.ticket_assigned",
+        "/assigned_by",
+        None,
+        "an assignment without its assigner (null for the service, never absent)",
     );
     check(
         "user.logged_in",

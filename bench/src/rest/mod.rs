@@ -648,6 +648,7 @@ async fn clean_up_brokers(args: &ApiArgs, run_id: &str) {
             "onboarding.events",
             "kraken.events",
             "trading.events",
+            "support.events",
         ]
         .iter()
         .map(|topic| format!("{run_id}.{topic}"))
