@@ -2,9 +2,11 @@
 //! context that becomes event metadata. The caller is [`crate::caller`].
 //!
 //! No text a client sends holds a control character (Unicode's `Cc`:
-//! U+0000 to U+001F, U+007F to U+009F), NUL included: no field of this
-//! API is multi-line free text (names, labels and reasons are one line),
-//! so not even `\n` or `\t` is allowed. A JSON string with one is a 422
+//! U+0000 to U+001F, U+007F to U+009F), NUL included: names, labels and
+//! reasons are one line, so not even `\n` or `\t` is allowed there. The one
+//! exception is free text, a support message's `body`, which may hold line
+//! feeds and tabs and nothing else of the kind ([`FreeTextJsonBody`]). A
+//! JSON string with one is a 422
 //! naming the field ([`parse_json`]); a query parameter ([`QueryParams`])
 //! or path segment ([`refuse_control_characters`]) with one is a 400
 //! naming it; so is a
@@ -36,6 +38,26 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// A request body with fields of free text, [`FreeText::FIELDS`]: in
+/// those (and only those) a line feed or a tab is text, not a refusal.
+pub trait FreeText {
+    /// The top-level fields that hold free text.
+    const FIELDS: &'static [&'static str];
+}
+
+/// Like [`JsonBody`], for a body whose [`FreeText`] fields may hold line
+/// feeds and tabs.
+pub struct FreeTextJsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + FreeText> FromRequest<S> for FreeTextJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = read_body(request, state).await?;
+        parse_json_with_free_text(&bytes, T::FIELDS).map(FreeTextJsonBody)
+    }
+}
+
 /// Like [`JsonBody`], but an empty body, or `null`, means `T::default()`.
 pub struct OptionalJsonBody<T>(pub T);
 
@@ -61,6 +83,15 @@ async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes,
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    parse_json_with_free_text(bytes, &[])
+}
+
+/// [`parse_json`], where the strings at the paths of `free_text` may hold
+/// line feeds and tabs.
+pub fn parse_json_with_free_text<T: DeserializeOwned>(
+    bytes: &[u8],
+    free_text: &[&str],
+) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::BadRequest {
             field: None,
@@ -95,10 +126,26 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             field: None,
             reason: format!("malformed JSON: {error}"),
         })?;
-    if let Some(field) = control_character_in(&tree, "") {
-        return Err(ApiError::validation(field, CONTROL_CHARACTER));
+    if let Some(field) = control_character_in(&tree, "", free_text) {
+        let reason = if free_text.contains(&field.as_str()) {
+            FREE_TEXT_CONTROL_CHARACTER
+        } else {
+            CONTROL_CHARACTER
+        };
+        return Err(ApiError::validation(field, reason));
     }
     Ok(value)
+}
+
+const FREE_TEXT_CONTROL_CHARACTER: &str =
+    "must not contain control characters (U+0000 to U+001F, U+007F to U+009F) other than line \
+     feeds and tabs";
+
+/// Whether free text holds a control character other than a line feed or
+/// a tab.
+pub fn has_control_character_in_free_text(text: &str) -> bool {
+    text.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
 }
 
 const CONTROL_CHARACTER: &str =
@@ -110,8 +157,13 @@ pub fn has_control_character(text: &str) -> bool {
 }
 
 /// The path (as `strategy.kind`, `items[2]`) of the first string or key
-/// in `value` that holds a control character, `prefix` being its own.
-fn control_character_in(value: &serde_json::Value, prefix: &str) -> Option<String> {
+/// in `value` that holds a control character (beyond a line feed or tab
+/// in the strings at the paths of `free_text`), `prefix` being its own.
+fn control_character_in(
+    value: &serde_json::Value,
+    prefix: &str,
+    free_text: &[&str],
+) -> Option<String> {
     use serde_json::Value;
     let name = |prefix: &str| {
         if prefix.is_empty() {
@@ -121,11 +173,14 @@ fn control_character_in(value: &serde_json::Value, prefix: &str) -> Option<Strin
         }
     };
     match value {
+        Value::String(text) if free_text.contains(&prefix) => {
+            has_control_character_in_free_text(text).then(|| name(prefix))
+        }
         Value::String(text) => has_control_character(text).then(|| name(prefix)),
         Value::Array(items) => items
             .iter()
             .enumerate()
-            .find_map(|(n, item)| control_character_in(item, &format!("{prefix}[{n}]"))),
+            .find_map(|(n, item)| control_character_in(item, &format!("{prefix}[{n}]"), free_text)),
         Value::Object(fields) => fields.iter().find_map(|(key, item)| {
             if has_control_character(key) {
                 return Some(name(prefix));
@@ -135,7 +190,7 @@ fn control_character_in(value: &serde_json::Value, prefix: &str) -> Option<Strin
             } else {
                 format!("{prefix}.{key}")
             };
-            control_character_in(item, &path)
+            control_character_in(item, &path, free_text)
         }),
         _ => None,
     }
@@ -323,6 +378,31 @@ mod tests {
             parse_json::<Body>(b"{\"name\": \"a\x00b\", \"strategy\": {}}"),
             Err(ApiError::BadRequest { .. })
         ));
+    }
+
+    #[test]
+    fn free_text_fields_take_line_feeds_and_tabs_and_nothing_else_of_the_kind() {
+        let parse = |json: &str| parse_json_with_free_text::<Body>(json.as_bytes(), &["name"]);
+        let body = parse(r#"{"name": "two\nlines\tand a tab", "strategy": {}}"#).unwrap();
+        assert_eq!(body.name, "two\nlines\tand a tab");
+        for refused in [
+            r#"{"name": "carriage\r\nreturn", "strategy": {}}"#,
+            r#"{"name": "nul\u0000", "strategy": {}}"#,
+        ] {
+            match parse(refused) {
+                Err(ApiError::Validation { field, reason }) => {
+                    assert_eq!(field, "name");
+                    assert!(reason.contains("other than line feeds"), "{reason}");
+                }
+                other => panic!("{refused}: expected a 422, got {other:?}"),
+            }
+        }
+        // Only the named fields are free text.
+        let nested = r#"{"name": "ok", "strategy": {"note": "a\nb"}}"#;
+        match parse(nested) {
+            Err(ApiError::Validation { field, .. }) => assert_eq!(field, "strategy.note"),
+            other => panic!("expected a 422, got {other:?}"),
+        }
     }
 
     #[test]

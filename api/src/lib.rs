@@ -122,7 +122,12 @@ pub(crate) fn route_groups() -> RouteGroups {
         .routes(routes!(routes::bots::stop))
         .routes(routes!(routes::bots::trigger_trade))
         .routes(routes!(routes::admin::assign_role))
-        .routes(routes!(routes::admin::erase_user));
+        .routes(routes!(routes::admin::erase_user))
+        .routes(routes!(routes::support::open_ticket))
+        .routes(routes!(routes::support::reply_to_ticket))
+        .routes(routes!(routes::support::assign_ticket))
+        .routes(routes!(routes::support::close_ticket))
+        .routes(routes!(routes::support::reopen_ticket));
     let sessions = OpenApiRouter::default()
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))
@@ -134,7 +139,9 @@ pub(crate) fn route_groups() -> RouteGroups {
         .routes(routes!(routes::queries::bots))
         .routes(routes!(routes::queries::bot_status))
         .routes(routes!(routes::queries::trades))
-        .routes(routes!(routes::queries::positions));
+        .routes(routes!(routes::queries::positions))
+        .routes(routes!(routes::support::list_tickets))
+        .routes(routes!(routes::support::get_ticket));
     let audit = OpenApiRouter::default()
         .routes(routes!(routes::audit::events))
         .routes(routes!(routes::audit::state))

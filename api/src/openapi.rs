@@ -54,6 +54,16 @@ pub const NON_BLANK_LINE: &str = concat!(
     r"[^\u0000-\u001f\u007f-\u009f]*$"
 );
 
+/// Free text (a support message's body, `domain::support_ticket::check_body`):
+/// no control character but line feeds and tabs, and at least one
+/// character that is not white space. Its length bounds count the trimmed
+/// text.
+pub const FREE_TEXT: &str = concat!(
+    r"^[^\u0000-\u0008\u000b-\u001f\u007f-\u009f]*",
+    r"[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
+    r"[^\u0000-\u0008\u000b-\u001f\u007f-\u009f]*$"
+);
+
 /// An exchange credential's half: no white space and no control character
 /// (`command_side::exchange_keys`); its length bounds are the field's.
 pub const NO_SPACE_TEXT: &str =
@@ -226,10 +236,7 @@ fn add_permissions(document: &mut OpenApi) {
                 .into_iter()
                 .map(|role| role.as_str())
                 .collect();
-            let line = format!(
-                "Permission: `{permission}` (held by {}).",
-                roles.join(", ")
-            );
+            let line = format!("Permission: `{permission}` (held by {}).", roles.join(", "));
             operation.description = Some(match operation.description.take() {
                 Some(text) if !text.is_empty() => format!("{text}\n\n{line}"),
                 _ => line,
@@ -401,7 +408,7 @@ fn add_common(document: &mut OpenApi) {
 /// What the typed document cannot say, added to its JSON: a request
 /// field's `pattern = "{NAME}"` (an attribute takes a literal, not a
 /// constant) becomes the constant `NAME` of this module ([`NON_BLANK_LINE`],
-/// [`NO_SPACE_TEXT`]); every string of
+/// [`NO_SPACE_TEXT`], [`FREE_TEXT`]); every string of
 /// a request body without a pattern, format or enumeration of its own
 /// gets [`NO_CONTROL_CHARACTERS`] (the API refuses a control character in
 /// any of them, see `crate::extract`), and a key's new credential needs
@@ -443,6 +450,7 @@ fn fill_patterns(value: &mut serde_json::Value) {
                 let named = match pattern.as_str() {
                     "{NON_BLANK_LINE}" => Some(NON_BLANK_LINE),
                     "{NO_SPACE_TEXT}" => Some(NO_SPACE_TEXT),
+                    "{FREE_TEXT}" => Some(FREE_TEXT),
                     other => {
                         assert!(!other.starts_with('{'), "no pattern constant {other}");
                         None
@@ -718,6 +726,15 @@ pub mod schemas {
         ExchangeKey,
         Bot,
         Portfolio,
+        SupportTicket,
+    }
+
+    /// Whether a support ticket waits for work.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum TicketStatus {
+        Open,
+        Closed,
     }
 
     /// Where an audit read stopped.

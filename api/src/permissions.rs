@@ -71,6 +71,15 @@ pub const OPERATIONS: &[(&str, Access)] = &[
     ("bot_status", Requires(TradingRead)),
     ("list_trades", Requires(TradingRead)),
     ("list_positions", Requires(TradingRead)),
+    // Support tickets: everyone's own, the staff's all (scoped in the
+    // handlers and the aggregate); assigning is the staff's alone.
+    ("list_tickets", Requires(TicketsOwn)),
+    ("get_ticket", Requires(TicketsOwn)),
+    ("open_ticket", Requires(TicketsOwn)),
+    ("reply_to_ticket", Requires(TicketsOwn)),
+    ("close_ticket", Requires(TicketsOwn)),
+    ("reopen_ticket", Requires(TicketsOwn)),
+    ("assign_ticket", Requires(TicketsStaff)),
     // Administration.
     ("list_users", Requires(UsersRead)),
     ("assign_role", Requires(UsersManage)),

@@ -18,6 +18,7 @@ mod bots;
 mod domain_schemas;
 mod keys;
 mod service;
+mod support;
 mod trading;
 mod users;
 
@@ -100,6 +101,18 @@ const GROUPS: &[(&str, &[Operation])] = &[
             ("get", "/api/v1/admin/users"),
             ("post", "/api/v1/admin/users/{user_id}/role"),
             ("post", "/api/v1/admin/users/{user_id}/erase"),
+        ],
+    ),
+    (
+        "support",
+        &[
+            ("post", "/api/v1/support/tickets"),
+            ("get", "/api/v1/support/tickets"),
+            ("get", "/api/v1/support/tickets/{ticket_id}"),
+            ("post", "/api/v1/support/tickets/{ticket_id}/replies"),
+            ("post", "/api/v1/support/tickets/{ticket_id}/assign"),
+            ("post", "/api/v1/support/tickets/{ticket_id}/close"),
+            ("post", "/api/v1/support/tickets/{ticket_id}/reopen"),
         ],
     ),
     (

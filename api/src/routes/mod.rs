@@ -8,4 +8,5 @@ pub mod health;
 pub mod kraken;
 pub mod metrics;
 pub mod queries;
+pub mod support;
 pub mod users;

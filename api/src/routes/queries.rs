@@ -81,10 +81,10 @@ pub struct TradeFilter {
 }
 
 /// Query-string parameters, checked against what an endpoint accepts.
-struct Params(HashMap<String, String>);
+pub(crate) struct Params(HashMap<String, String>);
 
 impl Params {
-    fn new(raw: HashMap<String, String>, allowed: &[&str]) -> Result<Self, ApiError> {
+    pub(crate) fn new(raw: HashMap<String, String>, allowed: &[&str]) -> Result<Self, ApiError> {
         if let Some(unknown) = raw
             .keys()
             .find(|name| *name != "min_position" && !allowed.contains(&name.as_str()))
@@ -106,7 +106,7 @@ impl Params {
         Ok(Params(raw))
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }
 
@@ -131,7 +131,7 @@ impl Params {
             .transpose()
     }
 
-    fn uuid(&self, name: &'static str) -> Result<Option<Uuid>, ApiError> {
+    pub(crate) fn uuid(&self, name: &'static str) -> Result<Option<Uuid>, ApiError> {
         self.get(name).map(|v| parse_id(name, v)).transpose()
     }
 
@@ -188,7 +188,7 @@ impl Params {
     }
 
     /// The `limit` and the offset (from `cursor`) of an offset-paged list.
-    fn offset_page(&self) -> Result<OffsetPage, ApiError> {
+    pub(crate) fn offset_page(&self) -> Result<OffsetPage, ApiError> {
         Ok(OffsetPage {
             limit: self.limit()?,
             offset: self.cursor()?.unwrap_or(0),
@@ -196,7 +196,11 @@ impl Params {
     }
 
     /// Waits for `read_model` to reach `min_position`, if one was given.
-    async fn wait_for(&self, state: &AppState, read_model: &ReadModel) -> Result<(), ApiError> {
+    pub(crate) async fn wait_for(
+        &self,
+        state: &AppState,
+        read_model: &ReadModel,
+    ) -> Result<(), ApiError> {
         let Some(token) = self.get("min_position") else {
             return Ok(());
         };
@@ -245,21 +249,21 @@ impl Params {
 
 /// Where an offset-paged list starts and how many rows it holds.
 #[derive(Clone, Copy)]
-struct OffsetPage {
-    limit: i64,
-    offset: i64,
+pub(crate) struct OffsetPage {
+    pub(crate) limit: i64,
+    pub(crate) offset: i64,
 }
 
 impl OffsetPage {
     /// How many rows to read: one more than the page, to know whether
     /// another page follows.
-    fn rows_to_read(self) -> i64 {
+    pub(crate) fn rows_to_read(self) -> i64 {
         self.limit + 1
     }
 
     /// The page of `rows` (read with [`Self::rows_to_read`]) and the
     /// cursor of the next one, `None` when none follows.
-    fn split<T>(self, mut rows: Vec<T>) -> (Vec<T>, Option<String>) {
+    pub(crate) fn split<T>(self, mut rows: Vec<T>) -> (Vec<T>, Option<String>) {
         let more = rows.len() as i64 > self.limit;
         rows.truncate(self.limit as usize);
         let next = more
@@ -276,7 +280,7 @@ fn sees_all(caller: &Caller) -> bool {
     caller.has(Permission::TradingReadAll)
 }
 
-fn database(error: sqlx::Error) -> ApiError {
+pub(crate) fn database(error: sqlx::Error) -> ApiError {
     match error {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => {
             ApiError::Unavailable(format!("database unavailable: {error}"))
@@ -367,7 +371,7 @@ pub struct UserPage {
 )]
 pub async fn admin_users(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Caller,
     QueryParams(raw): QueryParams,
 ) -> Result<Json<UserPage>, ApiError> {
     let params = Params::new(raw, &["limit", "cursor"])?;

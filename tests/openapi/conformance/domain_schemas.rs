@@ -23,6 +23,7 @@ macro_rules! every_variant {
 #[test]
 fn domain_values_match_their_documented_schemas() {
     use domain::services::{KeyPermission, KeyStatus};
+    use domain::support_ticket::TicketStatus;
     use domain::user::{Experience, RiskProfile};
     use domain::AggregateType;
     use domain::{Role, Side, Strategy};
@@ -47,7 +48,8 @@ fn domain_values_match_their_documented_schemas() {
         }
     };
     // Each list names every variant: a new one fails to compile here.
-    check("Role", every_variant!(Role: User, Admin, Auditor));
+    check("Role", every_variant!(Role: User, Support, Admin, Auditor));
+    check("TicketStatus", every_variant!(TicketStatus: Open, Closed));
     check(
         "RiskProfile",
         every_variant!(RiskProfile: Conservative, Balanced, Aggressive),
