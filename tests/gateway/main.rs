@@ -72,12 +72,38 @@ async fn each_route_reaches_its_instance_and_a_real_flow_crosses_both() {
         "/api/v1/user/me".to_string(),
         "/api/v1/admin/users".to_string(),
         format!("/api/v1/audit/streams/User/{user_id}/events"),
+        "/api/v1/support/tickets".to_string(),
+        format!("/api/v1/support/tickets/{user_id}"),
         "/openapi.json".to_string(),
         "/docs".to_string(),
     ] {
         let response = gateway.get(&path, Some(&token)).await;
         assert_eq!(response.instance(), Some(USERS), "{path}: {response:?}");
     }
+
+    // A support ticket through the user-facing route: opened, its
+    // multi-line body intact, read back by its owner.
+    let body = "Hello,\n\tthe gateway works?";
+    let opened = gateway
+        .post(
+            "/api/v1/support/tickets",
+            Some(&token),
+            &json!({ "subject": "Through the gateway", "body": body }),
+        )
+        .await;
+    assert_eq!(opened.status, 201, "{}", opened.body);
+    assert_eq!(opened.instance(), Some(USERS));
+    let ticket_id = opened.json()["ticket_id"].as_str().unwrap().to_string();
+    let position = opened.json()["position"].as_str().unwrap().to_string();
+    let read = gateway
+        .get(
+            &format!("/api/v1/support/tickets/{ticket_id}?min_position={position}"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(read.status, 200, "{}", read.body);
+    assert_eq!(read.instance(), Some(USERS));
+    assert_eq!(read.json()["messages"][0]["body"], body);
 
     // A bot, from key to start, through the trading route, with the
     // token the user-facing instance issued.
@@ -163,6 +189,8 @@ async fn routes_outside_the_gateway_are_refused_by_nginx() {
         "/internal",
         "/api/v1/nothing",
         "/api/v1/botnet",
+        "/api/v1/support",
+        "/api/v1/supportive/tickets",
         "/api/v2/auth/login",
         "/",
         "/api/v1/auth/../../../metrics",
