@@ -1,8 +1,9 @@
 //! Erasure by crypto-shredding, end to end against the real services: a
-//! user with an email, two display names and a failed log-in trades a day
-//! through the service (the Kafka mirror, the RabbitMQ publisher and the
-//! projectors all running), then an admin erases them. Afterwards no clear
-//! email or name of theirs is anywhere in PostgreSQL (every table of every
+//! user with an email, two display names, a failed log-in and a support
+//! ticket (with a staff member's reply) trades a day through the service
+//! (the Kafka mirror, the RabbitMQ publisher and the projectors all
+//! running), then an admin erases them. Afterwards no clear email, name or
+//! ticket text of theirs is anywhere in PostgreSQL (every table of every
 //! schema), in any Kafka message of the service's topics, or in any
 //! RabbitMQ message of its queues; the chain verifies and a rebuild of the
 //! read models equals the live ones.
@@ -25,6 +26,9 @@ struct Needles {
     email: String,
     first_name: String,
     second_name: String,
+    subject: String,
+    body: String,
+    staff_reply: String,
 }
 
 impl Needles {
@@ -34,18 +38,28 @@ impl Needles {
             email: format!("erase-{}@example.com", marker()),
             first_name: format!("Erasable {}", marker()),
             second_name: format!("Renamed {}", marker()),
+            subject: format!("Ticket {}", marker()),
+            body: format!("Dear support,\n\t{}", marker()),
+            staff_reply: format!("Staff reply {}", marker()),
         }
     }
 
     /// The needles `text` contains.
     fn found_in(&self, text: &str) -> Vec<&str> {
-        // JSON escapes nothing in these, so a payload's text holds them
-        // verbatim if it holds them at all.
-        [&self.email, &self.first_name, &self.second_name]
-            .into_iter()
-            .filter(|needle| text.contains(needle.as_str()))
-            .map(String::as_str)
-            .collect()
+        // JSON escapes nothing in these but the body's line feed and tab,
+        // so its marker line is searched alone.
+        let body_marker = self.body.rsplit('\t').next().unwrap_or(&self.body);
+        [
+            self.email.as_str(),
+            &self.first_name,
+            &self.second_name,
+            &self.subject,
+            body_marker,
+            &self.staff_reply,
+        ]
+        .into_iter()
+        .filter(|needle| text.contains(*needle))
+        .collect()
     }
 }
 
@@ -151,6 +165,29 @@ async fn an_erased_user_leaves_no_clear_personal_data_in_postgres_kafka_or_rabbi
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{}", wrong.body);
     trading_day(&app, &user, 3).await;
     let admin = app.user_with_role(domain::Role::Admin).await;
+    let agent = app.user_with_role(domain::Role::Support).await;
+    let (ticket_id, _) = app.ticket(&user, &needles.subject, &needles.body).await;
+    let replied = app
+        .post(
+            &format!("/api/v1/support/tickets/{ticket_id}/replies"),
+            Some(&agent.token),
+            json!({ "body": needles.staff_reply }),
+        )
+        .await;
+    assert_eq!(replied.status, StatusCode::CREATED, "{}", replied.body);
+    let position = replied.body["position"].as_str().unwrap().to_string();
+    let ticket = app
+        .get(
+            &format!("/api/v1/support/tickets/{ticket_id}?min_position={position}"),
+            Some(&user.token),
+        )
+        .await;
+    assert_eq!(
+        ticket.body["subject"],
+        json!(needles.subject),
+        "{}",
+        ticket.body
+    );
 
     // Before the erasure: the read model shows the user's data, opened
     // with their key; the log and Kafka carry only ciphertext.
@@ -169,7 +206,13 @@ async fn an_erased_user_leaves_no_clear_personal_data_in_postgres_kafka_or_rabbi
         .collect();
     assert_eq!(
         tables,
-        ["public.user_credentials", "public.users"].into(),
+        [
+            "public.support_messages",
+            "public.support_tickets",
+            "public.user_credentials",
+            "public.users"
+        ]
+        .into(),
         "{before:#?}"
     );
     let events: Vec<String> = sqlx::query_scalar("SELECT row_to_json(e)::text FROM events AS e")

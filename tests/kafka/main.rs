@@ -8,4 +8,5 @@ mod faults;
 mod mirror;
 mod schemas;
 mod support;
+mod support_tickets;
 mod topics;

@@ -205,3 +205,80 @@ async fn a_report_made_while_a_transaction_is_in_flight_verifies_clean_after_it_
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_support_ticket_is_in_its_owners_export_and_in_no_one_elses() {
+    let app = TestApp::spawn().await;
+    let owner = app.user().await;
+    let agent = app.user_with_role(domain::Role::Support).await;
+    let (ticket_id, _) = app.ticket(&owner, "Export me", "Body").await;
+    let at = |action: &str| format!("/api/v1/support/tickets/{ticket_id}/{action}");
+    for (path, token, body) in [
+        (
+            at("assign"),
+            &agent.token,
+            Some(serde_json::json!({ "assignee_id": agent.id })),
+        ),
+        (
+            at("replies"),
+            &agent.token,
+            Some(serde_json::json!({ "body": "Staff reply" })),
+        ),
+        (at("close"), &owner.token, None),
+    ] {
+        let response = match body {
+            Some(body) => app.post(&path, Some(token), body).await,
+            None => app.post_empty(&path, Some(token)).await,
+        };
+        assert!(response.status.is_success(), "{path}: {}", response.body);
+    }
+
+    let report = build_report(&app.pool, owner.id, None, None, None)
+        .await
+        .unwrap();
+    let ticket = report
+        .content
+        .streams
+        .iter()
+        .find(|s| s.aggregate_type == domain::AggregateType::SupportTicket)
+        .expect("the ticket's stream is in its owner's export");
+    assert_eq!(ticket.aggregate_id, ticket_id.to_string());
+    let types: Vec<&str> = ticket
+        .events
+        .iter()
+        .map(|e| e.fields.event_type.as_str())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "support.ticket_opened",
+            "support.ticket_assigned",
+            "support.reply_added",
+            "support.ticket_closed"
+        ]
+    );
+    assert_eq!(ticket.sequence_at_end, 4);
+    assert_eq!(ticket.state_at_end["status"], "closed");
+    assert_eq!(
+        ticket.state_at_end["assignee_id"],
+        serde_json::json!(agent.id)
+    );
+    assert_eq!(ticket.state_at_end["replies"], 1);
+    let text = serde_json::to_string(&report).unwrap();
+    let checked = verify_report(&app.pool, &text, None).await.unwrap();
+    assert!(checked.is_clean(), "{:?}", checked.problems);
+
+    // The staff member who worked it owns none of it.
+    let staff_report = build_report(&app.pool, agent.id, None, None, None)
+        .await
+        .unwrap();
+    assert!(
+        staff_report
+            .content
+            .streams
+            .iter()
+            .all(|s| s.aggregate_type != domain::AggregateType::SupportTicket),
+        "{:?}",
+        staff_report.content.streams
+    );
+}

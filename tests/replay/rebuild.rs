@@ -11,12 +11,14 @@ use serde_json::{json, Value};
 use crate::common::{caught_up, describe, replay, stdout};
 use crate::history::some_history;
 
-const TABLES: [(&str, &str); 5] = [
+const TABLES: [(&str, &str); 7] = [
     ("users", "user_id"),
     ("exchange_keys", "key_id"),
     ("bot_status", "bot_id"),
     ("trades", "trade_id"),
     ("positions", "user_id, pair"),
+    ("support_tickets", "ticket_id"),
+    ("support_messages", "ticket_id, number"),
 ];
 
 /// Every row of every read model in `schema`, as PostgreSQL's text form of
@@ -177,6 +179,74 @@ async fn every_kind_of_bot_event(app: &TestApp) {
     caught_up(app).await;
 }
 
+/// Tickets with every kind of event, by their owners and the staff, and
+/// the owner of one of them erased between their events: several tickets
+/// opened, replied to, assigned (twice), closed and reopened, one of them
+/// closed after its owner's erasure.
+async fn every_kind_of_ticket_event(app: &TestApp) {
+    use axum::http::StatusCode;
+    let ada = app.user().await;
+    let bob = app.user().await;
+    let agent = app.user_with_role(domain::Role::Support).await;
+    let admin = app.user_with_role(domain::Role::Admin).await;
+    let post = move |path: String, token: String, body: Option<Value>| async move {
+        let response = match body {
+            Some(body) => app.post(&path, Some(&token), body).await,
+            None => app.post_empty(&path, Some(&token)).await,
+        };
+        assert!(response.status.is_success(), "{path}: {}", response.body);
+        assert_ne!(response.status, StatusCode::NO_CONTENT);
+    };
+    let (first, _) = app.ticket(&ada, "First", "One.\nTwo.").await;
+    let (second, _) = app.ticket(&bob, "Second", "Bob's").await;
+    let (third, _) = app.ticket(&ada, "Third", "Three").await;
+    let at =
+        |ticket: uuid::Uuid, action: &str| format!("/api/v1/support/tickets/{ticket}/{action}");
+    for n in 0..3 {
+        post(
+            at(first, "replies"),
+            ada.token.clone(),
+            Some(json!({ "body": format!("ada {n}") })),
+        )
+        .await;
+        post(
+            at(first, "replies"),
+            agent.token.clone(),
+            Some(json!({ "body": format!("agent {n}") })),
+        )
+        .await;
+    }
+    post(
+        at(first, "assign"),
+        agent.token.clone(),
+        Some(json!({ "assignee_id": agent.id })),
+    )
+    .await;
+    post(
+        at(first, "assign"),
+        admin.token.clone(),
+        Some(json!({ "assignee_id": admin.id })),
+    )
+    .await;
+    post(at(first, "close"), ada.token.clone(), None).await;
+    post(at(first, "reopen"), agent.token.clone(), None).await;
+    post(at(second, "close"), agent.token.clone(), None).await;
+    post(
+        at(third, "replies"),
+        agent.token.clone(),
+        Some(json!({ "body": "noted" })),
+    )
+    .await;
+    post(
+        format!("/api/v1/admin/users/{}/erase", ada.id),
+        admin.token.clone(),
+        None,
+    )
+    .await;
+    post(at(third, "close"), agent.token.clone(), None).await;
+    caught_up(app).await;
+}
+
 #[tokio::test]
 async fn batches_of_any_size_project_as_events_one_by_one() {
     // The projectors fold each batch into a few set-based statements; a
@@ -185,6 +255,7 @@ async fn batches_of_any_size_project_as_events_one_by_one() {
     // the same again.
     let app = TestApp::spawn().await;
     every_kind_of_bot_event(&app).await;
+    every_kind_of_ticket_event(&app).await;
     let events = app.event_count().await;
     let mut dumps = Vec::new();
     for batch_size in [1, 2, 7, 10_000] {
@@ -226,6 +297,28 @@ async fn batches_of_any_size_project_as_events_one_by_one() {
     .await
     .unwrap();
     assert_eq!(busy, (12, 3, 3, "running".to_string()));
+    assert_eq!(count(one_by_one, "support_tickets"), 3);
+    assert_eq!(count(one_by_one, "support_messages"), 3 + 6 + 1);
+    // The erased owner's texts are gone, the other owner's are there.
+    let texts: Vec<(Option<String>, String)> = sqlx::query_as(
+        "SELECT subject, status FROM replay_batch_7.support_tickets ORDER BY opened_at",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        texts,
+        [
+            (None, "open".to_string()),
+            (Some("Second".to_string()), "closed".to_string()),
+            (None, "closed".to_string()),
+        ]
+    );
+    let bodies: i64 = sqlx::query_scalar("SELECT count(body) FROM replay_batch_1.support_messages")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(bodies, 1, "only Bob's opening message keeps its body");
 }
 
 #[tokio::test]

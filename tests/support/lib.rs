@@ -317,6 +317,27 @@ impl TestApp {
         response.body["bot_id"].as_str().unwrap().parse().unwrap()
     }
 
+    /// Opens a support ticket for `user`; returns its id and the position
+    /// of its `support.ticket_opened`.
+    pub async fn ticket(&self, user: &TestUser, subject: &str, body: &str) -> (Uuid, String) {
+        let response = self
+            .post(
+                "/api/v1/support/tickets",
+                Some(&user.token),
+                json!({ "subject": subject, "body": body }),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
+        (
+            response.body["ticket_id"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap(),
+            response.body["position"].as_str().unwrap().to_string(),
+        )
+    }
+
     /// Every stored event of one stream, in sequence order.
     pub async fn stream(&self, aggregate_type: &str, aggregate_id: Uuid) -> Vec<StoredEvent> {
         sqlx::query_as::<_, StoredEvent>(

@@ -12,4 +12,5 @@ mod keys;
 mod login_backoff;
 mod quotas;
 mod snapshot_state;
+mod support_tickets;
 mod users;
