@@ -232,6 +232,9 @@ async fn a_support_ticket_is_in_its_owners_export_and_in_no_one_elses() {
         };
         assert!(response.status.is_success(), "{path}: {}", response.body);
     }
+    // A report holds what was committed below the oldest transaction then
+    // running: the projectors' batches are done once they caught up.
+    crate::common::caught_up(&app).await;
 
     let report = build_report(&app.pool, owner.id, None, None, None)
         .await
