@@ -84,8 +84,10 @@ async fn the_validator_refuses_a_broken_document() {
 
 /// The document's text patterns say what the service checks: a non-blank
 /// line is what `domain::common::bounded_text` keeps (white space and
-/// control characters as Rust's `char` reads them), no request string
-/// holds a control character, and no pattern placeholder is left over.
+/// control characters as Rust's `char` reads them), a message body is
+/// what `domain::support_ticket::check_body` keeps, no other request
+/// string holds a control character, and no pattern placeholder is left
+/// over.
 #[tokio::test]
 async fn the_text_patterns_agree_with_the_checks_they_document() {
     let app = TestApp::spawn().await;
@@ -140,6 +142,35 @@ async fn the_text_patterns_agree_with_the_checks_they_document() {
             matches(api::openapi::NO_CONTROL_CHARACTERS, text),
             !api::extract::has_control_character(text),
             "{text:?}"
+        );
+    }
+    // A message body: free text, line feeds and tabs allowed.
+    let body = &schemas["OpenTicketRequest"]["properties"]["body"];
+    assert_eq!(body["pattern"], api::openapi::FREE_TEXT);
+    assert_eq!(
+        schemas["ReplyRequest"]["properties"]["body"]["pattern"],
+        api::openapi::FREE_TEXT
+    );
+    for text in [
+        "",
+        " ",
+        " \n\t ",
+        "Hello",
+        "Hello,\n\tworld\n",
+        "\nx",
+        "carriage\r\nreturn",
+        "nul\u{0}",
+        "\u{85}",
+        "a\u{85}b",
+        "\u{3000}",
+        "\u{2028}x",
+        "\u{7f}",
+        "Zoë ☃",
+    ] {
+        assert_eq!(
+            matches(api::openapi::FREE_TEXT, text),
+            domain::support_ticket::check_body(text).is_ok(),
+            "{text:?}: the pattern and check_body disagree"
         );
     }
 }
