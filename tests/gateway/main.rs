@@ -189,7 +189,6 @@ async fn routes_outside_the_gateway_are_refused_by_nginx() {
         "/internal",
         "/api/v1/nothing",
         "/api/v1/botnet",
-        "/api/v1/support",
         "/api/v1/supportive/tickets",
         "/api/v2/auth/login",
         "/",
