@@ -122,14 +122,24 @@ pub(crate) fn route_groups() -> RouteGroups {
         .routes(routes!(routes::bots::stop))
         .routes(routes!(routes::bots::trigger_trade))
         .routes(routes!(routes::admin::assign_role))
-        .routes(routes!(routes::admin::erase_user));
+        .routes(routes!(routes::admin::erase_user))
+        .routes(routes!(routes::admin::disable_user))
+        .routes(routes!(routes::admin::enable_user))
+        .routes(routes!(routes::users::change_password))
+        .routes(routes!(auth::verify_email))
+        .routes(routes!(auth::confirm_password_reset));
     let sessions = OpenApiRouter::default()
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))
-        .routes(routes!(auth::logout));
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::resend_verification))
+        .routes(routes!(auth::request_password_reset))
+        .routes(routes!(routes::users::sessions))
+        .routes(routes!(routes::users::revoke_session));
     let queries = OpenApiRouter::default()
         .routes(routes!(routes::queries::me))
         .routes(routes!(routes::queries::admin_users))
+        .routes(routes!(routes::queries::admin_user))
         .routes(routes!(routes::queries::keys))
         .routes(routes!(routes::queries::bots))
         .routes(routes!(routes::queries::bot_status))

@@ -603,6 +603,26 @@ pub mod schemas {
         Auditor,
     }
 
+    /// Whether an account may log in.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum AccountState {
+        Active,
+        Disabled,
+    }
+
+    /// Which notifications a user wants by email.
+    #[derive(Serialize, ToSchema)]
+    #[allow(dead_code)]
+    pub struct NotificationPreferences {
+        /// A bot's fill.
+        trade_fills: bool,
+        /// A bot stopped by an error, a key that failed its test.
+        bot_errors: bool,
+        /// Log-ins, password and email changes.
+        security: bool,
+    }
+
     #[derive(Serialize, ToSchema)]
     #[serde(rename_all = "snake_case")]
     pub enum RiskProfile {

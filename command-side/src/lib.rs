@@ -31,6 +31,7 @@
 //! - [`services`]: the domain's service traits, implemented on the log and
 //!   an [`exchange::Exchange`].
 
+pub mod accounts;
 pub mod append;
 pub mod append_outcome;
 pub mod batch;
@@ -45,6 +46,7 @@ pub mod framework;
 pub mod idempotency;
 pub mod load;
 pub mod login_failures;
+pub mod mail;
 pub mod metadata;
 pub mod metrics;
 pub mod passwords;
