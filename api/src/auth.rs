@@ -307,7 +307,7 @@ pub async fn logout(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyEmailRequest {
-    #[schema(example = "ada@example.com", max_length = 254)]
+    #[schema(example = "ada@example.com", format = "email", max_length = 254)]
     email: String,
     /// The 6 digits mailed at registration (or by a resend).
     #[schema(example = "123456", pattern = "^[0-9]{6}$")]
@@ -364,7 +364,7 @@ pub async fn verify_email(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailRequest {
-    #[schema(example = "ada@example.com", max_length = 254)]
+    #[schema(example = "ada@example.com", format = "email", max_length = 254)]
     email: String,
 }
 
@@ -422,7 +422,7 @@ pub async fn request_password_reset(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordResetRequest {
-    #[schema(example = "ada@example.com", max_length = 254)]
+    #[schema(example = "ada@example.com", format = "email", max_length = 254)]
     email: String,
     #[schema(example = "123456", pattern = "^[0-9]{6}$")]
     code: String,

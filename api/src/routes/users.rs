@@ -15,23 +15,35 @@ use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{parse_id, JsonBody, RequestContext};
 use crate::state::AppState;
 
-/// The profile fields to change; at least one.
+/// The profile fields to change; at least one, none `null`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(min_properties = 1)]
 pub struct UpdateProfileRequest {
     /// 1 to 100 characters once trimmed.
-    #[schema(pattern = "{NON_BLANK_LINE}", min_length = 1, max_length = 100)]
+    #[schema(pattern = "{NON_BLANK_LINE}", min_length = 1, max_length = 100, nullable = false)]
+    #[serde(default, deserialize_with = "present")]
     display_name: Option<String>,
     /// An IANA time zone name: `UTC`, or one to three `/`-separated parts
     /// of ASCII letters, digits, `_`, `-`, `+`, each starting with a letter.
-    #[schema(example = "Europe/Paris", max_length = 64,
+    #[schema(example = "Europe/Paris", max_length = 64, nullable = false,
         pattern = "^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z][A-Za-z0-9_+-]*){0,2}$")]
+    #[serde(default, deserialize_with = "present")]
     timezone: Option<String>,
-    #[schema(value_type = Option<crate::openapi::schemas::NotificationPreferences>)]
+    #[schema(value_type = crate::openapi::schemas::NotificationPreferences)]
+    #[serde(default, deserialize_with = "present")]
     notifications: Option<NotificationPreferences>,
-    #[schema(value_type = Option<crate::openapi::schemas::RiskProfile>)]
+    #[schema(value_type = crate::openapi::schemas::RiskProfile)]
+    #[serde(default, deserialize_with = "present")]
     risk_profile: Option<RiskProfile>,
+}
+
+/// A field that may be absent but not `null`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// A change to the caller's user and where its event stands.
