@@ -414,7 +414,10 @@ pub async fn request_password_reset(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<EmailRequest>,
 ) -> Result<StatusCode, ApiError> {
-    state.commands.request_password_reset(&request.email).await?;
+    state
+        .commands
+        .request_password_reset(&request.email)
+        .await?;
     Ok(StatusCode::ACCEPTED)
 }
 

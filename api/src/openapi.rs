@@ -233,10 +233,7 @@ fn add_permissions(document: &mut OpenApi) {
                 .into_iter()
                 .map(|role| role.as_str())
                 .collect();
-            let line = format!(
-                "Permission: `{permission}` (held by {}).",
-                roles.join(", ")
-            );
+            let line = format!("Permission: `{permission}` (held by {}).", roles.join(", "));
             operation.description = Some(match operation.description.take() {
                 Some(text) if !text.is_empty() => format!("{text}\n\n{line}"),
                 _ => line,

@@ -250,12 +250,20 @@ impl CommandSide {
                 Ok(Some(code)) => {
                     let mail = Mail::code(&email, purpose, &code, settings.code_ttl);
                     match settings.mailer.send(mail).await {
-                        Ok(()) => tracing::info!(%user_id, purpose = purpose.as_str(), "code mailed"),
-                        Err(error) => tracing::warn!(%user_id, purpose = purpose.as_str(), %error, "mailing a code failed"),
+                        Ok(()) => {
+                            tracing::info!(%user_id, purpose = purpose.as_str(), "code mailed")
+                        }
+                        Err(error) => {
+                            tracing::warn!(%user_id, purpose = purpose.as_str(), %error, "mailing a code failed")
+                        }
                     }
                 }
-                Ok(None) => tracing::info!(%user_id, purpose = purpose.as_str(), "code not sent: one was sent a moment ago"),
-                Err(error) => tracing::warn!(%user_id, purpose = purpose.as_str(), %error, "issuing a code failed"),
+                Ok(None) => {
+                    tracing::info!(%user_id, purpose = purpose.as_str(), "code not sent: one was sent a moment ago")
+                }
+                Err(error) => {
+                    tracing::warn!(%user_id, purpose = purpose.as_str(), %error, "issuing a code failed")
+                }
             }
         });
     }
@@ -452,8 +460,14 @@ impl CommandSide {
         let Some(stored) = stored else {
             return Err(DomainError::NotFound { entity: "user" }.into());
         };
-        if !self.passwords.verify(current_password, Some(stored)).await? {
-            return Err(DomainError::invalid("current_password", "is not the current password").into());
+        if !self
+            .passwords
+            .verify(current_password, Some(stored))
+            .await?
+        {
+            return Err(
+                DomainError::invalid("current_password", "is not the current password").into(),
+            );
         }
         self.replace_password(
             user_id,
@@ -495,10 +509,7 @@ impl CommandSide {
         .with_command_type("user.change_password");
         self.execute_user(
             &user_id.to_string(),
-            UserCommand::RecordPasswordChange {
-                by,
-                at: Utc::now(),
-            },
+            UserCommand::RecordPasswordChange { by, at: Utc::now() },
             &metadata,
         )
         .await
@@ -628,11 +639,13 @@ impl CommandSide {
         .bind(session_id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|(disabled, email_verified, session_live)| AccountStatus {
-            disabled,
-            email_verified,
-            session_live,
-        }))
+        Ok(
+            row.map(|(disabled, email_verified, session_live)| AccountStatus {
+                disabled,
+                email_verified,
+                session_live,
+            }),
+        )
     }
 
     /// Start-up: brings every account's flags back to what the log says
@@ -684,7 +697,11 @@ impl CommandSide {
     }
 }
 
-async fn set_disabled(pool: &sqlx::PgPool, user_id: Uuid, disabled: bool) -> Result<(), CommandError> {
+async fn set_disabled(
+    pool: &sqlx::PgPool,
+    user_id: Uuid,
+    disabled: bool,
+) -> Result<(), CommandError> {
     sqlx::query(
         "UPDATE user_credentials SET disabled_at = CASE WHEN $2 THEN coalesce(disabled_at, now()) END \
          WHERE user_id = $1",
@@ -709,7 +726,8 @@ async fn issue_code(
     let now = Utc::now();
     let resend = chrono::Duration::from_std(settings.code_resend_interval)
         .unwrap_or(chrono::Duration::seconds(60));
-    let ttl = chrono::Duration::from_std(settings.code_ttl).unwrap_or(chrono::Duration::minutes(10));
+    let ttl =
+        chrono::Duration::from_std(settings.code_ttl).unwrap_or(chrono::Duration::minutes(10));
     let stored = sqlx::query(
         "INSERT INTO email_codes (user_id, purpose, code_hash, sent_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5) \
@@ -720,7 +738,12 @@ async fn issue_code(
     )
     .bind(user_id)
     .bind(purpose.as_str())
-    .bind(code_digest(&settings.code_key, user_id, purpose, code.expose()))
+    .bind(code_digest(
+        &settings.code_key,
+        user_id,
+        purpose,
+        code.expose(),
+    ))
     .bind(now)
     .bind(now + ttl)
     .bind(now - resend)
@@ -748,9 +771,18 @@ mod tests {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         let key = [7u8; 32];
         let base = code_digest(&key, a, CodePurpose::VerifyEmail, "123456");
-        assert_ne!(base, code_digest(&[8u8; 32], a, CodePurpose::VerifyEmail, "123456"));
-        assert_ne!(base, code_digest(&key, b, CodePurpose::VerifyEmail, "123456"));
-        assert_ne!(base, code_digest(&key, a, CodePurpose::PasswordReset, "123456"));
+        assert_ne!(
+            base,
+            code_digest(&[8u8; 32], a, CodePurpose::VerifyEmail, "123456")
+        );
+        assert_ne!(
+            base,
+            code_digest(&key, b, CodePurpose::VerifyEmail, "123456")
+        );
+        assert_ne!(
+            base,
+            code_digest(&key, a, CodePurpose::PasswordReset, "123456")
+        );
         assert!(!base.contains("123456"));
     }
 
@@ -759,12 +791,16 @@ mod tests {
         let throttle = EmailThrottle::new();
         let window = Duration::from_secs(60);
         for _ in 0..3 {
-            throttle.count("a@example.com", "x", 3, window, "w").unwrap();
+            throttle
+                .count("a@example.com", "x", 3, window, "w")
+                .unwrap();
         }
         assert!(matches!(
             throttle.count("a@example.com", "x", 3, window, "w"),
             Err(CommandError::TooManyAttempts { .. })
         ));
-        throttle.count("b@example.com", "x", 3, window, "w").unwrap();
+        throttle
+            .count("b@example.com", "x", 3, window, "w")
+            .unwrap();
     }
 }

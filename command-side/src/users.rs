@@ -378,6 +378,13 @@ impl CommandSide {
             .execute(&mut *transaction)
             .await?;
         crate::sessions::revoke_refresh_tokens_on(&mut *transaction, user_id).await?;
+        // Their sessions' clients and their codes' digests go too.
+        for table in ["sessions", "email_codes"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
+                .bind(user_id)
+                .execute(&mut *transaction)
+                .await?;
+        }
         transaction.commit().await?;
         tracing::info!(%user_id, "user erased: data key destroyed");
         Ok(())

@@ -119,7 +119,13 @@ pub const ROLE_PERMISSIONS: [(Role, &[Permission]); 4] = [
     // ExchangeKey refuse them too, `Actor::ensure_may_trade`).
     (
         Role::Auditor,
-        &[AccountOwn, TradingRead, TicketsOwn, TradingReadAll, AuditRead],
+        &[
+            AccountOwn,
+            TradingRead,
+            TicketsOwn,
+            TradingReadAll,
+            AuditRead,
+        ],
     ),
 ];
 

@@ -651,12 +651,10 @@ impl Aggregate for User {
                 self.active_user_id()?;
                 UserEvent::PasswordChanged { by, at }
             }
-            UserCommand::Disable { actor, reason, at } => {
-                match self.disable(actor, reason, at)? {
-                    Some(event) => event,
-                    None => return Ok(()),
-                }
-            }
+            UserCommand::Disable { actor, reason, at } => match self.disable(actor, reason, at)? {
+                Some(event) => event,
+                None => return Ok(()),
+            },
             UserCommand::Enable { actor, at } => match self.enable(actor, at)? {
                 Some(event) => event,
                 None => return Ok(()),

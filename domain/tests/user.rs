@@ -2,10 +2,10 @@
 
 mod support;
 
+use chrono::{DateTime, Utc};
 use cqrs_es::test::{AggregateResultValidator, TestFramework};
 use cqrs_es::DomainEvent;
 use domain::personal::PersonalText;
-use chrono::{DateTime, Utc};
 use domain::user::{
     check_display_name, check_timezone, login_source, normalise_email, upcasters, Experience,
     LoginBackoff, NotificationPreferences, PasswordChangeKind, ProfileChanges, RiskProfile, User,
@@ -336,9 +336,8 @@ fn a_snapshot_with_a_clear_email_does_not_read_so_the_stream_is_replayed() {
 
 #[test]
 fn a_user_updates_their_own_profile() {
-    given(vec![created()], update_profile(Actor::user(ME), "Ada L.")).then_expect_events(vec![
-        name_updated(sealed("Ada L."), at_plus(10)),
-    ]);
+    given(vec![created()], update_profile(Actor::user(ME), "Ada L."))
+        .then_expect_events(vec![name_updated(sealed("Ada L."), at_plus(10))]);
 }
 
 #[test]
@@ -358,9 +357,8 @@ fn updating_another_users_profile_reads_as_not_found() {
 #[test]
 fn an_admin_or_the_system_updates_any_profile() {
     for actor in [Actor::admin(SOMEONE_ELSE), Actor::System] {
-        given(vec![created()], update_profile(actor, "Countess")).then_expect_events(vec![
-            name_updated(sealed("Countess"), at_plus(10)),
-        ]);
+        given(vec![created()], update_profile(actor, "Countess"))
+            .then_expect_events(vec![name_updated(sealed("Countess"), at_plus(10))]);
     }
 }
 
@@ -723,15 +721,31 @@ fn a_version_1_user_updated_still_reads_as_a_display_name_change() {
         "at": at(),
     }))
     .unwrap();
-    assert_eq!(event, name_updated(PersonalText::Sealed("1:x".to_string()), at()));
+    assert_eq!(
+        event,
+        name_updated(PersonalText::Sealed("1:x".to_string()), at())
+    );
 }
 
 #[test]
 fn time_zones_are_checked_by_shape() {
-    for good in ["UTC", "Europe/Paris", "America/Argentina/Buenos_Aires", "Etc/GMT+5"] {
+    for good in [
+        "UTC",
+        "Europe/Paris",
+        "America/Argentina/Buenos_Aires",
+        "Etc/GMT+5",
+    ] {
         assert_eq!(check_timezone(good).unwrap(), good);
     }
-    for bad in ["", "/Paris", "Europe//Paris", "Europe/Paris/x/y", "1Europe", "Europe/Par is", "Europe/Paris\n"] {
+    for bad in [
+        "",
+        "/Paris",
+        "Europe//Paris",
+        "Europe/Paris/x/y",
+        "1Europe",
+        "Europe/Par is",
+        "Europe/Paris\n",
+    ] {
         assert!(check_timezone(bad).is_err(), "{bad:?}");
     }
     assert!(check_timezone(&"A".repeat(65)).is_err());
@@ -815,8 +829,11 @@ fn disabled() -> UserEvent {
 fn an_admin_disables_a_user_once_and_re_enables_them() {
     given(vec![created()], disable(Actor::admin(SOMEONE_ELSE)))
         .then_expect_events(vec![disabled()]);
-    given(vec![created(), disabled()], disable(Actor::admin(SOMEONE_ELSE)))
-        .then_expect_events(vec![]);
+    given(
+        vec![created(), disabled()],
+        disable(Actor::admin(SOMEONE_ELSE)),
+    )
+    .then_expect_events(vec![]);
     given(
         vec![created(), disabled()],
         UserCommand::Enable {
@@ -840,7 +857,11 @@ fn an_admin_disables_a_user_once_and_re_enables_them() {
 
 #[test]
 fn only_an_admin_disables_and_not_themself() {
-    for actor in [Actor::user(ME), Actor::user(SOMEONE_ELSE), Actor::auditor(SOMEONE_ELSE)] {
+    for actor in [
+        Actor::user(ME),
+        Actor::user(SOMEONE_ELSE),
+        Actor::auditor(SOMEONE_ELSE),
+    ] {
         given(vec![created()], disable(actor)).then_expect_forbidden();
     }
     given(vec![created()], disable(Actor::admin(ME)))
@@ -858,8 +879,11 @@ fn only_an_admin_disables_and_not_themself() {
 
 #[test]
 fn a_disabled_user_cannot_log_in_or_verify() {
-    given(vec![created(), disabled()], UserCommand::LogIn { at: at_plus(31) })
-        .then_expect_error(DomainError::NotFound { entity: "user" });
+    given(
+        vec![created(), disabled()],
+        UserCommand::LogIn { at: at_plus(31) },
+    )
+    .then_expect_error(DomainError::NotFound { entity: "user" });
     given(
         vec![created(), disabled()],
         UserCommand::VerifyEmail { at: at_plus(31) },

@@ -176,7 +176,7 @@ pub struct Settings {
     /// development, the outbox directory `MAIL_OUTBOX_DIR`, default
     /// `var/outbox`), `MAIL_FROM`, `SMTP_TIMEOUT_SECS`.
     pub mail: command_side::mail::MailSettings,
-    /// One-time codes: `EMAIL_CODE_TTL_SECS` (default 600, 60 to 86400),
+    /// One-time codes: `EMAIL_CODE_TTL_SECS` (default 600, 1 to 86400),
     /// `EMAIL_CODE_MAX_ATTEMPTS` (default 5, 1 to 20),
     /// `EMAIL_CODE_RESEND_SECS` (default 60, 1 to 3600).
     pub email_code_ttl: std::time::Duration,
@@ -388,7 +388,7 @@ impl Settings {
             ready_check_timeout: millis("READY_CHECK_TIMEOUT_MS", "2000")?.max(MIN_MILLI),
             mail: mail_settings(&get, environment)?,
             email_code_ttl: std::time::Duration::from_secs(
-                number("EMAIL_CODE_TTL_SECS", "600")?.clamp(60, 86_400),
+                number("EMAIL_CODE_TTL_SECS", "600")?.clamp(1, 86_400),
             ),
             email_code_max_attempts: number("EMAIL_CODE_MAX_ATTEMPTS", "5")?.clamp(1, 20) as u32,
             email_code_resend_interval: std::time::Duration::from_secs(
@@ -432,13 +432,17 @@ fn mail_settings(
     if from.parse::<lettre::message::Mailbox>().is_err() {
         return Err(ConfigError::Invalid {
             name: "MAIL_FROM",
-            reason: format!("expected an address such as Muckard <no-reply@example.com>, got {from}"),
+            reason: format!(
+                "expected an address such as Muckard <no-reply@example.com>, got {from}"
+            ),
         });
     }
     let settings = command_side::mail::MailSettings {
         smtp_url: smtp_url.map(domain::SecretString::new),
         from,
-        outbox_dir: PathBuf::from(get("MAIL_OUTBOX_DIR").unwrap_or_else(|| "var/outbox".to_string())),
+        outbox_dir: PathBuf::from(
+            get("MAIL_OUTBOX_DIR").unwrap_or_else(|| "var/outbox".to_string()),
+        ),
         timeout: std::time::Duration::from_secs(
             whole_number(get, "SMTP_TIMEOUT_SECS", "10")?.clamp(1, 300),
         ),

@@ -168,7 +168,9 @@ pub fn build_state(
 /// The command side's account settings: the mailer the settings name, the
 /// code limits, and the key the codes' digests are made with (derived from
 /// `JWT_SECRET`, so no new secret to configure).
-fn account_settings(settings: &Settings) -> anyhow::Result<command_side::accounts::AccountSettings> {
+fn account_settings(
+    settings: &Settings,
+) -> anyhow::Result<command_side::accounts::AccountSettings> {
     use sha2::{Digest, Sha256};
     let mailer = settings.mail.mailer()?;
     tracing::info!(mail = %mailer.describe(), "mail goes to");

@@ -352,7 +352,13 @@ fn samples() -> Vec<Sample> {
         ));
     }
     for enabled_by in [Some(id()), None] {
-        out.push(sample("User", UserEvent::UserEnabled { enabled_by, at: now }));
+        out.push(sample(
+            "User",
+            UserEvent::UserEnabled {
+                enabled_by,
+                at: now,
+            },
+        ));
     }
     for (risk_profile, experience) in [
         (RiskProfile::Conservative, Experience::Beginner),

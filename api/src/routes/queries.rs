@@ -765,7 +765,10 @@ pub async fn trades(
     caller: Caller,
     QueryParams(raw): QueryParams,
 ) -> Result<Json<TradePage>, ApiError> {
-    let params = Params::new(raw, &["user_id", "bot_id", "pair", "from", "to", "limit", "cursor"])?;
+    let params = Params::new(
+        raw,
+        &["user_id", "bot_id", "pair", "from", "to", "limit", "cursor"],
+    )?;
     let (everyone, owner) = scope(&caller, &params)?;
     let bot_id = params.uuid("bot_id")?;
     let pair = params.pair()?;

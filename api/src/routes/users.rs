@@ -1,7 +1,7 @@
-use axum::extract::State;
-use axum::Json;
 use axum::extract::Path;
+use axum::extract::State;
 use axum::http::StatusCode;
+use axum::Json;
 use chrono::{DateTime, Utc};
 use command_side::users::ProfileUpdate;
 use domain::user::{Experience, NotificationPreferences, RiskProfile};
@@ -20,13 +20,22 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct UpdateProfileRequest {
     /// 1 to 100 characters once trimmed.
-    #[schema(pattern = "{NON_BLANK_LINE}", min_length = 1, max_length = 100, nullable = false)]
+    #[schema(
+        pattern = "{NON_BLANK_LINE}",
+        min_length = 1,
+        max_length = 100,
+        nullable = false
+    )]
     #[serde(default, deserialize_with = "present")]
     display_name: Option<String>,
     /// An IANA time zone name: `UTC`, or one to three `/`-separated parts
     /// of ASCII letters, digits, `_`, `-`, `+`, each starting with a letter.
-    #[schema(example = "Europe/Paris", max_length = 64, nullable = false,
-        pattern = "^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z][A-Za-z0-9_+-]*){0,2}$")]
+    #[schema(
+        example = "Europe/Paris",
+        max_length = 64,
+        nullable = false,
+        pattern = "^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z][A-Za-z0-9_+-]*){0,2}$"
+    )]
     #[serde(default, deserialize_with = "present")]
     timezone: Option<String>,
     #[schema(value_type = crate::openapi::schemas::NotificationPreferences)]

@@ -105,7 +105,9 @@ impl Subscriber for UsersProjector {
                 )
                 .bind(user_id)
                 .bind(at),
-                UserEvent::UserDisabled { at: disabled_at, .. } => sqlx::query(
+                UserEvent::UserDisabled {
+                    at: disabled_at, ..
+                } => sqlx::query(
                     "UPDATE users SET disabled_at = $2, updated_at = $3 WHERE user_id = $1",
                 )
                 .bind(user_id)

@@ -87,16 +87,23 @@ async fn auth_operations_answer_as_documented() {
     assert_eq!(accepted.status, StatusCode::ACCEPTED, "{}", accepted.body);
     let too_soon = c.post(RESEND, None, resend).await;
     assert_eq!(too_soon.status, StatusCode::TOO_MANY_REQUESTS);
-    c.post(RESEND, None, json!({ "email": "not an email" })).await;
+    c.post(RESEND, None, json!({ "email": "not an email" }))
+        .await;
     let reset = json!({ "email": format!("nobody-{}@example.com", Uuid::new_v4().simple()) });
     let accepted = c.post(RESET, None, reset.clone()).await;
     assert_eq!(accepted.status, StatusCode::ACCEPTED, "{}", accepted.body);
     c.post(RESET, None, reset).await;
-    let confirm = json!({ "email": email, "code": "123456", "new_password": "another long password" });
+    let confirm =
+        json!({ "email": email, "code": "123456", "new_password": "another long password" });
     let refused = c.post(CONFIRM, None, confirm).await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
     let short = json!({ "email": email, "code": "123456", "new_password": "short" });
     let invalid = c.post(CONFIRM, None, short).await;
-    assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", invalid.body);
+    assert_eq!(
+        invalid.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        invalid.body
+    );
     c.finish("auth");
 }

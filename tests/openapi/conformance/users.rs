@@ -54,22 +54,32 @@ async fn user_operations_answer_as_documented() {
         { "trade_fills": true, "bot_errors": true, "security": false } });
     let changed = c.patch(ME, token, profile).await;
     assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
-    c.patch(ME, token, json!({ "timezone": "Not a zone" })).await;
+    c.patch(ME, token, json!({ "timezone": "Not a zone" }))
+        .await;
 
     let sessions = c.get(SESSIONS, token).await;
     assert_eq!(sessions.status, StatusCode::OK, "{}", sessions.body);
     let other = c.app.login(&user.email).await;
     let ended = c
-        .delete(&format!("{SESSIONS}/{}", other_session(&c, &other.token).await), token)
+        .delete(
+            &format!("{SESSIONS}/{}", other_session(&c, &other.token).await),
+            token,
+        )
         .await;
     assert_eq!(ended.status, StatusCode::NO_CONTENT, "{}", ended.body);
     c.delete(&format!("{SESSIONS}/{}", uuid::Uuid::new_v4()), token)
         .await;
     c.delete(&format!("{SESSIONS}/not-a-uuid"), token).await;
 
-    let wrong = json!({ "current_password": "not the password", "new_password": "a new long password" });
+    let wrong =
+        json!({ "current_password": "not the password", "new_password": "a new long password" });
     let refused = c.post(PASSWORD, token, wrong).await;
-    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.body);
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
     let change = json!({ "current_password": integration_tests::PASSWORD, "new_password": "a new long password" });
     let changed = c.post(PASSWORD, token, change).await;
     assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
