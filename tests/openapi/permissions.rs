@@ -6,8 +6,8 @@
 //! answer but 401 and 403: the request itself is made up, so the handler
 //! may refuse it for its own reasons). A public operation is never a 403.
 
-use axum::http::{Method, StatusCode};
 use api::permissions::{roles_admitted, Access, OPERATIONS};
+use axum::http::{Method, StatusCode};
 use domain::Role;
 use integration_tests::TestApp;
 use serde_json::Value;
@@ -58,7 +58,11 @@ async fn every_operation_answers_every_role_as_the_permission_table_says() {
     }
 
     let documented = crate::operations(&document).len();
-    assert_eq!(OPERATIONS.len(), documented, "one row per documented operation");
+    assert_eq!(
+        OPERATIONS.len(),
+        documented,
+        "one row per documented operation"
+    );
     let mut failures = Vec::new();
     let mut refusals = 0;
     for &(operation_id, access) in OPERATIONS {
@@ -81,7 +85,9 @@ async fn every_operation_answers_every_role_as_the_permission_table_says() {
                 (true, StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED) => true,
                 (false, StatusCode::FORBIDDEN) => {
                     refusals += 1;
-                    let Access::Requires(permission) = access else { unreachable!() };
+                    let Access::Requires(permission) = access else {
+                        unreachable!()
+                    };
                     !answer.body["error"]["message"]
                         .as_str()
                         .unwrap_or_default()
