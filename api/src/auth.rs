@@ -110,12 +110,17 @@ pub struct TokenPair {
     pub role: Role,
 }
 
-async fn token_pair(state: &AppState, user_id: Uuid, role: Role) -> Result<TokenPair, ApiError> {
-    let access_token = state.jwt.issue(user_id, role)?;
-    let refresh_token = state
+async fn token_pair(
+    state: &AppState,
+    user_id: Uuid,
+    role: Role,
+    client: Option<&str>,
+) -> Result<TokenPair, ApiError> {
+    let (refresh_token, session_id) = state
         .commands
-        .issue_refresh_token(user_id, state.http.refresh_token_ttl)
+        .issue_refresh_token(user_id, state.http.refresh_token_ttl, client)
         .await?;
+    let access_token = state.jwt.issue(user_id, role, Some(session_id))?;
     Ok(token_body(
         state,
         user_id,
@@ -184,6 +189,7 @@ impl FromRequestParts<AppState> for ClientSource {
         (status = 400, description = "Unreadable JSON", body = ErrorResponse),
         (status = 401, description = "Unknown email or wrong password", body = ErrorResponse,
             headers(("www-authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The right password of a disabled account", body = ErrorResponse),
         (status = 422, description = "A field is missing or of the wrong type", body = ErrorResponse),
         (status = 429, description = "Too many failed log-ins of this email lately (or too many \
             requests from this client); retry after `Retry-After` seconds", body = ErrorResponse,
@@ -196,9 +202,13 @@ impl FromRequestParts<AppState> for ClientSource {
 pub async fn login(
     State(state): State<AppState>,
     ClientSource(source): ClientSource,
+    headers: axum::http::HeaderMap,
     context: RequestContext,
     JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
+    let client = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|value| value.to_str().ok());
     let metadata = context.metadata(None, "user.log_in");
     let user = state
         .commands
@@ -209,7 +219,9 @@ pub async fn login(
             &metadata,
         )
         .await?;
-    Ok(Json(token_pair(&state, user.user_id, user.role).await?))
+    Ok(Json(
+        token_pair(&state, user.user_id, user.role, client).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -240,12 +252,12 @@ pub async fn refresh(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<RefreshRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
-    let (user_id, refresh_token) = state
+    let (user_id, session_id, refresh_token) = state
         .commands
         .rotate_refresh_token(&request.refresh_token, state.http.refresh_token_ttl)
         .await?;
     let role = state.commands.role_of(user_id).await?;
-    let access_token = state.jwt.issue(user_id, role)?;
+    let access_token = state.jwt.issue(user_id, role, Some(session_id))?;
     Ok(Json(token_body(
         &state,
         user_id,
@@ -271,8 +283,8 @@ pub struct LogoutRequest {
     summary = "Log out",
     description = "Revokes the refresh token's whole family (the session: the token, the ones it \
         was renewed from and into), so none of them renews again. 204 whatever the token, known, \
-        spent or not, so the answer tells nothing about it. The session's access token stays \
-        valid until it expires (`expires_in`).",
+        spent or not, so the answer tells nothing about it. The session's access tokens are \
+        refused from then on (401).",
     request_body = LogoutRequest,
     responses(
         (status = 204, description = "Logged out (or nothing to revoke)"),
@@ -289,4 +301,181 @@ pub async fn logout(
         .revoke_refresh_family(&request.refresh_token)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// An email and the code mailed to it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyEmailRequest {
+    #[schema(example = "ada@example.com", format = "email", max_length = 254)]
+    email: String,
+    /// The 6 digits mailed at registration (or by a resend).
+    #[schema(example = "123456", pattern = "^[0-9]{6}$")]
+    code: String,
+}
+
+/// The user whose email is verified, and where the event stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmailVerified {
+    pub user_id: Uuid,
+    #[schema(value_type = crate::openapi::schemas::Position)]
+    pub position: String,
+}
+
+const CODE_REFUSALS: &str = "A wrong code (and any code of an unknown email), an expired or an \
+    already used one; `field` is `code` and `reason` says which";
+
+/// `POST /api/v1/auth/verify-email` `{email, code}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/verify-email",
+    tag = "auth",
+    summary = "Verify an email with its mailed code",
+    description = "Records `user.email_verified`. A code works once, expires after \
+        `EMAIL_CODE_TTL_SECS` and takes `EMAIL_CODE_MAX_ATTEMPTS` wrong guesses; an unknown \
+        email is answered like a wrong code, so the answers never say whether an email is \
+        registered.",
+    request_body = VerifyEmailRequest,
+    responses(
+        (status = 200, description = "Verified (or verified already)", body = EmailVerified),
+        (status = 400, description = CODE_REFUSALS, body = ErrorResponse),
+        (status = 422, description = "A field is missing or of the wrong type", body = ErrorResponse),
+        (status = 429, description = "Too many wrong codes: ask for a new one", body = ErrorResponse,
+            headers(("retry-after" = String, description = "Seconds to wait before retrying"))),
+    ),
+)]
+pub async fn verify_email(
+    State(state): State<AppState>,
+    context: RequestContext,
+    JsonBody(request): JsonBody<VerifyEmailRequest>,
+) -> Result<Json<EmailVerified>, ApiError> {
+    let metadata = context.metadata(None, "user.verify_email");
+    let (user_id, position) = state
+        .commands
+        .verify_email(&request.email, &request.code, &metadata)
+        .await?;
+    Ok(Json(EmailVerified {
+        user_id,
+        position: position.to_string(),
+    }))
+}
+
+/// An email to send a code to.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailRequest {
+    #[schema(example = "ada@example.com", format = "email", max_length = 254)]
+    email: String,
+}
+
+/// `POST /api/v1/auth/verify-email/resend` `{email}` → 202.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/verify-email/resend",
+    tag = "auth",
+    summary = "Mail a new verification code",
+    description = "202 for any well-formed email: a code goes only to a registered, unverified \
+        account, and the answer says nothing of which. One request per email each \
+        `EMAIL_CODE_RESEND_SECS`, registered or not (429 otherwise).",
+    request_body = EmailRequest,
+    responses(
+        (status = 202, description = "Accepted: a code is mailed if the email has an unverified account"),
+        (status = 422, description = "A field is invalid (not an email address)", body = ErrorResponse),
+        (status = 429, description = "A code was asked for this email a moment ago", body = ErrorResponse,
+            headers(("retry-after" = String, description = "Seconds to wait before retrying"))),
+    ),
+)]
+pub async fn resend_verification(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<EmailRequest>,
+) -> Result<StatusCode, ApiError> {
+    state.commands.resend_verification(&request.email).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// `POST /api/v1/auth/password-reset/request` `{email}` → 202.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/password-reset/request",
+    tag = "auth",
+    summary = "Mail a password reset code",
+    description = "202 for any well-formed email, in the same time: a code goes only to a \
+        registered, enabled account, by a task of its own. One request per email each \
+        `EMAIL_CODE_RESEND_SECS`, registered or not (429 otherwise).",
+    request_body = EmailRequest,
+    responses(
+        (status = 202, description = "Accepted: a code is mailed if the email has an account"),
+        (status = 422, description = "A field is invalid (not an email address)", body = ErrorResponse),
+        (status = 429, description = "A code was asked for this email a moment ago", body = ErrorResponse,
+            headers(("retry-after" = String, description = "Seconds to wait before retrying"))),
+    ),
+)]
+pub async fn request_password_reset(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<EmailRequest>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .commands
+        .request_password_reset(&request.email)
+        .await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// A reset code and the new password.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetRequest {
+    #[schema(example = "ada@example.com", format = "email", max_length = 254)]
+    email: String,
+    #[schema(example = "123456", pattern = "^[0-9]{6}$")]
+    code: String,
+    #[schema(min_length = 10, max_length = 256)]
+    new_password: String,
+}
+
+/// Where `user.password_changed` stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasswordChanged {
+    #[schema(value_type = crate::openapi::schemas::Position)]
+    pub position: String,
+}
+
+/// `POST /api/v1/auth/password-reset/confirm` `{email, code, new_password}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/password-reset/confirm",
+    tag = "auth",
+    summary = "Choose a new password with a mailed reset code",
+    description = "The new password replaces the old, every session of the account ends, and \
+        `user.password_changed` (`by: reset`, no hash) is recorded.",
+    request_body = PasswordResetRequest,
+    responses(
+        (status = 200, description = "Changed", body = PasswordChanged),
+        (status = 400, description = CODE_REFUSALS, body = ErrorResponse),
+        (status = 422, description = "A field is invalid (`new_password` too short or long)", body = ErrorResponse),
+        (status = 429, description = "Too many wrong codes: ask for a new one", body = ErrorResponse,
+            headers(("retry-after" = String, description = "Seconds to wait before retrying"))),
+        (status = 503, description = "Every password hashing slot is busy (or the database is \
+            unavailable); retry after `Retry-After` seconds", body = ErrorResponse,
+            headers(("retry-after" = String, description = "Seconds to wait before retrying"))),
+    ),
+)]
+pub async fn confirm_password_reset(
+    State(state): State<AppState>,
+    context: RequestContext,
+    JsonBody(request): JsonBody<PasswordResetRequest>,
+) -> Result<Json<PasswordChanged>, ApiError> {
+    let metadata = context.metadata(None, "user.reset_password");
+    let position = state
+        .commands
+        .confirm_password_reset(
+            &request.email,
+            &request.code,
+            SecretString::new(request.new_password),
+            &metadata,
+        )
+        .await?;
+    Ok(Json(PasswordChanged {
+        position: position.to_string(),
+    }))
 }

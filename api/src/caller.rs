@@ -26,6 +26,9 @@ use crate::tokens::{Authentication, TokenSubject};
 pub struct Caller {
     pub user_id: Uuid,
     pub role: Role,
+    /// The token's session, if it names one.
+    pub session_id: Option<Uuid>,
+    pub email_verified: bool,
 }
 
 impl Caller {
@@ -42,6 +45,31 @@ impl Caller {
     /// what they read.
     pub fn has(&self, permission: Permission) -> bool {
         self.role.has(permission)
+    }
+
+    /// The caller as its account stands now: refused (401) when the user
+    /// has no credentials (erased) or the token's session has ended, 403
+    /// when the account is disabled; then, for a token that claims more
+    /// than `user`, with the role the user holds now.
+    async fn checked(self, state: &AppState) -> Result<Caller, ApiError> {
+        let status = state
+            .commands
+            .account_status(self.user_id, self.session_id)
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized("the token's user does not exist".to_string()))?;
+        if status.disabled {
+            return Err(ApiError::Forbidden("this account is disabled".to_string()));
+        }
+        if !status.session_live {
+            return Err(ApiError::Unauthorized(
+                "the token's session has ended (logged out, revoked or renewed away)".to_string(),
+            ));
+        }
+        let caller = Caller {
+            email_verified: status.email_verified,
+            ..self
+        };
+        caller.with_current_role(state).await
     }
 
     /// The caller with the role its user holds now, for a token that claims
@@ -84,8 +112,19 @@ impl FromRequestParts<AppState> for Caller {
             return Ok(*caller);
         }
         match Authentication::of(&parts.extensions) {
-            Authentication::Authenticated(TokenSubject { user_id, role }) => {
-                Caller { user_id, role }.with_current_role(state).await
+            Authentication::Authenticated(TokenSubject {
+                user_id,
+                role,
+                session_id,
+            }) => {
+                Caller {
+                    user_id,
+                    role,
+                    session_id,
+                    email_verified: false,
+                }
+                .checked(state)
+                .await
             }
             Authentication::Rejected(reason) => Err(ApiError::Unauthorized(reason)),
             Authentication::Anonymous => {

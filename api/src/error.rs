@@ -163,6 +163,17 @@ impl From<CommandError> for ApiError {
                 reason: error.to_string(),
                 retry_after_secs,
             },
+            CommandError::CodeRefused { reason } => ApiError::BadRequest {
+                field: Some("code".to_string()),
+                reason: reason.to_string(),
+            },
+            CommandError::TooManyAttempts {
+                retry_after_secs, ..
+            } => ApiError::TooManyRequests {
+                reason: error.to_string(),
+                retry_after_secs,
+            },
+            CommandError::AccountDisabled => ApiError::Forbidden(error.to_string()),
             CommandError::Saturated(reason) => ApiError::Unavailable(reason),
             CommandError::DatabaseUnavailable(reason) => {
                 ApiError::Unavailable(format!("database unavailable: {reason}"))

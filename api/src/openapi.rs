@@ -211,7 +211,14 @@ fn build() -> OpenApi {
                 .build(),
         ),
     );
-    let mut schemas = vec![(ErrorResponse::name().into_owned(), ErrorResponse::schema())];
+    let mut schemas = vec![
+        (ErrorResponse::name().into_owned(), ErrorResponse::schema()),
+        // Named by a query parameter, which does not collect it.
+        (
+            schemas::AccountState::name().into_owned(),
+            schemas::AccountState::schema(),
+        ),
+    ];
     ErrorResponse::schemas(&mut schemas);
     components.schemas.extend(schemas);
     add_common(&mut document);
@@ -411,8 +418,9 @@ fn add_common(document: &mut OpenApi) {
 /// [`NO_SPACE_TEXT`], [`FREE_TEXT`]); every string of
 /// a request body without a pattern, format or enumeration of its own
 /// gets [`NO_CONTROL_CHARACTERS`] (the API refuses a control character in
-/// any of them, see `crate::extract`), and a key's new credential needs
-/// both halves (`dependentRequired`).
+/// any of them, see `crate::extract`), a key's new credential needs
+/// both halves (`dependentRequired`), and a profile change at least one
+/// field (`minProperties`).
 fn refine(document: &mut serde_json::Value) {
     fill_patterns(document);
     let mut bodies = Vec::new();
@@ -433,6 +441,12 @@ fn refine(document: &mut serde_json::Value) {
         }
         let schema = &mut document["components"]["schemas"][&name];
         forbid_control_characters(schema, &mut bodies);
+    }
+    // utoipa 5.5 writes `min_properties` as `maxProperties`, so it is set
+    // here: a profile change names at least one field.
+    let profile = &mut document["components"]["schemas"]["UpdateProfileRequest"];
+    if profile.is_object() {
+        profile["minProperties"] = serde_json::json!(1);
     }
     let update = &mut document["components"]["schemas"]["UpdateRequest"];
     if update.is_object() {
@@ -609,6 +623,26 @@ pub mod schemas {
         Support,
         Admin,
         Auditor,
+    }
+
+    /// Whether an account may log in.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum AccountState {
+        Active,
+        Disabled,
+    }
+
+    /// Which notifications a user wants by email.
+    #[derive(Serialize, ToSchema)]
+    #[allow(dead_code)]
+    pub struct NotificationPreferences {
+        /// A bot's fill.
+        trade_fills: bool,
+        /// A bot stopped by an error, a key that failed its test.
+        bot_errors: bool,
+        /// Log-ins, password and email changes.
+        security: bool,
     }
 
     #[derive(Serialize, ToSchema)]

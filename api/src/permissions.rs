@@ -53,10 +53,17 @@ pub const OPERATIONS: &[(&str, Access)] = &[
     ("login", Public),
     ("refresh", Public),
     ("logout", Public),
+    ("verify_email", Public),
+    ("resend_verification", Public),
+    ("request_password_reset", Public),
+    ("confirm_password_reset", Public),
     // The caller's account.
     ("get_me", Requires(AccountOwn)),
     ("update_me", Requires(AccountOwn)),
     ("complete_onboarding", Requires(AccountOwn)),
+    ("change_password", Requires(AccountOwn)),
+    ("list_sessions", Requires(AccountOwn)),
+    ("revoke_session", Requires(AccountOwn)),
     // Trading.
     ("connect_key", Requires(TradingWrite)),
     ("update_key", Requires(TradingWrite)),
@@ -82,6 +89,9 @@ pub const OPERATIONS: &[(&str, Access)] = &[
     ("assign_ticket", Requires(TicketsStaff)),
     // Administration.
     ("list_users", Requires(UsersRead)),
+    ("get_user", Requires(UsersRead)),
+    ("disable_user", Requires(UsersManage)),
+    ("enable_user", Requires(UsersManage)),
     ("assign_role", Requires(UsersManage)),
     ("erase_user", Requires(UsersManage)),
     // The audit trail.
@@ -164,6 +174,17 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
             "this needs the permission {permission}, which the role {} does not hold",
             caller.role.as_str()
         ))
+        .into_response();
+    }
+    if permission == TradingWrite
+        && !caller.email_verified
+        && state.commands.requires_verified_email()
+    {
+        return ApiError::Forbidden(
+            "trading needs a verified email: verify it with the emailed code \
+             (POST /api/v1/auth/verify-email)"
+                .to_string(),
+        )
         .into_response();
     }
     parts.extensions.insert(caller);

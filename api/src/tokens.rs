@@ -28,6 +28,10 @@ struct Claims {
     iat: i64,
     exp: i64,
     jti: Uuid,
+    /// The session (refresh-token family) the token was issued in; absent
+    /// from tokens issued before sessions were named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<Uuid>,
 }
 
 /// Signs and checks access tokens.
@@ -50,7 +54,12 @@ impl JwtKeys {
         self.ttl.num_seconds()
     }
 
-    pub fn issue(&self, user_id: Uuid, role: Role) -> Result<String, ApiError> {
+    pub fn issue(
+        &self,
+        user_id: Uuid,
+        role: Role,
+        session_id: Option<Uuid>,
+    ) -> Result<String, ApiError> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: user_id,
@@ -59,6 +68,7 @@ impl JwtKeys {
             iat: now,
             exp: now + self.ttl.num_seconds(),
             jti: Uuid::new_v4(),
+            sid: session_id,
         };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("signing an access token: {e}")))
@@ -73,6 +83,7 @@ impl JwtKeys {
         Ok(TokenSubject {
             user_id: data.claims.sub,
             role: data.claims.role,
+            session_id: data.claims.sid,
         })
     }
 }
@@ -83,6 +94,8 @@ impl JwtKeys {
 pub struct TokenSubject {
     pub user_id: Uuid,
     pub role: Role,
+    /// The session it belongs to: revoking the session ends the token.
+    pub session_id: Option<Uuid>,
 }
 
 /// What the bearer token of a request says, decided once by

@@ -170,6 +170,9 @@ pub(crate) fn command_side(pool: PgPool) -> Result<CommandSide> {
             )
             .map_err(|reason| anyhow::anyhow!(reason))?,
             max_bots_per_user: 20,
+            accounts: command_side::accounts::AccountSettings::development(
+                std::env::temp_dir().join("muckard-outbox"),
+            ),
         },
     ))
 }

@@ -26,6 +26,20 @@ pub enum CommandError {
     /// lately; log-ins are refused for another `retry_after_secs` seconds.
     #[error("too many failed log-ins; retry after {retry_after_secs} s")]
     LoginBackoff { retry_after_secs: u64 },
+    /// A one-time code was refused: `reason` says why (wrong, expired or
+    /// used; an unknown email's code is "wrong", like any guess).
+    #[error("code: {reason}")]
+    CodeRefused { reason: &'static str },
+    /// Too many wrong guesses at a code, or codes asked for too often:
+    /// retry after `retry_after_secs` seconds.
+    #[error("{what}; retry after {retry_after_secs} s")]
+    TooManyAttempts {
+        what: &'static str,
+        retry_after_secs: u64,
+    },
+    /// The account is disabled: its log-ins and tokens are refused.
+    #[error("this account is disabled")]
+    AccountDisabled,
     /// A bounded resource (the password hashing slots) stayed busy for the
     /// whole wait; the caller may retry shortly.
     #[error("{0}")]

@@ -59,6 +59,9 @@ pub struct CommandSideSettings {
     pub trigger_quotas: TriggerQuotas,
     /// How many bots one user may configure (`BOT_MAX_PER_USER`).
     pub max_bots_per_user: u32,
+    /// One-time codes, the mailer, and whether trading needs a verified
+    /// email.
+    pub accounts: crate::accounts::AccountSettings,
 }
 
 /// The command side: one framework per aggregate over a shared pool.
@@ -73,6 +76,7 @@ pub struct CommandSide {
     caches: Caches,
     pub(crate) passwords: Passwords,
     pub(crate) unknown_email_failures: UnknownEmailFailures,
+    pub(crate) email_throttle: crate::accounts::EmailThrottle,
     /// Bot configurations that may hold their user's lock (and so a pooled
     /// connection) at once: a quarter of the pool, so their own appends
     /// always find a connection.
@@ -178,6 +182,7 @@ impl CommandSide {
                 settings.login_backoff,
                 MAX_REMEMBERED_UNKNOWN_EMAILS,
             ),
+            email_throttle: crate::accounts::EmailThrottle::new(),
             configuration_slots: tokio::sync::Semaphore::new(
                 (pool.options().get_max_connections() as usize / 4).max(1),
             ),

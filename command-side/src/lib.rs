@@ -32,6 +32,7 @@
 //! - [`services`]: the domain's service traits, implemented on the log and
 //!   an [`exchange::Exchange`].
 
+pub mod accounts;
 pub mod append;
 pub mod append_outcome;
 pub mod batch;
@@ -46,6 +47,7 @@ pub mod framework;
 pub mod idempotency;
 pub mod load;
 pub mod login_failures;
+pub mod mail;
 pub mod metadata;
 pub mod metrics;
 pub mod passwords;

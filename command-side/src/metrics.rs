@@ -120,7 +120,10 @@ pub fn outcome<T>(result: &Result<T, CommandError>) -> &'static str {
             | CommandError::EmailTaken
             | CommandError::InvalidCredentials
             | CommandError::InvalidRefreshToken
-            | CommandError::LoginBackoff { .. },
+            | CommandError::LoginBackoff { .. }
+            | CommandError::CodeRefused { .. }
+            | CommandError::TooManyAttempts { .. }
+            | CommandError::AccountDisabled,
         ) => "rejected",
         Err(
             CommandError::DatabaseUnavailable(_)

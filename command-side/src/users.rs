@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use domain::personal::{DataKey, PersonalText};
 use domain::user::{
-    check_display_name, login_source, normalise_email, Experience, RiskProfile, User, UserCommand,
+    check_display_name, check_timezone, login_source, normalise_email, Experience,
+    NotificationPreferences, ProfileChanges, RiskProfile, User, UserCommand,
 };
 use domain::{Actor, DomainError, Role};
 use uuid::Uuid;
@@ -28,6 +29,16 @@ fn refuse_while_backing_off(
     Err(CommandError::LoginBackoff {
         retry_after_secs: millis.div_ceil(1000).max(1),
     })
+}
+
+/// The profile fields a caller asks to change, in clear; absent fields
+/// stay as they are.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileUpdate {
+    pub display_name: Option<String>,
+    pub timezone: Option<String>,
+    pub notifications: Option<NotificationPreferences>,
+    pub risk_profile: Option<RiskProfile>,
 }
 
 /// A user who just logged in, with the role their tokens carry.
@@ -90,7 +101,10 @@ impl CommandSide {
         }
         .await;
         match registered {
-            Ok(position) => Ok((user_id, position)),
+            Ok(position) => {
+                self.send_first_verification(user_id, email);
+                Ok((user_id, position))
+            }
             Err(error) => {
                 sqlx::query("DELETE FROM user_credentials WHERE user_id = $1")
                     .bind(user_id)
@@ -142,12 +156,14 @@ impl CommandSide {
     ) -> Result<Authenticated, CommandError> {
         let now = Utc::now();
         let email = normalise_email(email).map_err(|_| CommandError::InvalidCredentials)?;
-        let stored: Option<(Uuid, String)> =
-            sqlx::query_as("SELECT user_id, password_hash FROM user_credentials WHERE email = $1")
-                .bind(&email)
-                .fetch_optional(&self.pool)
-                .await?;
-        let Some((user_id, hash)) = stored else {
+        let stored: Option<(Uuid, String, bool)> = sqlx::query_as(
+            "SELECT user_id, password_hash, disabled_at IS NOT NULL \
+             FROM user_credentials WHERE email = $1",
+        )
+        .bind(&email)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((user_id, hash, disabled)) = stored else {
             refuse_while_backing_off(self.unknown_email_failures.locked_until(&email, now), now)?;
             self.passwords.verify(password, None).await?;
             self.unknown_email_failures.record(&email, now);
@@ -163,6 +179,10 @@ impl CommandSide {
         if !self.passwords.verify(password, Some(hash)).await? {
             self.record_failed_login(user_id, source, &metadata).await?;
             return Err(CommandError::InvalidCredentials);
+        }
+        // Only to whoever knows the password: the account is disabled.
+        if disabled {
+            return Err(CommandError::AccountDisabled);
         }
         // Guesses sent together all pass the check above before any of them
         // is recorded; the right one among them is refused if the wrong ones
@@ -228,23 +248,41 @@ impl CommandSide {
             }))
     }
 
+    /// Records `user.updated` with the fields `update` changes, each
+    /// checked first (the display name sealed).
     pub async fn update_profile(
         &self,
         actor: Actor,
         user_id: Uuid,
-        display_name: String,
+        update: ProfileUpdate,
         metadata: &CommandMetadata,
     ) -> Result<Position, CommandError> {
-        let display_name = check_display_name(&display_name)?;
+        let display_name = update
+            .display_name
+            .as_deref()
+            .map(check_display_name)
+            .transpose()?;
+        let timezone = update.timezone.as_deref().map(check_timezone).transpose()?;
         if !actor.may_act_for(user_id) {
             return Err(CommandError::Refused(DomainError::NotFound {
                 entity: "user",
             }));
         }
-        let key = self.data_key_for(user_id).await?;
+        let display_name = match display_name {
+            Some(name) => {
+                let key = self.data_key_for(user_id).await?;
+                Some(seal(&key, user_id, "display_name", &name))
+            }
+            None => None,
+        };
         let command = UserCommand::UpdateProfile {
             actor,
-            display_name: seal(&key, user_id, "display_name", &display_name),
+            changes: ProfileChanges {
+                display_name,
+                timezone,
+                notifications: update.notifications,
+                risk_profile: update.risk_profile,
+            },
             at: Utc::now(),
         };
         self.execute_user(&user_id.to_string(), command, metadata)
@@ -340,6 +378,13 @@ impl CommandSide {
             .execute(&mut *transaction)
             .await?;
         crate::sessions::revoke_refresh_tokens_on(&mut *transaction, user_id).await?;
+        // Their sessions' clients and their codes' digests go too.
+        for table in ["sessions", "email_codes"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
+                .bind(user_id)
+                .execute(&mut *transaction)
+                .await?;
+        }
         transaction.commit().await?;
         tracing::info!(%user_id, "user erased: data key destroyed");
         Ok(())

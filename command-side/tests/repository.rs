@@ -82,6 +82,9 @@ fn command_side(pool: PgPool) -> CommandSide {
             strategy_limits: domain::StrategyLimits::default(),
             trigger_quotas: domain::TriggerQuotas::default(),
             max_bots_per_user: 20,
+            accounts: command_side::accounts::AccountSettings::development(
+                std::env::temp_dir().join("muckard-outbox"),
+            ),
         },
     )
 }

@@ -28,11 +28,31 @@ pub enum UserCommand {
     },
     /// Recorded after the command side checked the password.
     LogIn { at: DateTime<Utc> },
+    /// Changes the profile fields given; the command side refuses a
+    /// change with none.
     UpdateProfile {
         actor: Actor,
-        display_name: PersonalText,
+        changes: ProfileChanges,
         at: DateTime<Utc>,
     },
+    /// Recorded after the command side checked the emailed code.
+    VerifyEmail { at: DateTime<Utc> },
+    /// Recorded after the command side stored the new password's hash
+    /// (which never reaches the aggregate): by the user with their current
+    /// password, or by an emailed reset code.
+    RecordPasswordChange {
+        by: PasswordChangeKind,
+        at: DateTime<Utc>,
+    },
+    /// An admin disables the account: log-ins and tokens are refused, and
+    /// the command side revokes the sessions and stops the bots.
+    Disable {
+        actor: Actor,
+        reason: Option<String>,
+        at: DateTime<Utc>,
+    },
+    /// An admin re-enables a disabled account.
+    Enable { actor: Actor, at: DateTime<Utc> },
     CompleteOnboarding {
         actor: Actor,
         risk_profile: RiskProfile,
@@ -73,6 +93,53 @@ pub enum Experience {
     Expert,
 }
 
+/// How a password was changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordChangeKind {
+    /// By the user, with the current password.
+    Changed,
+    /// By a code sent to the user's email.
+    Reset,
+}
+
+/// Which notifications a user wants by email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationPreferences {
+    /// A bot's fill.
+    pub trade_fills: bool,
+    /// A bot stopped by an error, an exchange key that failed its test.
+    pub bot_errors: bool,
+    /// Log-ins, password and email changes.
+    pub security: bool,
+}
+
+/// The profile fields a `user.updated` changes; absent fields keep their
+/// value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProfileChanges {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<PersonalText>,
+    /// An IANA time zone name (`Europe/Paris`), checked by
+    /// [`check_timezone`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<NotificationPreferences>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk_profile: Option<RiskProfile>,
+}
+
+impl ProfileChanges {
+    pub fn is_empty(&self) -> bool {
+        self.display_name.is_none()
+            && self.timezone.is_none()
+            && self.notifications.is_none()
+            && self.risk_profile.is_none()
+    }
+}
+
 /// Events of a user, past tense, with their wire names.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -87,9 +154,32 @@ pub enum UserEvent {
     },
     #[serde(rename = "user.logged_in")]
     UserLoggedIn { at: DateTime<Utc> },
+    /// The changed fields only (before the other fields existed, always a
+    /// `display_name`).
     #[serde(rename = "user.updated")]
     UserUpdated {
-        display_name: PersonalText,
+        #[serde(flatten)]
+        changes: ProfileChanges,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename = "user.email_verified")]
+    EmailVerified { at: DateTime<Utc> },
+    /// No hash, no password: only that and how it changed.
+    #[serde(rename = "user.password_changed")]
+    PasswordChanged {
+        by: PasswordChangeKind,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename = "user.disabled")]
+    UserDisabled {
+        disabled_by: Option<Uuid>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename = "user.enabled")]
+    UserEnabled {
+        enabled_by: Option<Uuid>,
         at: DateTime<Utc>,
     },
     #[serde(rename = "onboarding.completed")]
@@ -170,6 +260,10 @@ impl DomainEvent for UserEvent {
             UserEvent::UserCreated { .. } => "user.created",
             UserEvent::UserLoggedIn { .. } => "user.logged_in",
             UserEvent::UserUpdated { .. } => "user.updated",
+            UserEvent::EmailVerified { .. } => "user.email_verified",
+            UserEvent::PasswordChanged { .. } => "user.password_changed",
+            UserEvent::UserDisabled { .. } => "user.disabled",
+            UserEvent::UserEnabled { .. } => "user.enabled",
             UserEvent::OnboardingCompleted { .. } => "onboarding.completed",
             UserEvent::RoleAssigned { .. } => "user.role_assigned",
             UserEvent::LoginFailed { .. } => "user.login_failed",
@@ -205,6 +299,18 @@ pub struct User {
     /// Set by `user.erased`: the user may do nothing more.
     #[serde(default)]
     pub erased: bool,
+    /// Set by `user.email_verified`.
+    #[serde(default)]
+    pub email_verified: bool,
+    /// Set by `user.disabled`, cleared by `user.enabled`.
+    #[serde(default)]
+    pub disabled: bool,
+    #[serde(default)]
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub notifications: Option<NotificationPreferences>,
+    #[serde(default)]
+    pub risk_profile: Option<RiskProfile>,
 }
 
 /// How many failed log-ins a user's state remembers: the most a
@@ -351,6 +457,61 @@ impl User {
         }))
     }
 
+    /// `None` when the account is disabled already: nothing to record.
+    fn disable(
+        &self,
+        actor: Actor,
+        reason: Option<String>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<UserEvent>, DomainError> {
+        if !actor.is_admin_or_system() {
+            return Err(DomainError::forbidden("only an admin disables a user"));
+        }
+        if self.live_user_id().is_none() {
+            return Err(DomainError::NotFound { entity: "user" });
+        }
+        if actor.user_id() == self.user_id {
+            return Err(DomainError::conflict("an admin cannot disable themself"));
+        }
+        if self.disabled {
+            return Ok(None);
+        }
+        let reason = reason
+            .map(|reason| bounded_text("reason", &reason, 1, 500))
+            .transpose()?;
+        Ok(Some(UserEvent::UserDisabled {
+            disabled_by: actor.user_id(),
+            reason,
+            at,
+        }))
+    }
+
+    /// `None` when the account is enabled already: nothing to record.
+    fn enable(&self, actor: Actor, at: DateTime<Utc>) -> Result<Option<UserEvent>, DomainError> {
+        if !actor.is_admin_or_system() {
+            return Err(DomainError::forbidden("only an admin re-enables a user"));
+        }
+        if self.live_user_id().is_none() {
+            return Err(DomainError::NotFound { entity: "user" });
+        }
+        if !self.disabled {
+            return Ok(None);
+        }
+        Ok(Some(UserEvent::UserEnabled {
+            enabled_by: actor.user_id(),
+            at,
+        }))
+    }
+
+    /// The live user's id, refusing a disabled account as not found (what
+    /// log-ins and the account's own commands see).
+    fn active_user_id(&self) -> Result<Uuid, DomainError> {
+        match self.live_user_id() {
+            Some(user_id) if !self.disabled => Ok(user_id),
+            _ => Err(DomainError::NotFound { entity: "user" }),
+        }
+    }
+
     /// `None` when the user is erased already: nothing to record.
     fn erase(&self, actor: Actor, at: DateTime<Utc>) -> Result<Option<UserEvent>, DomainError> {
         if !actor.is_admin_or_system() {
@@ -373,6 +534,35 @@ impl User {
 /// characters.
 pub fn check_display_name(name: &str) -> Result<String, DomainError> {
     bounded_text("display_name", name, 1, 100)
+}
+
+/// The longest time zone name [`check_timezone`] takes.
+pub const MAX_TIMEZONE_CHARS: usize = 64;
+
+/// A time zone as it may be recorded: `UTC`, or an IANA name of one to
+/// three `/`-separated parts of ASCII letters, digits, `_`, `-` and `+`,
+/// the first a letter (`Europe/Paris`, `America/Argentina/Buenos_Aires`,
+/// `Etc/GMT+5`). The shape is checked, not membership of the tz database.
+pub fn check_timezone(timezone: &str) -> Result<String, DomainError> {
+    let parts: Vec<&str> = timezone.split('/').collect();
+    let valid = timezone.len() <= MAX_TIMEZONE_CHARS
+        && (1..=3).contains(&parts.len())
+        && parts.iter().all(|part| {
+            part.chars()
+                .next()
+                .is_some_and(|first| first.is_ascii_alphabetic())
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '+'))
+        });
+    if valid {
+        Ok(timezone.to_string())
+    } else {
+        Err(DomainError::invalid(
+            "timezone",
+            "expected an IANA time zone name such as Europe/Paris or UTC",
+        ))
+    }
 }
 
 /// A failed log-in's source as recorded: control characters dropped, at
@@ -437,19 +627,38 @@ impl Aggregate for User {
                 at,
             } => self.register(user_id, email, display_name, at)?,
             UserCommand::LogIn { at } => {
-                if self.live_user_id().is_none() {
-                    return Err(DomainError::NotFound { entity: "user" });
-                }
+                self.active_user_id()?;
                 UserEvent::UserLoggedIn { at }
             }
-            UserCommand::UpdateProfile {
-                actor,
-                display_name,
-                at,
-            } => {
+            UserCommand::UpdateProfile { actor, changes, at } => {
                 self.ensure_actor_is_self_or_admin(&actor)?;
-                UserEvent::UserUpdated { display_name, at }
+                if changes.is_empty() {
+                    return Err(DomainError::invalid(
+                        "body",
+                        "names no profile field to change",
+                    ));
+                }
+                UserEvent::UserUpdated { changes, at }
             }
+            UserCommand::VerifyEmail { at } => {
+                self.active_user_id()?;
+                if self.email_verified {
+                    return Ok(());
+                }
+                UserEvent::EmailVerified { at }
+            }
+            UserCommand::RecordPasswordChange { by, at } => {
+                self.active_user_id()?;
+                UserEvent::PasswordChanged { by, at }
+            }
+            UserCommand::Disable { actor, reason, at } => match self.disable(actor, reason, at)? {
+                Some(event) => event,
+                None => return Ok(()),
+            },
+            UserCommand::Enable { actor, at } => match self.enable(actor, at)? {
+                Some(event) => event,
+                None => return Ok(()),
+            },
             UserCommand::CompleteOnboarding {
                 actor,
                 risk_profile,
@@ -496,8 +705,34 @@ impl Aggregate for User {
                 self.last_login_at = Some(at);
                 self.failed_logins.clear();
             }
-            UserEvent::UserUpdated { display_name, .. } => self.display_name = Some(display_name),
-            UserEvent::OnboardingCompleted { .. } => self.onboarded = true,
+            UserEvent::UserUpdated { changes, .. } => {
+                let ProfileChanges {
+                    display_name,
+                    timezone,
+                    notifications,
+                    risk_profile,
+                } = changes;
+                if display_name.is_some() {
+                    self.display_name = display_name;
+                }
+                if timezone.is_some() {
+                    self.timezone = timezone;
+                }
+                if notifications.is_some() {
+                    self.notifications = notifications;
+                }
+                if risk_profile.is_some() {
+                    self.risk_profile = risk_profile;
+                }
+            }
+            UserEvent::EmailVerified { .. } => self.email_verified = true,
+            UserEvent::PasswordChanged { .. } => self.failed_logins.clear(),
+            UserEvent::UserDisabled { .. } => self.disabled = true,
+            UserEvent::UserEnabled { .. } => self.disabled = false,
+            UserEvent::OnboardingCompleted { risk_profile, .. } => {
+                self.onboarded = true;
+                self.risk_profile = Some(risk_profile);
+            }
             UserEvent::RoleAssigned { role, .. } => self.role = Some(role),
             UserEvent::LoginFailed { at, .. } => {
                 if self.failed_logins.len() >= REMEMBERED_FAILED_LOGINS {

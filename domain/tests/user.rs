@@ -2,12 +2,14 @@
 
 mod support;
 
+use chrono::{DateTime, Utc};
 use cqrs_es::test::{AggregateResultValidator, TestFramework};
 use cqrs_es::DomainEvent;
 use domain::personal::PersonalText;
 use domain::user::{
-    check_display_name, login_source, normalise_email, upcasters, Experience, LoginBackoff,
-    RiskProfile, User, UserCommand, UserEvent, MAX_LOGIN_SOURCE_CHARS, REMEMBERED_FAILED_LOGINS,
+    check_display_name, check_timezone, login_source, normalise_email, upcasters, Experience,
+    LoginBackoff, NotificationPreferences, PasswordChangeKind, ProfileChanges, RiskProfile, User,
+    UserCommand, UserEvent, MAX_LOGIN_SOURCE_CHARS, REMEMBERED_FAILED_LOGINS,
 };
 use domain::{Actor, DomainError, Role};
 use support::{assert_wire_format, at, at_plus, state_after, Outcome};
@@ -48,8 +50,21 @@ fn created() -> UserEvent {
 fn update_profile(actor: Actor, display_name: &str) -> UserCommand {
     UserCommand::UpdateProfile {
         actor,
-        display_name: sealed(display_name),
+        changes: ProfileChanges {
+            display_name: Some(sealed(display_name)),
+            ..ProfileChanges::default()
+        },
         at: at_plus(10),
+    }
+}
+
+fn name_updated(display_name: PersonalText, at: DateTime<Utc>) -> UserEvent {
+    UserEvent::UserUpdated {
+        changes: ProfileChanges {
+            display_name: Some(display_name),
+            ..ProfileChanges::default()
+        },
+        at,
     }
 }
 
@@ -321,12 +336,8 @@ fn a_snapshot_with_a_clear_email_does_not_read_so_the_stream_is_replayed() {
 
 #[test]
 fn a_user_updates_their_own_profile() {
-    given(vec![created()], update_profile(Actor::user(ME), "Ada L.")).then_expect_events(vec![
-        UserEvent::UserUpdated {
-            display_name: sealed("Ada L."),
-            at: at_plus(10),
-        },
-    ]);
+    given(vec![created()], update_profile(Actor::user(ME), "Ada L."))
+        .then_expect_events(vec![name_updated(sealed("Ada L."), at_plus(10))]);
 }
 
 #[test]
@@ -346,12 +357,8 @@ fn updating_another_users_profile_reads_as_not_found() {
 #[test]
 fn an_admin_or_the_system_updates_any_profile() {
     for actor in [Actor::admin(SOMEONE_ELSE), Actor::System] {
-        given(vec![created()], update_profile(actor, "Countess")).then_expect_events(vec![
-            UserEvent::UserUpdated {
-                display_name: sealed("Countess"),
-                at: at_plus(10),
-            },
-        ]);
+        given(vec![created()], update_profile(actor, "Countess"))
+            .then_expect_events(vec![name_updated(sealed("Countess"), at_plus(10))]);
     }
 }
 
@@ -454,10 +461,7 @@ fn events_build_the_user_state() {
     let user: User = state_after([
         created(),
         UserEvent::UserLoggedIn { at: at_plus(1) },
-        UserEvent::UserUpdated {
-            display_name: sealed("Ada L."),
-            at: at_plus(2),
-        },
+        name_updated(sealed("Ada L."), at_plus(2)),
         onboarded(),
         UserEvent::RoleAssigned {
             role: Role::Admin,
@@ -476,6 +480,11 @@ fn events_build_the_user_state() {
             last_login_at: Some(at_plus(1)),
             failed_logins: vec![],
             erased: false,
+            email_verified: false,
+            disabled: false,
+            timezone: None,
+            notifications: None,
+            risk_profile: Some(RiskProfile::Balanced),
         }
     );
 }
@@ -485,10 +494,7 @@ fn every_user_event_has_its_wire_name_and_round_trips() {
     let events = vec![
         created(),
         UserEvent::UserLoggedIn { at: at() },
-        UserEvent::UserUpdated {
-            display_name: sealed("Ada"),
-            at: at(),
-        },
+        name_updated(sealed("Ada"), at()),
         onboarded(),
         UserEvent::RoleAssigned {
             role: Role::Auditor,
@@ -497,6 +503,21 @@ fn every_user_event_has_its_wire_name_and_round_trips() {
         },
         failed_login(at()),
         erased(Some(SOMEONE_ELSE)),
+        UserEvent::EmailVerified { at: at() },
+        UserEvent::PasswordChanged {
+            by: PasswordChangeKind::Reset,
+            at: at(),
+        },
+        UserEvent::UserDisabled {
+            disabled_by: Some(SOMEONE_ELSE),
+            reason: Some("fraud".to_string()),
+            at: at(),
+        },
+        UserEvent::UserEnabled {
+            enabled_by: Some(SOMEONE_ELSE),
+            at: at(),
+        },
+        profile_updated(),
     ];
     assert_wire_format(&events);
     let names: Vec<String> = events.iter().map(DomainEvent::event_type).collect();
@@ -509,13 +530,18 @@ fn every_user_event_has_its_wire_name_and_round_trips() {
             "onboarding.completed",
             "user.role_assigned",
             "user.login_failed",
-            "user.erased"
+            "user.erased",
+            "user.email_verified",
+            "user.password_changed",
+            "user.disabled",
+            "user.enabled",
+            "user.updated"
         ]
     );
     let versions: Vec<String> = events.iter().map(DomainEvent::event_version).collect();
     assert_eq!(
         versions,
-        ["2.0", "1.0", "2.0", "1.0", "1.0", "2.0", "1.0"],
+        ["2.0", "1.0", "2.0", "1.0", "1.0", "2.0", "1.0", "1.0", "1.0", "1.0", "1.0", "2.0"],
         "the events that carry personal data are version 2.0"
     );
 }
@@ -613,10 +639,7 @@ fn version_one_events_are_upcast_to_clear_personal_text() {
     ));
     assert_eq!(
         updated,
-        UserEvent::UserUpdated {
-            display_name: PersonalText::Clear("Ada L.".to_string()),
-            at: at()
-        }
+        name_updated(PersonalText::Clear("Ada L.".to_string()), at())
     );
     let failed = upcast(old(
         "user.login_failed",
@@ -635,4 +658,244 @@ fn version_one_events_are_upcast_to_clear_personal_text() {
             .all(|u| !u.can_upcast("user.logged_in", "1.0")),
         "events without personal data are left alone"
     );
+}
+
+// ---- the profile's other fields ----
+
+fn profile_updated() -> UserEvent {
+    UserEvent::UserUpdated {
+        changes: ProfileChanges {
+            display_name: None,
+            timezone: Some("Europe/Paris".to_string()),
+            notifications: Some(NotificationPreferences {
+                trade_fills: true,
+                bot_errors: true,
+                security: false,
+            }),
+            risk_profile: Some(RiskProfile::Aggressive),
+        },
+        at: at_plus(10),
+    }
+}
+
+#[test]
+fn a_profile_update_records_only_the_fields_it_changes() {
+    let UserEvent::UserUpdated { changes, at } = profile_updated() else {
+        unreachable!()
+    };
+    given(
+        vec![created()],
+        UserCommand::UpdateProfile {
+            actor: Actor::user(ME),
+            changes,
+            at,
+        },
+    )
+    .then_expect_events(vec![profile_updated()]);
+    let json = serde_json::to_value(profile_updated()).unwrap();
+    assert!(json.get("display_name").is_none(), "{json}");
+    let user: User = state_after(vec![created(), profile_updated()]);
+    assert_eq!(user.display_name, Some(sealed("Ada")), "the name stays");
+    assert_eq!(user.timezone.as_deref(), Some("Europe/Paris"));
+    assert_eq!(user.risk_profile, Some(RiskProfile::Aggressive));
+}
+
+#[test]
+fn a_profile_update_that_changes_nothing_is_refused() {
+    given(
+        vec![created()],
+        UserCommand::UpdateProfile {
+            actor: Actor::user(ME),
+            changes: ProfileChanges::default(),
+            at: at(),
+        },
+    )
+    .then_expect_invalid("body");
+}
+
+#[test]
+fn a_version_1_user_updated_still_reads_as_a_display_name_change() {
+    let event: UserEvent = serde_json::from_value(serde_json::json!({
+        "type": "user.updated",
+        "display_name": {"sealed": "1:x"},
+        "at": at(),
+    }))
+    .unwrap();
+    assert_eq!(
+        event,
+        name_updated(PersonalText::Sealed("1:x".to_string()), at())
+    );
+}
+
+#[test]
+fn time_zones_are_checked_by_shape() {
+    for good in [
+        "UTC",
+        "Europe/Paris",
+        "America/Argentina/Buenos_Aires",
+        "Etc/GMT+5",
+    ] {
+        assert_eq!(check_timezone(good).unwrap(), good);
+    }
+    for bad in [
+        "",
+        "/Paris",
+        "Europe//Paris",
+        "Europe/Paris/x/y",
+        "1Europe",
+        "Europe/Par is",
+        "Europe/Paris\n",
+    ] {
+        assert!(check_timezone(bad).is_err(), "{bad:?}");
+    }
+    assert!(check_timezone(&"A".repeat(65)).is_err());
+}
+
+// ---- email verification and passwords ----
+
+#[test]
+fn a_verified_email_is_recorded_once() {
+    given(vec![created()], UserCommand::VerifyEmail { at: at_plus(5) })
+        .then_expect_events(vec![UserEvent::EmailVerified { at: at_plus(5) }]);
+    given(
+        vec![created(), UserEvent::EmailVerified { at: at_plus(5) }],
+        UserCommand::VerifyEmail { at: at_plus(6) },
+    )
+    .then_expect_events(vec![]);
+    let user: User = state_after(vec![created(), UserEvent::EmailVerified { at: at() }]);
+    assert!(user.email_verified);
+}
+
+#[test]
+fn a_password_change_is_recorded_without_any_hash_and_clears_the_failures() {
+    let events = given(
+        vec![created(), failed_login(at_plus(1))],
+        UserCommand::RecordPasswordChange {
+            by: PasswordChangeKind::Changed,
+            at: at_plus(2),
+        },
+    )
+    .events();
+    assert_eq!(
+        events,
+        vec![UserEvent::PasswordChanged {
+            by: PasswordChangeKind::Changed,
+            at: at_plus(2),
+        }]
+    );
+    let json = serde_json::to_value(&events[0]).unwrap();
+    assert_eq!(
+        json.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["at", "by", "type"],
+        "nothing but the kind and the time: {json}"
+    );
+    let user: User = state_after(vec![created(), failed_login(at_plus(1)), events[0].clone()]);
+    assert!(user.failed_logins.is_empty());
+}
+
+#[test]
+fn an_unknown_or_erased_user_verifies_nothing_and_changes_no_password() {
+    given(vec![], UserCommand::VerifyEmail { at: at() })
+        .then_expect_error(DomainError::NotFound { entity: "user" });
+    given(
+        vec![created(), erased(None)],
+        UserCommand::RecordPasswordChange {
+            by: PasswordChangeKind::Reset,
+            at: at(),
+        },
+    )
+    .then_expect_error(DomainError::NotFound { entity: "user" });
+}
+
+// ---- disabling ----
+
+fn disable(actor: Actor) -> UserCommand {
+    UserCommand::Disable {
+        actor,
+        reason: Some("chargebacks".to_string()),
+        at: at_plus(30),
+    }
+}
+
+fn disabled() -> UserEvent {
+    UserEvent::UserDisabled {
+        disabled_by: Some(SOMEONE_ELSE),
+        reason: Some("chargebacks".to_string()),
+        at: at_plus(30),
+    }
+}
+
+#[test]
+fn an_admin_disables_a_user_once_and_re_enables_them() {
+    given(vec![created()], disable(Actor::admin(SOMEONE_ELSE)))
+        .then_expect_events(vec![disabled()]);
+    given(
+        vec![created(), disabled()],
+        disable(Actor::admin(SOMEONE_ELSE)),
+    )
+    .then_expect_events(vec![]);
+    given(
+        vec![created(), disabled()],
+        UserCommand::Enable {
+            actor: Actor::admin(SOMEONE_ELSE),
+            at: at_plus(40),
+        },
+    )
+    .then_expect_events(vec![UserEvent::UserEnabled {
+        enabled_by: Some(SOMEONE_ELSE),
+        at: at_plus(40),
+    }]);
+    given(
+        vec![created()],
+        UserCommand::Enable {
+            actor: Actor::admin(SOMEONE_ELSE),
+            at: at_plus(40),
+        },
+    )
+    .then_expect_events(vec![]);
+}
+
+#[test]
+fn only_an_admin_disables_and_not_themself() {
+    for actor in [
+        Actor::user(ME),
+        Actor::user(SOMEONE_ELSE),
+        Actor::auditor(SOMEONE_ELSE),
+    ] {
+        given(vec![created()], disable(actor)).then_expect_forbidden();
+    }
+    given(vec![created()], disable(Actor::admin(ME)))
+        .then_expect_error(DomainError::conflict("an admin cannot disable themself"));
+    given(
+        vec![created()],
+        UserCommand::Disable {
+            actor: Actor::admin(SOMEONE_ELSE),
+            reason: Some(" ".to_string()),
+            at: at(),
+        },
+    )
+    .then_expect_invalid("reason");
+}
+
+#[test]
+fn a_disabled_user_cannot_log_in_or_verify() {
+    given(
+        vec![created(), disabled()],
+        UserCommand::LogIn { at: at_plus(31) },
+    )
+    .then_expect_error(DomainError::NotFound { entity: "user" });
+    given(
+        vec![created(), disabled()],
+        UserCommand::VerifyEmail { at: at_plus(31) },
+    )
+    .then_expect_error(DomainError::NotFound { entity: "user" });
+    let enabled = UserEvent::UserEnabled {
+        enabled_by: None,
+        at: at_plus(35),
+    };
+    given(
+        vec![created(), disabled(), enabled],
+        UserCommand::LogIn { at: at_plus(36) },
+    )
+    .then_expect_events(vec![UserEvent::UserLoggedIn { at: at_plus(36) }]);
 }

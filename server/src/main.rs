@@ -155,6 +155,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         if finished > 0 {
             tracing::warn!(finished, "finished erasures a crash had interrupted");
         }
+        state
+            .commands
+            .reconcile_accounts()
+            .await
+            .context("bringing account flags back to the log")?;
     }
     let shutdown = CancellationToken::new();
     let workers = wiring::start_workers(&settings, &state, shutdown.clone());

@@ -172,6 +172,20 @@ pub struct Settings {
     pub shutdown_grace: std::time::Duration,
     /// The deadline of each dependency check of `/ready`.
     pub ready_check_timeout: std::time::Duration,
+    /// Where mail goes: `SMTP_URL` (required in production; without it in
+    /// development, the outbox directory `MAIL_OUTBOX_DIR`, default
+    /// `var/outbox`), `MAIL_FROM`, `SMTP_TIMEOUT_SECS`.
+    pub mail: command_side::mail::MailSettings,
+    /// One-time codes: `EMAIL_CODE_TTL_SECS` (default 600, 1 to 86400),
+    /// `EMAIL_CODE_MAX_ATTEMPTS` (default 5, 1 to 20),
+    /// `EMAIL_CODE_RESEND_SECS` (default 60, 1 to 3600).
+    pub email_code_ttl: std::time::Duration,
+    pub email_code_max_attempts: u32,
+    pub email_code_resend_interval: std::time::Duration,
+    /// Whether trading commands need a verified email
+    /// (`REQUIRE_VERIFIED_EMAIL`, `true` or `false`; default `true` in
+    /// production, `false` in development).
+    pub require_verified_email: bool,
 }
 
 /// Which exchange the service trades on.
@@ -372,11 +386,73 @@ impl Settings {
             http: http_settings(&get)?,
             shutdown_grace: std::time::Duration::from_secs(number("SHUTDOWN_GRACE_SECS", "10")?),
             ready_check_timeout: millis("READY_CHECK_TIMEOUT_MS", "2000")?.max(MIN_MILLI),
+            mail: mail_settings(&get, environment)?,
+            email_code_ttl: std::time::Duration::from_secs(
+                number("EMAIL_CODE_TTL_SECS", "600")?.clamp(1, 86_400),
+            ),
+            email_code_max_attempts: number("EMAIL_CODE_MAX_ATTEMPTS", "5")?.clamp(1, 20) as u32,
+            email_code_resend_interval: std::time::Duration::from_secs(
+                number("EMAIL_CODE_RESEND_SECS", "60")?.clamp(1, 3_600),
+            ),
+            require_verified_email: match get("REQUIRE_VERIFIED_EMAIL").as_deref() {
+                None => environment == Environment::Production,
+                Some("true") => true,
+                Some("false") => false,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        name: "REQUIRE_VERIFIED_EMAIL",
+                        reason: format!("expected true or false, got {other}"),
+                    })
+                }
+            },
         })
     }
 }
 
 const MIN_MILLI: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// `SMTP_URL`, `MAIL_FROM`, `MAIL_OUTBOX_DIR`, `SMTP_TIMEOUT_SECS`.
+fn mail_settings(
+    get: &dyn Fn(&str) -> Option<String>,
+    environment: Environment,
+) -> Result<command_side::mail::MailSettings, ConfigError> {
+    let smtp_url = get("SMTP_URL");
+    if smtp_url.is_none() && environment == Environment::Production {
+        return Err(ConfigError::Required { name: "SMTP_URL" });
+    }
+    if let Some(url) = &smtp_url {
+        if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+            return Err(ConfigError::Invalid {
+                name: "SMTP_URL",
+                reason: "expected smtp://host:port or smtps://host:port".to_string(),
+            });
+        }
+    }
+    let from = get("MAIL_FROM").unwrap_or_else(|| "Muckard <no-reply@muckard.local>".to_string());
+    if from.parse::<lettre::message::Mailbox>().is_err() {
+        return Err(ConfigError::Invalid {
+            name: "MAIL_FROM",
+            reason: format!(
+                "expected an address such as Muckard <no-reply@example.com>, got {from}"
+            ),
+        });
+    }
+    let settings = command_side::mail::MailSettings {
+        smtp_url: smtp_url.map(domain::SecretString::new),
+        from,
+        outbox_dir: PathBuf::from(
+            get("MAIL_OUTBOX_DIR").unwrap_or_else(|| "var/outbox".to_string()),
+        ),
+        timeout: std::time::Duration::from_secs(
+            whole_number(get, "SMTP_TIMEOUT_SECS", "10")?.clamp(1, 300),
+        ),
+    };
+    settings.mailer().map_err(|error| ConfigError::Invalid {
+        name: "SMTP_URL",
+        reason: error.to_string(),
+    })?;
+    Ok(settings)
+}
 
 /// A whole number, `default` when unset.
 fn whole_number(

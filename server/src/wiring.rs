@@ -152,6 +152,7 @@ pub fn build_state(
             strategy_limits: settings.bot_limits,
             trigger_quotas: settings.trigger_quotas,
             max_bots_per_user: settings.max_bots_per_user,
+            accounts: account_settings(settings)?,
         },
     );
     init_metrics();
@@ -162,6 +163,28 @@ pub fn build_state(
         readiness(settings),
         projections::audit::signing::AuditSigner::from_seed(settings.audit_signing_key.expose())?,
     ))
+}
+
+/// The command side's account settings: the mailer the settings name, the
+/// code limits, and the key the codes' digests are made with (derived from
+/// `JWT_SECRET`, so no new secret to configure).
+fn account_settings(
+    settings: &Settings,
+) -> anyhow::Result<command_side::accounts::AccountSettings> {
+    use sha2::{Digest, Sha256};
+    let mailer = settings.mail.mailer()?;
+    tracing::info!(mail = %mailer.describe(), "mail goes to");
+    let mut hasher = Sha256::new();
+    hasher.update(b"muckard email codes\0");
+    hasher.update(settings.jwt_secret.expose());
+    Ok(command_side::accounts::AccountSettings {
+        code_ttl: settings.email_code_ttl,
+        code_max_attempts: settings.email_code_max_attempts,
+        code_resend_interval: settings.email_code_resend_interval,
+        require_verified_email: settings.require_verified_email,
+        code_key: hasher.finalize().into(),
+        mailer,
+    })
 }
 
 /// Registers every metric of this process so that `/metrics` shows zeros

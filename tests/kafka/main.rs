@@ -2,6 +2,7 @@
 //! `tansu`, `TEST_KAFKA_BOOTSTRAP_SERVERS`, default 127.0.0.1:9092). Each
 //! test publishes to its own topic prefix and deletes its topics.
 
+mod account_secrets;
 mod checkpoints;
 mod erasure;
 mod faults;

@@ -24,7 +24,9 @@ use domain::exchange_key::ExchangeKeyEvent;
 use domain::portfolio::{Portfolio, PortfolioEvent, Position, TradeFill};
 use domain::services::KeyPermission;
 use domain::support_ticket::SupportTicketEvent;
-use domain::user::{Experience, RiskProfile, UserEvent};
+use domain::user::{
+    Experience, NotificationPreferences, PasswordChangeKind, ProfileChanges, RiskProfile, UserEvent,
+};
 use domain::AggregateType;
 use domain::{Decimal, Pair, Role, Side, Strategy};
 use jsonschema::{Registry, Validator};
@@ -313,8 +315,50 @@ fn samples() -> Vec<Sample> {
         out.push(sample(
             "User",
             UserEvent::UserUpdated {
-                display_name: seal("display_name", display_name),
+                changes: ProfileChanges {
+                    display_name: Some(seal("display_name", display_name)),
+                    ..ProfileChanges::default()
+                },
                 at: whole,
+            },
+        ));
+    }
+    out.push(sample(
+        "User",
+        UserEvent::UserUpdated {
+            changes: ProfileChanges {
+                display_name: None,
+                timezone: Some("America/Argentina/Buenos_Aires".to_string()),
+                notifications: Some(NotificationPreferences {
+                    trade_fills: true,
+                    bot_errors: false,
+                    security: true,
+                }),
+                risk_profile: Some(RiskProfile::Conservative),
+            },
+            at: now,
+        },
+    ));
+    out.push(sample("User", UserEvent::EmailVerified { at: now }));
+    for by in [PasswordChangeKind::Changed, PasswordChangeKind::Reset] {
+        out.push(sample("User", UserEvent::PasswordChanged { by, at: whole }));
+    }
+    for (disabled_by, reason) in [(Some(id()), Some("chargebacks".to_string())), (None, None)] {
+        out.push(sample(
+            "User",
+            UserEvent::UserDisabled {
+                disabled_by,
+                reason,
+                at: now,
+            },
+        ));
+    }
+    for enabled_by in [Some(id()), None] {
+        out.push(sample(
+            "User",
+            UserEvent::UserEnabled {
+                enabled_by,
+                at: now,
             },
         ));
     }

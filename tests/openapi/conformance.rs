@@ -57,6 +57,10 @@ const GROUPS: &[(&str, &[Operation])] = &[
             ("post", "/api/v1/auth/login"),
             ("post", "/api/v1/auth/refresh"),
             ("post", "/api/v1/auth/logout"),
+            ("post", "/api/v1/auth/verify-email"),
+            ("post", "/api/v1/auth/verify-email/resend"),
+            ("post", "/api/v1/auth/password-reset/request"),
+            ("post", "/api/v1/auth/password-reset/confirm"),
         ],
     ),
     (
@@ -65,6 +69,9 @@ const GROUPS: &[(&str, &[Operation])] = &[
             ("get", "/api/v1/user/me"),
             ("patch", "/api/v1/user/me"),
             ("post", "/api/v1/user/onboarding"),
+            ("post", "/api/v1/user/me/password"),
+            ("get", "/api/v1/user/me/sessions"),
+            ("delete", "/api/v1/user/me/sessions/{session_id}"),
         ],
     ),
     (
@@ -101,6 +108,9 @@ const GROUPS: &[(&str, &[Operation])] = &[
             ("get", "/api/v1/admin/users"),
             ("post", "/api/v1/admin/users/{user_id}/role"),
             ("post", "/api/v1/admin/users/{user_id}/erase"),
+            ("get", "/api/v1/admin/users/{user_id}"),
+            ("post", "/api/v1/admin/users/{user_id}/disable"),
+            ("post", "/api/v1/admin/users/{user_id}/enable"),
         ],
     ),
     (

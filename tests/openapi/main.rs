@@ -5,6 +5,7 @@
 
 mod conformance;
 mod docs;
+mod permissions;
 mod routes;
 mod schemathesis;
 mod validity;

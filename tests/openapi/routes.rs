@@ -66,8 +66,8 @@ async fn every_documented_operation_is_served() {
 
 #[tokio::test]
 async fn no_documented_path_answers_an_undocumented_method() {
-    // One anonymous client asks every path with every other method, more
-    // requests than its rate limit's burst: the limit would answer 429s.
+    // Every path with every method it lacks: more than the rate limit's
+    // burst, which would answer first.
     let app = TestApp::spawn_with(&[("RATE_LIMIT_PER_SECOND", "0")]).await;
     let document = served_document(&app).await;
     for (template, item) in document["paths"].as_object().unwrap() {

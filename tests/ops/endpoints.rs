@@ -268,7 +268,7 @@ async fn each_client_has_its_own_rate_limit_and_over_it_gets_429_with_retry_afte
         let claims_user = uuid::Uuid::new_v4();
         app.state
             .jwt
-            .issue(claims_user, domain::Role::User)
+            .issue(claims_user, domain::Role::User, None)
             .expect("a token")
     };
     let other = app.get("/api/v1/bot", Some(&token_of_other)).await;

@@ -21,6 +21,7 @@ use tower::ServiceExt;
 use uuid::Uuid;
 
 pub mod rabbit;
+pub mod smtp;
 
 pub const PASSWORD: &str = "correct horse battery";
 /// A base64 secret of 64 bytes, shaped like Kraken's.
@@ -123,6 +124,16 @@ impl TestApp {
             // its own topic or queue prefix), so tests never consume each
             // other's messages.
             ("MUCKARD_ROLES".to_string(), "api,projector".to_string()),
+            // Without SMTP_URL the codes go to an outbox directory: one of
+            // the test's own, under the system's temporary directory.
+            (
+                "MAIL_OUTBOX_DIR".to_string(),
+                std::env::temp_dir()
+                    .join("muckard-outbox")
+                    .join(&database_name)
+                    .display()
+                    .to_string(),
+            ),
         ]);
         for (name, value) in overrides {
             env.insert(name.to_string(), value.to_string());

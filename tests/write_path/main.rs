@@ -1,6 +1,7 @@
 //! The write path end to end against a real PostgreSQL: every command
 //! endpoint's success and refusal paths, and the event store's guarantees.
 
+mod accounts;
 mod auth;
 mod authority;
 mod bots;

@@ -117,3 +117,97 @@ pub async fn erase_user(
         position: position.to_string(),
     }))
 }
+
+/// Why an admin disables an account.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisableRequest {
+    /// 1 to 500 characters, recorded in `user.disabled`.
+    #[schema(pattern = "{NON_BLANK_LINE}", min_length = 1, max_length = 500)]
+    reason: Option<String>,
+}
+
+/// A user whose account was disabled or re-enabled.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountChanged {
+    pub user_id: Uuid,
+    /// Where the event stands; for a repeat, where the user's last event
+    /// stands.
+    #[schema(value_type = crate::openapi::schemas::Position)]
+    pub position: String,
+}
+
+/// `POST /api/v1/admin/users/{user_id}/disable` `{reason?}` (admins).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/users/{user_id}/disable",
+    operation_id = "disable_user",
+    tag = "admin",
+    summary = "Disable a user (admins)",
+    description = "Records `user.disabled`: the user's log-ins and tokens are refused at once, \
+        their sessions end, and each of their running bots is stopped through the normal stop \
+        command. Disabling a disabled user records nothing; an admin cannot disable themself.",
+    security(("bearer" = [])),
+    params(("user_id" = Uuid, Path, description = "The user")),
+    request_body = DisableRequest,
+    responses(
+        (status = 200, description = "Disabled", body = AccountChanged),
+        (status = 400, description = "Unreadable JSON or a malformed `user_id`", body = ErrorResponse),
+        (status = 404, description = "No such user", body = ErrorResponse),
+        (status = 409, description = "The caller's own account", body = ErrorResponse),
+        (status = 422, description = "A field is invalid", body = ErrorResponse),
+    ),
+)]
+pub async fn disable_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    context: RequestContext,
+    Path(user_id): Path<String>,
+    JsonBody(request): JsonBody<DisableRequest>,
+) -> Result<Json<AccountChanged>, ApiError> {
+    let user_id = parse_id("user_id", &user_id)?;
+    let metadata = context.metadata(Some(caller.actor()), "user.disable");
+    let position = state
+        .commands
+        .disable_user(caller.actor(), user_id, request.reason, &metadata)
+        .await?;
+    Ok(Json(AccountChanged {
+        user_id,
+        position: position.to_string(),
+    }))
+}
+
+/// `POST /api/v1/admin/users/{user_id}/enable` (admins).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/users/{user_id}/enable",
+    operation_id = "enable_user",
+    tag = "admin",
+    summary = "Re-enable a disabled user (admins)",
+    description = "Records `user.enabled`; the user logs in again (their old sessions stay \
+        ended) and starts their bots again themselves.",
+    security(("bearer" = [])),
+    params(("user_id" = Uuid, Path, description = "The user")),
+    responses(
+        (status = 200, description = "Enabled", body = AccountChanged),
+        (status = 400, description = "A malformed `user_id`", body = ErrorResponse),
+        (status = 404, description = "No such user", body = ErrorResponse),
+    ),
+)]
+pub async fn enable_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    context: RequestContext,
+    Path(user_id): Path<String>,
+) -> Result<Json<AccountChanged>, ApiError> {
+    let user_id = parse_id("user_id", &user_id)?;
+    let metadata = context.metadata(Some(caller.actor()), "user.enable");
+    let position = state
+        .commands
+        .enable_user(caller.actor(), user_id, &metadata)
+        .await?;
+    Ok(Json(AccountChanged {
+        user_id,
+        position: position.to_string(),
+    }))
+}

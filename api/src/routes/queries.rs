@@ -280,6 +280,29 @@ fn sees_all(caller: &Caller) -> bool {
     caller.has(Permission::TradingReadAll)
 }
 
+/// The rows a list reads: `(true, _)` everyone's, `(false, owner)` one
+/// user's. A `user_id` narrows a `trading.read_all` caller's list to that
+/// user; another's id narrows anyone else's to nothing.
+fn scope(caller: &Caller, params: &Params) -> Result<(bool, Uuid), ApiError> {
+    let owner = params.uuid("user_id")?;
+    Ok(match (sees_all(caller), owner) {
+        (true, None) => (true, caller.user_id),
+        (true, Some(owner)) => (false, owner),
+        (false, Some(owner)) if owner != caller.user_id => (false, Uuid::nil()),
+        (false, _) => (false, caller.user_id),
+    })
+}
+
+/// The owner filter of the lists, for the document; [`Params`] reads it.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct OwnerFilter {
+    /// Only this user's rows: for admins and auditors (`trading.read_all`)
+    /// any user's; for anyone else their own id (another's gives nothing).
+    user_id: Option<Uuid>,
+}
+
 pub(crate) fn database(error: sqlx::Error) -> ApiError {
     match error {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => {
@@ -308,10 +331,20 @@ pub struct UserView {
     /// When the user's personal data was erased (`POST
     /// /api/v1/admin/users/{user_id}/erase`).
     erased_at: Option<DateTime<Utc>>,
+    /// Whether the email was verified with its mailed code.
+    email_verified: bool,
+    /// When an admin disabled the account; `null` while it is enabled.
+    disabled_at: Option<DateTime<Utc>>,
+    /// An IANA time zone name, once the user set one.
+    timezone: Option<String>,
+    /// Which notifications the user wants by email, once set.
+    #[schema(value_type = Option<schemas::NotificationPreferences>)]
+    notifications: Option<Value>,
 }
 
 const USER_COLUMNS: &str = "user_id, email, display_name, role, onboarded, risk_profile, \
-     experience, created_at, last_login_at, erased_at";
+     experience, created_at, last_login_at, erased_at, email_verified, disabled_at, timezone, \
+     notifications";
 
 /// `GET /api/v1/user/me`.
 #[utoipa::path(
@@ -354,19 +387,36 @@ pub struct UserPage {
     next_cursor: Option<String>,
 }
 
-/// `GET /api/v1/admin/users` (admins): every user, oldest first, paged.
+/// The user search, for the document; [`Params`] reads it.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct UserSearch {
+    /// Users whose email or display name contains this text, ignoring
+    /// case (1 to 100 characters).
+    #[param(min_length = 1, max_length = 100)]
+    q: Option<String>,
+    /// Only users holding this role.
+    #[param(value_type = Option<schemas::Role>)]
+    role: Option<String>,
+    /// `active` or `disabled`.
+    #[param(value_type = Option<schemas::AccountState>)]
+    status: Option<String>,
+}
+
+/// `GET /api/v1/admin/users` (staff): users, oldest first, searched and
+/// paged.
 #[utoipa::path(
     get,
     path = "/api/v1/admin/users",
     operation_id = "list_users",
     tag = "admin",
-    summary = "Every user, oldest first (admins)",
+    summary = "Users, oldest first, searched (admins and support)",
     security(("bearer" = [])),
-    params(Page, ReadYourWrites),
+    params(UserSearch, Page, ReadYourWrites),
     responses(
         (status = 200, description = "A page of users", body = UserPage),
         (status = 400, description = "An unknown or malformed query parameter", body = ErrorResponse),
-        (status = 403, description = "The caller is not an admin", body = ErrorResponse),
     ),
 )]
 pub async fn admin_users(
@@ -374,19 +424,101 @@ pub async fn admin_users(
     _caller: Caller,
     QueryParams(raw): QueryParams,
 ) -> Result<Json<UserPage>, ApiError> {
-    let params = Params::new(raw, &["limit", "cursor"])?;
+    let params = Params::new(raw, &["q", "role", "status", "limit", "cursor"])?;
+    let search = match params.get("q") {
+        Some(q) if (1..=100).contains(&q.chars().count()) && !q.chars().any(char::is_control) => {
+            Some(format!(
+                "%{}%",
+                q.to_lowercase()
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            ))
+        }
+        Some(_) => {
+            return Err(ApiError::BadRequest {
+                field: Some("q".to_string()),
+                reason: "must be 1 to 100 characters, none a control character".to_string(),
+            })
+        }
+        None => None,
+    };
+    let role = match params.get("role") {
+        Some(text) => Some(
+            domain::Role::parse(text)
+                .ok_or_else(|| ApiError::BadRequest {
+                    field: Some("role".to_string()),
+                    reason: "expected user, support, admin or auditor".to_string(),
+                })?
+                .as_str(),
+        ),
+        None => None,
+    };
+    let disabled = match params.get("status") {
+        Some("active") => Some(false),
+        Some("disabled") => Some(true),
+        Some(_) => {
+            return Err(ApiError::BadRequest {
+                field: Some("status".to_string()),
+                reason: "expected active or disabled".to_string(),
+            })
+        }
+        None => None,
+    };
     let page = params.offset_page()?;
     params.wait_for(&state, &read_models::USERS).await?;
     let users = sqlx::query_as::<_, UserView>(&format!(
-        "SELECT {USER_COLUMNS} FROM users ORDER BY created_at, user_id OFFSET $1 LIMIT $2"
+        "SELECT {USER_COLUMNS} FROM users \
+         WHERE ($3::text IS NULL OR lower(email) LIKE $3 OR lower(display_name) LIKE $3) \
+           AND ($4::text IS NULL OR role = $4) \
+           AND ($5::boolean IS NULL OR (disabled_at IS NOT NULL) = $5) \
+         ORDER BY created_at, user_id OFFSET $1 LIMIT $2"
     ))
     .bind(page.offset)
     .bind(page.rows_to_read())
+    .bind(search)
+    .bind(role)
+    .bind(disabled)
     .fetch_all(state.pool())
     .await
     .map_err(database)?;
     let (users, next_cursor) = page.split(users);
     Ok(Json(UserPage { users, next_cursor }))
+}
+
+/// `GET /api/v1/admin/users/{user_id}` (staff): one user.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/users/{user_id}",
+    operation_id = "get_user",
+    tag = "admin",
+    summary = "One user (admins and support)",
+    security(("bearer" = [])),
+    params(("user_id" = Uuid, Path, description = "The user"), ReadYourWrites),
+    responses(
+        (status = 200, description = "The user's `users` row", body = UserView),
+        (status = 400, description = "A malformed `user_id`, or an unknown or malformed query parameter", body = ErrorResponse),
+        (status = 404, description = "No such user (yet)", body = ErrorResponse),
+    ),
+)]
+pub async fn admin_user(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(user_id): Path<String>,
+    QueryParams(raw): QueryParams,
+) -> Result<Json<UserView>, ApiError> {
+    let user_id = parse_id("user_id", &user_id)?;
+    let params = Params::new(raw, &[])?;
+    params.wait_for(&state, &read_models::USERS).await?;
+    sqlx::query_as::<_, UserView>(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE user_id = $1"
+    ))
+    .bind(user_id)
+    .fetch_optional(state.pool())
+    .await
+    .map_err(database)?
+    .map(Json)
+    .ok_or_else(|| ApiError::NotFound("user not found".to_string()))
 }
 
 /// An exchange key, from the `exchange_keys` read model; never its secret.
@@ -426,7 +558,7 @@ pub struct KeyList {
     description = "The caller's keys not disconnected (admins and auditors: everyone's), oldest \
         first, paged.",
     security(("bearer" = [])),
-    params(Page, ReadYourWrites),
+    params(OwnerFilter, Page, ReadYourWrites),
     responses(
         (status = 200, description = "A page of keys, oldest first", body = KeyList),
         (status = 400, description = "An unknown or malformed query parameter", body = ErrorResponse),
@@ -437,7 +569,8 @@ pub async fn keys(
     caller: Caller,
     QueryParams(raw): QueryParams,
 ) -> Result<Json<KeyList>, ApiError> {
-    let params = Params::new(raw, &["limit", "cursor"])?;
+    let params = Params::new(raw, &["user_id", "limit", "cursor"])?;
+    let (everyone, owner) = scope(&caller, &params)?;
     let page = params.offset_page()?;
     params.wait_for(&state, &read_models::EXCHANGE_KEYS).await?;
     let keys = sqlx::query_as::<_, KeyView>(
@@ -446,8 +579,8 @@ pub async fn keys(
          WHERE status <> 'disconnected' AND ($1 OR owner_id = $2) ORDER BY connected_at, key_id \
          OFFSET $3 LIMIT $4",
     )
-    .bind(sees_all(&caller))
-    .bind(caller.user_id)
+    .bind(everyone)
+    .bind(owner)
     .bind(page.offset)
     .bind(page.rows_to_read())
     .fetch_all(state.pool())
@@ -518,7 +651,7 @@ pub struct BotList {
     description = "The caller's bots, oldest first (admins and auditors: everyone's), paged; \
         empty for a new user.",
     security(("bearer" = [])),
-    params(Page, ReadYourWrites),
+    params(OwnerFilter, Page, ReadYourWrites),
     responses(
         (status = 200, description = "A page of bots", body = BotList),
         (status = 400, description = "An unknown or malformed query parameter", body = ErrorResponse),
@@ -529,15 +662,16 @@ pub async fn bots(
     caller: Caller,
     QueryParams(raw): QueryParams,
 ) -> Result<Json<BotList>, ApiError> {
-    let params = Params::new(raw, &["limit", "cursor"])?;
+    let params = Params::new(raw, &["user_id", "limit", "cursor"])?;
+    let (everyone, owner) = scope(&caller, &params)?;
     let page = params.offset_page()?;
     params.wait_for(&state, &read_models::BOT_STATUS).await?;
     let bots = sqlx::query_as::<_, BotView>(&format!(
         "SELECT {BOT_COLUMNS} FROM bot_status WHERE $1 OR owner_id = $2 \
           ORDER BY created_at, bot_id OFFSET $3 LIMIT $4"
     ))
-    .bind(sees_all(&caller))
-    .bind(caller.user_id)
+    .bind(everyone)
+    .bind(owner)
     .bind(page.offset)
     .bind(page.rows_to_read())
     .fetch_all(state.pool())
@@ -624,7 +758,7 @@ pub struct TradePage {
         `trade_id`, assigned in commit order, so trades arriving while a client pages never \
         shift a later page.",
     security(("bearer" = [])),
-    params(TradeFilter, Page, ReadYourWrites),
+    params(OwnerFilter, TradeFilter, Page, ReadYourWrites),
     responses(
         (status = 200, description = "A page of trades", body = TradePage),
         (status = 400, description = "An unknown or malformed query parameter", body = ErrorResponse),
@@ -635,7 +769,11 @@ pub async fn trades(
     caller: Caller,
     QueryParams(raw): QueryParams,
 ) -> Result<Json<TradePage>, ApiError> {
-    let params = Params::new(raw, &["bot_id", "pair", "from", "to", "limit", "cursor"])?;
+    let params = Params::new(
+        raw,
+        &["user_id", "bot_id", "pair", "from", "to", "limit", "cursor"],
+    )?;
+    let (everyone, owner) = scope(&caller, &params)?;
     let bot_id = params.uuid("bot_id")?;
     let pair = params.pair()?;
     let from = params.time("from")?;
@@ -654,8 +792,8 @@ pub async fn trades(
             AND ($7::bigint IS NULL OR trade_id < $7) \
           ORDER BY trade_id DESC LIMIT $8",
     )
-    .bind(sees_all(&caller))
-    .bind(caller.user_id)
+    .bind(everyone)
+    .bind(owner)
     .bind(bot_id)
     .bind(pair)
     .bind(from)
@@ -710,7 +848,7 @@ pub struct PositionList {
     description = "The caller's positions (admins and auditors: everyone's), by user and pair, \
         paged.",
     security(("bearer" = [])),
-    params(Page, ReadYourWrites),
+    params(OwnerFilter, Page, ReadYourWrites),
     responses(
         (status = 200, description = "A page of positions", body = PositionList),
         (status = 400, description = "An unknown or malformed query parameter", body = ErrorResponse),
@@ -721,15 +859,16 @@ pub async fn positions(
     caller: Caller,
     QueryParams(raw): QueryParams,
 ) -> Result<Json<PositionList>, ApiError> {
-    let params = Params::new(raw, &["limit", "cursor"])?;
+    let params = Params::new(raw, &["user_id", "limit", "cursor"])?;
+    let (everyone, owner) = scope(&caller, &params)?;
     let page = params.offset_page()?;
     params.wait_for(&state, &read_models::POSITIONS).await?;
     let positions = sqlx::query_as::<_, PositionView>(
         "SELECT user_id, pair, quantity, cost_basis, average_cost, realised_pnl, trades, updated_at \
            FROM positions WHERE $1 OR user_id = $2 ORDER BY user_id, pair OFFSET $3 LIMIT $4",
     )
-    .bind(sees_all(&caller))
-    .bind(caller.user_id)
+    .bind(everyone)
+    .bind(owner)
     .bind(page.offset)
     .bind(page.rows_to_read())
     .fetch_all(state.pool())

@@ -64,15 +64,63 @@ impl Subscriber for UsersProjector {
                 .bind(user_id)
                 .bind(logged_in)
                 .bind(at),
-                UserEvent::UserUpdated { display_name, .. } => {
-                    let key = data_key(transaction, user_id).await?;
+                UserEvent::UserUpdated { changes, .. } => {
+                    // Each field only when the event changes it; a sealed
+                    // name whose key is gone (erased) stays gone.
+                    let display_name = match changes.display_name {
+                        Some(name) => {
+                            let key = data_key(transaction, user_id).await?;
+                            Some(name.reveal(key.as_ref(), user_id, "display_name"))
+                        }
+                        None => None,
+                    };
                     sqlx::query(
-                        "UPDATE users SET display_name = $2, updated_at = $3 WHERE user_id = $1",
+                        "UPDATE users SET \
+                             display_name = CASE WHEN $2 THEN $3 ELSE display_name END, \
+                             timezone = coalesce($4, timezone), \
+                             notifications = coalesce($5, notifications), \
+                             risk_profile = coalesce($6, risk_profile), \
+                             updated_at = $7 \
+                         WHERE user_id = $1",
                     )
                     .bind(user_id)
-                    .bind(display_name.reveal(key.as_ref(), user_id, "display_name"))
+                    .bind(display_name.is_some())
+                    .bind(display_name.flatten())
+                    .bind(changes.timezone)
+                    .bind(
+                        changes
+                            .notifications
+                            .and_then(|n| serde_json::to_value(n).ok()),
+                    )
+                    .bind(
+                        changes
+                            .risk_profile
+                            .and_then(|r| serde_json::to_value(r).ok())
+                            .and_then(|v| v.as_str().map(String::from)),
+                    )
                     .bind(at)
                 }
+                UserEvent::EmailVerified { .. } => sqlx::query(
+                    "UPDATE users SET email_verified = true, updated_at = $2 WHERE user_id = $1",
+                )
+                .bind(user_id)
+                .bind(at),
+                UserEvent::UserDisabled {
+                    at: disabled_at, ..
+                } => sqlx::query(
+                    "UPDATE users SET disabled_at = $2, updated_at = $3 WHERE user_id = $1",
+                )
+                .bind(user_id)
+                .bind(disabled_at)
+                .bind(at),
+                UserEvent::UserEnabled { .. } => sqlx::query(
+                    "UPDATE users SET disabled_at = NULL, updated_at = $2 WHERE user_id = $1",
+                )
+                .bind(user_id)
+                .bind(at),
+                // The audit trail's business; the read model shows when the
+                // password changed nowhere.
+                UserEvent::PasswordChanged { .. } => continue,
                 UserEvent::UserErased { at: erased_at, .. } => sqlx::query(
                     "UPDATE users SET email = NULL, display_name = NULL, erased_at = $2, \
                      updated_at = $3 WHERE user_id = $1",

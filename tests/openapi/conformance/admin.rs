@@ -38,6 +38,56 @@ async fn admin_operations_answer_as_documented() {
     )
     .await;
 
+    let one = c.get(&format!("{USERS}/{}", user.id), as_admin).await;
+    assert_eq!(one.status, StatusCode::OK, "{}", one.body);
+    c.get(&format!("{USERS}/{}", Uuid::new_v4()), as_admin)
+        .await;
+    c.get(&format!("{USERS}/{}", user.id), as_user).await;
+    let search = c
+        .get(
+            &format!("{USERS}?q=trader&role=user&status=active"),
+            as_admin,
+        )
+        .await;
+    assert_eq!(search.status, StatusCode::OK, "{}", search.body);
+    c.get(&format!("{USERS}?status=gone"), as_admin).await;
+
+    let reason = json!({ "reason": "conformance" });
+    let disabled = c
+        .post(
+            &format!("{USERS}/{}/disable", user.id),
+            as_admin,
+            reason.clone(),
+        )
+        .await;
+    assert_eq!(disabled.status, StatusCode::OK, "{}", disabled.body);
+    c.post(
+        &format!("{USERS}/{}/disable", admin.id),
+        as_admin,
+        reason.clone(),
+    )
+    .await;
+    c.post(
+        &format!("{USERS}/{}/disable", Uuid::new_v4()),
+        as_admin,
+        reason,
+    )
+    .await;
+    c.post(
+        &format!("{USERS}/{}/disable", user.id),
+        as_admin,
+        json!({ "reason": 5 }),
+    )
+    .await;
+    let enabled = c
+        .post_empty(&format!("{USERS}/{}/enable", user.id), as_admin)
+        .await;
+    assert_eq!(enabled.status, StatusCode::OK, "{}", enabled.body);
+    c.post_empty(&format!("{USERS}/{}/enable", user.id), as_user)
+        .await;
+    c.post_empty(&format!("{USERS}/{}/enable", Uuid::new_v4()), as_admin)
+        .await;
+
     let erase = |id: Uuid| format!("{USERS}/{id}/erase");
     c.post_empty(&erase(user.id), as_user).await;
     c.post_empty(&erase(Uuid::new_v4()), as_admin).await;

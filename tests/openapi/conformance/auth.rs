@@ -11,6 +11,10 @@ const REGISTER: &str = "/api/v1/auth/register";
 const LOGIN: &str = "/api/v1/auth/login";
 const REFRESH: &str = "/api/v1/auth/refresh";
 const LOGOUT: &str = "/api/v1/auth/logout";
+const VERIFY: &str = "/api/v1/auth/verify-email";
+const RESEND: &str = "/api/v1/auth/verify-email/resend";
+const RESET: &str = "/api/v1/auth/password-reset/request";
+const CONFIRM: &str = "/api/v1/auth/password-reset/confirm";
 
 #[tokio::test]
 async fn auth_operations_answer_as_documented() {
@@ -71,5 +75,35 @@ async fn auth_operations_answer_as_documented() {
     let credentials = json!({ "email": email, "password": PASSWORD });
     let backed_off = c.post(LOGIN, None, credentials).await;
     assert_eq!(backed_off.status, StatusCode::TOO_MANY_REQUESTS);
+
+    // Codes: the right ones arrive by mail (tests/write_path/accounts.rs);
+    // here the refusals and the acceptances that need none.
+    let wrong_code = json!({ "email": email, "code": "000000" });
+    let refused = c.post(VERIFY, None, wrong_code).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    c.post(VERIFY, None, json!({ "email": email })).await;
+    let resend = json!({ "email": email });
+    let accepted = c.post(RESEND, None, resend.clone()).await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{}", accepted.body);
+    let too_soon = c.post(RESEND, None, resend).await;
+    assert_eq!(too_soon.status, StatusCode::TOO_MANY_REQUESTS);
+    c.post(RESEND, None, json!({ "email": "not an email" }))
+        .await;
+    let reset = json!({ "email": format!("nobody-{}@example.com", Uuid::new_v4().simple()) });
+    let accepted = c.post(RESET, None, reset.clone()).await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{}", accepted.body);
+    c.post(RESET, None, reset).await;
+    let confirm =
+        json!({ "email": email, "code": "123456", "new_password": "another long password" });
+    let refused = c.post(CONFIRM, None, confirm).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    let short = json!({ "email": email, "code": "123456", "new_password": "short" });
+    let invalid = c.post(CONFIRM, None, short).await;
+    assert_eq!(
+        invalid.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        invalid.body
+    );
     c.finish("auth");
 }
