@@ -5,7 +5,8 @@
 //! than `user` (admin, auditor) is only as good as the role its user holds
 //! now, which the [`Caller`] extractor reads from the User aggregate on
 //! every request that takes a `Caller`. A demoted admin's unexpired token is
-//! therefore a user's token at once. A token claiming `user` is taken at
+//! therefore a user's token at once (and, when it names its session, which
+//! the role change ended, no token at all: a 401). A token claiming `user` is taken at
 //! its word: it grants nothing a user lacks, and a promotion shows in the
 //! next token. Every permission check is made on that role, in
 //! [`crate::permissions`].

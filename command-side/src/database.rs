@@ -19,12 +19,14 @@ pub const LOG_TABLES: [&str; 3] = ["events", "snapshots", "subscriber_checkpoint
 /// other table the migrations make is a read model
 /// (`projections::read_models::READ_MODELS`); `tests/read_models/registry`
 /// checks that the three lists cover the schema.
-pub const SIDE_TABLES: [&str; 5] = [
+pub const SIDE_TABLES: [&str; 7] = [
     "user_credentials",
     "user_data_keys",
     "exchange_key_secrets",
     "refresh_tokens",
     "idempotency_keys",
+    "sessions",
+    "email_codes",
 ];
 
 /// Creates the database named in `database_url` when it does not exist,

@@ -1,6 +1,7 @@
 //! Authority from the log: admin and auditor powers follow the role a user
 //! holds now, whatever an access token claims; a role change ends the
-//! user's refresh tokens; a log-out ends a session's.
+//! user's sessions (refresh tokens, and the access tokens that name them);
+//! a log-out ends a session's.
 
 use axum::http::StatusCode;
 use domain::Role;
@@ -49,24 +50,23 @@ async fn a_demoted_admins_old_token_is_refused_admin_powers_at_once() {
 
     // The same token, unexpired and still claiming admin, right after:
     // re-promoting oneself, promoting someone else, listing users, reading
-    // the audit trail are all refused.
+    // the audit trail are all refused: the role change ended its session.
     for (path, body) in [
         (role_path(&demoted), json!({ "role": "admin" })),
         (role_path(&bystander), json!({ "role": "admin" })),
     ] {
         let refused = app.post(&path, Some(&demoted.token), body).await;
-        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
-        assert_eq!(refused.body["error"]["code"], "forbidden");
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
     }
     let users = app.get("/api/v1/admin/users", Some(&demoted.token)).await;
-    assert_eq!(users.status, StatusCode::FORBIDDEN, "{}", users.body);
+    assert_eq!(users.status, StatusCode::UNAUTHORIZED, "{}", users.body);
     let audit = app
         .get(
             &format!("/api/v1/audit/streams/User/{}/events", bystander.id),
             Some(&demoted.token),
         )
         .await;
-    assert_eq!(audit.status, StatusCode::FORBIDDEN, "{}", audit.body);
+    assert_eq!(audit.status, StatusCode::UNAUTHORIZED, "{}", audit.body);
     // Nothing was recorded by the refused attempts.
     assert_eq!(
         app.event_types("User", demoted.id).await,
@@ -81,9 +81,20 @@ async fn a_demoted_admins_old_token_is_refused_admin_powers_at_once() {
         .collect();
     assert_eq!(bystander_roles, ["auditor"]);
 
-    // The token still serves its user as a user.
-    let me = app.get("/api/v1/user/me", Some(&demoted.token)).await;
+    // A new log-in serves the user as a user, and an admin's powers are
+    // checked against the role held now.
+    let again = app.login(&demoted.email).await;
+    let me = app.get("/api/v1/user/me", Some(&again.token)).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    let refused = app
+        .post(
+            &role_path(&bystander),
+            Some(&again.token),
+            json!({ "role": "admin" }),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert_eq!(refused.body["error"]["code"], "forbidden");
 }
 
 #[tokio::test]
@@ -95,7 +106,11 @@ async fn a_demoted_auditors_old_token_no_longer_reads_the_audit_trail() {
     assert_eq!(allowed.status, StatusCode::OK, "{}", allowed.body);
 
     app.grant_role(&auditor.email, Role::User).await;
+    // The role change ended the session its token names.
     let refused = app.get(&path, Some(&auditor.token)).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+    let again = app.login(&auditor.email).await;
+    let refused = app.get(&path, Some(&again.token)).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
 }
 

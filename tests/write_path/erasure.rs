@@ -64,7 +64,8 @@ async fn only_an_admin_erases_and_an_erased_user_can_do_nothing_more() {
             .unwrap();
     assert_eq!(credentials, 0);
 
-    // The erased user's unexpired access token changes nothing of theirs.
+    // The erased user's unexpired access token is refused: their
+    // credentials and sessions are gone.
     let renamed = app
         .patch(
             "/api/v1/user/me",
@@ -72,7 +73,7 @@ async fn only_an_admin_erases_and_an_erased_user_can_do_nothing_more() {
             json!({ "display_name": "Back again" }),
         )
         .await;
-    assert_eq!(renamed.status, StatusCode::NOT_FOUND, "{}", renamed.body);
+    assert_eq!(renamed.status, StatusCode::UNAUTHORIZED, "{}", renamed.body);
     assert!(
         !has_data_key(&app, user.id).await,
         "no new key for an erased user"
