@@ -143,6 +143,15 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await
         .context("preparing the database")?;
     let exchange = wiring::exchange_from_settings(&settings)?;
+    if roles.api
+        && settings.environment == muckard::settings::Environment::Production
+        && settings.mail.smtp_url.is_none()
+    {
+        anyhow::bail!(
+            "SMTP_URL is required when MUCKARD_ENV=production for the api role (it mails the \
+             verification and reset codes)"
+        );
+    }
     let state = wiring::build_state(&settings, pool, exchange)?;
     if roles.api {
         // An erasure whose process died between `user.erased` and the

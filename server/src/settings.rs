@@ -172,7 +172,8 @@ pub struct Settings {
     pub shutdown_grace: std::time::Duration,
     /// The deadline of each dependency check of `/ready`.
     pub ready_check_timeout: std::time::Duration,
-    /// Where mail goes: `SMTP_URL` (required in production; without it in
+    /// Where mail goes: `SMTP_URL` (required in production by `serve` with
+    /// the api role; without it in
     /// development, the outbox directory `MAIL_OUTBOX_DIR`, default
     /// `var/outbox`), `MAIL_FROM`, `SMTP_TIMEOUT_SECS`.
     pub mail: command_side::mail::MailSettings,
@@ -386,7 +387,7 @@ impl Settings {
             http: http_settings(&get)?,
             shutdown_grace: std::time::Duration::from_secs(number("SHUTDOWN_GRACE_SECS", "10")?),
             ready_check_timeout: millis("READY_CHECK_TIMEOUT_MS", "2000")?.max(MIN_MILLI),
-            mail: mail_settings(&get, environment)?,
+            mail: mail_settings(&get)?,
             email_code_ttl: std::time::Duration::from_secs(
                 number("EMAIL_CODE_TTL_SECS", "600")?.clamp(1, 86_400),
             ),
@@ -412,14 +413,13 @@ impl Settings {
 const MIN_MILLI: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// `SMTP_URL`, `MAIL_FROM`, `MAIL_OUTBOX_DIR`, `SMTP_TIMEOUT_SECS`.
+///
+/// `SMTP_URL` is required in production by the processes that serve the
+/// API (they alone send mail): `serve` checks it once its roles are known.
 fn mail_settings(
     get: &dyn Fn(&str) -> Option<String>,
-    environment: Environment,
 ) -> Result<command_side::mail::MailSettings, ConfigError> {
     let smtp_url = get("SMTP_URL");
-    if smtp_url.is_none() && environment == Environment::Production {
-        return Err(ConfigError::Required { name: "SMTP_URL" });
-    }
     if let Some(url) = &smtp_url {
         if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
             return Err(ConfigError::Invalid {

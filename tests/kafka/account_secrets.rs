@@ -4,7 +4,7 @@
 //! changes their password, resets it by a mailed code, trades and is
 //! disabled and re-enabled, with the Kafka mirror, the RabbitMQ publisher
 //! and the projectors running and every log line of the process captured
-//! at debug level. Then every event, every Kafka message of the service's
+//! (the service's crates at debug, the libraries at info). Then every event, every Kafka message of the service's
 //! topics, every RabbitMQ message on its queues and every log line is
 //! searched for each password, each hash, each code's digest and each code.
 
@@ -21,13 +21,24 @@ use uuid::Uuid;
 
 use crate::support::{bootstrap, consume_until, trading_day, unique_prefix};
 
-/// Every log line of this test process.
+/// Every log line of this test process until [`Captured::stop`]; the
+/// subscriber stays installed for the other tests of the binary, which
+/// then write nowhere.
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+struct Captured(Arc<Mutex<Vec<u8>>>, Arc<std::sync::atomic::AtomicBool>);
+
+impl Captured {
+    fn stop(&self) -> String {
+        self.1.store(true, std::sync::atomic::Ordering::SeqCst);
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
 
 impl Write for Captured {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
+        if !self.1.load(std::sync::atomic::Ordering::SeqCst) {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+        }
         Ok(bytes.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -39,7 +50,13 @@ fn capture_logs() -> Captured {
     let captured = Captured::default();
     let writer = captured.clone();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+        // The service's own crates at debug, the libraries at info (their
+        // debug lines are the wire protocol, and would slow every test of
+        // the binary beside this one).
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "info,muckard=debug,api=debug,command_side=debug,domain=debug,event_log=debug,\
+             projections=debug,kafka_mirror=debug,messaging=debug,bot_runner=debug,exchange=debug",
+        ))
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .try_init()
@@ -261,7 +278,7 @@ async fn no_code_password_or_hash_is_in_any_event_message_or_log_line() {
     }
     assert!(amqp > 0, "the publisher sent the day's commands");
 
-    let log = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let log = logs.stop();
     assert!(
         log.contains("code mailed"),
         "the capture holds the service's log lines"

@@ -240,6 +240,8 @@ async fn serve_refuses_in_production_as_a_role_that_owns_the_log() {
         &["serve", "--roles", "api"],
         &[
             ("MUCKARD_ENV", "production".to_string()),
+            // Required in production; never contacted before the refusal.
+            ("SMTP_URL", "smtp://127.0.0.1:2525".to_string()),
             ("HTTP_ADDR", format!("127.0.0.1:{}", free_port())),
         ],
     );
