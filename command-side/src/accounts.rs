@@ -194,6 +194,7 @@ fn same(a: &str, b: &str) -> bool {
 type Credentials = (Uuid, bool, bool);
 
 const WRONG: &str = "does not match";
+const TOO_MANY_GUESSES: &str = "too many wrong codes; ask for a new one";
 
 impl CommandSide {
     fn accounts(&self) -> &AccountSettings {
@@ -279,16 +280,22 @@ impl CommandSide {
         let settings = self.accounts();
         let well_formed = code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
         let credentials = self.credentials_of(email).await?;
-        let Some((user_id, _, _)) = credentials.filter(|(_, disabled, _)| !disabled) else {
-            // No code can match: counted like wrong guesses at one.
-            self.email_throttle.count(
+        // No code can match (no account, a disabled one, no code sent):
+        // counted like wrong guesses at one, in memory.
+        let no_code = || -> CommandError {
+            match self.email_throttle.count(
                 &normalise_email(email).unwrap_or_default(),
                 purpose.as_str(),
                 settings.code_max_attempts,
                 settings.code_ttl,
-                "too many wrong codes; ask for a new one",
-            )?;
-            return Err(CommandError::CodeRefused { reason: WRONG });
+                TOO_MANY_GUESSES,
+            ) {
+                Ok(()) => CommandError::CodeRefused { reason: WRONG },
+                Err(refusal) => refusal,
+            }
+        };
+        let Some((user_id, _, _)) = credentials.filter(|(_, disabled, _)| !disabled) else {
+            return Err(no_code());
         };
         let mut transaction = self.pool.begin().await?;
         let row: Option<(String, chrono::DateTime<Utc>, i32, bool)> = sqlx::query_as(
@@ -300,19 +307,12 @@ impl CommandSide {
         .fetch_optional(&mut *transaction)
         .await?;
         let Some((stored, expires_at, attempts, used)) = row else {
-            self.email_throttle.count(
-                &normalise_email(email).unwrap_or_default(),
-                purpose.as_str(),
-                settings.code_max_attempts,
-                settings.code_ttl,
-                "too many wrong codes; ask for a new one",
-            )?;
-            return Err(CommandError::CodeRefused { reason: WRONG });
+            return Err(no_code());
         };
         if attempts as i64 >= i64::from(settings.code_max_attempts) {
             let left = (expires_at - Utc::now()).num_seconds().max(1) as u64;
             return Err(CommandError::TooManyAttempts {
-                what: "too many wrong codes; ask for a new one",
+                what: TOO_MANY_GUESSES,
                 retry_after_secs: left.min(settings.code_resend_interval.as_secs().max(1)),
             });
         }
@@ -408,16 +408,7 @@ impl CommandSide {
         new_password: SecretString,
         metadata: &CommandMetadata,
     ) -> Result<Position, CommandError> {
-        validate_password(new_password.expose()).map_err(|_| {
-            DomainError::invalid(
-                "new_password",
-                format!(
-                    "must be {} to {} characters",
-                    crate::passwords::MIN_PASSWORD_CHARS,
-                    crate::passwords::MAX_PASSWORD_CHARS
-                ),
-            )
-        })?;
+        validate_password("new_password", new_password.expose())?;
         let user_id = self
             .spend_code(email, CodePurpose::PasswordReset, code)
             .await?;
@@ -442,16 +433,7 @@ impl CommandSide {
         new_password: SecretString,
         metadata: &CommandMetadata,
     ) -> Result<Position, CommandError> {
-        validate_password(new_password.expose()).map_err(|_| {
-            DomainError::invalid(
-                "new_password",
-                format!(
-                    "must be {} to {} characters",
-                    crate::passwords::MIN_PASSWORD_CHARS,
-                    crate::passwords::MAX_PASSWORD_CHARS
-                ),
-            )
-        })?;
+        validate_password("new_password", new_password.expose())?;
         let stored: Option<String> =
             sqlx::query_scalar("SELECT password_hash FROM user_credentials WHERE user_id = $1")
                 .bind(user_id)

@@ -33,11 +33,11 @@ pub const MAX_PASSWORD_CHARS: usize = 256;
 /// (m = 19456 KiB, t = 2, p = 1).
 pub const ARGON2_MEMORY_BYTES: usize = argon2::Params::DEFAULT_M_COST as usize * 1024;
 
-pub fn validate_password(password: &str) -> Result<(), DomainError> {
+pub fn validate_password(field: &'static str, password: &str) -> Result<(), DomainError> {
     let length = password.chars().count();
     if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&length) {
         return Err(DomainError::invalid(
-            "password",
+            field,
             format!("must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"),
         ));
     }

@@ -59,7 +59,7 @@ impl CommandSide {
         metadata: &CommandMetadata,
     ) -> Result<(Uuid, Position), CommandError> {
         let email = normalise_email(email)?;
-        validate_password(password.expose())?;
+        validate_password("password", password.expose())?;
         let display_name = display_name
             .as_deref()
             .map(check_display_name)
