@@ -47,19 +47,26 @@ impl Write for Captured {
 }
 
 fn capture_logs() -> Captured {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::Layer;
     let captured = Captured::default();
     let writer = captured.clone();
-    tracing_subscriber::fmt()
-        // The service's own crates at debug, the libraries at info (their
-        // debug lines are the wire protocol, and would slow every test of
-        // the binary beside this one).
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
+    let stopped = captured.1.clone();
+    // The service's own crates at debug, the libraries at info (their
+    // debug lines are the wire protocol); once the test has read the lines,
+    // nothing is even formatted, so the other tests of the binary are not
+    // slowed by it.
+    let layer = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .with_filter(tracing_subscriber::EnvFilter::new(
             "info,muckard=debug,api=debug,command_side=debug,domain=debug,event_log=debug,\
              projections=debug,kafka_mirror=debug,messaging=debug,bot_runner=debug,exchange=debug",
         ))
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .try_init()
+        .with_filter(tracing_subscriber::filter::filter_fn(move |_| {
+            !stopped.load(std::sync::atomic::Ordering::SeqCst)
+        }));
+    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
         .expect("this test binary installs no other log subscriber (unset TEST_LOG)");
     captured
 }
