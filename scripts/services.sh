@@ -160,6 +160,35 @@ ensure_python_tools() {
   sha256sum <"$requirements" >"$stamp"
 }
 
+# Node tools of the tests (the official AsyncAPI parser, for
+# tests/kafka/asyncapi.rs), installed from scripts/node's package-lock.json
+# with the machine's npm into $MUCKARD_STATE_DIR/node-tools (default
+# ~/.cache/muckard/node-tools) beside the scripts that use them.
+# Reinstalled only when scripts/node changes.
+node_tools_dir() {
+  echo "${MUCKARD_STATE_DIR:-$HOME/.cache/muckard}/node-tools"
+}
+
+ensure_node_tools() {
+  local dir source stamp digest
+  dir=$(node_tools_dir)
+  source="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/node"
+  stamp="$dir/.sources.sha256"
+  digest=$(cat "$source"/package.json "$source"/package-lock.json "$source"/*.mjs | sha256sum)
+  if [ -f "$stamp" ] && [ -d "$dir/node_modules" ] && [ "$digest" = "$(cat "$stamp")" ]; then
+    return 0
+  fi
+  command -v npm >/dev/null || {
+    echo "services: npm (Node.js) is required by the AsyncAPI test (Debian: apt-get install nodejs npm)" >&2
+    return 1
+  }
+  echo "services: installing the Node tools in $dir" >&2
+  mkdir -p "$dir"
+  cp "$source"/package.json "$source"/package-lock.json "$source"/*.mjs "$dir/"
+  (cd "$dir" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null)
+  echo "$digest" >"$stamp"
+}
+
 # wrk, the HTTP load generator of `scripts/bench api` (Debian's package).
 ensure_wrk() {
   command -v wrk >/dev/null && return 0

@@ -28,6 +28,7 @@
 
 pub mod auth;
 pub mod caller;
+pub mod contracts;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
@@ -107,6 +108,9 @@ pub(crate) struct RouteGroups {
 pub(crate) fn route_groups() -> RouteGroups {
     let service = operations_routes()
         .routes(routes!(openapi::openapi_json))
+        .routes(routes!(contracts::asyncapi_json))
+        .routes(routes!(contracts::schema_file))
+        .routes(routes!(contracts::event_schema_file))
         .routes(routes!(openapi::docs))
         .routes(routes!(openapi::docs_page))
         .routes(routes!(openapi::docs_asset));

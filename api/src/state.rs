@@ -7,6 +7,7 @@ use command_side::CommandSide;
 use projections::audit::signing::AuditSigner;
 use sqlx::PgPool;
 
+use crate::contracts::MessageContracts;
 use crate::rate_limit::{RateLimitSettings, RateLimiter};
 use crate::ready::Readiness;
 use crate::tokens::JwtKeys;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub rate_limiter: Arc<RateLimiter>,
     /// Signs audit reports; its public key is published.
     pub audit_signer: Arc<AuditSigner>,
+    /// `/asyncapi.json` and the schemas it references.
+    pub contracts: Arc<MessageContracts>,
 }
 
 impl AppState {
@@ -49,6 +52,7 @@ impl AppState {
         http: HttpSettings,
         readiness: Readiness,
         audit_signer: AuditSigner,
+        contracts: MessageContracts,
     ) -> Self {
         Self {
             rate_limiter: Arc::new(RateLimiter::new(http.rate_limit.clone())),
@@ -57,6 +61,7 @@ impl AppState {
             http: Arc::new(http),
             readiness: Arc::new(readiness),
             audit_signer: Arc::new(audit_signer),
+            contracts: Arc::new(contracts),
         }
     }
 

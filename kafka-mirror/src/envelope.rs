@@ -1,6 +1,14 @@
 //! The Kafka message of one event: a JSON envelope as the value, the same
 //! facts in headers, the aggregate id as the key. The schemas are in
 //! `schemas/kafka/`.
+//!
+//! The headers make each message a CloudEvent in the Kafka protocol
+//! binding's binary mode (CloudEvents 1.0): `ce_specversion`, `ce_id` (the
+//! event id), `ce_source` (`/muckard/<aggregate type>`), `ce_type` (the
+//! wire name), `ce_time` (when the row was written), `ce_subject` (the
+//! aggregate id), with `content-type` naming the value's format, so a
+//! standard CloudEvents consumer reads the value (the envelope) as the
+//! event's data.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use event_log::RecordedEvent;
@@ -66,10 +74,29 @@ pub mod header {
     /// W3C trace context, when the command that caused the event had one.
     pub const TRACEPARENT: &str = "traceparent";
     pub const TRACESTATE: &str = "tracestate";
+    /// CloudEvents 1.0, Kafka protocol binding, binary mode.
+    pub const CE_SPECVERSION: &str = "ce_specversion";
+    pub const CE_ID: &str = "ce_id";
+    pub const CE_SOURCE: &str = "ce_source";
+    pub const CE_TYPE: &str = "ce_type";
+    pub const CE_TIME: &str = "ce_time";
+    pub const CE_SUBJECT: &str = "ce_subject";
+}
+
+/// The CloudEvents specification version the headers follow.
+pub const CLOUDEVENTS_SPEC_VERSION: &str = "1.0";
+
+/// A CloudEvent's `source`: the kind of stream the event belongs to
+/// (`source` + `id` is unique, and `id` alone already is).
+pub fn cloudevents_source(aggregate_type: &str) -> String {
+    format!("/muckard/{aggregate_type}")
 }
 
 /// The headers of `event`'s message: UTF-8 text values.
 pub fn headers(event: &RecordedEvent) -> OwnedHeaders {
+    let recorded_at = event
+        .recorded_at
+        .to_rfc3339_opts(SecondsFormat::Micros, true);
     let mut pairs: Vec<(&str, String)> = vec![
         (header::EVENT_ID, event.event_id.to_string()),
         (header::EVENT_TYPE, event.event_type.clone()),
@@ -82,15 +109,16 @@ pub fn headers(event: &RecordedEvent) -> OwnedHeaders {
             event.position.global_position.to_string(),
         ),
         (header::POSITION, event.position.to_string()),
-        (
-            header::RECORDED_AT,
-            event
-                .recorded_at
-                .to_rfc3339_opts(SecondsFormat::Micros, true),
-        ),
+        (header::RECORDED_AT, recorded_at.clone()),
         (header::CONTENT_TYPE, "application/json".to_string()),
         (header::PREV_HASH, event.prev_hash.clone()),
         (header::HASH, event.hash.clone()),
+        (header::CE_SPECVERSION, CLOUDEVENTS_SPEC_VERSION.to_string()),
+        (header::CE_ID, event.event_id.to_string()),
+        (header::CE_SOURCE, cloudevents_source(&event.aggregate_type)),
+        (header::CE_TYPE, event.event_type.clone()),
+        (header::CE_TIME, recorded_at),
+        (header::CE_SUBJECT, event.aggregate_id.clone()),
     ];
     for name in [header::TRACEPARENT, header::TRACESTATE] {
         if let Some(value) = event.metadata_str(name) {
@@ -193,5 +221,11 @@ mod tests {
             Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
         );
         assert_eq!(get("tracestate"), None);
+        assert_eq!(get("ce_specversion"), Some("1.0"));
+        assert_eq!(get("ce_id"), get("event_id"));
+        assert_eq!(get("ce_source"), Some("/muckard/Bot"));
+        assert_eq!(get("ce_type"), Some("bot.started"));
+        assert_eq!(get("ce_time"), get("recorded_at"));
+        assert_eq!(get("ce_subject"), Some(event.aggregate_id.as_str()));
     }
 }

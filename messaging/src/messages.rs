@@ -125,9 +125,11 @@ pub fn traceparent_of(properties: &BasicProperties) -> Option<String> {
     }
 }
 
-/// The message a log event becomes, if any.
-pub fn outgoing_for(event: &RecordedEvent) -> Result<Option<OutgoingMessage>, SubscriberError> {
-    let queue = match (event.aggregate_type.as_str(), event.event_type.as_str()) {
+/// The queue an event of `event_type` on an aggregate of `aggregate_type`
+/// is sent to, if any: one queue per event type, the queue's name being
+/// the wire name (the request events' without `_requested`).
+pub fn queue_for(aggregate_type: &str, event_type: &str) -> Option<Queue> {
+    Some(match (aggregate_type, event_type) {
         (Bot::TYPE, "bot.start_requested") => Queue::BotStart,
         (Bot::TYPE, "bot.stop_requested") => Queue::BotStop,
         (Bot::TYPE, "bot.trade_triggered") => Queue::BotTriggerTrade,
@@ -135,7 +137,14 @@ pub fn outgoing_for(event: &RecordedEvent) -> Result<Option<OutgoingMessage>, Su
         (Bot::TYPE, "bot.stopped") => Queue::BotStopped,
         (Bot::TYPE, "bot.error") => Queue::BotError,
         (ExchangeKey::TYPE, "kraken.key.test.failed") => Queue::KeyTestFailed,
-        _ => return Ok(None),
+        _ => return None,
+    })
+}
+
+/// The message a log event becomes, if any.
+pub fn outgoing_for(event: &RecordedEvent) -> Result<Option<OutgoingMessage>, SubscriberError> {
+    let Some(queue) = queue_for(&event.aggregate_type, &event.event_type) else {
+        return Ok(None);
     };
     let body = match queue {
         Queue::BotStart | Queue::BotStop | Queue::BotTriggerTrade => {

@@ -13,6 +13,7 @@
 //!
 //! `src/main.rs` is the command line: `serve`, `migrate`, `grant-role`.
 
+pub mod contracts;
 pub mod operator;
 pub mod settings;
 pub mod telemetry;

@@ -162,6 +162,7 @@ pub fn build_state(
         settings.http.clone(),
         readiness(settings),
         projections::audit::signing::AuditSigner::from_seed(settings.audit_signing_key.expose())?,
+        message_contracts(settings)?,
     ))
 }
 
@@ -228,6 +229,19 @@ impl DependencyProbe for RabbitProbe {
     async fn check(&self, timeout: Duration) -> Result<(), String> {
         self.0.check(timeout).await.map(|_| ())
     }
+}
+
+/// `/asyncapi.json` and its schemas, with this deployment's names.
+pub fn message_contracts(settings: &Settings) -> anyhow::Result<api::contracts::MessageContracts> {
+    crate::contracts::message_contracts(
+        &settings.kafka.layout,
+        &messaging::Topology::new(settings.rabbitmq_queue_prefix.clone()),
+        &crate::contracts::Brokers {
+            kafka_bootstrap: settings.kafka.bootstrap_servers.clone(),
+            rabbitmq_url: settings.rabbitmq_url.expose().clone(),
+            kafka_replication_factor: settings.kafka.replication_factor,
+        },
+    )
 }
 
 /// The RabbitMQ settings of this service.

@@ -76,6 +76,8 @@ async fn each_route_reaches_its_instance_and_a_real_flow_crosses_both() {
         format!("/api/v1/support/tickets/{user_id}"),
         "/openapi.json".to_string(),
         "/docs".to_string(),
+        "/asyncapi.json".to_string(),
+        "/schemas/kafka/envelope.schema.json".to_string(),
     ] {
         let response = gateway.get(&path, Some(&token)).await;
         assert_eq!(response.instance(), Some(USERS), "{path}: {response:?}");

@@ -69,6 +69,22 @@ async fn checkpoints_on_kafka_anchor_the_log_and_name_a_stream_cut_at_its_tail()
         .and_then(|entry| entry.value.clone());
     assert_eq!(retention.as_deref(), Some("-1"));
 
+    // What is on the topic is what schemas/kafka/checkpoint.schema.json
+    // (referenced by /asyncapi.json) says.
+    let schema = crate::schemas::read_json(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../schemas/kafka/checkpoint.schema.json"
+    )));
+    let validator = crate::schemas::validator(&schema);
+    let texts = kafka_mirror::checkpoints::read_all(&kafka, std::time::Duration::from_secs(30))
+        .expect("read the checkpoints");
+    assert_eq!(texts.len(), 1);
+    for text in &texts {
+        let checkpoint: serde_json::Value = serde_json::from_str(text).expect("JSON");
+        let errors = crate::schemas::errors(&validator, &checkpoint);
+        assert!(errors.is_empty(), "{errors:?}\n{checkpoint:#}");
+    }
+
     let key = AuditSigner::from_seed(app.settings.audit_signing_key.expose())
         .unwrap()
         .public_key()

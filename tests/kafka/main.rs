@@ -3,6 +3,7 @@
 //! test publishes to its own topic prefix and deletes its topics.
 
 mod account_secrets;
+mod asyncapi;
 mod checkpoints;
 mod erasure;
 mod faults;

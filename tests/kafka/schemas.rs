@@ -42,7 +42,7 @@ const SCHEMA_SUFFIX: &str = ".schema.json";
 // Loading the schemas
 // ---------------------------------------------------------------------------
 
-fn read_json(path: &Path) -> Value {
+pub fn read_json(path: &Path) -> Value {
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
     serde_json::from_str(&text)
@@ -81,7 +81,7 @@ fn id_of(schema: &Value) -> &str {
 
 /// A validator that checks `format` too (2020-12 makes it an annotation by
 /// default), so UUIDs and date-times are really checked.
-fn validator(schema: &Value) -> Validator {
+pub fn validator(schema: &Value) -> Validator {
     jsonschema::options()
         .should_validate_formats(true)
         .build(schema)
@@ -176,7 +176,7 @@ fn wire_names_of(kind: AggregateType) -> BTreeSet<String> {
 }
 
 /// Wire name → aggregate type, for every aggregate of the registry.
-fn all_wire_names() -> BTreeMap<String, &'static str> {
+pub fn all_wire_names() -> BTreeMap<String, &'static str> {
     let mut all = BTreeMap::new();
     for kind in AggregateType::ALL {
         for name in wire_names_of(kind) {

@@ -136,7 +136,51 @@ pub fn consume_until(
             }
         }
     }
+    assert_cloudevents(&consumed);
     consumed
+}
+
+/// Every message in `consumed` parses as a CloudEvent in the Kafka
+/// binding's binary mode with the CloudEvents SDK for Python (no project
+/// code: `scripts/check_cloudevents.py`), and says what its envelope says.
+pub fn assert_cloudevents(consumed: &[Consumed]) {
+    use std::io::Write;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scripts/check_cloudevents.py"
+    );
+    let mut child = Command::new(integration_tests::python_tool("python"))
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the CloudEvents check (scripts/services.sh ensure_python_tools)");
+    let mut lines = String::new();
+    for message in consumed {
+        let line = json!({
+            "topic": message.topic,
+            "key": message.key,
+            "headers": message.headers,
+            "value": message.text,
+        });
+        lines.push_str(&line.to_string());
+        lines.push('\n');
+    }
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || stdin.write_all(lines.as_bytes()));
+    let output = child.wait_with_output().expect("the CloudEvents check");
+    writer.join().expect("writer").expect("write the messages");
+    assert!(
+        output.status.success(),
+        "messages that are not CloudEvents:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        format!("{} messages are CloudEvents", consumed.len())
+    );
 }
 
 /// The facts of one stored event the mirror must reproduce.

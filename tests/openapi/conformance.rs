@@ -48,6 +48,9 @@ const GROUPS: &[(&str, &[Operation])] = &[
             ("get", "/docs"),
             ("get", "/docs/"),
             ("get", "/docs/{file}"),
+            ("get", "/asyncapi.json"),
+            ("get", "/schemas/{group}/{file}"),
+            ("get", "/schemas/{group}/events/{file}"),
         ],
     ),
     (

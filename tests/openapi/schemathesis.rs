@@ -21,12 +21,7 @@ use uuid::Uuid;
 
 /// Where `ensure_python_tools` (scripts/services.sh) installs the tools.
 fn schemathesis() -> PathBuf {
-    let state = std::env::var_os("MUCKARD_STATE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/muckard")
-        });
-    state.join("venv/bin/schemathesis")
+    integration_tests::python_tool("schemathesis")
 }
 
 /// The run's fixed shape: same seed, same number of examples, same order.

@@ -11,12 +11,7 @@ use crate::served_document;
 
 /// Where `ensure_python_tools` (scripts/services.sh) installs the tools.
 fn validator() -> PathBuf {
-    let state = std::env::var_os("MUCKARD_STATE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/muckard")
-        });
-    state.join("venv/bin/openapi-spec-validator")
+    integration_tests::python_tool("openapi-spec-validator")
 }
 
 #[tokio::test]

@@ -36,11 +36,8 @@ impl Drop for TempFile {
 
 /// `scripts/verify_report.py` in the venv `ensure_python_tools` made.
 fn python_verifier(report: &TempFile, public_key: &str) -> std::process::Output {
-    let home = std::env::var("HOME").expect("HOME");
-    let venv =
-        std::env::var("MUCKARD_VENV").unwrap_or_else(|_| format!("{home}/.cache/muckard/venv"));
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/verify_report.py");
-    Command::new(format!("{venv}/bin/python"))
+    Command::new(integration_tests::python_tool("python"))
         .args([script, report.path(), public_key])
         .output()
         .expect("run the Python verifier (scripts/services.sh ensure_python_tools)")

@@ -538,6 +538,34 @@ where
     }
 }
 
+/// Where the scripts keep their tools: `$MUCKARD_STATE_DIR`, else
+/// `~/.cache/muckard`.
+pub fn state_dir() -> std::path::PathBuf {
+    std::env::var_os("MUCKARD_STATE_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                .join(".cache/muckard")
+        })
+}
+
+/// A program of the Python tools' virtual environment that
+/// `ensure_python_tools` (scripts/services.sh) makes: `MUCKARD_VENV`, else
+/// `<state_dir>/venv`.
+pub fn python_tool(name: &str) -> std::path::PathBuf {
+    std::env::var_os("MUCKARD_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| state_dir().join("venv"))
+        .join("bin")
+        .join(name)
+}
+
+/// A script of the Node tools `ensure_node_tools` installs beside their
+/// packages (`<state_dir>/node-tools`), so they resolve them.
+pub fn node_tool(script: &str) -> std::path::PathBuf {
+    state_dir().join("node-tools").join(script)
+}
+
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -33,12 +33,7 @@ impl Delivered {
 }
 
 fn aiosmtpd() -> PathBuf {
-    let state = std::env::var_os("MUCKARD_STATE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/muckard")
-        });
-    state.join("venv/bin/aiosmtpd")
+    crate::python_tool("aiosmtpd")
 }
 
 impl SmtpSink {

@@ -1,5 +1,5 @@
 //! The service's own routes: health, readiness, metrics, the document and
-//! its Swagger UI.
+//! its Swagger UI, the AsyncAPI document and its schemas.
 
 use crate::conformance::Conformance;
 
@@ -15,6 +15,11 @@ async fn service_endpoints_answer_as_documented() {
         "/docs/",
         "/docs/swagger-ui.css",
         "/docs/nothing.css",
+        "/asyncapi.json",
+        "/schemas/kafka/envelope.schema.json",
+        "/schemas/amqp/nothing.json",
+        "/schemas/kafka/events/bot.started.schema.json",
+        "/schemas/kafka/events/nothing.json",
     ] {
         c.get(path, None).await;
     }
