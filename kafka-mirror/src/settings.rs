@@ -89,6 +89,20 @@ impl Default for KafkaSettings {
 
 impl KafkaSettings {
     /// Reads the settings through `lookup` (the environment, or a test's).
+    /// Every environment variable [`KafkaSettings::from_lookup`] reads, in
+    /// the order it reads them (what a command's `--help` lists).
+    pub fn setting_names() -> Vec<String> {
+        let asked = std::sync::Mutex::new(Vec::<String>::new());
+        let _ = Self::from_lookup(&|name| {
+            let mut asked = asked.lock().unwrap_or_else(|e| e.into_inner());
+            if !asked.iter().any(|known| known == name) {
+                asked.push(name.to_string());
+            }
+            None
+        });
+        asked.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn from_lookup(
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<KafkaSettings, KafkaSettingsError> {

@@ -31,7 +31,8 @@ use uuid::Uuid;
     long_about = "Rebuild, reconstruct, verify and export the Muckard event log for audits.\n\n\
         Reads the events table of DATABASE_URL (default: the service's). Exit status: 0 when \
         all is well, 1 when a discrepancy was found (a broken row, a read model that differs \
-        from its rebuild, a report that does not check out), 2 when the command could not run."
+        from its rebuild, a report that does not check out), 2 when the command could not run.",
+    after_help = environment_help()
 )]
 pub struct Cli {
     /// PostgreSQL database holding the log (the service's default).
@@ -219,6 +220,18 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The environment the tool reads, beside the options that name theirs.
+fn environment_help() -> String {
+    format!(
+        "Environment: DATABASE_URL (--database-url), AUDIT_PUBLIC_KEY (verify \
+         --public-key, verify-export --public-key), AUDIT_SIGNING_KEY (export --signing-key), \
+         RUST_LOG (the log filter on stderr, default warn). verify --anchors kafka reaches \
+         the broker with the service's Kafka settings, read from the same variables as \
+         `muckard` reads them (see its --help and .env.example): {}.",
+        kafka_mirror::KafkaSettings::setting_names().join(", ")
+    )
 }
 
 /// The `--projection` help, naming every read model of the registry

@@ -29,11 +29,14 @@ enum Command {
     /// Prepare the database and run the service's roles (the default:
     /// all of them in this process).
     Serve {
-        /// Comma-separated roles to run: api, projector, kafka-mirror,
-        /// publisher, runner, or all. Overrides
-        /// MUCKARD_ROLES.
-        #[arg(long)]
-        roles: Option<String>,
+        /// Comma-separated roles to run (all: every one of them in this
+        /// process). Overrides MUCKARD_ROLES.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            value_parser = clap::builder::PossibleValuesParser::new(Roles::EACH)
+        )]
+        roles: Vec<String>,
     },
     /// As the owner (MIGRATION_DATABASE_URL, else DATABASE_URL): create the
     /// database if missing, apply the migrations, grant muckard_app to
@@ -63,8 +66,8 @@ enum Command {
         /// The user's email address.
         #[arg(long)]
         email: String,
-        /// user, admin or auditor.
-        #[arg(long)]
+        /// The role to grant.
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(Role::ALL.map(Role::as_str)))]
         role: String,
     },
     /// Erase a user's personal data (crypto-shredding): records
@@ -90,12 +93,12 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     telemetry::init(telemetry::format_from_env());
     let settings = Settings::from_env().context("reading settings from the environment")?;
-    match cli.command.unwrap_or(Command::Serve { roles: None }) {
+    match cli.command.unwrap_or(Command::Serve { roles: Vec::new() }) {
         Command::Serve { roles } => {
             let mut settings = settings;
-            if let Some(roles) = roles {
-                settings.roles =
-                    Roles::parse(&roles).map_err(|reason| anyhow::anyhow!("--roles: {reason}"))?;
+            if !roles.is_empty() {
+                settings.roles = Roles::parse(&roles.join(","))
+                    .map_err(|reason| anyhow::anyhow!("--roles: {reason}"))?;
             }
             serve(settings).await
         }
@@ -241,7 +244,7 @@ async fn operator_state(settings: &Settings) -> anyhow::Result<api::AppState> {
 }
 
 async fn grant_role(settings: Settings, email: &str, role: &str) -> anyhow::Result<()> {
-    let role = Role::parse(role).context("role must be user, admin or auditor")?;
+    let role = Role::parse(role).context("role must be user, support, admin or auditor")?;
     let state = operator_state(&settings).await?;
     let metadata =
         CommandMetadata::new("cli", Some(Actor::System)).with_command_type("user.assign_role");

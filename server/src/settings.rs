@@ -230,6 +230,15 @@ impl Roles {
 
     /// The role names, as `--roles` and `MUCKARD_ROLES` take them.
     pub const NAMES: &'static str = "api, projector, kafka-mirror, publisher, runner or all";
+    /// The same, one by one (what `--help` lists).
+    pub const EACH: [&'static str; 6] = [
+        "api",
+        "projector",
+        "kafka-mirror",
+        "publisher",
+        "runner",
+        "all",
+    ];
 
     /// Parses a comma-separated list such as `api,projector` or `all`.
     pub fn parse(text: &str) -> Result<Roles, String> {
