@@ -31,6 +31,7 @@ ensure_tools() {
   command -v cargo >/dev/null || { echo "services: cargo is required (rustup)" >&2; return 1; }
   command -v python3 >/dev/null || { echo "services: python3 is required by the hash-chain test" >&2; return 1; }
   command -v psql >/dev/null || { echo "services: psql is required by the hash-chain test" >&2; return 1; }
+  command -v redis-server >/dev/null || { echo "services: redis-server is required by the shared rate limit test (Debian: apt-get install redis-server)" >&2; return 1; }
 }
 
 # The Kafka-compatible broker for development and CI: tansu, from

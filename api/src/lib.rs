@@ -38,6 +38,7 @@ pub mod permissions;
 pub mod rate_limit;
 pub mod ready;
 pub mod routes;
+pub mod shared_limits;
 pub mod state;
 pub mod tokens;
 pub mod trace_context;

@@ -26,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::shared_limits::{RedisSettings, SharedLimits, SharedState};
 use crate::tokens::Authentication;
 
 /// How often the table of buckets is swept of clients that are back to a
@@ -40,6 +41,9 @@ pub struct RateLimitSettings {
     pub burst: f64,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNetwork>,
+    /// With a Redis server, the limits hold across every instance
+    /// (`REDIS_URL`); without one, per process.
+    pub redis: Option<RedisSettings>,
 }
 
 /// An address range such as `10.0.0.0/8` (a bare address is a /32 or /128).
@@ -98,6 +102,7 @@ impl IpNetwork {
 pub struct RateLimiter {
     settings: RateLimitSettings,
     buckets: Mutex<Buckets>,
+    shared: Option<Arc<SharedLimits>>,
 }
 
 struct Buckets {
@@ -111,6 +116,19 @@ struct Bucket {
     refilled_at: Instant,
 }
 
+/// Where the rate limits are kept (`/ready`'s `rate_limit`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct LimitScope {
+    /// `shared` (through Redis, across instances), `per_process` (no
+    /// Redis configured, or Redis down: never a refused request), `off`.
+    #[schema(example = "shared")]
+    pub scope: &'static str,
+    /// `up`, `down` or `not_used`.
+    pub redis: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// The outcome of asking for one request's token.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Decision {
@@ -119,18 +137,62 @@ pub enum Decision {
 }
 
 impl RateLimiter {
+    /// A limiter of these settings; with Redis settings it starts
+    /// connecting at once when called inside a Tokio runtime (else at its
+    /// first decision).
     pub fn new(settings: RateLimitSettings) -> Self {
+        let shared = settings.redis.clone().and_then(|redis| {
+            SharedLimits::new(redis)
+                .map_err(|reason| tracing::error!(%reason, "rate limits stay per process"))
+                .ok()
+                .map(Arc::new)
+        });
+        if let Some(shared) = &shared {
+            shared.connect();
+        }
         Self {
             settings,
             buckets: Mutex::new(Buckets {
                 by_client: HashMap::new(),
                 decisions: 0,
             }),
+            shared,
         }
     }
 
     pub fn enabled(&self) -> bool {
         self.settings.per_second > 0.0
+    }
+
+    /// Where the limits are kept now, for `/ready`.
+    pub fn scope(&self) -> LimitScope {
+        let (scope, redis, error) = match (&self.shared, self.enabled()) {
+            (_, false) => ("off", "not_used", None),
+            (None, true) => ("per_process", "not_used", None),
+            (Some(shared), true) => match shared.state() {
+                SharedState::Connected => ("shared", "up", None),
+                SharedState::Degraded(reason) => ("per_process", "down", Some(reason)),
+            },
+        };
+        LimitScope {
+            scope,
+            redis,
+            error,
+        }
+    }
+
+    /// The decision for `client` now: through Redis when the limits are
+    /// shared and Redis answers, else per process.
+    pub async fn decide_now(&self, client: &str) -> Decision {
+        if let Some(shared) = &self.shared {
+            if let Some(decision) = shared
+                .decide(client, self.settings.per_second, self.settings.burst)
+                .await
+            {
+                return decision;
+            }
+        }
+        self.decide(client, Instant::now())
     }
 
     /// Takes a token from `client`'s bucket if it has one.
@@ -241,7 +303,7 @@ pub async fn limit(
         .map(|ConnectInfo(address)| address.ip());
     let authentication = Authentication::of(request.extensions());
     let client = limiter.client_key(&authentication, request.headers(), peer);
-    match limiter.decide(&client, Instant::now()) {
+    match limiter.decide_now(&client).await {
         Decision::Allowed { remaining } => {
             let mut response = next.run(request).await;
             response
@@ -278,6 +340,7 @@ mod tests {
             per_second,
             burst,
             trusted_proxies: vec!["10.0.0.0/24".parse().unwrap()],
+            redis: None,
         })
     }
 

@@ -31,6 +31,11 @@ pub struct ReadyReport {
     /// `postgres`, `kafka` and `rabbitmq`.
     pub dependencies: BTreeMap<&'static str, DependencyStatus>,
     pub subscribers: Vec<SubscriberLag>,
+    /// Where the rate limits are kept: shared through Redis, or per
+    /// process (Redis not configured, or down). Never makes the process
+    /// unready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<crate::rate_limit::LimitScope>,
 }
 
 impl ReadyReport {
@@ -155,6 +160,7 @@ impl Readiness {
             status: if ready { "ready" } else { "not_ready" },
             dependencies,
             subscribers,
+            rate_limit: None,
         }
     }
 }

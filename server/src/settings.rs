@@ -600,6 +600,20 @@ fn http_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<api::HttpSettin
             per_second: number("RATE_LIMIT_PER_SECOND", "50")? as f64,
             burst: number("RATE_LIMIT_BURST", "100")?.max(1) as f64,
             trusted_proxies: trusted_proxies(get("RATE_LIMIT_TRUSTED_PROXIES"))?,
+            redis: match get("REDIS_URL") {
+                None => None,
+                Some(url) => {
+                    api::shared_limits::check_url(&url).map_err(|reason| ConfigError::Invalid {
+                        name: "REDIS_URL",
+                        reason,
+                    })?;
+                    Some(api::shared_limits::RedisSettings {
+                        url,
+                        key_prefix: get("REDIS_KEY_PREFIX")
+                            .unwrap_or_else(|| "muckard:".to_string()),
+                    })
+                }
+            },
         },
     })
 }

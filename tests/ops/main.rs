@@ -3,9 +3,12 @@
 //! AMQP headers (`endpoints`); the `muckard` binary starting while Kafka
 //! and RabbitMQ are down and turning ready when they return, and SIGTERM
 //! during a steady command load (`process`); a burst of log-ins against
-//! the bounded password hashing (`hashing`).
+//! the bounded password hashing (`hashing`); rate limits shared by two
+//! processes through Redis, and kept per process without it
+//! (`shared_limits`).
 
 mod endpoints;
 mod hashing;
 mod least_privilege;
 mod process;
+mod shared_limits;

@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use uuid::Uuid;
 
 /// A child process killed when the test ends, however it ends.
-struct Service(Child);
+pub(crate) struct Service(Child);
 
 impl Drop for Service {
     fn drop(&mut self) {
@@ -21,7 +21,7 @@ impl Drop for Service {
     }
 }
 
-fn spawn_service(app: &TestApp, http_port: u16, env: &[(&str, String)]) -> Service {
+pub(crate) fn spawn_service(app: &TestApp, http_port: u16, env: &[(&str, String)]) -> Service {
     let mut command = Command::new(muckard_binary());
     command
         .arg("serve")
@@ -52,7 +52,7 @@ async fn open_forwarder(port: u16, target: &'static str) -> tokio::task::JoinHan
     })
 }
 
-async fn get_json(client: &reqwest::Client, url: &str) -> Option<(u16, Value)> {
+pub(crate) async fn get_json(client: &reqwest::Client, url: &str) -> Option<(u16, Value)> {
     let response = client.get(url).send().await.ok()?;
     let status = response.status().as_u16();
     let body = response.bytes().await.ok()?;

@@ -40,7 +40,9 @@ pub async fn health() -> Json<Health> {
     description = "Each dependency this process's roles use (PostgreSQL always, Kafka for the \
         kafka-mirror role, RabbitMQ for the publisher and runner roles), checked with a real \
         round trip at most once a second and each within READY_CHECK_TIMEOUT_MS, and every \
-        subscriber's lag. 503 while any of them is down.",
+        subscriber's lag. 503 while any of them is down. `rate_limit` says whether the rate \
+        limits are shared across instances through Redis (REDIS_URL) or kept per process \
+        (no Redis configured, or Redis down); it never makes the process unready.",
     responses(
         (status = 200, description = "Every dependency the roles use is up", body = ReadyReport),
         (status = 503, description = "A dependency the roles use is down; the body names it",
@@ -48,7 +50,8 @@ pub async fn health() -> Json<Health> {
     ),
 )]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ReadyReport>) {
-    let report = state.readiness.report(state.pool()).await;
+    let mut report = state.readiness.report(state.pool()).await;
+    report.rate_limit = Some(state.rate_limiter.scope());
     let status = if report.is_ready() {
         StatusCode::OK
     } else {
