@@ -301,17 +301,6 @@ async fn request_context(
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
-    let trace = trace_context::TraceContext::for_request(
-        request
-            .headers()
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok()),
-    );
-    let trace_id = trace.trace_id.clone();
-    request
-        .extensions_mut()
-        .insert(trace_context::RequestId(id.clone()));
-    request.extensions_mut().insert(trace);
     let method = request.method().clone();
     let route = request
         .extensions()
@@ -320,11 +309,27 @@ async fn request_context(
         .unwrap_or_else(|| "unmatched".to_string());
     let span = tracing::info_span!(
         "request",
+        otel.name = %format!("{method} {route}"),
+        otel.kind = "server",
         request_id = %id,
-        trace_id = %trace_id,
+        trace_id = tracing::field::Empty,
         method = %method,
         route = %route,
     );
+    // The request's span continues the caller's trace; its context is what
+    // the events' metadata and the messages' headers carry on.
+    let trace = trace_context::TraceContext::of_span(
+        &span,
+        request
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok()),
+    );
+    span.record("trace_id", trace.trace_id.as_str());
+    request
+        .extensions_mut()
+        .insert(trace_context::RequestId(id.clone()));
+    request.extensions_mut().insert(trace);
     let mut response = match refused {
         Some(refusal) => span.in_scope(|| refusal.into_response()),
         None => next.run(request).instrument(span.clone()).await,

@@ -39,6 +39,19 @@ impl TraceContext {
         }
     }
 
+    /// The context of `span` when spans are exported (its ids are then
+    /// the exported span's), else [`TraceContext::for_request`].
+    pub fn of_span(span: &tracing::Span, header: Option<&str>) -> Self {
+        event_log::trace::continue_trace(span, header);
+        match event_log::trace::traceparent_of(span)
+            .as_deref()
+            .and_then(split)
+        {
+            Some(context) => context,
+            None => Self::for_request(header),
+        }
+    }
+
     pub fn header(&self) -> String {
         format!("00-{}-{}-{}", self.trace_id, self.span_id, self.flags)
     }
@@ -46,24 +59,23 @@ impl TraceContext {
 
 /// The trace id and flags of a well-formed version-00 `traceparent`.
 fn parse(header: &str) -> Option<(String, String)> {
-    let parts: Vec<&str> = header.trim().split('-').collect();
-    let [version, trace_id, parent_id, flags] = parts.as_slice() else {
-        return None;
-    };
-    let hex = |text: &str, len: usize| {
-        text.len() == len && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    };
-    let all_zero = |text: &str| text.bytes().all(|b| b == b'0');
-    if *version != "00"
-        || !hex(trace_id, 32)
-        || !hex(parent_id, 16)
-        || !hex(flags, 2)
-        || all_zero(trace_id)
-        || all_zero(parent_id)
-    {
-        return None;
-    }
-    Some((trace_id.to_string(), flags.to_string()))
+    use opentelemetry::trace::TraceContextExt;
+    let context = event_log::trace::parent_context(header)?;
+    let span = context.span();
+    let parent = span.span_context();
+    Some((
+        parent.trace_id().to_string(),
+        format!("{:02x}", parent.trace_flags().to_u8()),
+    ))
+}
+
+fn split(traceparent: &str) -> Option<TraceContext> {
+    let mut parts = traceparent.split('-').skip(1);
+    Some(TraceContext {
+        trace_id: parts.next()?.to_string(),
+        span_id: parts.next()?.to_string(),
+        flags: parts.next()?.to_string(),
+    })
 }
 
 fn random_hex(bytes: usize) -> String {

@@ -25,6 +25,7 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 use futures::StreamExt;
 use lapin::message::Delivery;
@@ -254,14 +255,31 @@ impl QueueConsumer {
                 return Ok(());
             }
         };
+        let mut inspected = inspected;
         let bot_id = inspected.message.bot_id;
         let user_id = inspected.message.user_id.unwrap_or(bot_id);
-        let job = self.clone().process(delivery, inspected, outlet.clone());
+        // A child of the span whose event became this message; the events
+        // the command appends carry this span's context on.
+        let span = tracing::info_span!(
+            "process",
+            otel.name = %format!("bot runner {}", self.queue.base_name()),
+            otel.kind = "consumer",
+            queue = self.queue.base_name(),
+            bot_id = %bot_id,
+            message_id = tracing::field::Empty,
+        );
+        event_log::trace::continue_trace(&span, inspected.metadata.traceparent.as_deref());
+        if let Some(traceparent) = event_log::trace::traceparent_of(&span) {
+            inspected.metadata.traceparent = Some(traceparent);
+        }
+        let job = self
+            .clone()
+            .process(delivery, inspected, outlet.clone())
+            .instrument(span);
         self.lanes.dispatch(bot_id, user_id, Box::pin(job));
         Ok(())
     }
 
-    #[tracing::instrument(skip_all, fields(queue = self.queue.base_name(), bot_id = %inspected.message.bot_id, message_id))]
     async fn process(self: Arc<Self>, delivery: Delivery, inspected: Inspected, outlet: Outlet) {
         let message_id = inspected
             .metadata

@@ -75,6 +75,7 @@ impl LedgerEventRepository {
     /// snapshot, if any, and returns where the events stand, or `None` for
     /// no events: with the batcher, in a statement shared with other
     /// commands' appends; otherwise in one autocommit statement of its own.
+    #[tracing::instrument(name = "append", skip_all, fields(aggregate_type = A::TYPE, events = events.len()))]
     pub(crate) async fn append<A: Aggregate>(
         &self,
         events: Vec<SerializedEvent>,

@@ -25,6 +25,7 @@ pub mod notify;
 pub mod position;
 pub mod reader;
 pub mod subscriber;
+pub mod trace;
 
 pub use event::RecordedEvent;
 pub use notify::CommitNotifier;

@@ -291,6 +291,7 @@ impl SubscriberRunner {
             transaction.rollback().await?;
             return Ok(0);
         };
+        let _spans = crate::trace::event_spans(subscriber.name(), &batch.events);
         if !batch.events.is_empty() {
             subscriber.handle(&mut transaction, &batch.events).await?;
         }
@@ -381,6 +382,7 @@ impl SubscriberRunner {
             let batch = self.read_next(&mut connection, subscriber, read_to).await?;
             drop(connection);
             if let Some(to) = batch.last {
+                let spans = crate::trace::event_spans(name, &batch.events);
                 let done = if batch.events.is_empty() {
                     Box::pin(async { Ok(()) }) as InFlight
                 } else {
@@ -391,6 +393,7 @@ impl SubscriberRunner {
                     to,
                     scanned: batch.scanned,
                     done,
+                    _spans: spans,
                 });
                 pipeline.read_to = Some(to);
                 if pipeline.in_flight.len() < PIPELINE_DEPTH {
@@ -592,6 +595,8 @@ struct Started {
     to: Position,
     scanned: usize,
     done: InFlight,
+    /// The batch's events' spans, ended when it is acknowledged.
+    _spans: Vec<tracing::Span>,
 }
 
 impl Pipeline {

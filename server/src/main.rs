@@ -91,7 +91,7 @@ enum KeysCommand {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    telemetry::init(telemetry::format_from_env());
+    let _telemetry = telemetry::init(telemetry::format_from_env());
     let settings = Settings::from_env().context("reading settings from the environment")?;
     match cli.command.unwrap_or(Command::Serve { roles: Vec::new() }) {
         Command::Serve { roles } => {

@@ -5,10 +5,12 @@
 //! during a steady command load (`process`); a burst of log-ins against
 //! the bounded password hashing (`hashing`); rate limits shared by two
 //! processes through Redis, and kept per process without it
-//! (`shared_limits`).
+//! (`shared_limits`); one REST command's trace exported over OTLP to a
+//! real receiver (`traces`).
 
 mod endpoints;
 mod hashing;
 mod least_privilege;
 mod process;
 mod shared_limits;
+mod traces;

@@ -145,7 +145,7 @@ async fn the_binary_starts_with_kafka_and_rabbitmq_down_and_turns_ready_when_the
     delete_topics(&topic_prefix).await;
 }
 
-async fn delete_topics(prefix: &str) {
+pub(crate) async fn delete_topics(prefix: &str) {
     use rdkafka::admin::{AdminClient, AdminOptions};
     use rdkafka::client::DefaultClientContext;
     let env = [

@@ -100,7 +100,7 @@ impl TestApp {
         trading_exchange: Option<Arc<dyn exchange::Exchange>>,
     ) -> TestApp {
         if std::env::var_os("TEST_LOG").is_some() {
-            muckard::telemetry::init(muckard::settings::LogFormat::Text);
+            std::mem::forget(muckard::telemetry::init(muckard::settings::LogFormat::Text));
         }
         let admin_url = admin_url();
         let database_name = format!("muckard_test_{}", Uuid::new_v4().simple());
