@@ -26,7 +26,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use crate::shared_limits::{RedisSettings, SharedLimits, SharedState};
+use command_side::redis_link::{LinkState, RedisLink};
+
+use crate::shared_limits::SharedLimits;
 use crate::tokens::Authentication;
 
 /// How often the table of buckets is swept of clients that are back to a
@@ -41,9 +43,6 @@ pub struct RateLimitSettings {
     pub burst: f64,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNetwork>,
-    /// With a Redis server, the limits hold across every instance
-    /// (`REDIS_URL`); without one, per process.
-    pub redis: Option<RedisSettings>,
 }
 
 /// An address range such as `10.0.0.0/8` (a bare address is a /32 or /128).
@@ -102,7 +101,7 @@ impl IpNetwork {
 pub struct RateLimiter {
     settings: RateLimitSettings,
     buckets: Mutex<Buckets>,
-    shared: Option<Arc<SharedLimits>>,
+    shared: Option<SharedLimits>,
 }
 
 struct Buckets {
@@ -121,6 +120,8 @@ struct Bucket {
 pub struct LimitScope {
     /// `shared` (through Redis, across instances), `per_process` (no
     /// Redis configured, or Redis down: never a refused request), `off`.
+    /// The log-in back-off of unknown emails is shared through the same
+    /// Redis when `redis` is `up`.
     #[schema(example = "shared")]
     pub scope: &'static str,
     /// `up`, `down` or `not_used`.
@@ -137,19 +138,15 @@ pub enum Decision {
 }
 
 impl RateLimiter {
-    /// A limiter of these settings; with Redis settings it starts
-    /// connecting at once when called inside a Tokio runtime (else at its
-    /// first decision).
+    /// A limiter of these settings, per process.
     pub fn new(settings: RateLimitSettings) -> Self {
-        let shared = settings.redis.clone().and_then(|redis| {
-            SharedLimits::new(redis)
-                .map_err(|reason| tracing::error!(%reason, "rate limits stay per process"))
-                .ok()
-                .map(Arc::new)
-        });
-        if let Some(shared) = &shared {
-            shared.connect();
-        }
+        Self::shared_through(settings, None)
+    }
+
+    /// The same, shared across instances through `redis` when given (and
+    /// per process while it does not answer).
+    pub fn shared_through(settings: RateLimitSettings, redis: Option<Arc<RedisLink>>) -> Self {
+        let shared = redis.map(SharedLimits::new);
         Self {
             settings,
             buckets: Mutex::new(Buckets {
@@ -166,14 +163,14 @@ impl RateLimiter {
 
     /// Where the limits are kept now, for `/ready`.
     pub fn scope(&self) -> LimitScope {
-        let (scope, redis, error) = match (&self.shared, self.enabled()) {
-            (_, false) => ("off", "not_used", None),
-            (None, true) => ("per_process", "not_used", None),
-            (Some(shared), true) => match shared.state() {
-                SharedState::Connected => ("shared", "up", None),
-                SharedState::Degraded(reason) => ("per_process", "down", Some(reason)),
+        let (scope, redis, error) = match &self.shared {
+            None => ("per_process", "not_used", None),
+            Some(shared) => match shared.link().state() {
+                LinkState::Connected => ("shared", "up", None),
+                LinkState::Degraded(reason) => ("per_process", "down", Some(reason)),
             },
         };
+        let scope = if self.enabled() { scope } else { "off" };
         LimitScope {
             scope,
             redis,
@@ -340,7 +337,6 @@ mod tests {
             per_second,
             burst,
             trusted_proxies: vec!["10.0.0.0/24".parse().unwrap()],
-            redis: None,
         })
     }
 

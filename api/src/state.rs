@@ -55,7 +55,10 @@ impl AppState {
         contracts: MessageContracts,
     ) -> Self {
         Self {
-            rate_limiter: Arc::new(RateLimiter::new(http.rate_limit.clone())),
+            rate_limiter: Arc::new(RateLimiter::shared_through(
+                http.rate_limit.clone(),
+                commands.shared_state(),
+            )),
             commands,
             jwt: Arc::new(jwt),
             http: Arc::new(http),

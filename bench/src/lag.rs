@@ -173,6 +173,7 @@ pub(crate) fn command_side(pool: PgPool) -> Result<CommandSide> {
             accounts: command_side::accounts::AccountSettings::development(
                 std::env::temp_dir().join("muckard-outbox"),
             ),
+            shared_state: None,
         },
     ))
 }

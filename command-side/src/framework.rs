@@ -62,6 +62,10 @@ pub struct CommandSideSettings {
     /// One-time codes, the mailer, and whether trading needs a verified
     /// email.
     pub accounts: crate::accounts::AccountSettings,
+    /// The Redis every instance shares its limits through (`REDIS_URL`):
+    /// the unknown-email log-in back-off here, the rate limits in the API.
+    /// `None`: per process.
+    pub shared_state: Option<Arc<crate::redis_link::RedisLink>>,
 }
 
 /// The command side: one framework per aggregate over a shared pool.
@@ -181,7 +185,8 @@ impl CommandSide {
             unknown_email_failures: UnknownEmailFailures::new(
                 settings.login_backoff,
                 MAX_REMEMBERED_UNKNOWN_EMAILS,
-            ),
+            )
+            .shared_through(settings.shared_state.clone()),
             email_throttle: crate::accounts::EmailThrottle::new(),
             configuration_slots: tokio::sync::Semaphore::new(
                 (pool.options().get_max_connections() as usize / 4).max(1),
@@ -189,6 +194,11 @@ impl CommandSide {
             pool,
             settings,
         }
+    }
+
+    /// The Redis link the instances share their limits through, if any.
+    pub fn shared_state(&self) -> Option<Arc<crate::redis_link::RedisLink>> {
+        self.settings.shared_state.clone()
     }
 
     pub async fn execute_user(

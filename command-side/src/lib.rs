@@ -52,6 +52,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod passwords;
 pub mod process_manager;
+pub mod redis_link;
 pub mod repository;
 pub mod services;
 pub mod sessions;

@@ -4,12 +4,20 @@
 //! are kept here, in memory and bounded, and back off with the same
 //! [`LoginBackoff`]: a client learns nothing about which emails exist from
 //! when it starts getting 429s.
+//!
+//! With a shared Redis ([`RedisLink`], `REDIS_URL`) the failures are kept
+//! there too, under `<prefix>login:<SHA-256 of the email>` (the email is
+//! not stored), so every instance backs off the same; when Redis does not
+//! answer, this process's memory decides.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use domain::user::{LoginBackoff, REMEMBERED_FAILED_LOGINS};
+use sha2::{Digest, Sha256};
+
+use crate::redis_link::RedisLink;
 
 /// Unknown emails remembered at most; past it the least recently failed
 /// are forgotten first.
@@ -19,6 +27,7 @@ pub struct UnknownEmailFailures {
     policy: LoginBackoff,
     capacity: usize,
     failures: Mutex<HashMap<String, Vec<DateTime<Utc>>>>,
+    shared: Option<Arc<RedisLink>>,
 }
 
 impl UnknownEmailFailures {
@@ -27,6 +36,93 @@ impl UnknownEmailFailures {
             policy,
             capacity: capacity.max(1),
             failures: Mutex::new(HashMap::new()),
+            shared: None,
+        }
+    }
+
+    /// The same, kept in `shared` too when given.
+    pub fn shared_through(self, shared: Option<Arc<RedisLink>>) -> Self {
+        Self { shared, ..self }
+    }
+
+    fn shared_key(&self, link: &RedisLink, email: &str) -> String {
+        link.key(&format!(
+            "login:{}",
+            hex::encode(Sha256::digest(email.as_bytes()))
+        ))
+    }
+
+    /// [`locked_until`](Self::locked_until) over every instance's failures
+    /// when they are shared and Redis answers, else this process's.
+    pub async fn locked_until_shared(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let Some((link, mut connection)) = self
+            .shared
+            .as_ref()
+            .and_then(|link| Some((link, link.connection()?)))
+        else {
+            return self.locked_until(email, now);
+        };
+        let key = self.shared_key(link, email);
+        let read: Result<Vec<i64>, redis::RedisError> = redis::cmd("LRANGE")
+            .arg(&key)
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut connection)
+            .await;
+        match read {
+            Ok(micros) => {
+                let times: Vec<DateTime<Utc>> = micros
+                    .into_iter()
+                    .filter_map(DateTime::from_timestamp_micros)
+                    .collect();
+                self.policy.locked_until(&times, now)
+            }
+            Err(error) => {
+                link.failed(&error);
+                self.locked_until(email, now)
+            }
+        }
+    }
+
+    /// [`record`](Self::record), and into Redis when the failures are
+    /// shared (the last [`REMEMBERED_FAILED_LOGINS`], expiring once they no
+    /// longer count).
+    pub async fn record_shared(&self, email: &str, now: DateTime<Utc>) {
+        self.record(email, now);
+        let Some((link, mut connection)) = self
+            .shared
+            .as_ref()
+            .and_then(|link| Some((link, link.connection()?)))
+        else {
+            return;
+        };
+        let key = self.shared_key(link, email);
+        let keep = REMEMBERED_FAILED_LOGINS as i64;
+        let horizon = self.policy.window.max(self.policy.backoff);
+        let expire_ms = horizon.num_milliseconds().max(1000);
+        let written: Result<(), redis::RedisError> = redis::pipe()
+            .atomic()
+            .cmd("RPUSH")
+            .arg(&key)
+            .arg(now.timestamp_micros())
+            .ignore()
+            .cmd("LTRIM")
+            .arg(&key)
+            .arg(-keep)
+            .arg(-1)
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(expire_ms)
+            .ignore()
+            .query_async(&mut connection)
+            .await;
+        if let Err(error) = written {
+            link.failed(&error);
         }
     }
 

@@ -164,9 +164,14 @@ impl CommandSide {
         .fetch_optional(&self.pool)
         .await?;
         let Some((user_id, hash, disabled)) = stored else {
-            refuse_while_backing_off(self.unknown_email_failures.locked_until(&email, now), now)?;
+            refuse_while_backing_off(
+                self.unknown_email_failures
+                    .locked_until_shared(&email, now)
+                    .await,
+                now,
+            )?;
             self.passwords.verify(password, None).await?;
-            self.unknown_email_failures.record(&email, now);
+            self.unknown_email_failures.record_shared(&email, now).await;
             return Err(CommandError::InvalidCredentials);
         };
         let (user, _) = self.load::<User>(&user_id.to_string()).await?;

@@ -85,6 +85,7 @@ fn command_side(pool: PgPool) -> CommandSide {
             accounts: command_side::accounts::AccountSettings::development(
                 std::env::temp_dir().join("muckard-outbox"),
             ),
+            shared_state: None,
         },
     )
 }

@@ -166,6 +166,10 @@ pub struct Settings {
     /// behind the gateway, which answers CORS itself) and the per-client
     /// limits on the `/api` routes (`RATE_LIMIT_*`).
     pub http: api::HttpSettings,
+    /// `REDIS_URL` and `REDIS_KEY_PREFIX`: where every instance shares the
+    /// rate limits and the unknown-email log-in back-off; `None` keeps
+    /// them per process.
+    pub redis: Option<command_side::redis_link::RedisSettings>,
     /// After SIGTERM, how long requests in flight may take before the
     /// process stops waiting for them (`SHUTDOWN_GRACE_SECS`); workers
     /// then get as long again to finish their batch and flush.
@@ -394,6 +398,22 @@ impl Settings {
             runner_serve_deadline: millis("RUNNER_SERVE_DEADLINE_MS", "5000")?
                 .max(std::time::Duration::from_secs(1)),
             http: http_settings(&get)?,
+            redis: match get("REDIS_URL") {
+                None => None,
+                Some(url) => {
+                    command_side::redis_link::check_url(&url).map_err(|reason| {
+                        ConfigError::Invalid {
+                            name: "REDIS_URL",
+                            reason,
+                        }
+                    })?;
+                    Some(command_side::redis_link::RedisSettings {
+                        url,
+                        key_prefix: get("REDIS_KEY_PREFIX")
+                            .unwrap_or_else(|| "muckard:".to_string()),
+                    })
+                }
+            },
             shutdown_grace: std::time::Duration::from_secs(number("SHUTDOWN_GRACE_SECS", "10")?),
             ready_check_timeout: millis("READY_CHECK_TIMEOUT_MS", "2000")?.max(MIN_MILLI),
             mail: mail_settings(&get)?,
@@ -600,20 +620,6 @@ fn http_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<api::HttpSettin
             per_second: number("RATE_LIMIT_PER_SECOND", "50")? as f64,
             burst: number("RATE_LIMIT_BURST", "100")?.max(1) as f64,
             trusted_proxies: trusted_proxies(get("RATE_LIMIT_TRUSTED_PROXIES"))?,
-            redis: match get("REDIS_URL") {
-                None => None,
-                Some(url) => {
-                    api::shared_limits::check_url(&url).map_err(|reason| ConfigError::Invalid {
-                        name: "REDIS_URL",
-                        reason,
-                    })?;
-                    Some(api::shared_limits::RedisSettings {
-                        url,
-                        key_prefix: get("REDIS_KEY_PREFIX")
-                            .unwrap_or_else(|| "muckard:".to_string()),
-                    })
-                }
-            },
         },
     })
 }

@@ -153,6 +153,13 @@ pub fn build_state(
             trigger_quotas: settings.trigger_quotas,
             max_bots_per_user: settings.max_bots_per_user,
             accounts: account_settings(settings)?,
+            shared_state: match &settings.redis {
+                Some(redis) => Some(
+                    command_side::redis_link::RedisLink::new(redis.clone())
+                        .map_err(|reason| anyhow::anyhow!(reason))?,
+                ),
+                None => None,
+            },
         },
     );
     init_metrics();

@@ -143,3 +143,61 @@ async fn two_instances_share_one_limit_through_redis_and_keep_serving_without_it
     let _redis = Redis::start(redis_port);
     wait_for_scope(&client, &ports, "shared").await;
 }
+
+/// The log-in back-off of an email no user holds (kept in memory without
+/// Redis) holds across instances too: failures through either count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_unknown_email_login_back_off_holds_across_instances() {
+    let app = TestApp::spawn().await;
+    let redis_port = free_port();
+    let _redis = Redis::start(redis_port);
+    let env = [
+        ("MUCKARD_ROLES", "api".to_string()),
+        ("REDIS_URL", format!("redis://127.0.0.1:{redis_port}")),
+        (
+            "REDIS_KEY_PREFIX",
+            format!("test-{}:", Uuid::new_v4().simple()),
+        ),
+        ("RATE_LIMIT_PER_SECOND", "0".to_string()),
+        ("LOGIN_BACKOFF_FAILURES", "3".to_string()),
+    ];
+    let ports = [free_port(), free_port()];
+    let _services: Vec<_> = ports
+        .iter()
+        .map(|port| spawn_service(&app, *port, &env))
+        .collect();
+    let client = reqwest::Client::new();
+    for &port in &ports {
+        poll(30, &format!("instance {port} reaches Redis"), || {
+            let client = client.clone();
+            async move {
+                let (status, body) =
+                    get_json(&client, &format!("http://127.0.0.1:{port}/ready")).await?;
+                (status == 200 && body["rate_limit"]["redis"] == "up").then_some(())
+            }
+        })
+        .await;
+    }
+    let email = format!("nobody-{}@example.com", Uuid::new_v4().simple());
+    let log_in = |port: u16| {
+        let client = client.clone();
+        let body = serde_json::json!({ "email": email, "password": "wrong password, surely" });
+        async move {
+            client
+                .post(format!("http://127.0.0.1:{port}/api/v1/auth/login"))
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .expect("a log-in")
+        }
+    };
+    // Three failures, two through one instance and one through the other.
+    for port in [ports[0], ports[1], ports[0]] {
+        assert_eq!(log_in(port).await.status(), 401);
+    }
+    // The instance that saw one of them backs off as well.
+    let refused = log_in(ports[1]).await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+}
