@@ -19,6 +19,14 @@ use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::settings::LogFormat;
 
+/// The variables `.env.example` documents that the telemetry reads itself
+/// (with the other standard `OTEL_*` ones), not the settings.
+pub const READ_BY_TELEMETRY: &[&str] = &[
+    "RUST_LOG",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_SERVICE_NAME",
+];
+
 /// The log format named by `LOG_FORMAT`, read before the other settings so
 /// that reading them can already log.
 pub fn format_from_env() -> LogFormat {
