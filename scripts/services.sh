@@ -84,6 +84,29 @@ ensure_kafka() {
   wait_for 60 "tansu on $host:$port" port_open "$host" "$port"
 }
 
+# For scripts/run: when no broker answers on the local address, installs
+# tansu if need be and starts it in the background, in a session of its
+# own (stopping the service does not interrupt the build), telling the
+# terminal what it does and when the broker is up. Returns at once.
+start_kafka_in_background() {
+  local port=${KAFKA_PORT_CHECK:-9092} state
+  port_open 127.0.0.1 "$port" && return 0
+  state=${MUCKARD_STATE_DIR:-$HOME/.cache/muckard}
+  mkdir -p "$state"
+  if [ -x "$(tansu_binary)" ]; then
+    echo "services: starting the local Kafka broker (tansu) in the background" >&2
+  else
+    echo "services: no Kafka broker on 127.0.0.1:$port: serving now, while the local one (tansu) is built in the background (about 20 minutes on 2 cores, once; log: $state/tansu-install.log). Events wait in the log meanwhile; the mirror catches up when the broker is up." >&2
+  fi
+  setsid bash -c '
+    source "$1"
+    if ensure_kafka >"$2" 2>&1; then
+      echo "services: the local Kafka broker is up on 127.0.0.1:$3; the mirror catches up now" >&2
+    else
+      echo "services: the local Kafka broker did not start; see $2 (the service runs on, its events waiting in the log)" >&2
+    fi' broker "${BASH_SOURCE[0]}" "$state/tansu-install.log" "$port" &
+}
+
 rabbitmq_answers() {
   local host=${RABBITMQ_HOST_CHECK:-127.0.0.1} port=${RABBITMQ_PORT_CHECK:-5672}
   (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null

@@ -72,6 +72,10 @@ async fn run(
                 if changes.is_empty() {
                     tracing::info!(topics = specs.len(), "kafka topics already as configured");
                 }
+                tracing::info!(
+                    bootstrap = %kafka.bootstrap_servers,
+                    "kafka reached: the mirror publishes the log from its checkpoint"
+                );
                 break;
             }
             Err(error) => {
