@@ -159,6 +159,39 @@ ensure_nginx() {
   $sudo env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq nginx >/dev/null
 }
 
+# promtool, Prometheus's own checker of rule files and runner of their
+# unit tests (deploy/prometheus/rules.yml and rules.test.yml, checked by
+# scripts/validate-deploy and tests/ops/operators_kit.rs). It comes with
+# Debian's prometheus package, installed when missing like nginx; the
+# Prometheus server it brings is never started (RUNLEVEL=1, apt's
+# policy-rc.d in containers).
+promtool_binary() {
+  if [ -n "${PROMTOOL_BIN:-}" ]; then
+    echo "$PROMTOOL_BIN"
+  elif command -v promtool >/dev/null; then
+    command -v promtool
+  else
+    echo /usr/bin/promtool
+  fi
+}
+
+ensure_promtool() {
+  if [ -x "$(promtool_binary)" ]; then
+    return 0
+  fi
+  if ! command -v apt-get >/dev/null; then
+    echo "services: promtool is required by the alert rules' checks; install Prometheus (or set PROMTOOL_BIN)" >&2
+    return 1
+  fi
+  echo "services: installing promtool (Debian's prometheus package)" >&2
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    sudo=sudo
+  fi
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+}
+
 # Python tools of the scripts and tests (the deployment files' and the
 # OpenAPI document's validators among them), in a virtual environment of their own, cached between runs:
 # $MUCKARD_STATE_DIR/venv (default ~/.cache/muckard/venv). Reinstalled
