@@ -6,11 +6,14 @@
 //! the bounded password hashing (`hashing`); rate limits shared by two
 //! processes through Redis, and kept per process without it
 //! (`shared_limits`); one REST command's trace exported over OTLP to a
-//! real receiver (`traces`).
+//! real receiver (`traces`); the alert rules through promtool, and every
+//! metric the Grafana dashboard and the alert rules of `deploy/` name
+//! exported by a running `muckard serve` (`operators_kit`).
 
 mod endpoints;
 mod hashing;
 mod least_privilege;
+mod operators_kit;
 mod process;
 mod shared_limits;
 mod traces;
