@@ -142,21 +142,26 @@ nginx_binary() {
   fi
 }
 
-ensure_nginx() {
-  if [ -x "$(nginx_binary)" ]; then
-    return 0
-  fi
+# apt_install PACKAGE WHY OVERRIDE: installs a Debian package whose
+# services must not start (apt's policy-rc.d in containers, and RUNLEVEL=1
+# elsewhere, keep them stopped), or says what to do without apt-get.
+apt_install() {
+  local package=$1 why=$2 override=$3
   if ! command -v apt-get >/dev/null; then
-    echo "services: nginx is required by the gateway test; install it (or set NGINX_BIN)" >&2
+    echo "services: $package is required by $why; install it (or set $override)" >&2
     return 1
   fi
-  echo "services: installing nginx from the distribution's packages" >&2
+  echo "services: installing $package from the distribution's packages" >&2
   local sudo=""
   if [ "$(id -u)" != 0 ]; then
     sudo=sudo
   fi
   $sudo apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq nginx >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends "$package" >/dev/null
+}
+
+ensure_nginx() {
+  [ -x "$(nginx_binary)" ] || apt_install nginx "the gateway test" NGINX_BIN
 }
 
 # promtool, Prometheus's own checker of rule files and runner of their
@@ -176,20 +181,7 @@ promtool_binary() {
 }
 
 ensure_promtool() {
-  if [ -x "$(promtool_binary)" ]; then
-    return 0
-  fi
-  if ! command -v apt-get >/dev/null; then
-    echo "services: promtool is required by the alert rules' checks; install Prometheus (or set PROMTOOL_BIN)" >&2
-    return 1
-  fi
-  echo "services: installing promtool (Debian's prometheus package)" >&2
-  local sudo=""
-  if [ "$(id -u)" != 0 ]; then
-    sudo=sudo
-  fi
-  $sudo apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  [ -x "$(promtool_binary)" ] || apt_install prometheus "the alert rules' checks (promtool)" PROMTOOL_BIN
 }
 
 # Python tools of the scripts and tests (the deployment files' and the
