@@ -7,13 +7,12 @@
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use crate::{KafkaError, KafkaSettings};
+use crate::{KafkaContext, KafkaError, KafkaSettings};
 
 /// The topic's name under the layout's prefix.
 pub fn topic(settings: &KafkaSettings) -> String {
@@ -23,7 +22,8 @@ pub fn topic(settings: &KafkaSettings) -> String {
 /// Creates the topic if it is missing: one partition, so the checkpoints
 /// keep their order, and `retention.ms=-1`, so none is ever deleted.
 pub async fn provision(settings: &KafkaSettings, timeout: Duration) -> Result<(), KafkaError> {
-    let admin: AdminClient<DefaultClientContext> = settings.client_config().create()?;
+    let admin: AdminClient<KafkaContext> =
+        settings.client_config().create_with_context(KafkaContext)?;
     let name = topic(settings);
     let new = NewTopic::new(
         &name,
@@ -55,7 +55,9 @@ pub async fn publish(
     checkpoint_json: &str,
     timeout: Duration,
 ) -> Result<(), KafkaError> {
-    let producer: FutureProducer = settings.producer_config().create()?;
+    let producer: FutureProducer<KafkaContext> = settings
+        .producer_config()
+        .create_with_context(KafkaContext)?;
     let name = topic(settings);
     producer
         .send(
@@ -72,12 +74,12 @@ pub async fn publish(
 /// Every checkpoint on the topic, oldest first: the JSON texts from the
 /// partition's low to its high watermark.
 pub fn read_all(settings: &KafkaSettings, timeout: Duration) -> Result<Vec<String>, KafkaError> {
-    let consumer: BaseConsumer = settings
+    let consumer: BaseConsumer<KafkaContext> = settings
         .client_config()
         .set("group.id", format!("muckard-verify-{}", std::process::id()))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
-        .create()?;
+        .create_with_context(KafkaContext)?;
     let name = topic(settings);
     let (low, high) = consumer.fetch_watermarks(&name, 0, timeout)?;
     let mut assignment = TopicPartitionList::new();
@@ -133,12 +135,12 @@ pub fn read_mirrored_links(
     settings: &KafkaSettings,
     timeout: Duration,
 ) -> Result<Vec<MirroredLink>, KafkaError> {
-    let consumer: BaseConsumer = settings
+    let consumer: BaseConsumer<KafkaContext> = settings
         .client_config()
         .set("group.id", format!("muckard-verify-{}", std::process::id()))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
-        .create()?;
+        .create_with_context(KafkaContext)?;
     let mut assignment = TopicPartitionList::new();
     let mut remaining = std::collections::HashMap::new();
     for spec in settings.layout.specs() {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::ClientConfig;
 
+use crate::context::KafkaContext;
 use crate::settings::KafkaSettings;
 
 /// A long-lived client that asks the cluster for its metadata. It is made
@@ -14,7 +15,7 @@ use crate::settings::KafkaSettings;
 /// reused and librdkafka reconnects it in the background.
 pub struct BrokerProbe {
     config: ClientConfig,
-    client: OnceLock<Result<Arc<BaseProducer>, String>>,
+    client: OnceLock<Result<Arc<BaseProducer<KafkaContext>>, String>>,
 }
 
 impl BrokerProbe {
@@ -32,7 +33,7 @@ impl BrokerProbe {
             .client
             .get_or_init(|| {
                 self.config
-                    .create::<BaseProducer>()
+                    .create_with_context::<_, BaseProducer<KafkaContext>>(KafkaContext)
                     .map(Arc::new)
                     .map_err(|error| format!("kafka client: {error}"))
             })

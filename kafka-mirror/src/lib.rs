@@ -16,12 +16,16 @@
 //! - [`worker`]: the `kafka-mirror` role: provision in the background with
 //!   back-off (start-up never waits for the broker), then run the
 //!   subscriber until shutdown and flush the producer;
-//! - [`health`]: the probe `/ready` uses.
+//! - [`health`]: the probe `/ready` uses;
+//! - [`context`]: `KafkaContext`, every client's librdkafka context: a
+//!   broker that does not answer is logged once per retry by the mirror,
+//!   not at every connection attempt by librdkafka.
 //!
 //! The code speaks only the Kafka protocol through rdkafka: development and
 //! CI use a local `tansu` broker, production a Kafka cluster.
 
 pub mod checkpoints;
+pub mod context;
 pub mod envelope;
 pub mod health;
 pub mod mirror;
@@ -29,6 +33,7 @@ pub mod settings;
 pub mod topics;
 pub mod worker;
 
+pub use context::KafkaContext;
 pub use mirror::{metrics, KafkaMirror, MirrorMetrics, MIRROR_SUBSCRIBER};
 pub use settings::{KafkaSettings, KafkaSettingsError};
 pub use topics::{provision, TopicChange, TopicLayout, TopicSpec};

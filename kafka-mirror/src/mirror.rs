@@ -13,6 +13,7 @@
 //! The idempotent producer keeps its own retries from duplicating or
 //! reordering within a partition.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use prometheus::IntCounter;
@@ -24,6 +25,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientConfig;
 use sqlx::PgConnection;
 
+use crate::context::KafkaContext;
 use crate::envelope::{headers, Envelope};
 use crate::topics::TopicLayout;
 
@@ -76,25 +78,29 @@ pub struct KafkaMirror {
 /// The producer in use and how to make another.
 struct ProducerSlot {
     config: ClientConfig,
-    producer: Mutex<FutureProducer>,
+    producer: Mutex<FutureProducer<KafkaContext>>,
+    /// Whether the last batch failed, so the first to succeed after it says
+    /// so in the log.
+    failing: AtomicBool,
 }
 
 impl KafkaMirror {
     /// A mirror whose producer is made from `config` (see
     /// `KafkaSettings::producer_config`); no broker is contacted yet.
     pub fn new(config: ClientConfig, layout: TopicLayout) -> Result<Self, RdKafkaError> {
-        let producer = config.create()?;
+        let producer = config.create_with_context(KafkaContext)?;
         Ok(Self {
             slot: Arc::new(ProducerSlot {
                 config,
                 producer: Mutex::new(producer),
+                failing: AtomicBool::new(false),
             }),
             layout,
         })
     }
 
     /// The producer in use (a cheap handle).
-    pub fn producer(&self) -> FutureProducer {
+    pub fn producer(&self) -> FutureProducer<KafkaContext> {
         self.slot
             .producer
             .lock()
@@ -112,10 +118,14 @@ impl ProducerSlot {
     /// A new producer registers a new producer id with whatever broker
     /// answers next. The old one holds nothing undelivered: its messages
     /// timed out or failed, and the batch is sent again from the log.
-    fn replace_after(&self, producer: &FutureProducer, broker_answered: bool) {
+    fn replace_after(&self, producer: &FutureProducer<KafkaContext>, broker_answered: bool) {
+        self.failing.store(true, Ordering::Relaxed);
         let fatal = producer.client().fatal_error();
         tracing::warn!(fatal = ?fatal, broker_answered, "kafka batch failed; retrying it on a new producer");
-        match self.config.create::<FutureProducer>() {
+        match self
+            .config
+            .create_with_context::<_, FutureProducer<KafkaContext>>(KafkaContext)
+        {
             Ok(fresh) => {
                 *self
                     .producer
@@ -233,6 +243,9 @@ impl PipelinedSubscriber for KafkaMirror {
             }
             metrics().published.inc_by(acknowledged);
             metrics().batches.inc();
+            if slot.failing.swap(false, Ordering::Relaxed) {
+                tracing::info!(events = acknowledged, "kafka acknowledges the mirror's batches again; it catches up from its checkpoint");
+            }
             Ok(())
         }))
     }

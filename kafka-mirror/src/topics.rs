@@ -8,7 +8,7 @@ use rdkafka::admin::{
     AdminClient, AdminOptions, AlterConfig, NewPartitions, NewTopic, ResourceSpecifier,
     TopicReplication,
 };
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::ClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::KafkaError;
@@ -152,8 +152,8 @@ fn wanted_configs(spec: &TopicSpec) -> [(&'static str, String); 2] {
 /// and cleanup policy, and reports what it changed. Idempotent: a second
 /// run on a correct cluster changes nothing. Fails only when a topic can
 /// neither be found nor created (the broker is unreachable, say).
-pub async fn provision(
-    admin: &Arc<AdminClient<DefaultClientContext>>,
+pub async fn provision<C: ClientContext + 'static>(
+    admin: &Arc<AdminClient<C>>,
     specs: &[TopicSpec],
     replication_factor: i32,
     timeout: Duration,
@@ -172,8 +172,8 @@ pub async fn provision(
 
 /// Creates the topics of `specs` that `existing` lacks, with their
 /// settings; one created meanwhile by another instance is not an error.
-async fn create_missing_topics(
-    admin: &Arc<AdminClient<DefaultClientContext>>,
+async fn create_missing_topics<C: ClientContext + 'static>(
+    admin: &Arc<AdminClient<C>>,
     specs: &[TopicSpec],
     existing: &HashMap<String, i32>,
     replication_factor: i32,
@@ -228,8 +228,8 @@ async fn create_missing_topics(
 
 /// Raises each topic to its configured partition count; one with more
 /// partitions is reported and left alone. Fails when a topic is missing.
-async fn correct_partition_counts(
-    admin: &Arc<AdminClient<DefaultClientContext>>,
+async fn correct_partition_counts<C: ClientContext + 'static>(
+    admin: &Arc<AdminClient<C>>,
     specs: &[TopicSpec],
     existing: &HashMap<String, i32>,
     options: &AdminOptions,
@@ -255,8 +255,8 @@ async fn correct_partition_counts(
     Ok(changes)
 }
 
-async fn raise_partitions(
-    admin: &Arc<AdminClient<DefaultClientContext>>,
+async fn raise_partitions<C: ClientContext + 'static>(
+    admin: &Arc<AdminClient<C>>,
     spec: &TopicSpec,
     has: i32,
     options: &AdminOptions,
@@ -285,8 +285,8 @@ async fn raise_partitions(
 
 /// Sets `retention.ms` and `cleanup.policy` on every topic where they
 /// differ from `wanted_configs`.
-async fn correct_configs(
-    admin: &Arc<AdminClient<DefaultClientContext>>,
+async fn correct_configs<C: ClientContext + 'static>(
+    admin: &Arc<AdminClient<C>>,
     specs: &[TopicSpec],
     options: &AdminOptions,
 ) -> Result<Vec<TopicChange>, KafkaError> {
@@ -301,8 +301,8 @@ async fn correct_configs(
 
 /// One `ConfigCorrected` per setting that differed from `values` and was
 /// set, or one `NotCorrected` when the broker refused.
-async fn correct_topic_config(
-    admin: &Arc<AdminClient<DefaultClientContext>>,
+async fn correct_topic_config<C: ClientContext + 'static>(
+    admin: &Arc<AdminClient<C>>,
     spec: &TopicSpec,
     values: &HashMap<String, String>,
     options: &AdminOptions,
@@ -353,8 +353,8 @@ async fn correct_topic_config(
 }
 
 /// Every topic the cluster knows, with its partition count.
-pub async fn partition_counts(
-    admin: &Arc<AdminClient<DefaultClientContext>>,
+pub async fn partition_counts<C: ClientContext + 'static>(
+    admin: &Arc<AdminClient<C>>,
     timeout: Duration,
 ) -> Result<HashMap<String, i32>, KafkaError> {
     let admin = Arc::clone(admin);
@@ -371,8 +371,8 @@ pub async fn partition_counts(
 }
 
 /// The current value of every config entry of each topic in `specs`.
-pub async fn describe(
-    admin: &Arc<AdminClient<DefaultClientContext>>,
+pub async fn describe<C: ClientContext + 'static>(
+    admin: &Arc<AdminClient<C>>,
     specs: &[TopicSpec],
     options: &AdminOptions,
 ) -> Result<HashMap<String, HashMap<String, String>>, KafkaError> {

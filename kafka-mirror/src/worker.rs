@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use event_log::{LogReader, SubscriberRunner, SubscriberSettings};
 use rdkafka::admin::AdminClient;
-use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::Producer;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::context::KafkaContext;
 use crate::mirror::KafkaMirror;
 use crate::settings::KafkaSettings;
 use crate::topics::provision;
@@ -44,7 +44,8 @@ async fn run(
 ) -> Result<(), crate::KafkaError> {
     // Creating clients does not contact the broker; a bad property (an
     // unknown name, SASL without support) fails here, once.
-    let admin: Arc<AdminClient<DefaultClientContext>> = Arc::new(kafka.client_config().create()?);
+    let admin: Arc<AdminClient<KafkaContext>> =
+        Arc::new(kafka.client_config().create_with_context(KafkaContext)?);
     let mirror = Arc::new(KafkaMirror::new(
         kafka.producer_config(),
         kafka.layout.clone(),
@@ -52,6 +53,7 @@ async fn run(
 
     let specs = kafka.layout.specs();
     let mut pause = Duration::from_millis(500);
+    let mut failed_attempts = 0u32;
     loop {
         let attempt = provision(&admin, &specs, kafka.replication_factor, ADMIN_TIMEOUT);
         let outcome = tokio::select! {
@@ -74,12 +76,14 @@ async fn run(
                 }
                 tracing::info!(
                     bootstrap = %kafka.bootstrap_servers,
-                    "kafka reached: the mirror publishes the log from its checkpoint"
+                    failed_attempts,
+                    "kafka broker reached; the mirror publishes the log from its checkpoint"
                 );
                 break;
             }
             Err(error) => {
-                tracing::warn!(error = %error, retry_in_ms = pause.as_millis() as u64, "kafka unreachable; provisioning topics later, events wait in the log");
+                failed_attempts += 1;
+                tracing::warn!(bootstrap = %kafka.bootstrap_servers, error = %error, retry_in_ms = pause.as_millis() as u64, "kafka broker not reachable; the mirror tries again, events wait in the log");
                 tokio::select! {
                     _ = shutdown.cancelled() => return Ok(()),
                     _ = tokio::time::sleep(pause) => {}
