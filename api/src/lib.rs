@@ -18,6 +18,8 @@
 //! - [`openapi`]: the OpenAPI document, made from the handlers' annotations,
 //!   and the interactive page at `/docs`;
 //! - [`metrics`], [`ready`]: `/metrics` and `/ready`;
+//! - [`live`]: the hub `GET /api/v1/stream` reads the `live_updates` read
+//!   model through, once per process;
 //! - [`permissions`]: each operation's permission, checked in one layer;
 //! - [`rate_limit`]: per-client token buckets on the `/api` routes;
 //! - [`trace_context`]: the request id and W3C `traceparent` every request
@@ -32,6 +34,8 @@ pub mod contracts;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod live;
+pub mod market;
 pub mod metrics;
 pub mod openapi;
 pub mod permissions;
@@ -137,7 +141,9 @@ pub(crate) fn route_groups() -> RouteGroups {
         .routes(routes!(routes::support::reply_to_ticket))
         .routes(routes!(routes::support::assign_ticket))
         .routes(routes!(routes::support::close_ticket))
-        .routes(routes!(routes::support::reopen_ticket));
+        .routes(routes!(routes::support::reopen_ticket))
+        .routes(routes!(routes::notifications::read))
+        .routes(routes!(routes::notifications::read_all));
     let sessions = OpenApiRouter::default()
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))
@@ -156,7 +162,13 @@ pub(crate) fn route_groups() -> RouteGroups {
         .routes(routes!(routes::queries::trades))
         .routes(routes!(routes::queries::positions))
         .routes(routes!(routes::support::list_tickets))
-        .routes(routes!(routes::support::get_ticket));
+        .routes(routes!(routes::support::get_ticket))
+        .routes(routes!(routes::notifications::list))
+        .routes(routes!(routes::stream::stream))
+        .routes(routes!(routes::market::ticker))
+        .routes(routes!(routes::market::ohlcv))
+        .routes(routes!(routes::market::balances))
+        .routes(routes!(routes::dashboard::dashboard));
     let audit = OpenApiRouter::default()
         .routes(routes!(routes::audit::events))
         .routes(routes!(routes::audit::state))

@@ -643,6 +643,48 @@ pub mod schemas {
         bot_errors: bool,
         /// Log-ins, password and email changes.
         security: bool,
+        /// Which notifications the user's list gets: `all` (the default
+        /// when absent), `errors_only` (bot errors and failed key tests)
+        /// or `none`.
+        #[schema(nullable = false)]
+        in_app: Option<NotificationLevel>,
+    }
+
+    /// What a notification is about.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum NotificationKind {
+        BotError,
+        BotStopped,
+        KeyTestFailed,
+        TradeExecuted,
+        SupportReply,
+    }
+
+    /// A candle's length: one minute to one day.
+    #[derive(Serialize, ToSchema)]
+    pub enum CandleInterval {
+        #[serde(rename = "1m")]
+        OneMinute,
+        #[serde(rename = "5m")]
+        FiveMinutes,
+        #[serde(rename = "15m")]
+        FifteenMinutes,
+        #[serde(rename = "1h")]
+        OneHour,
+        #[serde(rename = "4h")]
+        FourHours,
+        #[serde(rename = "1d")]
+        OneDay,
+    }
+
+    /// Which notifications a user's list gets.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum NotificationLevel {
+        All,
+        ErrorsOnly,
+        None,
     }
 
     #[derive(Serialize, ToSchema)]
@@ -761,6 +803,7 @@ pub mod schemas {
         Bot,
         Portfolio,
         SupportTicket,
+        Notification,
     }
 
     /// Whether a support ticket waits for work.

@@ -67,6 +67,12 @@ pub const OPERATIONS: &[(&str, Access)] = &[
     ("change_password", Requires(AccountOwn)),
     ("list_sessions", Requires(AccountOwn)),
     ("revoke_session", Requires(AccountOwn)),
+    // The caller's notifications.
+    ("list_notifications", Requires(AccountOwn)),
+    ("read_notification", Requires(AccountOwn)),
+    ("read_all_notifications", Requires(AccountOwn)),
+    // Live updates (server-sent events).
+    ("stream", Requires(TradingRead)),
     // Trading.
     ("connect_key", Requires(TradingWrite)),
     ("update_key", Requires(TradingWrite)),
@@ -81,6 +87,10 @@ pub const OPERATIONS: &[(&str, Access)] = &[
     ("bot_status", Requires(TradingRead)),
     ("list_trades", Requires(TradingRead)),
     ("list_positions", Requires(TradingRead)),
+    ("balances", Requires(TradingRead)),
+    ("ticker", Requires(TradingRead)),
+    ("ohlcv", Requires(TradingRead)),
+    ("dashboard", Requires(TradingRead)),
     // Support tickets: everyone's own, the staff's all (scoped in the
     // handlers and the aggregate); assigning is the staff's alone.
     ("list_tickets", Requires(TicketsOwn)),

@@ -27,6 +27,8 @@ pub struct HttpSettings {
     pub cors_allowed_origins: Vec<String>,
     /// Per-client limits on the `/api` routes.
     pub rate_limit: RateLimitSettings,
+    /// `GET /api/v1/stream`: connections per user and heartbeats.
+    pub live: crate::live::LiveSettings,
 }
 
 #[derive(Clone)]
@@ -40,6 +42,12 @@ pub struct AppState {
     pub audit_signer: Arc<AuditSigner>,
     /// `/asyncapi.json` and the schemas it references.
     pub contracts: Arc<MessageContracts>,
+    /// What `GET /api/v1/stream` reads from: one per process, started by
+    /// the first stream.
+    pub live: Arc<crate::live::LiveHub>,
+    /// Tickers, balances and candles read from the exchange, cached
+    /// briefly.
+    pub market: Arc<crate::market::MarketData>,
 }
 
 impl AppState {
@@ -59,6 +67,11 @@ impl AppState {
                 http.rate_limit.clone(),
                 commands.shared_state(),
             )),
+            live: Arc::new(crate::live::LiveHub::new(
+                commands.pool.clone(),
+                http.live.clone(),
+            )),
+            market: Arc::new(crate::market::MarketData::default()),
             commands,
             jwt: Arc::new(jwt),
             http: Arc::new(http),

@@ -122,7 +122,7 @@ impl QueueConsumer {
         Self {
             queue,
             handler,
-            topology: Topology::new(rabbit.queue_prefix.clone()),
+            topology: rabbit.topology(),
             rabbit,
             lanes: Lanes::new(settings.max_concurrent, settings.per_user_share),
             health: Arc::new(ConsumerHealth::new(queue)),
@@ -163,8 +163,8 @@ impl QueueConsumer {
                 ConnectionProperties::default().with_connection_name(name.as_str().into()),
             )
             .await?;
+            self.topology.declare(&connection).await?;
             let channel = connection.create_channel().await?;
-            self.topology.declare(&channel).await?;
             channel
                 .basic_qos(self.settings.prefetch, BasicQosOptions::default())
                 .await?;

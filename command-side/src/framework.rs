@@ -1,4 +1,4 @@
-//! The cqrs-es frameworks for the five aggregates on postgres-es with
+//! The cqrs-es frameworks for the six aggregates on postgres-es with
 //! snapshots, and the one way commands are executed: bounded retry on a
 //! concurrency conflict, metadata on every event, a position token back.
 
@@ -8,6 +8,7 @@ use std::time::Duration;
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework, DomainEvent, EventEnvelope, Query};
 use domain::bot::{Bot, BotServices};
 use domain::exchange_key::{ExchangeKey, ExchangeKeyServices};
+use domain::notification::Notification;
 use domain::portfolio::Portfolio;
 use domain::support_ticket::{SupportTicket, SupportTicketServices};
 use domain::user::{LoginBackoff, User};
@@ -77,6 +78,7 @@ pub struct CommandSide {
     bots: Framework<Bot>,
     portfolios: Framework<Portfolio>,
     tickets: Framework<SupportTicket>,
+    notifications: Framework<Notification>,
     caches: Caches,
     pub(crate) passwords: Passwords,
     pub(crate) unknown_email_failures: UnknownEmailFailures,
@@ -93,6 +95,7 @@ struct Caches {
     bots: Arc<AggregateCache<Bot>>,
     portfolios: Arc<AggregateCache<Portfolio>>,
     tickets: Arc<AggregateCache<SupportTicket>>,
+    notifications: Arc<AggregateCache<Notification>>,
 }
 
 fn framework<A: Aggregate>(
@@ -169,6 +172,7 @@ impl CommandSide {
             bots: Arc::new(AggregateCache::new(size)),
             portfolios: Arc::new(AggregateCache::new(size)),
             tickets: Arc::new(AggregateCache::new(size)),
+            notifications: Arc::new(AggregateCache::new(size)),
         };
         let notifier = CommitNotifier::spawn(pool.clone());
         let batcher = (settings.append_batch_max > 1)
@@ -180,6 +184,7 @@ impl CommandSide {
             bots: framework(&pool, &settings, &caches.bots, n, b, bot_services),
             portfolios: framework(&pool, &settings, &caches.portfolios, n, b, ()),
             tickets: framework(&pool, &settings, &caches.tickets, n, b, ticket_services),
+            notifications: framework(&pool, &settings, &caches.notifications, n, b, ()),
             caches,
             passwords: Passwords::new(settings.password_hashing),
             unknown_email_failures: UnknownEmailFailures::new(
@@ -248,6 +253,16 @@ impl CommandSide {
             .await
     }
 
+    pub async fn execute_notification(
+        &self,
+        notification_id: &str,
+        command: <Notification as Aggregate>::Command,
+        metadata: &CommandMetadata,
+    ) -> Result<Position, CommandError> {
+        self.execute(&self.notifications, notification_id, command, metadata)
+            .await
+    }
+
     /// Aggregates of every type held in the cache now.
     pub fn cached_aggregates(&self) -> usize {
         self.caches.users.len()
@@ -255,6 +270,7 @@ impl CommandSide {
             + self.caches.bots.len()
             + self.caches.portfolios.len()
             + self.caches.tickets.len()
+            + self.caches.notifications.len()
     }
 
     /// The current state of an aggregate and its last sequence (0 when it

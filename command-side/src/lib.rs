@@ -3,7 +3,7 @@
 //! tables.
 //!
 //! - [`database`]: creating the database and applying the migrations;
-//! - [`framework`]: [`CommandSide`], the cqrs-es frameworks for the five
+//! - [`framework`]: [`CommandSide`], the cqrs-es frameworks for the six
 //!   aggregates, the bounded retry on a concurrency conflict and the
 //!   [`event_log::Position`] a command answers with;
 //! - [`load`]: an aggregate's state from the log without the cache;
@@ -22,6 +22,9 @@
 //! - [`users`], [`exchange_keys`], [`bots`], [`support_tickets`]: the use
 //!   cases the API calls, each combining a side-table write (or a data key)
 //!   with a command;
+//! - [`notifications`]: raising a notification (as the owner's level
+//!   allows), reading them, and `notification_raiser`, which raises them for
+//!   fills and support replies from the log;
 //! - [`process_manager`]: [`process_manager::TradeRecorder`], the
 //!   subscriber that turns `bot.trade.executed` into
 //!   `Portfolio::RecordTrade`;
@@ -50,6 +53,7 @@ pub mod login_failures;
 pub mod mail;
 pub mod metadata;
 pub mod metrics;
+pub mod notifications;
 pub mod passwords;
 pub mod process_manager;
 pub mod redis_link;

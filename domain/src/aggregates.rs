@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bot::Bot;
 use crate::exchange_key::ExchangeKey;
+use crate::notification::Notification;
 use crate::portfolio::Portfolio;
 use crate::support_ticket::SupportTicket;
 use crate::user::User;
@@ -27,6 +28,7 @@ pub enum AggregateType {
     Bot,
     Portfolio,
     SupportTicket,
+    Notification,
 }
 
 /// How the streams of an aggregate type belong to a user, which is how a
@@ -46,12 +48,13 @@ pub struct UnknownAggregateType(pub String);
 
 impl AggregateType {
     /// Every aggregate of the ledger.
-    pub const ALL: [AggregateType; 5] = [
+    pub const ALL: [AggregateType; 6] = [
         AggregateType::User,
         AggregateType::ExchangeKey,
         AggregateType::Bot,
         AggregateType::Portfolio,
         AggregateType::SupportTicket,
+        AggregateType::Notification,
     ];
 
     /// The `aggregate_type` the log stores: the aggregate's own `TYPE`.
@@ -62,6 +65,7 @@ impl AggregateType {
             AggregateType::Bot => Bot::TYPE,
             AggregateType::Portfolio => Portfolio::TYPE,
             AggregateType::SupportTicket => SupportTicket::TYPE,
+            AggregateType::Notification => Notification::TYPE,
         }
     }
 
@@ -75,6 +79,7 @@ impl AggregateType {
             AggregateType::Bot => &["bot"],
             AggregateType::Portfolio => &["trade"],
             AggregateType::SupportTicket => &["support"],
+            AggregateType::Notification => &["notification"],
         }
     }
 
@@ -82,9 +87,10 @@ impl AggregateType {
     pub fn ownership(self) -> Ownership {
         match self {
             AggregateType::User | AggregateType::Portfolio => Ownership::StreamIdIsUser,
-            AggregateType::ExchangeKey | AggregateType::Bot | AggregateType::SupportTicket => {
-                Ownership::OwnerField("owner_id")
-            }
+            AggregateType::ExchangeKey
+            | AggregateType::Bot
+            | AggregateType::SupportTicket
+            | AggregateType::Notification => Ownership::OwnerField("owner_id"),
         }
     }
 
@@ -167,7 +173,7 @@ mod tests {
         }
         assert_eq!(
             AggregateType::names(),
-            "User, ExchangeKey, Bot, Portfolio or SupportTicket"
+            "User, ExchangeKey, Bot, Portfolio, SupportTicket or Notification"
         );
         assert!("Order".parse::<AggregateType>().is_err());
     }
@@ -182,8 +188,9 @@ mod tests {
             AggregateType::Bot => 2,
             AggregateType::Portfolio => 3,
             AggregateType::SupportTicket => 4,
+            AggregateType::Notification => 5,
         };
-        assert_eq!(AggregateType::ALL.len(), 5);
+        assert_eq!(AggregateType::ALL.len(), 6);
         for (i, kind) in AggregateType::ALL.iter().enumerate() {
             assert_eq!(place(*kind), i, "{kind} is out of place in ALL");
         }

@@ -7,7 +7,9 @@
 //! - [`bot`]: a trading bot's configuration and lifecycle, and what it traded;
 //! - [`portfolio`]: a user's trade ledger, positions and realised P&L;
 //! - [`support_ticket`]: a user's question to the support staff and its
-//!   replies (sealed personal data), assignment and status.
+//!   replies (sealed personal data), assignment and status;
+//! - [`notification`]: one thing a user should be told, and whether they
+//!   read it.
 //!
 //! [`aggregates`] is the one list of them ([`AggregateType::ALL`]).
 //! Shared vocabulary lives in [`common`] (actors, roles, decimals, pairs,
@@ -32,6 +34,7 @@ pub mod common;
 pub mod error;
 pub mod exchange_key;
 pub mod money;
+pub mod notification;
 pub mod permissions;
 pub mod personal;
 pub mod portfolio;

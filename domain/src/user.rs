@@ -113,6 +113,11 @@ pub struct NotificationPreferences {
     pub bot_errors: bool,
     /// Log-ins, password and email changes.
     pub security: bool,
+    /// Which notifications the user's list gets (`GET
+    /// /api/v1/notifications`); absent from events before it existed,
+    /// hence the default (all).
+    #[serde(default)]
+    pub in_app: crate::notification::NotificationLevel,
 }
 
 /// The profile fields a `user.updated` changes; absent fields keep their

@@ -671,6 +671,7 @@ fn profile_updated() -> UserEvent {
                 trade_fills: true,
                 bot_errors: true,
                 security: false,
+                in_app: domain::notification::NotificationLevel::All,
             }),
             risk_profile: Some(RiskProfile::Aggressive),
         },

@@ -156,6 +156,20 @@ impl LogReader {
         Ok(batch)
     }
 
+    /// The committed event with this id, if the log holds one.
+    pub async fn event_by_id(
+        &self,
+        pool: &PgPool,
+        event_id: uuid::Uuid,
+    ) -> Result<Option<RecordedEvent>, LogError> {
+        let query = format!("SELECT {SELECT_COLUMNS} FROM events WHERE event_id = $1");
+        let row = sqlx::query(&query)
+            .bind(event_id)
+            .fetch_optional(pool)
+            .await?;
+        row.map(|row| self.event_from_row(&row)).transpose()
+    }
+
     /// The position of the newest committed, visible event (zero when the
     /// log is empty).
     pub async fn head(&self, pool: &PgPool) -> Result<Position, LogError> {

@@ -1,4 +1,4 @@
-//! The Kraken REST adapter: the public ticker, and the private Balance,
+//! The Kraken REST adapter: the public Ticker and OHLC, and the private Balance,
 //! AddOrder and QueryOrders calls, signed as Kraken documents it:
 //!
 //! `API-Sign = base64(HMAC-SHA512(key = base64-decoded secret,
@@ -12,9 +12,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::candles::MAX_CANDLES;
 use crate::{
-    ApiCredentials, Balances, Exchange, ExchangeError, OrderRequest, OrderState, OrderStatus,
-    Ticker,
+    ApiCredentials, Balances, Candle, Candles, Exchange, ExchangeError, Interval, OrderRequest,
+    OrderState, OrderStatus, Ticker,
 };
 use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -199,6 +200,69 @@ fn decimal(value: &Value, what: &str) -> Result<Decimal, ExchangeError> {
         .ok_or_else(|| ExchangeError::Unavailable(format!("kraken: unreadable {what}: {value}")))
 }
 
+/// The candles of a `/0/public/OHLC` result: `{"<Kraken's pair name>":
+/// [[time, "open", "high", "low", "close", "vwap", "volume", count], …],
+/// "last": id}`, oldest first, the last one the interval in progress.
+/// Kraken may repeat the candle `since` falls in; only later ones are kept,
+/// and at most the last [`MAX_CANDLES`]. A row that is not exactly that
+/// shape makes the whole answer unreadable (never a panic).
+pub fn parse_ohlc(
+    pair: &Pair,
+    interval: Interval,
+    since: Option<DateTime<Utc>>,
+    result: &Value,
+) -> Result<Candles, ExchangeError> {
+    let unreadable =
+        |what: String| ExchangeError::Unavailable(format!("kraken: unreadable OHLC {what}"));
+    let rows = result
+        .as_object()
+        .and_then(|entries| {
+            entries
+                .iter()
+                .find(|(name, value)| name.as_str() != "last" && value.is_array())
+        })
+        .and_then(|(_, rows)| rows.as_array())
+        .ok_or_else(|| unreadable(format!("result: {result}")))?;
+    let mut candles = Vec::with_capacity(rows.len().min(MAX_CANDLES));
+    for row in rows {
+        let fields = row
+            .as_array()
+            .filter(|fields| fields.len() == 8)
+            .ok_or_else(|| unreadable(format!("row: {row}")))?;
+        let time = fields[0]
+            .as_i64()
+            .and_then(|seconds| DateTime::from_timestamp(seconds, 0))
+            .ok_or_else(|| unreadable(format!("time: {}", fields[0])))?;
+        let trades = fields[7]
+            .as_u64()
+            .ok_or_else(|| unreadable(format!("count: {}", fields[7])))?;
+        let candle = Candle {
+            time,
+            open: decimal(&fields[1], "open")?,
+            high: decimal(&fields[2], "high")?,
+            low: decimal(&fields[3], "low")?,
+            close: decimal(&fields[4], "close")?,
+            vwap: Some(decimal(&fields[5], "vwap")?),
+            volume: decimal(&fields[6], "volume")?,
+            trades: Some(trades),
+        };
+        if since.is_some_and(|since| candle.time <= since) {
+            continue;
+        }
+        candles.push(candle);
+    }
+    if candles.windows(2).any(|pair| pair[0].time >= pair[1].time) {
+        return Err(unreadable("rows: not in time order".to_string()));
+    }
+    let excess = candles.len().saturating_sub(MAX_CANDLES);
+    candles.drain(..excess);
+    Ok(Candles {
+        pair: pair.clone(),
+        interval,
+        candles,
+    })
+}
+
 #[async_trait]
 impl Exchange for KrakenExchange {
     fn name(&self) -> &'static str {
@@ -264,6 +328,23 @@ impl Exchange for KrakenExchange {
             pair: pair.clone(),
             last: decimal(&entry["c"][0], "last trade price")?,
         })
+    }
+
+    async fn ohlcv(
+        &self,
+        pair: &Pair,
+        interval: Interval,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Candles, ExchangeError> {
+        let mut query = vec![
+            ("pair", kraken_pair(pair)),
+            ("interval", interval.minutes().to_string()),
+        ];
+        if let Some(since) = since {
+            query.push(("since", since.timestamp().to_string()));
+        }
+        let result = self.public("OHLC", &query).await?;
+        parse_ohlc(pair, interval, since, &result)
     }
 
     async fn balances(&self, credentials: &ApiCredentials) -> Result<Balances, ExchangeError> {

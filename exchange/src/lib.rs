@@ -4,12 +4,15 @@
 //! - [`paper`]: [`PaperExchange`], deterministic and in memory, the default;
 //! - [`kraken`]: [`KrakenExchange`], Kraken's REST API (`sign` is the
 //!   `API-Sign` computation);
+//! - [`candles`]: OHLCV candles ([`Interval`], [`Candles`]) and the paper
+//!   market's seeded history;
 //! - [`resilience`]: [`ResilientExchange`], a deadline, retries with
 //!   back-off and a circuit breaker around every call of any exchange.
 //!
 //! The command side asks an exchange to test a key; the bot runner asks it
 //! for prices, balances and orders. Neither knows which adapter it has.
 
+pub mod candles;
 pub mod kraken;
 pub mod paper;
 pub mod resilience;
@@ -23,6 +26,7 @@ use domain::{Pair, SecretString, Side};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
+pub use candles::{Candle, Candles, Interval};
 pub use kraken::KrakenExchange;
 pub use paper::{PaperExchange, PAPER_FEE_RATE};
 pub use resilience::{CallPolicy, ResilientExchange};
@@ -105,6 +109,22 @@ pub trait Exchange: Send + Sync {
 
     /// The account's balances.
     async fn balances(&self, credentials: &ApiCredentials) -> Result<Balances, ExchangeError>;
+
+    /// `pair`'s candles of `interval` starting after `since` (public), at
+    /// most [`candles::MAX_CANDLES`], oldest first, the last one still
+    /// forming. An exchange that offers none (a test double) refuses.
+    async fn ohlcv(
+        &self,
+        pair: &Pair,
+        interval: Interval,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Candles, ExchangeError> {
+        let _ = (pair, interval, since);
+        Err(ExchangeError::Rejected(format!(
+            "{} offers no candles",
+            self.name()
+        )))
+    }
 
     /// Places a market order and returns the exchange's order id.
     async fn place_order(

@@ -11,9 +11,10 @@ use domain::{Pair, Side};
 use rust_decimal::{Decimal, RoundingStrategy};
 use uuid::Uuid;
 
+use crate::candles::PaperHistory;
 use crate::{
-    ApiCredentials, Balances, Exchange, ExchangeError, OrderRequest, OrderState, OrderStatus,
-    Ticker,
+    ApiCredentials, Balances, Candles, Exchange, ExchangeError, Interval, OrderRequest, OrderState,
+    OrderStatus, Ticker,
 };
 
 /// A simulated exchange with fixed, documented rules, so that every outcome
@@ -31,6 +32,8 @@ use crate::{
 ///   each ticker read of a pair moves its price by -1 % to +1 % in whole
 ///   basis points, from 60000 for XBT, 3000 for ETH and 100 otherwise,
 ///   rounded to cents; [`PaperExchange::set_price`] pins a price;
+/// - its candles (`ohlcv`) are [`PaperHistory`]'s: a function of the seed,
+///   the pair and the time alone, the same on every instance;
 /// - a market order fills at once, whole, at the price of the last ticker
 ///   read (it does not move the price); the fee is
 ///   0.26 % of the cost (Kraken's base taker fee), in the quote currency;
@@ -326,6 +329,16 @@ impl Exchange for PaperExchange {
             pair: pair.clone(),
             last,
         })
+    }
+
+    async fn ohlcv(
+        &self,
+        pair: &Pair,
+        interval: Interval,
+        since: Option<chrono::DateTime<Utc>>,
+    ) -> Result<Candles, ExchangeError> {
+        let seed = self.market().seed;
+        Ok(PaperHistory::new(seed, pair).candles(pair, interval, since, Utc::now()))
     }
 
     async fn balances(&self, credentials: &ApiCredentials) -> Result<Balances, ExchangeError> {

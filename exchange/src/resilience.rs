@@ -19,8 +19,12 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::{ApiCredentials, Balances, Exchange, ExchangeError, OrderRequest, OrderState, Ticker};
+use crate::{
+    ApiCredentials, Balances, Candles, Exchange, ExchangeError, Interval, OrderRequest, OrderState,
+    Ticker,
+};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use domain::services::KeyVerification;
 use domain::Pair;
 use tokio::time::Instant;
@@ -203,6 +207,16 @@ impl<E: Exchange> Exchange for ResilientExchange<E> {
 
     async fn balances(&self, credentials: &ApiCredentials) -> Result<Balances, ExchangeError> {
         self.call("balances", || self.inner.balances(credentials))
+            .await
+    }
+
+    async fn ohlcv(
+        &self,
+        pair: &Pair,
+        interval: Interval,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Candles, ExchangeError> {
+        self.call("ohlcv", || self.inner.ohlcv(pair, interval, since))
             .await
     }
 

@@ -42,7 +42,9 @@ impl TopicLayout {
     pub fn topic_for(&self, event_type: &str) -> Option<String> {
         let family = event_type.split('.').next()?;
         let base = match family {
-            "user" => "user.events",
+            // Notifications are told to users: they travel with the
+            // users' events.
+            "user" | "notification" => "user.events",
             "onboarding" => "onboarding.events",
             "kraken" => "kraken.events",
             "bot" | "trade" => "trading.events",

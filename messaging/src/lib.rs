@@ -5,7 +5,8 @@
 //! - [`settings`]: the broker URL (vhost included) and the queue-name
 //!   prefix, so deployments and tests can share one broker;
 //! - [`topology`]: the durable queues, each with its dead-letter queue,
-//!   declared idempotently on every (re)connect;
+//!   declared idempotently on every (re)connect; the status and alert
+//!   queues bounded in length and age;
 //! - [`messages`]: the JSON bodies and AMQP properties of every queue, and
 //!   which log event becomes which message;
 //! - [`link`]: one connection and channel, opened lazily with a timeout,
@@ -14,6 +15,8 @@
 //!   batch with publisher confirms before its checkpoint moves, so an event
 //!   leaves the log at least once and never silently goes missing.
 //!
+//! - [`metrics`]: each queue's depth and whether it exists with other
+//!   arguments than the topology's.
 //! - [`health`]: the probe `/ready` uses.
 //!
 //! The consumer side (the bot runner) lives in the `bot-runner` crate.
@@ -21,6 +24,7 @@
 pub mod health;
 pub mod link;
 pub mod messages;
+pub mod metrics;
 pub mod publisher;
 pub mod settings;
 pub mod topology;
@@ -29,4 +33,4 @@ pub use link::{AmqpLink, MessagingError};
 pub use messages::{BotCommandMessage, OutgoingMessage, StatusMessage};
 pub use publisher::{metrics, PublisherMetrics, RabbitPublisher};
 pub use settings::RabbitSettings;
-pub use topology::{Queue, Topology};
+pub use topology::{ArgumentMismatch, Queue, QueueBounds, Topology};

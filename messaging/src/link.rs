@@ -33,7 +33,7 @@ pub struct AmqpLink {
 impl AmqpLink {
     pub fn new(settings: RabbitSettings, confirms: bool) -> Self {
         Self {
-            topology: Topology::new(settings.queue_prefix.clone()),
+            topology: settings.topology(),
             settings,
             confirms,
             open: Mutex::new(None),
@@ -83,8 +83,8 @@ impl AmqpLink {
                 ConnectionProperties::default().with_connection_name("muckard".into()),
             )
             .await?;
+            self.topology.declare(&connection).await?;
             let channel = connection.create_channel().await?;
-            self.topology.declare(&channel).await?;
             if self.confirms {
                 channel
                     .confirm_select(ConfirmSelectOptions::default())

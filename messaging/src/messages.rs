@@ -209,7 +209,8 @@ fn command_message(event: &RecordedEvent) -> Result<BotCommandMessage, Subscribe
     Ok(message)
 }
 
-fn status_message(event: &RecordedEvent) -> StatusMessage {
+/// The status or alert message a log event is published as.
+pub fn status_message(event: &RecordedEvent) -> StatusMessage {
     let user_id = ["owner_id", "user_id"]
         .iter()
         .find_map(|name| event.payload.get(*name).and_then(Value::as_str))

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::topology::{QueueBounds, Topology};
+
 /// The broker and naming settings, parsed by the binary
 /// (`RABBITMQ_URL`, `RABBITMQ_QUEUE_PREFIX`).
 #[derive(Clone)]
@@ -14,6 +16,8 @@ pub struct RabbitSettings {
     pub queue_prefix: String,
     /// How long a connection attempt or a publisher confirm may take.
     pub timeout: Duration,
+    /// The bounds of the status and alert queues.
+    pub bounds: QueueBounds,
 }
 
 impl RabbitSettings {
@@ -22,7 +26,13 @@ impl RabbitSettings {
             url: url.into(),
             queue_prefix: queue_prefix.into(),
             timeout: Duration::from_secs(5),
+            bounds: QueueBounds::default(),
         }
+    }
+
+    /// The queues these settings name and bound.
+    pub fn topology(&self) -> Topology {
+        Topology::new(self.queue_prefix.clone()).with_bounds(self.bounds)
     }
 
     /// The URL without its password, for logs.
@@ -46,6 +56,7 @@ impl std::fmt::Debug for RabbitSettings {
             .field("url", &self.redacted_url())
             .field("queue_prefix", &self.queue_prefix)
             .field("timeout", &self.timeout)
+            .field("bounds", &self.bounds)
             .finish()
     }
 }

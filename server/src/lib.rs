@@ -7,7 +7,7 @@
 //!   (see `.env.example`), secrets included;
 //! - [`wiring`]: the database, the exchange, the HTTP state with its
 //!   readiness probes, and the workers of each role (projector,
-//!   kafka-mirror, publisher, runner);
+//!   kafka-mirror, publisher, runner, notifier);
 //! - [`telemetry`]: the tracing subscriber, installed only by binaries;
 //! - [`operator`]: commands for operators (granting the first admin).
 //!

@@ -130,6 +130,10 @@ pub struct Settings {
     /// queue name (`RABBITMQ_QUEUE_PREFIX`).
     pub rabbitmq_url: Secret<String>,
     pub rabbitmq_queue_prefix: String,
+    /// The status and alert queues' bounds
+    /// (`RABBITMQ_STATUS_QUEUE_MAX_LENGTH`, `RABBITMQ_STATUS_QUEUE_MAX_AGE_SECS`,
+    /// `RABBITMQ_DEAD_LETTER_MAX_LENGTH`, `RABBITMQ_DEAD_LETTER_MAX_AGE_SECS`).
+    pub rabbitmq_bounds: messaging::QueueBounds,
     /// The exchange bots trade on and keys are tested against (`EXCHANGE`).
     pub exchange: ExchangeKind,
     pub kraken_api_url: String,
@@ -164,7 +168,8 @@ pub struct Settings {
     /// which instance behind a gateway answered), `CORS_ALLOWED_ORIGINS`
     /// (comma-separated, `*` for any; empty sends no CORS headers, as
     /// behind the gateway, which answers CORS itself) and the per-client
-    /// limits on the `/api` routes (`RATE_LIMIT_*`).
+    /// limits on the `/api` routes (`RATE_LIMIT_*`), and the stream's
+    /// (`STREAM_MAX_CONNECTIONS_PER_USER`, `STREAM_HEARTBEAT_SECS`).
     pub http: api::HttpSettings,
     /// `REDIS_URL` and `REDIS_KEY_PREFIX`: where every instance shares the
     /// rate limits and the unknown-email log-in back-off; `None` keeps
@@ -213,6 +218,8 @@ pub struct Roles {
     pub publisher: bool,
     /// The bot runner (command consumers and trading loops).
     pub runner: bool,
+    /// The notifier: the status and alert queues' consumer.
+    pub notifier: bool,
 }
 
 impl Roles {
@@ -222,6 +229,7 @@ impl Roles {
         kafka_mirror: true,
         publisher: true,
         runner: true,
+        notifier: true,
     };
 
     pub const NONE: Roles = Roles {
@@ -230,17 +238,20 @@ impl Roles {
         kafka_mirror: false,
         publisher: false,
         runner: false,
+        notifier: false,
     };
 
     /// The role names, as `--roles` and `MUCKARD_ROLES` take them.
-    pub const NAMES: &'static str = "api, projector, kafka-mirror, publisher, runner or all";
+    pub const NAMES: &'static str =
+        "api, projector, kafka-mirror, publisher, runner, notifier or all";
     /// The same, one by one (what `--help` lists).
-    pub const EACH: [&'static str; 6] = [
+    pub const EACH: [&'static str; 7] = [
         "api",
         "projector",
         "kafka-mirror",
         "publisher",
         "runner",
+        "notifier",
         "all",
     ];
 
@@ -255,6 +266,7 @@ impl Roles {
                 "kafka-mirror" => roles.kafka_mirror = true,
                 "publisher" => roles.publisher = true,
                 "runner" => roles.runner = true,
+                "notifier" => roles.notifier = true,
                 other => return Err(format!("unknown role {other}; expected {}", Roles::NAMES)),
             }
         }
@@ -374,6 +386,18 @@ impl Settings {
                     .unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string()),
             ),
             rabbitmq_queue_prefix: get("RABBITMQ_QUEUE_PREFIX").unwrap_or_default(),
+            rabbitmq_bounds: messaging::QueueBounds {
+                max_length: number("RABBITMQ_STATUS_QUEUE_MAX_LENGTH", "10000")?
+                    .clamp(1, u64::from(u32::MAX)) as u32,
+                max_age: std::time::Duration::from_secs(
+                    number("RABBITMQ_STATUS_QUEUE_MAX_AGE_SECS", "259200")?.max(1),
+                ),
+                dead_letter_max_length: number("RABBITMQ_DEAD_LETTER_MAX_LENGTH", "100000")?
+                    .clamp(1, u64::from(u32::MAX)) as u32,
+                dead_letter_max_age: std::time::Duration::from_secs(
+                    number("RABBITMQ_DEAD_LETTER_MAX_AGE_SECS", "1209600")?.max(1),
+                ),
+            },
             exchange: choice(
                 &get,
                 "EXCHANGE",
@@ -620,6 +644,13 @@ fn http_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<api::HttpSettin
             per_second: number("RATE_LIMIT_PER_SECOND", "50")? as f64,
             burst: number("RATE_LIMIT_BURST", "100")?.max(1) as f64,
             trusted_proxies: trusted_proxies(get("RATE_LIMIT_TRUSTED_PROXIES"))?,
+        },
+        live: api::live::LiveSettings {
+            max_connections_per_user: number("STREAM_MAX_CONNECTIONS_PER_USER", "5")?.max(1)
+                as usize,
+            heartbeat: std::time::Duration::from_secs(
+                number("STREAM_HEARTBEAT_SECS", "15")?.max(1),
+            ),
         },
     })
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use api::ready::{DependencyProbe, Readiness};
 use api::AppState;
 use command_side::crypto::SecretBox;
+use command_side::notifications::NotificationRaiser;
 use command_side::process_manager::TradeRecorder;
 use command_side::{CommandSide, CommandSideSettings};
 use event_log::{LogReader, Subscriber, SubscriberRunner, SubscriberSettings};
@@ -212,7 +213,7 @@ fn readiness(settings: &Settings) -> Readiness {
             &settings.kafka,
         ))) as Box<dyn DependencyProbe>
     });
-    let rabbitmq = (roles.publisher || roles.runner).then(|| {
+    let rabbitmq = (roles.publisher || roles.runner || roles.notifier).then(|| {
         Box::new(RabbitProbe(messaging::health::RabbitProbe::new(
             rabbit_settings(settings),
         ))) as Box<dyn DependencyProbe>
@@ -242,7 +243,7 @@ impl DependencyProbe for RabbitProbe {
 pub fn message_contracts(settings: &Settings) -> anyhow::Result<api::contracts::MessageContracts> {
     crate::contracts::message_contracts(
         &settings.kafka.layout,
-        &messaging::Topology::new(settings.rabbitmq_queue_prefix.clone()),
+        &rabbit_settings(settings).topology(),
         &crate::contracts::Brokers {
             kafka_bootstrap: settings.kafka.bootstrap_servers.clone(),
             rabbitmq_url: settings.rabbitmq_url.expose().clone(),
@@ -253,17 +254,23 @@ pub fn message_contracts(settings: &Settings) -> anyhow::Result<api::contracts::
 
 /// The RabbitMQ settings of this service.
 pub fn rabbit_settings(settings: &Settings) -> messaging::RabbitSettings {
-    messaging::RabbitSettings::new(
+    let mut rabbit = messaging::RabbitSettings::new(
         settings.rabbitmq_url.expose().clone(),
         settings.rabbitmq_queue_prefix.clone(),
-    )
+    );
+    rabbit.bounds = settings.rabbitmq_bounds;
+    rabbit
 }
 
 /// Every subscriber of the projector role: the read models' projectors and
-/// the trade process manager.
+/// the process managers (fills onto portfolios, fills and support replies
+/// into notifications).
 pub fn projector_role(commands: Arc<CommandSide>) -> Vec<Arc<dyn Subscriber>> {
     let mut subscribers = projections::read_models::all();
-    subscribers.push(Arc::new(TradeRecorder { commands }));
+    subscribers.push(Arc::new(TradeRecorder {
+        commands: commands.clone(),
+    }));
+    subscribers.push(Arc::new(NotificationRaiser { commands }));
     subscribers
 }
 
@@ -405,7 +412,7 @@ pub fn spawn_projectors(
 }
 
 /// Starts the workers of the roles `settings.roles` asks for (projector,
-/// kafka-mirror, publisher, runner); they stop when `shutdown` is
+/// kafka-mirror, publisher, runner, notifier); they stop when `shutdown` is
 /// cancelled, finishing the batch in hand. None of them waits for a
 /// broker: they connect in the background.
 pub fn start_workers(
@@ -459,7 +466,22 @@ pub fn start_workers(
                 serve_deadline: settings.runner_serve_deadline,
                 ..bot_runner::RunnerSettings::default()
             },
-            shutdown,
+            shutdown.clone(),
+        ));
+    }
+    if roles.notifier {
+        workers.push(notifier::spawn(
+            state.commands.clone(),
+            rabbit_settings(settings),
+            notifier::NotifierSettings::default(),
+            shutdown.clone(),
+        ));
+    }
+    if roles.publisher || roles.runner || roles.notifier {
+        let rabbit = rabbit_settings(settings);
+        let topology = rabbit.topology();
+        workers.push(messaging::metrics::spawn_depth_sampler(
+            rabbit, topology, shutdown,
         ));
     }
     workers

@@ -55,8 +55,9 @@ fn every_setting_the_service_reads_is_in_its_help() {
 #[test]
 fn enumerated_arguments_list_their_values() {
     assert!(
-        help(&["serve"])
-            .contains("[possible values: api, projector, kafka-mirror, publisher, runner, all]"),
+        help(&["serve"]).contains(
+            "[possible values: api, projector, kafka-mirror, publisher, runner, notifier, all]"
+        ),
         "{}",
         help(&["serve"])
     );

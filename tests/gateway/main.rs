@@ -74,6 +74,7 @@ async fn each_route_reaches_its_instance_and_a_real_flow_crosses_both() {
         format!("/api/v1/audit/streams/User/{user_id}/events"),
         "/api/v1/support/tickets".to_string(),
         format!("/api/v1/support/tickets/{user_id}"),
+        "/api/v1/notifications".to_string(),
         "/openapi.json".to_string(),
         "/docs".to_string(),
         "/asyncapi.json".to_string(),
@@ -169,6 +170,10 @@ async fn each_route_reaches_its_instance_and_a_real_flow_crosses_both() {
         "/api/v1/kraken/keys".to_string(),
         "/api/v1/trading/trades".to_string(),
         "/api/v1/trading/positions".to_string(),
+        "/api/v1/trading/balances".to_string(),
+        "/api/v1/market/ticker?pair=XBT/USD".to_string(),
+        "/api/v1/market/ohlcv?pair=XBT/USD&interval=1h".to_string(),
+        "/api/v1/dashboard".to_string(),
     ] {
         let response = gateway.get(&path, Some(&token)).await;
         assert_eq!(response.instance(), Some(TRADING), "{path}: {response:?}");
@@ -433,5 +438,104 @@ async fn a_dead_instance_is_passed_over_and_a_dead_group_gets_a_quick_502() {
     assert!(
         gateway.nginx.stderr().contains("connect() failed"),
         "nginx logged the refused connections"
+    );
+}
+
+/// The live stream through nginx, read by a real SSE client
+/// (scripts/sse_client.py): each event arrives as it is committed (nginx
+/// buffers nothing), and a client that reconnects through the gateway with
+/// `Last-Event-ID` gets exactly what it missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_stream_passes_through_the_gateway_unbuffered_and_resumes() {
+    use integration_tests::sse::SseClient;
+
+    let gateway = Gateway::start(&[USERS], &[TRADING]).await;
+    let app = &gateway.app;
+    let user = app.user().await;
+    let bot_id = app.bot(&user).await;
+    let url = format!("http://127.0.0.1:{}/api/v1/stream", gateway.nginx.port);
+    let mut client = SseClient::open(&url, &user.token, None).await;
+    assert_eq!(client.opened["open"], 200, "{}", client.opened);
+
+    let within = |sent: Instant, what: &str| {
+        let took = sent.elapsed();
+        assert!(took < Duration::from_secs(2), "{what} took {took:?}");
+    };
+    let sent = Instant::now();
+    let started = gateway
+        .post(
+            &format!("/api/v1/bot/{bot_id}/start"),
+            Some(&user.token),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(started.status, 202, "{}", started.body);
+    let starting = client
+        .next(Duration::from_secs(5))
+        .await
+        .expect("starting on the stream");
+    within(sent, "starting");
+    assert_eq!(starting.event, "bot_status");
+    assert_eq!(starting.data["data"]["state"], "starting");
+
+    let sent = Instant::now();
+    app.runner_command(
+        bot_id,
+        domain::bot::BotCommand::MarkStarted {
+            actor: domain::Actor::System,
+            at: chrono::Utc::now(),
+        },
+    )
+    .await;
+    let running = client
+        .next(Duration::from_secs(5))
+        .await
+        .expect("running on the stream");
+    within(sent, "running");
+    assert_eq!(running.data["data"]["state"], "running");
+
+    let sent = Instant::now();
+    app.fill(
+        bot_id,
+        "gateway-fill-1",
+        domain::Side::Buy,
+        "0.001",
+        "60000",
+        chrono::Utc::now(),
+    )
+    .await;
+    let trade = client
+        .next(Duration::from_secs(5))
+        .await
+        .expect("the fill on the stream");
+    within(sent, "the fill");
+    assert_eq!(trade.event, "trade");
+
+    // Gone; the bot is stopped meanwhile; back through the gateway.
+    let last = trade.id.clone();
+    drop(client);
+    let stopped = gateway
+        .post(
+            &format!("/api/v1/bot/{bot_id}/stop"),
+            Some(&user.token),
+            &json!({ "reason": "through nginx" }),
+        )
+        .await;
+    assert_eq!(stopped.status, 202, "{}", stopped.body);
+    let status = format!("/api/v1/bot/{bot_id}/status");
+    app.eventually(10, "the bot stopping", || async {
+        app.get(&status, Some(&user.token)).await.body["state"] == "stopping"
+    })
+    .await;
+    let mut back = SseClient::open(&url, &user.token, Some(&last)).await;
+    assert_eq!(back.opened["open"], 200, "{}", back.opened);
+    let resumed = back.until_quiet(Duration::from_secs(2)).await;
+    let ids: Vec<String> = resumed.iter().map(|e| e.id.clone()).collect();
+    assert_eq!(ids, app.live_ids_after(user.id, &last).await, "{resumed:?}");
+    assert!(
+        resumed
+            .iter()
+            .any(|e| e.data["data"]["state"] == "stopping"),
+        "{resumed:?}"
     );
 }

@@ -149,6 +149,10 @@ async fn a_relay_killed_mid_run_and_restarted_loses_nothing() {
     let mut relay = relay_process(&app, &bootstrap, &prefix);
     let after = app.user().await;
     trading_day(&app, &after, 3).await;
+    // Every subscriber, the relay's mirror and the notification raiser
+    // (which appends a notification per fill) included, at the head at
+    // once: the log has stopped growing.
+    crate::support::caught_up(&app).await;
     mirror_reaches_head(&app, 120).await;
     relay.kill().unwrap();
     relay.wait().unwrap();

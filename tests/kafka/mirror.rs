@@ -48,7 +48,7 @@ pub fn check_against_log(
         }
         let family = row.event_type.split('.').next().unwrap();
         let topic = match family {
-            "user" => "user.events",
+            "user" | "notification" => "user.events",
             "onboarding" => "onboarding.events",
             "kraken" => "kraken.events",
             "support" => "support.events",
@@ -132,6 +132,18 @@ async fn every_event_reaches_its_topic_once_in_order_with_key_and_headers() {
                 .await
                 .unwrap();
         portfolio == 18
+    })
+    .await;
+    // And each fill's notification (raised from the log by the
+    // notification raiser), the last events the history makes.
+    app.eventually(60, "every fill's notification", || async {
+        let raised: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM events WHERE event_type = 'notification.raised'",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        raised == 18
     })
     .await;
     let head = event_log::LogReader::new().head(&app.pool).await.unwrap();

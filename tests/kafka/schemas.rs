@@ -21,6 +21,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use cqrs_es::DomainEvent;
 use domain::bot::{BotEvent, Fill};
 use domain::exchange_key::ExchangeKeyEvent;
+use domain::notification::{NotificationEvent, NotificationKind, NotificationSubject};
 use domain::portfolio::{Portfolio, PortfolioEvent, Position, TradeFill};
 use domain::services::KeyPermission;
 use domain::support_ticket::SupportTicketEvent;
@@ -172,6 +173,7 @@ fn wire_names_of(kind: AggregateType) -> BTreeSet<String> {
         AggregateType::Bot => wire_names::<BotEvent>(),
         AggregateType::Portfolio => wire_names::<PortfolioEvent>(),
         AggregateType::SupportTicket => wire_names::<SupportTicketEvent>(),
+        AggregateType::Notification => wire_names::<NotificationEvent>(),
     }
 }
 
@@ -333,6 +335,7 @@ fn samples() -> Vec<Sample> {
                     trade_fills: true,
                     bot_errors: false,
                     security: true,
+                    in_app: domain::notification::NotificationLevel::ErrorsOnly,
                 }),
                 risk_profile: Some(RiskProfile::Conservative),
             },
@@ -609,6 +612,64 @@ fn samples() -> Vec<Sample> {
     }
 
     out.extend(support_ticket_samples(user, &data_key));
+    out.extend(notification_samples(user));
+    out
+}
+
+/// Notification: each kind, with and without what it names.
+fn notification_samples(owner: Uuid) -> Vec<Sample> {
+    let [now, whole] = times();
+    let mut out = Vec::new();
+    for (kind, subject) in [
+        (
+            NotificationKind::BotError,
+            NotificationSubject {
+                bot_id: Some(id()),
+                ..NotificationSubject::default()
+            },
+        ),
+        (
+            NotificationKind::KeyTestFailed,
+            NotificationSubject {
+                key_id: Some(id()),
+                ..NotificationSubject::default()
+            },
+        ),
+        (
+            NotificationKind::SupportReply,
+            NotificationSubject {
+                ticket_id: Some(id()),
+                ..NotificationSubject::default()
+            },
+        ),
+        (NotificationKind::BotStopped, NotificationSubject::default()),
+        (
+            NotificationKind::TradeExecuted,
+            NotificationSubject::default(),
+        ),
+    ] {
+        let notification_id = id();
+        out.push(sample(
+            "Notification",
+            NotificationEvent::Raised {
+                notification_id,
+                owner_id: owner,
+                kind,
+                subject,
+                message: "bot stopped: exchange timed out after 3 attempts".to_string(),
+                source_event_id: id(),
+                source_event_type: "bot.error".to_string(),
+                at: now,
+            },
+        ));
+    }
+    out.push(sample(
+        "Notification",
+        NotificationEvent::Read {
+            owner_id: owner,
+            at: whole,
+        },
+    ));
     out
 }
 

@@ -6,9 +6,19 @@ use integration_tests::{TestApp, TestUser};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-/// A service running every role on the test's own queues.
+/// A service running every role but the notifier on the test's own
+/// queues, so the status and alert messages stay there for the test to
+/// read.
 pub async fn service(rabbit: &RabbitTest, extra: &[(&str, &str)]) -> TestApp {
-    let env = rabbit.service_env();
+    spawn(rabbit.service_env_without_notifier(), extra).await
+}
+
+/// A service running every role, the notifier too.
+pub async fn notifying_service(rabbit: &RabbitTest, extra: &[(&str, &str)]) -> TestApp {
+    spawn(rabbit.service_env(), extra).await
+}
+
+async fn spawn(env: Vec<(&'static str, String)>, extra: &[(&str, &str)]) -> TestApp {
     let mut overrides: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     overrides.push(("RUNNER_TICK_MS", "100"));
     overrides.push(("PROJECTOR_POLL_MS", "50"));

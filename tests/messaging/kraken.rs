@@ -20,7 +20,7 @@ use domain::SecretString;
 use domain::{Pair, Side};
 use exchange::kraken::{sign, KrakenExchange};
 use exchange::resilience::{CallPolicy, ResilientExchange};
-use exchange::{ApiCredentials, Exchange, ExchangeError, OrderRequest, OrderStatus};
+use exchange::{ApiCredentials, Exchange, ExchangeError, Interval, OrderRequest, OrderStatus};
 use hmac::{Hmac, Mac};
 use integration_tests::rabbit::RabbitTest;
 use integration_tests::GOOD_SECRET;
@@ -167,10 +167,42 @@ async fn private(
     }
 }
 
+/// The recorded OHLC answers (fixtures/README.md says what they are).
+const OHLC: &str = include_str!("fixtures/kraken-ohlc-XBTUSD-60.json");
+const OHLC_MALFORMED: &str = include_str!("fixtures/kraken-ohlc-malformed.json");
+
+/// `/0/public/OHLC`: the recorded answer for XBTUSD at 60 minutes, its
+/// rows from the one `since` falls in on (as Kraken answers); the malformed
+/// one for ETHUSD.
+async fn ohlc(
+    State(mock): State<Arc<MockKraken>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(failure) = mock.counted() {
+        return failure;
+    }
+    let recorded = match (
+        query.get("pair").map(String::as_str),
+        query.get("interval").map(String::as_str),
+    ) {
+        (Some("XBTUSD"), Some("60")) => OHLC,
+        (Some("ETHUSD"), Some("60")) => OHLC_MALFORMED,
+        (Some("XBTUSD" | "ETHUSD"), _) => return kraken_error("EGeneral:Invalid arguments"),
+        _ => return kraken_error("EQuery:Unknown asset pair"),
+    };
+    let mut answer: Value = serde_json::from_str(recorded).unwrap();
+    if let Some(since) = query.get("since").and_then(|s| s.parse::<i64>().ok()) {
+        let rows = answer["result"]["XXBTZUSD"].as_array_mut().unwrap();
+        rows.retain(|row| row[0].as_i64().unwrap() + 3600 > since);
+    }
+    Json(answer).into_response()
+}
+
 /// The mock on a port of its own; returns its base URL.
 async fn spawn_mock(mock: Arc<MockKraken>) -> String {
     let app = Router::new()
         .route("/0/public/Ticker", get(ticker))
+        .route("/0/public/OHLC", get(ohlc))
         .route("/0/private/{method}", post(private))
         .with_state(mock);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -381,4 +413,164 @@ async fn a_bot_trades_on_kraken_through_the_adapter() {
     // 25.00 at 50000.1, rounded down to 8 decimals.
     assert_eq!(fill["fill"]["quantity"], "0.00049999");
     assert!(mock.orders.lock().unwrap().contains_key(order_id));
+}
+
+#[tokio::test]
+async fn candles_from_krakens_recorded_answers_parse_exactly() {
+    let mock = mock_with_keys();
+    let url = spawn_mock(mock.clone()).await;
+    let kraken = KrakenExchange::new(&url, Duration::from_secs(5)).unwrap();
+    let xbt = Pair::parse("XBT/USD").unwrap();
+
+    let candles = kraken.ohlcv(&xbt, Interval::H1, None).await.unwrap();
+    assert_eq!(candles.pair, xbt);
+    assert_eq!(candles.interval, Interval::H1);
+    let expected: Value = serde_json::from_str(OHLC).unwrap();
+    let rows = expected["result"]["XXBTZUSD"].as_array().unwrap();
+    assert_eq!(candles.candles.len(), rows.len());
+    let decimal = |v: &Value| v.as_str().unwrap().parse::<Decimal>().unwrap();
+    for (candle, row) in candles.candles.iter().zip(rows) {
+        assert_eq!(candle.time.timestamp(), row[0].as_i64().unwrap());
+        assert_eq!(candle.open, decimal(&row[1]));
+        assert_eq!(candle.high, decimal(&row[2]));
+        assert_eq!(candle.low, decimal(&row[3]));
+        assert_eq!(candle.close, decimal(&row[4]));
+        assert_eq!(candle.vwap, Some(decimal(&row[5])));
+        assert_eq!(candle.volume, decimal(&row[6]));
+        assert_eq!(candle.trades, row[7].as_u64());
+    }
+    // Exactly as written, digits and all.
+    assert_eq!(candles.candles[1].volume.to_string(), "18.50033512");
+    assert_eq!(candles.candles[0].open.to_string(), "91842.1");
+
+    // `since` in the second candle: Kraken repeats that one; only later
+    // candles are kept.
+    let since = chrono::DateTime::from_timestamp(1_764_752_400 + 60, 0).unwrap();
+    let later = kraken.ohlcv(&xbt, Interval::H1, Some(since)).await.unwrap();
+    let times: Vec<i64> = later.candles.iter().map(|c| c.time.timestamp()).collect();
+    assert_eq!(times, [1_764_756_000, 1_764_759_600]);
+
+    // A malformed answer is an error naming what, never a panic.
+    let eth = Pair::parse("ETH/USD").unwrap();
+    match kraken.ohlcv(&eth, Interval::H1, None).await {
+        Err(ExchangeError::Unavailable(reason)) => {
+            assert!(reason.contains("unreadable OHLC"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // Kraken's own refusal stays a refusal.
+    let unknown = Pair::parse("ABC/XYZ").unwrap();
+    assert!(matches!(
+        kraken.ohlcv(&unknown, Interval::H1, None).await,
+        Err(ExchangeError::Rejected(reason)) if reason == "EQuery:Unknown asset pair"
+    ));
+}
+
+#[tokio::test]
+async fn the_trading_data_routes_read_kraken_through_the_adapter() {
+    let mock = mock_with_keys();
+    let url = spawn_mock(mock.clone()).await;
+    let exchange: Arc<dyn Exchange> = Arc::new(ResilientExchange::new(
+        KrakenExchange::new(&url, Duration::from_secs(5)).unwrap(),
+        CallPolicy::default(),
+    ));
+    let app = integration_tests::TestApp::spawn_with_exchange(
+        &[("MUCKARD_ROLES", "api,projector")],
+        exchange,
+    )
+    .await;
+    let user = app.user().await;
+
+    let candles = app
+        .get(
+            "/api/v1/market/ohlcv?pair=XBT/USD&interval=1h",
+            Some(&user.token),
+        )
+        .await;
+    assert_eq!(candles.status, StatusCode::OK, "{}", candles.body);
+    assert_eq!(candles.body["interval"], "1h");
+    assert_eq!(candles.body["candles"].as_array().unwrap().len(), 4);
+    assert_eq!(candles.body["candles"][1]["high"], "92422.9");
+    assert_eq!(candles.body["candles"][1]["time"], "2025-12-03T09:00:00Z");
+    assert_eq!(candles.body["candles"][3]["trades"], 402);
+    let bad = app
+        .get(
+            "/api/v1/market/ohlcv?pair=XBT/USD&interval=2h",
+            Some(&user.token),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    assert_eq!(bad.field(), Some("interval"));
+    let unknown = app
+        .get(
+            "/api/v1/market/ohlcv?pair=ABC/XYZ&interval=1h",
+            Some(&user.token),
+        )
+        .await;
+    assert_eq!(
+        unknown.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        unknown.body
+    );
+
+    let ticker = app
+        .get("/api/v1/market/ticker?pair=XBT/USD", Some(&user.token))
+        .await;
+    assert_eq!(ticker.status, StatusCode::OK, "{}", ticker.body);
+    assert_eq!(ticker.body["last"], "50000.10000");
+
+    // Balances, with the user's key, signed as Kraken checks; a second
+    // read within 10 s is the cached one.
+    let none = app.get("/api/v1/trading/balances", Some(&user.token)).await;
+    assert_eq!(none.status, StatusCode::NOT_FOUND, "{}", none.body);
+    let key_id = app.connected_key(&user, "kraken-trading-key").await;
+    let signed_before = mock.valid_signatures.load(Ordering::SeqCst);
+    let path = format!("/api/v1/trading/balances?key_id={key_id}");
+    // 404 until the exchange_keys read model has the key.
+    app.eventually(10, "the key's balances", || async {
+        app.get(&path, Some(&user.token)).await.status != StatusCode::NOT_FOUND
+    })
+    .await;
+    let balances = app.get(&path, Some(&user.token)).await;
+    assert_eq!(balances.status, StatusCode::OK, "{}", balances.body);
+    assert_eq!(balances.body["exchange"], "kraken");
+    assert_eq!(balances.body["read_from"], "kraken");
+    let listed: Vec<(String, String)> = balances.body["balances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["asset"].as_str().unwrap().to_string(),
+                b["amount"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("XXBT".to_string(), "0.5000000000".to_string()),
+            ("ZUSD".to_string(), "1000.0000".to_string())
+        ]
+    );
+    assert_eq!(
+        mock.valid_signatures.load(Ordering::SeqCst),
+        signed_before + 1
+    );
+    let again = app.get("/api/v1/trading/balances", Some(&user.token)).await;
+    assert_eq!(again.body["read_at"], balances.body["read_at"]);
+    assert_eq!(
+        mock.valid_signatures.load(Ordering::SeqCst),
+        signed_before + 1
+    );
+    // Another user's key is not theirs to read.
+    let other = app.user().await;
+    let theirs = app
+        .get(
+            &format!("/api/v1/trading/balances?key_id={key_id}"),
+            Some(&other.token),
+        )
+        .await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND, "{}", theirs.body);
 }

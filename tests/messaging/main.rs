@@ -13,6 +13,8 @@ mod fairness;
 mod flow;
 mod isolation;
 mod kraken;
+mod live;
+mod notifications;
 mod overflow;
 mod quotas;
 mod resume;

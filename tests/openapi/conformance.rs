@@ -17,6 +17,9 @@ mod auth;
 mod bots;
 mod domain_schemas;
 mod keys;
+mod live;
+mod market;
+mod notifications;
 mod service;
 mod support;
 mod trading;
@@ -126,6 +129,24 @@ const GROUPS: &[(&str, &[Operation])] = &[
             ("post", "/api/v1/support/tickets/{ticket_id}/assign"),
             ("post", "/api/v1/support/tickets/{ticket_id}/close"),
             ("post", "/api/v1/support/tickets/{ticket_id}/reopen"),
+        ],
+    ),
+    ("live", &[("get", "/api/v1/stream")]),
+    (
+        "market",
+        &[
+            ("get", "/api/v1/market/ticker"),
+            ("get", "/api/v1/market/ohlcv"),
+            ("get", "/api/v1/trading/balances"),
+            ("get", "/api/v1/dashboard"),
+        ],
+    ),
+    (
+        "notifications",
+        &[
+            ("get", "/api/v1/notifications"),
+            ("post", "/api/v1/notifications/{notification_id}/read"),
+            ("post", "/api/v1/notifications/read-all"),
         ],
     ),
     (

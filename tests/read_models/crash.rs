@@ -40,8 +40,10 @@ async fn snapshot(app: &TestApp) -> Vec<(String, Vec<String>)> {
 
 async fn all_caught_up(app: &TestApp) -> bool {
     let lags = event_log::lag::all(&app.pool).await.unwrap();
-    // Every projector and the trade recorder.
-    lags.len() == READ_MODELS.len() + 1 && lags.iter().all(|lag| lag.events_behind == 0)
+    // Every subscriber of the projector role: the projectors and the
+    // process managers.
+    let subscribers = muckard::wiring::projector_role(app.state.commands.clone()).len();
+    lags.len() == subscribers && lags.iter().all(|lag| lag.events_behind == 0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

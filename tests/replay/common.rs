@@ -58,10 +58,10 @@ pub async fn database_now(app: &TestApp) -> DateTime<Utc> {
         .expect("clock")
 }
 
-/// Waits until every subscriber (every read model's projector and the
-/// trade recorder) has handled every event.
+/// Waits until every subscriber of the projector role (every read model's
+/// projector and the process managers) has handled every event.
 pub async fn caught_up(app: &TestApp) {
-    let subscribers = projections::read_models::READ_MODELS.len() + 1;
+    let subscribers = muckard::wiring::projector_role(app.state.commands.clone()).len();
     app.eventually(30, "every subscriber to catch up", || async {
         let lags = event_log::lag::all(&app.pool).await.unwrap();
         lags.len() == subscribers && lags.iter().all(|lag| lag.events_behind == 0)

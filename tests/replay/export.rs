@@ -48,11 +48,24 @@ async fn an_export_verifies_and_any_change_to_it_or_the_log_is_caught() {
         .iter()
         .map(|s| s["aggregate_type"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, vec!["Bot", "ExchangeKey", "Portfolio", "User"]);
+    // The trader's streams, their three fills' notifications included.
+    assert_eq!(
+        kinds,
+        vec![
+            "Bot",
+            "ExchangeKey",
+            "Notification",
+            "Notification",
+            "Notification",
+            "Portfolio",
+            "User"
+        ]
+    );
     let owned: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM events WHERE aggregate_id IN ($1, $2) \
-            OR aggregate_id IN (SELECT aggregate_id FROM events WHERE aggregate_type = 'ExchangeKey' \
-                                AND payload->>'owner_id' = $1)",
+            OR aggregate_id IN (SELECT aggregate_id FROM events \
+                                 WHERE aggregate_type IN ('ExchangeKey', 'Notification') \
+                                   AND payload->>'owner_id' = $1)",
     )
     .bind(&user)
     .bind(bot_id.to_string())

@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 pub mod rabbit;
 pub mod smtp;
+pub mod sse;
 
 pub const PASSWORD: &str = "correct horse battery";
 /// A base64 secret of 64 bytes, shaped like Kraken's.
@@ -190,12 +191,36 @@ impl TestApp {
             .expect("infallible");
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
+        let streaming = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        let bytes = if streaming {
+            // A stream never ends: what it sent within a short quiet
+            // spell (at most 2 s), then it is dropped (the client left).
+            let mut body = response.into_body();
+            let mut bytes = Vec::new();
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+            loop {
+                let quiet = tokio::time::Instant::now() + std::time::Duration::from_millis(300);
+                match tokio::time::timeout_at(quiet.min(deadline), body.frame()).await {
+                    Ok(Some(Ok(frame))) => {
+                        if let Some(data) = frame.data_ref() {
+                            bytes.extend_from_slice(data);
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            axum::body::Bytes::from(bytes)
+        } else {
+            response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes()
+        };
         let body = if bytes.is_empty() {
             Value::Null
         } else {
@@ -746,5 +771,44 @@ impl TestApp {
             },
         )
         .await
+    }
+}
+
+impl TestApp {
+    /// Serves the app on a loopback port, as `muckard serve` does, until
+    /// the app's shutdown; returns its base URL.
+    pub async fn listen(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let address = listener.local_addr().expect("its address");
+        let router = self.router.clone();
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        });
+        format!("http://{address}")
+    }
+
+    /// The ids (positions) `GET /api/v1/stream` has for `user` after the
+    /// event id `after`, in order, as `live_updates` holds them.
+    pub async fn live_ids_after(&self, user: Uuid, after: &str) -> Vec<String> {
+        let (transaction, global) = after.split_once('.').expect("an event id");
+        sqlx::query_scalar(
+            "SELECT transaction_id::text || '.' || global_position FROM live_updates \
+             WHERE user_id = $1 AND (transaction_id, global_position) > ($2::xid8, $3) \
+             ORDER BY transaction_id, global_position",
+        )
+        .bind(user)
+        .bind(transaction)
+        .bind(global.parse::<i64>().expect("an event id"))
+        .fetch_all(&self.pool)
+        .await
+        .expect("live_updates")
     }
 }

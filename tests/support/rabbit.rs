@@ -10,7 +10,7 @@ use lapin::message::Delivery;
 use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueDeleteOptions};
 use lapin::types::AMQPValue;
 use lapin::{BasicProperties, Confirmation, Connection, ConnectionProperties};
-use messaging::{AmqpLink, Queue, RabbitSettings, Topology};
+use messaging::{AmqpLink, Queue, QueueBounds, RabbitSettings, Topology};
 use uuid::Uuid;
 
 pub fn rabbit_url() -> String {
@@ -22,6 +22,7 @@ pub fn rabbit_url() -> String {
 pub struct RabbitTest {
     pub prefix: String,
     pub topology: Topology,
+    settings: RabbitSettings,
     link: AmqpLink,
 }
 
@@ -70,23 +71,62 @@ impl RabbitTest {
     /// A fresh prefix, with its topology declared, so a message published
     /// before the service connects is kept.
     pub async fn new() -> RabbitTest {
+        Self::with_bounds(QueueBounds::default()).await
+    }
+
+    /// The same, the status queues declared with `bounds` (which
+    /// [`Self::service_env`] hands the service too).
+    pub async fn with_bounds(bounds: QueueBounds) -> RabbitTest {
         let prefix = format!("test-{}.", &Uuid::new_v4().simple().to_string()[..12]);
-        let link = AmqpLink::new(RabbitSettings::new(rabbit_url(), prefix.clone()), true);
+        let mut settings = RabbitSettings::new(rabbit_url(), prefix.clone());
+        settings.bounds = bounds;
+        let link = AmqpLink::new(settings.clone(), true);
         link.channel().await.expect("rabbitmq is up for the test");
         RabbitTest {
-            topology: Topology::new(prefix.clone()),
+            topology: settings.topology(),
+            settings,
             prefix,
             link,
         }
     }
 
+    /// These queues' settings (for a worker a test runs itself).
+    pub fn settings(&self) -> RabbitSettings {
+        self.settings.clone()
+    }
+
     /// The environment a service needs to run every role on these queues.
     pub fn service_env(&self) -> Vec<(&'static str, String)> {
+        let bounds = self.topology.bounds();
         vec![
             ("MUCKARD_ROLES", "all".to_string()),
             ("RABBITMQ_URL", rabbit_url()),
             ("RABBITMQ_QUEUE_PREFIX", self.prefix.clone()),
+            (
+                "RABBITMQ_STATUS_QUEUE_MAX_LENGTH",
+                bounds.max_length.to_string(),
+            ),
+            (
+                "RABBITMQ_STATUS_QUEUE_MAX_AGE_SECS",
+                bounds.max_age.as_secs().to_string(),
+            ),
+            (
+                "RABBITMQ_DEAD_LETTER_MAX_LENGTH",
+                bounds.dead_letter_max_length.to_string(),
+            ),
+            (
+                "RABBITMQ_DEAD_LETTER_MAX_AGE_SECS",
+                bounds.dead_letter_max_age.as_secs().to_string(),
+            ),
         ]
+    }
+
+    /// Every role but the notifier, so the status and alert queues keep
+    /// what is published to them for the test to read.
+    pub fn service_env_without_notifier(&self) -> Vec<(&'static str, String)> {
+        let mut env = self.service_env();
+        env[0].1 = "api,projector,kafka-mirror,publisher,runner".to_string();
+        env
     }
 
     /// Publishes `body` to `queue` as an external producer would, and waits

@@ -111,7 +111,7 @@ impl Params {
     }
 
     /// A pair to filter by, of the documented shape (`Pair`).
-    fn pair(&self) -> Result<Option<String>, ApiError> {
+    pub(crate) fn pair(&self) -> Result<Option<String>, ApiError> {
         self.get("pair")
             .map(|text| {
                 let part = |p: &str| {
@@ -135,7 +135,7 @@ impl Params {
         self.get(name).map(|v| parse_id(name, v)).transpose()
     }
 
-    fn time(&self, name: &'static str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    pub(crate) fn time(&self, name: &'static str) -> Result<Option<DateTime<Utc>>, ApiError> {
         self.get(name)
             .map(|v| {
                 DateTime::parse_from_rfc3339(v)
@@ -148,7 +148,7 @@ impl Params {
             .transpose()
     }
 
-    fn limit(&self) -> Result<i64, ApiError> {
+    pub(crate) fn limit(&self) -> Result<i64, ApiError> {
         match self.get("limit") {
             None => Ok(DEFAULT_PAGE),
             Some(text) => match text.parse::<i64>() {
@@ -165,7 +165,7 @@ impl Params {
     /// `trade_id`, or the offset of the next row. Never 0 or negative.
     /// Of the documented shape: 1 to 19 digits, the first not 0 (beyond
     /// the largest cursor a page can give, it reads as that one).
-    fn cursor(&self) -> Result<Option<i64>, ApiError> {
+    pub(crate) fn cursor(&self) -> Result<Option<i64>, ApiError> {
         self.get("cursor")
             .map(|text| match text.as_bytes() {
                 [first, rest @ ..]

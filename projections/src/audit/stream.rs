@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use domain::bot::Bot;
 use domain::exchange_key::ExchangeKey;
+use domain::notification::Notification;
 use domain::portfolio::Portfolio;
 use domain::support_ticket::SupportTicket;
 use domain::user::User;
@@ -239,6 +240,7 @@ pub fn fold_state(kind: AggregateType, events: &[StreamEvent]) -> Result<Value, 
         AggregateType::Bot => fold::<Bot>(events),
         AggregateType::Portfolio => fold::<Portfolio>(events),
         AggregateType::SupportTicket => fold::<SupportTicket>(events),
+        AggregateType::Notification => fold::<Notification>(events),
     }
 }
 

@@ -6,7 +6,10 @@
 //! [`Subscriber`]: event_log::Subscriber
 
 pub mod bot_status;
+pub mod daily_pnl;
 pub mod exchange_keys;
+pub mod live_updates;
+pub mod notifications;
 pub mod positions;
 pub mod support_messages;
 pub mod support_tickets;
@@ -89,8 +92,31 @@ pub const SUPPORT_MESSAGES: ReadModel = ReadModel {
     projector: || Arc::new(support_messages::SupportMessagesProjector),
 };
 
+pub const NOTIFICATIONS: ReadModel = ReadModel {
+    name: "notifications",
+    primary_key: &["notification_id"],
+    summary: "what each user should be told (bot errors and stops, failed key tests, fills, \
+              support replies), numbered in commit order, and when they read it",
+    projector: || Arc::new(notifications::NotificationsProjector),
+};
+
+pub const LIVE_UPDATES: ReadModel = ReadModel {
+    name: "live_updates",
+    primary_key: &["user_id", "transaction_id", "global_position"],
+    summary: "what GET /api/v1/stream sends each user (bot status changes, fills, positions, \
+              notifications), at each event's position",
+    projector: || Arc::new(live_updates::LiveUpdatesProjector),
+};
+
+pub const DAILY_PNL: ReadModel = ReadModel {
+    name: "daily_pnl",
+    primary_key: &["user_id", "day", "quote"],
+    summary: "each user's realised P&L, fees and fills per UTC day and quote currency",
+    projector: || Arc::new(daily_pnl::DailyPnlProjector),
+};
+
 /// Every read model.
-pub const READ_MODELS: [ReadModel; 7] = [
+pub const READ_MODELS: [ReadModel; 10] = [
     USERS,
     EXCHANGE_KEYS,
     BOT_STATUS,
@@ -98,6 +124,9 @@ pub const READ_MODELS: [ReadModel; 7] = [
     POSITIONS,
     SUPPORT_TICKETS,
     SUPPORT_MESSAGES,
+    NOTIFICATIONS,
+    LIVE_UPDATES,
+    DAILY_PNL,
 ];
 
 /// Every read-model projector.

@@ -1,0 +1,248 @@
+//! Notifications: raising one for an event the user should be told about
+//! (as their `in_app` level allows), reading one or all, and
+//! `notification_raiser`, the subscriber that raises them for fills and
+//! support replies from the log. Bot errors, stops and failed key tests
+//! reach the notifier through their RabbitMQ queues instead (the
+//! `notifier` crate), and are raised by the same
+//! [`CommandSide::raise_notification`]. The projector role runs
+//! `notification_raiser` beside the trade recorder.
+//!
+//! A notification's id is derived from its source event, so every raiser
+//! may be at-least-once: raising it again records nothing.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use cqrs_es::Aggregate;
+use domain::bot::{Bot, BotEvent};
+use domain::notification::{
+    notification_id_for, Notification, NotificationCommand, NotificationKind, NotificationSubject,
+};
+use domain::support_ticket::{SupportTicket, SupportTicketEvent};
+use domain::user::User;
+use domain::Actor;
+use event_log::{Position, RecordedEvent, Subscriber, SubscriberError};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::error::CommandError;
+use crate::framework::CommandSide;
+use crate::metadata::CommandMetadata;
+
+/// The most notifications one "read all" marks; the caller repeats it for
+/// more (the answer says how many it marked).
+pub const MAX_MARKED_AT_ONCE: i64 = 500;
+
+/// A notification to raise, told by the event `source`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotificationRequest {
+    pub owner_id: Uuid,
+    pub kind: NotificationKind,
+    pub subject: NotificationSubject,
+    pub message: String,
+    pub source_event_id: Uuid,
+    pub source_event_type: String,
+}
+
+/// What raising a notification did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Raised {
+    /// Recorded now, or found recorded before (same source event).
+    Recorded { notification_id: Uuid },
+    /// The owner's level leaves this kind out, or the owner is gone.
+    NotWanted,
+}
+
+impl CommandSide {
+    /// Raises the notification `request` describes, unless its owner's
+    /// `in_app` level leaves its kind out (or the owner was erased).
+    pub async fn raise_notification(
+        &self,
+        request: NotificationRequest,
+        metadata: &CommandMetadata,
+    ) -> Result<Raised, CommandError> {
+        let (user, _) = self.load::<User>(&request.owner_id.to_string()).await?;
+        if user.user_id.is_none() || user.erased {
+            return Ok(Raised::NotWanted);
+        }
+        let level = user
+            .notifications
+            .map(|preferences| preferences.in_app)
+            .unwrap_or_default();
+        if !level.wants(request.kind) {
+            return Ok(Raised::NotWanted);
+        }
+        let notification_id = notification_id_for(request.source_event_id);
+        let command = NotificationCommand::Raise {
+            actor: Actor::System,
+            notification_id,
+            owner_id: request.owner_id,
+            kind: request.kind,
+            subject: request.subject,
+            message: request.message,
+            source_event_id: request.source_event_id,
+            source_event_type: request.source_event_type,
+            at: Utc::now(),
+        };
+        self.execute_notification(&notification_id.to_string(), command, metadata)
+            .await?;
+        Ok(Raised::Recorded { notification_id })
+    }
+
+    /// The owner read one notification (reading it again changes nothing).
+    pub async fn mark_notification_read(
+        &self,
+        actor: Actor,
+        notification_id: Uuid,
+        metadata: &CommandMetadata,
+    ) -> Result<Position, CommandError> {
+        let command = NotificationCommand::MarkRead {
+            actor,
+            at: Utc::now(),
+        };
+        self.execute_notification(&notification_id.to_string(), command, metadata)
+            .await
+    }
+
+    /// Marks read the actor's unread notifications the read model holds
+    /// (the oldest first, at most [`MAX_MARKED_AT_ONCE`]) that are unread
+    /// still; returns how many it marked and the position of the last
+    /// one's event.
+    pub async fn mark_all_notifications_read(
+        &self,
+        actor: Actor,
+        metadata: &CommandMetadata,
+    ) -> Result<(usize, Option<Position>), CommandError> {
+        let Some(user_id) = actor.user_id() else {
+            return Ok((0, None));
+        };
+        let unread: Vec<(Uuid,)> = sqlx::query_as(
+            "SELECT notification_id FROM notifications WHERE user_id = $1 AND read_at IS NULL \
+             ORDER BY number LIMIT $2",
+        )
+        .bind(user_id)
+        .bind(MAX_MARKED_AT_ONCE)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(CommandError::from)?;
+        // The read model may not have the latest reads yet: the aggregate
+        // says which are still unread, and only those are counted.
+        let (mut marked, mut last) = (0, None);
+        for (notification_id,) in &unread {
+            let (notification, _) = self
+                .load::<Notification>(&notification_id.to_string())
+                .await?;
+            if notification.read {
+                continue;
+            }
+            last = Some(
+                self.mark_notification_read(actor, *notification_id, metadata)
+                    .await?,
+            );
+            marked += 1;
+        }
+        Ok((marked, last))
+    }
+}
+
+/// `notification_raiser`: raises a notification for every fill of a bot
+/// (`bot.trade.executed`, to its owner) and every staff reply to a
+/// support ticket (`support.reply_added` with `from_staff`, to the
+/// ticket's owner, naming the ticket, never the sealed body).
+pub struct NotificationRaiser {
+    pub commands: Arc<CommandSide>,
+}
+
+/// The notification an event of the log asks for, if any.
+pub fn notification_from_log(
+    event: &RecordedEvent,
+) -> Result<Option<NotificationRequest>, SubscriberError> {
+    if let Some(BotEvent::TradeExecuted {
+        owner_id,
+        pair,
+        fill,
+    }) = event.payload_if::<BotEvent>(Bot::TYPE, BotEvent::TRADE_EXECUTED)?
+    {
+        let side = match fill.side {
+            domain::Side::Buy => "bought",
+            domain::Side::Sell => "sold",
+        };
+        return Ok(Some(NotificationRequest {
+            owner_id,
+            kind: NotificationKind::TradeExecuted,
+            subject: NotificationSubject {
+                bot_id: Some(event.aggregate_uuid()?),
+                ..NotificationSubject::default()
+            },
+            message: format!(
+                "{side} {} {} at {} (fee {})",
+                fill.quantity,
+                pair.as_str(),
+                fill.price,
+                fill.fee
+            ),
+            source_event_id: event.event_id,
+            source_event_type: event.event_type.clone(),
+        }));
+    }
+    if let Some(SupportTicketEvent::ReplyAdded {
+        owner_id,
+        from_staff: true,
+        reply_number,
+        ..
+    }) = event.payload_if::<SupportTicketEvent>(SupportTicket::TYPE, "support.reply_added")?
+    {
+        return Ok(Some(NotificationRequest {
+            owner_id,
+            kind: NotificationKind::SupportReply,
+            subject: NotificationSubject {
+                ticket_id: Some(event.aggregate_uuid()?),
+                ..NotificationSubject::default()
+            },
+            message: format!("support replied to your ticket (reply {reply_number})"),
+            source_event_id: event.event_id,
+            source_event_type: event.event_type.clone(),
+        }));
+    }
+    Ok(None)
+}
+
+/// The metadata of a command caused by a log event.
+pub fn caused_by(event: &RecordedEvent, source: &str, command_type: &str) -> CommandMetadata {
+    let mut metadata =
+        CommandMetadata::new(source, Some(Actor::System)).with_command_type(command_type);
+    metadata.causation_id = Some(event.event_id.to_string());
+    metadata.correlation_id = event.metadata_str("correlation_id").map(str::to_string);
+    metadata.traceparent = event.metadata_str("traceparent").map(str::to_string);
+    metadata
+}
+
+#[async_trait]
+impl Subscriber for NotificationRaiser {
+    fn name(&self) -> &'static str {
+        "notification_raiser"
+    }
+
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&[Bot::TYPE, SupportTicket::TYPE])
+    }
+
+    async fn handle(
+        &self,
+        _transaction: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), SubscriberError> {
+        for event in events {
+            let Some(request) = notification_from_log(event)? else {
+                continue;
+            };
+            let metadata = caused_by(event, "process-manager", "notification.raise");
+            self.commands
+                .raise_notification(request, &metadata)
+                .await
+                .map_err(|e| SubscriberError::Failed(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
