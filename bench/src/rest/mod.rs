@@ -13,11 +13,15 @@
 //! - the query endpoints under 1,000 `wrk` connections while commands flow
 //!   ([`queries`]);
 //! - freshness: command accepted → read model updated → Kafka acknowledged
-//!   ([`freshness`]).
+//!   ([`freshness`]);
+//! - live: `GET /api/v1/stream` with one connection and with
+//!   `--live-connections` while trades are triggered: commit → delivered,
+//!   and the server's memory per connection ([`live`]).
 
 mod client;
 mod cpu;
 mod freshness;
+mod live;
 mod queries;
 mod server;
 mod stream;
@@ -48,6 +52,7 @@ pub enum Phase {
     Stream,
     Queries,
     Freshness,
+    Live,
 }
 
 #[derive(Args, Clone, Debug, Serialize)]
@@ -86,7 +91,7 @@ pub struct ApiArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "throughput,stream,queries,freshness"
+        default_value = "throughput,stream,queries,freshness,live"
     )]
     pub phases: Vec<Phase>,
 
@@ -145,6 +150,18 @@ pub struct ApiArgs {
 
     #[arg(long, default_value_t = 20.0)]
     pub freshness_seconds: f64,
+
+    /// Server-sent-event streams of the live measurement (spread over the
+    /// users; the server is started allowing that many per user).
+    #[arg(long, default_value_t = 1000)]
+    pub live_connections: usize,
+
+    /// Trades triggered per second while the streams are open.
+    #[arg(long, default_value_t = 50.0)]
+    pub live_rate: f64,
+
+    #[arg(long, default_value_t = 20.0)]
+    pub live_seconds: f64,
 
     #[arg(
         long,
@@ -215,11 +232,22 @@ struct Results {
     pgbench_queries: Option<queries::PgbenchQueries>,
     open_loop_queries: Option<queries::OpenLoop>,
     freshness: Option<freshness::Freshness>,
+    live: Vec<live::LiveLevel>,
     profile: Option<PathBuf>,
     notes: Vec<String>,
 }
 
-pub async fn run(args: ApiArgs) -> Result<()> {
+pub async fn run(mut args: ApiArgs) -> Result<()> {
+    if args.phases.contains(&Phase::Live)
+        && !args
+            .server_env
+            .iter()
+            .any(|e| e.starts_with("STREAM_MAX_CONNECTIONS_PER_USER="))
+    {
+        let per_user = args.live_connections.div_ceil(args.users.max(1)) + 1;
+        args.server_env
+            .push(format!("STREAM_MAX_CONNECTIONS_PER_USER={per_user}"));
+    }
     anyhow::ensure!(
         args.users >= 1 && args.bots_per_user >= 1,
         "need a user and a bot"
@@ -545,6 +573,33 @@ async fn measure_server(
         }
     }
 
+    let mut live_levels = Vec::new();
+    if args.phases.contains(&Phase::Live) {
+        for connections in [1, args.live_connections] {
+            settle_or_note(pool, &mut notes).await;
+            eprintln!(
+                "live: {connections} streams, {:.0} trades/s for {:.0} s",
+                args.live_rate, args.live_seconds
+            );
+            match live::measure(
+                &api,
+                &users,
+                &bots,
+                servers.pid(),
+                connections,
+                args.live_rate,
+                Duration::from_secs_f64(args.live_seconds),
+            )
+            .await
+            {
+                Ok(level) => live_levels.push(level),
+                Err(error) => notes.push(format!(
+                    "live with {connections} streams not measured: {error:#}"
+                )),
+            }
+        }
+    }
+
     let results = Results {
         parameters: args.clone(),
         sessions: Some(sessions),
@@ -556,6 +611,7 @@ async fn measure_server(
         pgbench_queries,
         open_loop_queries,
         freshness,
+        live: live_levels,
         profile,
         notes: Vec::new(),
     };
@@ -807,6 +863,57 @@ impl Report for Results {
                 if let Some(p) = p {
                     table.row(latency_row(name, p));
                 }
+            }
+            table.print_markdown();
+        }
+        if !self.live.is_empty() {
+            println!(
+                "\nLive updates (GET /api/v1/stream): trades triggered at {:.0}/s; every fill, \
+                 position and notification delivered to each of its owner's streams; commit = \
+                 the event's recorded_at",
+                self.parameters.live_rate
+            );
+            let mut table = Table::new([
+                "streams",
+                "refused",
+                "trades/s",
+                "delivered",
+                "p50 ms",
+                "p90 ms",
+                "p99 ms",
+                "max ms",
+                "server RSS MiB (idle → open)",
+                "KiB per stream",
+            ]);
+            for level in &self.live {
+                let mut row = vec![
+                    level.connections.to_string(),
+                    level.refused.to_string(),
+                    format!("{:.1}", level.achieved_rate),
+                    level.delivered.to_string(),
+                ];
+                match &level.commit_to_delivered {
+                    Some(p) => row.extend(
+                        [p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms].map(|ms| format!("{ms:.2}")),
+                    ),
+                    None => row.extend(["–".to_string(), "–".into(), "–".into(), "–".into()]),
+                }
+                row.push(match (level.rss_before_kib, level.rss_open_kib) {
+                    (Some(before), Some(open)) => {
+                        format!(
+                            "{:.1} → {:.1}",
+                            before as f64 / 1024.0,
+                            open as f64 / 1024.0
+                        )
+                    }
+                    _ => "–".to_string(),
+                });
+                row.push(
+                    level
+                        .kib_per_connection
+                        .map_or("–".to_string(), |kib| format!("{kib:.1}")),
+                );
+                table.row(row);
             }
             table.print_markdown();
         }
