@@ -134,15 +134,7 @@ async fn a_failed_key_test_is_an_alert_on_its_queue() {
     let rabbit = RabbitTest::new().await;
     let app = service(&rabbit, &[]).await;
     let user = app.user().await;
-    let key_id = app.connected_key(&user, "paper-key-soon-revoked").await;
-    app.exchange.revoke_key("paper-key-soon-revoked");
-    let tested = app
-        .post_empty(
-            &format!("/api/v1/kraken/keys/{key_id}/test"),
-            Some(&user.token),
-        )
-        .await;
-    assert_eq!(tested.body["status"], "test_failed", "{}", tested.body);
+    let key_id = app.failed_key_test(&user, "paper-key-soon-revoked").await;
     let mut seen = Vec::new();
     let alert = rabbit
         .wait_for(

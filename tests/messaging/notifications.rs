@@ -22,6 +22,16 @@ use crate::flow::{bot_events, bot_with, hourly_dca, notifying_service, service, 
 
 const NOTIFICATIONS: &str = "/api/v1/notifications";
 
+/// One field of every notification of a page, newest first.
+fn column<'a>(page: &'a Value, field: &str) -> Vec<&'a str> {
+    page["notifications"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n[field].as_str())
+        .collect()
+}
+
 async fn notifications(app: &TestApp, user: &TestUser) -> Value {
     let listed = app.get(NOTIFICATIONS, Some(&user.token)).await;
     assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
@@ -83,15 +93,7 @@ async fn bot_errors_stops_and_failed_key_tests_reach_the_list_within_2_s() {
     eprintln!("bot.error → notification listed: {took:?}");
 
     // A failed key test.
-    let key_id = app.connected_key(&user, "paper-key-soon-revoked").await;
-    app.exchange.revoke_key("paper-key-soon-revoked");
-    let tested = app
-        .post_empty(
-            &format!("/api/v1/kraken/keys/{key_id}/test"),
-            Some(&user.token),
-        )
-        .await;
-    assert_eq!(tested.body["status"], "test_failed", "{}", tested.body);
+    let key_id = app.failed_key_test(&user, "paper-key-soon-revoked").await;
     let (failed, took) = wait_for_notification(
         &app,
         &user,
@@ -128,11 +130,8 @@ async fn bot_errors_stops_and_failed_key_tests_reach_the_list_within_2_s() {
 
     // Exactly one of each, however often the broker delivered them.
     let page = notifications(&app, &user).await;
-    let kinds: Vec<&str> = page["notifications"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["kind"].as_str().unwrap())
+    let kinds: Vec<&str> = column(&page, "kind")
+        .into_iter()
         .filter(|kind| *kind != "trade_executed")
         .collect();
     assert_eq!(
@@ -256,39 +255,8 @@ async fn fills_are_told_as_each_user_chose_and_forged_alerts_to_nobody() {
     )
     .await;
     let page = notifications(&app, &errors_only).await;
-    let kinds: Vec<&str> = page["notifications"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["kind"].as_str().unwrap())
-        .collect();
-    assert_eq!(kinds, ["bot_error"], "{page}");
+    assert_eq!(column(&page, "kind"), ["bot_error"], "{page}");
     assert!(!page.to_string().contains("evil.example"), "{page}");
-}
-
-/// Messages ready on a queue, as the broker counts them.
-async fn depth(rabbit: &RabbitTest, name: &str) -> u32 {
-    let connection = lapin::Connection::connect(
-        &integration_tests::rabbit::rabbit_url(),
-        lapin::ConnectionProperties::default(),
-    )
-    .await
-    .expect("connect");
-    let channel = connection.create_channel().await.expect("channel");
-    let queue = channel
-        .queue_declare(
-            name.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("the queue exists");
-    let _ = connection.close(200, "counted".into()).await;
-    let _ = rabbit;
-    queue.message_count()
 }
 
 #[tokio::test]
@@ -316,17 +284,8 @@ async fn with_the_notifier_stopped_the_alert_queues_stay_bounded() {
     let fail_a_key_test = |n: usize| {
         let (app, user) = (&app, &user);
         async move {
-            let secret = format!("paper-key-revoked-{n}");
-            let key_id = app.connected_key(user, &secret).await;
-            app.exchange.revoke_key(&secret);
-            let tested = app
-                .post_empty(
-                    &format!("/api/v1/kraken/keys/{key_id}/test"),
-                    Some(&user.token),
-                )
-                .await;
-            assert_eq!(tested.body["status"], "test_failed", "{}", tested.body);
-            key_id
+            app.failed_key_test(user, &format!("paper-key-revoked-{n}"))
+                .await
         }
     };
 
@@ -356,13 +315,13 @@ async fn with_the_notifier_stopped_the_alert_queues_stay_bounded() {
         keys.push(fail_a_key_test(n).await);
     }
     app.eventually(10, "the publisher to have published all ten", || async {
-        depth(&rabbit, &queue).await + depth(&rabbit, &dead_letters).await >= 7
+        rabbit.depth(&queue).await + rabbit.depth(&dead_letters).await >= 7
     })
     .await;
-    assert_eq!(depth(&rabbit, &queue).await, 3, "the queue holds its bound");
+    assert_eq!(rabbit.depth(&queue).await, 3, "the queue holds its bound");
     // Five overflowed, oldest first, into a dead-letter queue that holds
     // four: the fifth oldest is dropped from the broker, not from the log.
-    assert_eq!(depth(&rabbit, &dead_letters).await, 4);
+    assert_eq!(rabbit.depth(&dead_letters).await, 4);
 
     // The depth gauge says so.
     app.eventually(15, "the depth gauge", || async {
@@ -410,12 +369,7 @@ async fn with_the_notifier_stopped_the_alert_queues_stay_bounded() {
         .await;
     }
     let page = notifications(&app, &user).await;
-    let told: Vec<&str> = page["notifications"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["key_id"].as_str().unwrap())
-        .collect();
+    let told = column(&page, "key_id");
     assert_eq!(told.len(), 5, "{page}");
     for key_id in keys[..2].iter().chain(&keys[7..]) {
         assert_eq!(
@@ -472,13 +426,7 @@ async fn a_queue_declared_with_other_bounds_is_used_and_reported() {
     })
     .await;
     // And the notifier still works, on every queue.
-    let key_id = app.connected_key(&user, "paper-key-revoked-old").await;
-    app.exchange.revoke_key("paper-key-revoked-old");
-    app.post_empty(
-        &format!("/api/v1/kraken/keys/{key_id}/test"),
-        Some(&user.token),
-    )
-    .await;
+    let key_id = app.failed_key_test(&user, "paper-key-revoked-old").await;
     wait_for_notification(
         &app,
         &user,

@@ -322,6 +322,22 @@ impl TestApp {
         response.body["key_id"].as_str().unwrap().parse().unwrap()
     }
 
+    /// Connects a key for `user`, revokes it on the paper exchange (as the
+    /// user would on Kraken's site) and tests it: a failed key test, a
+    /// `kraken.key.test.failed` alert.
+    pub async fn failed_key_test(&self, user: &TestUser, api_key: &str) -> Uuid {
+        let key_id = self.connected_key(user, api_key).await;
+        self.exchange.revoke_key(api_key);
+        let tested = self
+            .post_empty(
+                &format!("/api/v1/kraken/keys/{key_id}/test"),
+                Some(&user.token),
+            )
+            .await;
+        assert_eq!(tested.body["status"], "test_failed", "{}", tested.body);
+        key_id
+    }
+
     /// Connects and tests a key for `user`.
     pub async fn tested_key(&self, user: &TestUser) -> Uuid {
         let key_id = self.connected_key(user, "paper-key-trading").await;

@@ -7,8 +7,10 @@
 use std::time::Duration;
 
 use lapin::message::Delivery;
-use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueDeleteOptions};
-use lapin::types::AMQPValue;
+use lapin::options::{
+    BasicGetOptions, BasicPublishOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Confirmation, Connection, ConnectionProperties};
 use messaging::{AmqpLink, Queue, QueueBounds, RabbitSettings, Topology};
 use uuid::Uuid;
@@ -207,6 +209,23 @@ impl RabbitTest {
                 }
             }
         }
+    }
+
+    /// Messages ready on `queue_name`, as the broker counts them.
+    pub async fn depth(&self, queue_name: &str) -> u32 {
+        let channel = self.link.channel().await.expect("channel");
+        let queue = channel
+            .queue_declare(
+                queue_name.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("the queue exists");
+        queue.message_count()
     }
 
     /// Every message now on `queue_name`.
