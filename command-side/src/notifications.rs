@@ -17,7 +17,8 @@ use chrono::Utc;
 use cqrs_es::Aggregate;
 use domain::bot::{Bot, BotEvent};
 use domain::notification::{
-    notification_id_for, Notification, NotificationCommand, NotificationKind, NotificationSubject,
+    notification_id_for, Notification, NotificationCommand, NotificationEvent, NotificationKind,
+    NotificationSubject,
 };
 use domain::support_ticket::{SupportTicket, SupportTicketEvent};
 use domain::user::User;
@@ -242,6 +243,107 @@ impl Subscriber for NotificationRaiser {
                 .raise_notification(request, &metadata)
                 .await
                 .map_err(|e| SubscriberError::Failed(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+/// `notification_mailer`: mails each bot error and failed key test raised
+/// to its owner, when the owner wants errors by email
+/// (`notifications.bot_errors`, or never chose) and their email is
+/// verified (an unverified address may be someone else's). The mail names
+/// the kind and carries the notification's text, which holds no secret.
+/// A batch's mails go out before its checkpoint moves: at least once (a
+/// crash between the two sends them again). A mail the server refuses is
+/// logged and skipped, so one bad address never holds up the others.
+pub struct NotificationMailer {
+    pub commands: Arc<CommandSide>,
+}
+
+impl NotificationMailer {
+    /// The owner's verified email, if they want errors mailed.
+    async fn recipient(&self, owner_id: Uuid) -> Result<Option<String>, SubscriberError> {
+        let (user, _) = self
+            .commands
+            .load::<User>(&owner_id.to_string())
+            .await
+            .map_err(|error| SubscriberError::Failed(error.to_string()))?;
+        let wanted = user
+            .notifications
+            .as_ref()
+            .is_none_or(|preferences| preferences.bot_errors);
+        if user.user_id.is_none() || user.erased || !wanted {
+            return Ok(None);
+        }
+        let email: Option<String> = sqlx::query_scalar(
+            "SELECT email FROM user_credentials WHERE user_id = $1 AND email_verified \
+               AND disabled_at IS NULL",
+        )
+        .bind(owner_id)
+        .fetch_optional(&self.commands.pool)
+        .await?;
+        Ok(email)
+    }
+}
+
+/// The mail telling of a notification of `kind`.
+pub fn notification_mail(to: &str, kind: NotificationKind, message: &str) -> crate::mail::Mail {
+    let subject = match kind {
+        NotificationKind::BotError => "Muckard: one of your bots reported an error",
+        NotificationKind::KeyTestFailed => "Muckard: an exchange key failed its test",
+        NotificationKind::BotStopped => "Muckard: one of your bots stopped",
+        NotificationKind::TradeExecuted => "Muckard: a bot traded",
+        NotificationKind::SupportReply => "Muckard: support replied",
+    };
+    crate::mail::Mail {
+        to: to.to_string(),
+        subject: subject.to_string(),
+        body: domain::SecretString::new(format!(
+            "{message}\r\n\r\nYour notifications are in the app. You get this mail because \
+             your notification settings ask for errors by email (notifications.bot_errors).\r\n"
+        )),
+    }
+}
+
+#[async_trait]
+impl Subscriber for NotificationMailer {
+    fn name(&self) -> &'static str {
+        "notification_mailer"
+    }
+
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&[Notification::TYPE])
+    }
+
+    async fn handle(
+        &self,
+        _transaction: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), SubscriberError> {
+        for event in events {
+            let Some(NotificationEvent::Raised {
+                owner_id,
+                kind,
+                message,
+                ..
+            }) =
+                event.payload_if::<NotificationEvent>(Notification::TYPE, "notification.raised")?
+            else {
+                continue;
+            };
+            if !kind.is_error() {
+                continue;
+            }
+            let Some(email) = self.recipient(owner_id).await? else {
+                continue;
+            };
+            let mail = notification_mail(&email, kind, &message);
+            match self.commands.settings.accounts.mailer.send(mail).await {
+                Ok(()) => tracing::info!(%owner_id, kind = kind.as_str(), "notification mailed"),
+                Err(error) => {
+                    tracing::warn!(%owner_id, kind = kind.as_str(), %error, "mailing a notification failed; skipped")
+                }
+            }
         }
         Ok(())
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use api::ready::{DependencyProbe, Readiness};
 use api::AppState;
 use command_side::crypto::SecretBox;
-use command_side::notifications::NotificationRaiser;
+use command_side::notifications::{NotificationMailer, NotificationRaiser};
 use command_side::process_manager::TradeRecorder;
 use command_side::{CommandSide, CommandSideSettings};
 use event_log::{LogReader, Subscriber, SubscriberRunner, SubscriberSettings};
@@ -264,13 +264,16 @@ pub fn rabbit_settings(settings: &Settings) -> messaging::RabbitSettings {
 
 /// Every subscriber of the projector role: the read models' projectors and
 /// the process managers (fills onto portfolios, fills and support replies
-/// into notifications).
+/// into notifications, errors mailed).
 pub fn projector_role(commands: Arc<CommandSide>) -> Vec<Arc<dyn Subscriber>> {
     let mut subscribers = projections::read_models::all();
     subscribers.push(Arc::new(TradeRecorder {
         commands: commands.clone(),
     }));
-    subscribers.push(Arc::new(NotificationRaiser { commands }));
+    subscribers.push(Arc::new(NotificationRaiser {
+        commands: commands.clone(),
+    }));
+    subscribers.push(Arc::new(NotificationMailer { commands }));
     subscribers
 }
 

@@ -445,3 +445,107 @@ async fn a_disabled_user_cannot_log_in_their_tokens_stop_and_their_bots_are_stop
     assert!(at("user.disabled") < at("user.enabled"), "{events:?}");
     assert_eq!(events.last().unwrap(), "user.logged_in", "{events:?}");
 }
+
+/// A bot error or failed key test raised for a user is mailed to them, by
+/// the real SMTP server, when their email is verified and they want errors
+/// by email; not to an unverified address, not to a user who turned it
+/// off, and never a fill.
+#[tokio::test]
+async fn errors_are_mailed_to_verified_users_who_want_them() {
+    use command_side::notifications::{NotificationRequest, Raised};
+    use domain::notification::{NotificationKind, NotificationSubject};
+
+    let smtp = SmtpSink::start();
+    let app = spawn(&smtp, &[]).await;
+    let (wants, unverified, opted_out) = (email(), email(), email());
+    for address in [&wants, &unverified, &opted_out] {
+        register(&app, address).await;
+    }
+    for address in [&wants, &opted_out] {
+        let code = smtp.nth_code(address, 1, 30).await;
+        let verified = verify(&app, address, &code).await;
+        assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
+    }
+    let off = app.login(&opted_out).await;
+    let changed = app
+        .patch(
+            "/api/v1/user/me",
+            Some(&off.token),
+            json!({ "notifications": {
+                "trade_fills": true, "bot_errors": false, "security": true
+            } }),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+
+    // In log order: the ones nobody is mailed for first, the one that is
+    // mailed last, so once it arrives the others were decided.
+    let raise = |user_id: Uuid, kind: NotificationKind, message: &str| {
+        let request = NotificationRequest {
+            owner_id: user_id,
+            kind,
+            subject: NotificationSubject {
+                key_id: Some(Uuid::new_v4()),
+                ..NotificationSubject::default()
+            },
+            message: message.to_string(),
+            source_event_id: Uuid::new_v4(),
+            source_event_type: "kraken.key.test.failed".to_string(),
+        };
+        let commands = app.state.commands.clone();
+        async move {
+            let metadata = command_side::CommandMetadata::new("test", Some(domain::Actor::System));
+            let raised = commands.raise_notification(request, &metadata).await;
+            assert!(matches!(raised, Ok(Raised::Recorded { .. })), "{raised:?}");
+        }
+    };
+    let wanting = app.login(&wants).await;
+    let unverified_user = app.login(&unverified).await;
+    raise(
+        unverified_user.id,
+        NotificationKind::KeyTestFailed,
+        "exchange key test failed: EAPI:Invalid key",
+    )
+    .await;
+    raise(
+        off.id,
+        NotificationKind::BotError,
+        "bot error: exchange refused: EOrder:Insufficient funds",
+    )
+    .await;
+    raise(
+        wanting.id,
+        NotificationKind::TradeExecuted,
+        "bought 0.001 XBT/USD at 60000 (fee 0.156)",
+    )
+    .await;
+    raise(
+        wanting.id,
+        NotificationKind::KeyTestFailed,
+        "exchange key test failed: EAPI:Invalid key",
+    )
+    .await;
+
+    // The verification code, then the failed key test: nothing for the fill.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while smtp.to(&wants).len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no notification mail: {:?}",
+            smtp.to(&wants)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mails = smtp.to(&wants);
+    assert_eq!(mails.len(), 2, "{mails:?}");
+    assert_eq!(mails[1].subject, "Muckard: an exchange key failed its test");
+    assert!(
+        mails[1]
+            .text
+            .contains("exchange key test failed: EAPI:Invalid key"),
+        "{}",
+        mails[1].text
+    );
+    assert_eq!(smtp.to(&unverified).len(), 1, "only its code");
+    assert_eq!(smtp.to(&opted_out).len(), 1, "only its code");
+}
