@@ -48,6 +48,12 @@ impl Caller {
         self.role.has(permission)
     }
 
+    /// The caller as its account stands now (as [`Self::checked`]): what a
+    /// long-lived answer, such as a stream, asks again while it runs.
+    pub async fn recheck(self, state: &AppState) -> Result<Caller, ApiError> {
+        self.checked(state).await
+    }
+
     /// The caller as its account stands now: refused (401) when the user
     /// has no credentials (erased) or the token's session has ended, 403
     /// when the account is disabled; then, for a token that claims more

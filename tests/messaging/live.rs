@@ -193,4 +193,34 @@ async fn a_real_client_follows_a_bot_and_resumes_exactly_where_it_left() {
         "{theirs:?}"
     );
     assert!(theirs.is_empty(), "{theirs:?}");
+
+    // Whoever may no longer read a stream loses it within the recheck
+    // (here the 1 s heartbeat): an admin streaming everyone's events who
+    // is made a user again, and a user who logs out.
+    let admin = app.user_with_role(domain::Role::Admin).await;
+    let mut everyone = SseClient::open(&stream, &admin.token, None).await;
+    assert_eq!(everyone.opened["open"], 200, "{}", everyone.opened);
+    assert!(!everyone.closed_within(Duration::from_millis(1500)).await);
+    app.grant_role(&admin.email, domain::Role::User).await;
+    assert!(
+        everyone.closed_within(Duration::from_secs(5)).await,
+        "the demoted admin's stream of everyone's events goes on"
+    );
+    let logged_out = app
+        .post(
+            "/api/v1/auth/logout",
+            None,
+            json!({ "refresh_token": user.refresh_token }),
+        )
+        .await;
+    assert_eq!(
+        logged_out.status,
+        StatusCode::NO_CONTENT,
+        "{}",
+        logged_out.body
+    );
+    assert!(
+        back.closed_within(Duration::from_secs(5)).await,
+        "the logged-out user's stream goes on"
+    );
 }

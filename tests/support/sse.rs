@@ -105,6 +105,21 @@ impl SseClient {
         }
     }
 
+    /// Whether the server ends the stream within `within` (events before
+    /// that are skipped).
+    pub async fn closed_within(&mut self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some(line)) if line.get("closed").is_some() => return true,
+                Ok(Some(_)) => continue,
+                // The client process ended: so did the stream.
+                Ok(None) => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+
     /// Every event until none arrives for `quiet`.
     pub async fn until_quiet(&mut self, quiet: Duration) -> Vec<SseEvent> {
         let mut events = Vec::new();

@@ -48,7 +48,8 @@ pub struct StreamFilter {
         client that reconnects with `Last-Event-ID` (a browser's EventSource does) gets exactly \
         the events after that one, none twice. An idle stream gets a comment every \
         `STREAM_HEARTBEAT_SECS`. At most `STREAM_MAX_CONNECTIONS_PER_USER` streams per user \
-        and instance; one more is a 429.",
+        and instance; one more is a 429. The stream ends when its caller may no longer read \
+        it (account disabled, session ended, role changed), checked every heartbeat.",
     security(("bearer" = [])),
     params(
         StreamFilter,
@@ -112,6 +113,11 @@ pub async fn stream(
     let (receiver, cut) = hub.subscribe().await;
     let (events, mut outgoing) = mpsc::channel::<Event>(64);
     tokio::spawn(feed(
+        Watch {
+            state: state.clone(),
+            caller,
+            every: hub.settings.heartbeat.min(RECHECK),
+        },
         hub.clone(),
         admission,
         filter,
@@ -202,9 +208,37 @@ async fn catch_up(
     true
 }
 
+/// How often at most an open stream asks again whether its caller may
+/// still read it.
+pub const RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Who a stream is for, asked again every `every`: the stream ends when
+/// the account is disabled or erased, the token's session ended (logged
+/// out, revoked), or the caller's role no longer reads what the stream
+/// sends (another user's or everyone's events need `trading.read_all`).
+struct Watch {
+    state: AppState,
+    caller: Caller,
+    every: std::time::Duration,
+}
+
+impl Watch {
+    async fn still_allowed(&self, filter: Option<Uuid>) -> bool {
+        match self.caller.recheck(&self.state).await {
+            Ok(now) => filter == Some(now.user_id) || now.role.has(Permission::TradingReadAll),
+            // The database down is not a refusal: ask again next time.
+            Err(ApiError::Unavailable(_)) => true,
+            Err(_) => false,
+        }
+    }
+}
+
 /// One stream's task: what it missed, then the broadcast, until the client
-/// goes away (the channel closes) or the hub stops.
+/// goes away (the channel closes), the hub stops, or the caller may no
+/// longer read it ([`Watch`]).
+#[allow(clippy::too_many_arguments)]
 async fn feed(
+    watch: Watch,
     hub: Arc<LiveHub>,
     _admission: Admission,
     filter: Option<Uuid>,
@@ -220,8 +254,21 @@ async fn feed(
         }
         at = at.max(last);
     }
+    let mut recheck = tokio::time::interval(watch.every);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    recheck.tick().await;
     loop {
-        let batch = match receiver.recv().await {
+        let received = tokio::select! {
+            received = receiver.recv() => received,
+            _ = recheck.tick() => {
+                if !watch.still_allowed(filter).await {
+                    tracing::info!(user_id = %watch.caller.user_id, "stream ended: the caller may no longer read it");
+                    return;
+                }
+                continue;
+            }
+        };
+        let batch = match received {
             Ok(batch) => batch,
             // The next batch starts past `at`, so the gap is read below.
             Err(broadcast::error::RecvError::Lagged(_)) => continue,
