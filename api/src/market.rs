@@ -3,9 +3,12 @@
 //! dashboard polled by many clients costs the exchange little: a ticker for
 //! [`TICKER_TTL`], a key's balances for [`BALANCES_TTL`], candles for
 //! [`CANDLES_TTL`]. Every answer carries the time it was read from the
-//! exchange. A cache holds at most [`MAX_ENTRIES`] entries; past that the
-//! expired ones go, and if none had, all of them (each is re-read on the
-//! next request).
+//! exchange. A cache holds at most [`MAX_ENTRIES`] entries
+//! ([`MAX_CANDLE_ENTRIES`] for candles, whose answers are up to 720
+//! candles each and whose keys a client chooses: pair, interval, `since`);
+//! past that the expired ones go, and if none had, all of them (each is
+//! re-read on the next request). So a client asking for many different
+//! candles costs the process at most ~40 MB, not memory without bound.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -21,6 +24,7 @@ pub const TICKER_TTL: Duration = Duration::from_secs(2);
 pub const BALANCES_TTL: Duration = Duration::from_secs(10);
 pub const CANDLES_TTL: Duration = Duration::from_secs(10);
 pub const MAX_ENTRIES: usize = 10_000;
+pub const MAX_CANDLE_ENTRIES: usize = 256;
 
 /// A value and when it was read from the exchange.
 #[derive(Debug, Clone)]
@@ -36,13 +40,15 @@ type Entry<V> = (Instant, V, DateTime<Utc>);
 
 struct Cache<K, V> {
     ttl: Duration,
+    max_entries: usize,
     entries: Mutex<HashMap<K, Entry<V>>>,
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> Cache<K, V> {
-    fn new(ttl: Duration) -> Self {
+    fn new(ttl: Duration, max_entries: usize) -> Self {
         Self {
             ttl,
+            max_entries,
             entries: Mutex::new(HashMap::new()),
         }
     }
@@ -62,10 +68,10 @@ impl<K: Eq + Hash + Clone, V: Clone> Cache<K, V> {
     fn keep(&self, key: K, value: V) -> Read<V> {
         let read_at = Utc::now();
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= MAX_ENTRIES {
+        if entries.len() >= self.max_entries {
             let ttl = self.ttl;
             entries.retain(|_, (at, _, _)| at.elapsed() < ttl);
-            if entries.len() >= MAX_ENTRIES {
+            if entries.len() >= self.max_entries {
                 entries.clear();
             }
         }
@@ -100,9 +106,9 @@ pub struct MarketData {
 impl Default for MarketData {
     fn default() -> Self {
         Self {
-            tickers: Cache::new(TICKER_TTL),
-            balances: Cache::new(BALANCES_TTL),
-            candles: Cache::new(CANDLES_TTL),
+            tickers: Cache::new(TICKER_TTL, MAX_ENTRIES),
+            balances: Cache::new(BALANCES_TTL, MAX_ENTRIES),
+            candles: Cache::new(CANDLES_TTL, MAX_CANDLE_ENTRIES),
         }
     }
 }
@@ -159,14 +165,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_fresh_entry_is_served_and_an_expired_one_read_again() {
-        let cache: Cache<u32, u32> = Cache::new(Duration::from_secs(60));
+        let cache: Cache<u32, u32> = Cache::new(Duration::from_secs(60), MAX_ENTRIES);
         let first = cache.get_or_read(1, async { Ok(10) }).await.unwrap();
         assert!(!first.cached);
         let second = cache.get_or_read(1, async { Ok(11) }).await.unwrap();
         assert_eq!((second.value, second.cached), (10, true));
         assert_eq!(second.read_at, first.read_at);
         // With no time to live, every entry has expired.
-        let expired: Cache<u32, u32> = Cache::new(Duration::ZERO);
+        let expired: Cache<u32, u32> = Cache::new(Duration::ZERO, MAX_ENTRIES);
         expired.get_or_read(1, async { Ok(10) }).await.unwrap();
         let third = expired.get_or_read(1, async { Ok(12) }).await.unwrap();
         assert_eq!((third.value, third.cached), (12, false));
@@ -180,10 +186,10 @@ mod tests {
 
     #[test]
     fn the_cache_stays_bounded() {
-        let cache: Cache<usize, usize> = Cache::new(Duration::from_secs(60));
-        for key in 0..MAX_ENTRIES + 5 {
+        let cache: Cache<usize, usize> = Cache::new(Duration::from_secs(60), MAX_CANDLE_ENTRIES);
+        for key in 0..MAX_CANDLE_ENTRIES * 3 {
             cache.keep(key, key);
+            assert!(cache.entries.lock().unwrap().len() <= MAX_CANDLE_ENTRIES);
         }
-        assert!(cache.entries.lock().unwrap().len() <= MAX_ENTRIES);
     }
 }
