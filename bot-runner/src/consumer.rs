@@ -29,12 +29,9 @@ use tracing::Instrument;
 
 use futures::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions,
-};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Channel, Connection};
 use messaging::{MessagingError, Queue, RabbitSettings, Topology};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -45,7 +42,7 @@ use crate::settings::RunnerSettings;
 use crate::wire::{inspect, Inspected};
 
 /// The header naming why a message was dead-lettered.
-pub const DEATH_REASON_HEADER: &str = "x-death-reason";
+pub use messaging::link::DEATH_REASON_HEADER;
 /// The header counting the failed attempts at a message.
 pub const ATTEMPTS_HEADER: &str = "x-muckard-attempts";
 
@@ -157,25 +154,13 @@ impl QueueConsumer {
     async fn connect(&self) -> Result<(Connection, Channel, Outlet), MessagingError> {
         let timeout = self.rabbit.timeout;
         let name = format!("muckard-bot-runner-{}", self.queue.base_name());
-        let (connection, channel, outlet) = tokio::time::timeout(timeout, async {
-            let connection = Connection::connect(
-                &self.rabbit.url,
-                ConnectionProperties::default().with_connection_name(name.as_str().into()),
-            )
-            .await?;
-            self.topology.declare(&connection).await?;
-            let channel = connection.create_channel().await?;
-            channel
-                .basic_qos(self.settings.prefetch, BasicQosOptions::default())
-                .await?;
-            let outlet = connection.create_channel().await?;
-            outlet
-                .confirm_select(ConfirmSelectOptions::default())
-                .await?;
-            Ok::<_, lapin::Error>((connection, channel, outlet))
-        })
-        .await
-        .map_err(|_| MessagingError::Timeout(timeout))??;
+        let (connection, channel, outlet) = messaging::link::open_consumer(
+            &self.rabbit,
+            &self.topology,
+            &name,
+            self.settings.prefetch,
+        )
+        .await?;
         Ok((
             connection,
             channel,
@@ -382,24 +367,15 @@ impl QueueConsumer {
         reason: &str,
         outlet: &Outlet,
     ) -> Result<(), MessagingError> {
-        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-        headers.insert(
-            DEATH_REASON_HEADER.into(),
-            AMQPValue::LongString(reason.into()),
-        );
-        headers.insert(
-            "x-original-queue".into(),
-            AMQPValue::LongString(self.topology.name(self.queue).as_str().into()),
-        );
-        headers.insert(
-            "x-dead-lettered-at".into(),
-            AMQPValue::LongString(chrono::Utc::now().to_rfc3339().as_str().into()),
-        );
-        let properties = delivery.properties.clone().with_headers(headers);
-        let dead_letter_queue = self.topology.dead_letter_name(self.queue);
-        outlet
-            .publish(&dead_letter_queue, &delivery.data, properties)
-            .await
+        messaging::link::dead_letter(
+            &outlet.channel,
+            outlet.timeout,
+            &self.topology,
+            self.queue,
+            delivery,
+            reason,
+        )
+        .await
     }
 }
 
@@ -411,25 +387,8 @@ impl Outlet {
         body: &[u8],
         properties: BasicProperties,
     ) -> Result<(), MessagingError> {
-        let confirm = self
-            .channel
-            .basic_publish(
-                "".into(),
-                queue.into(),
-                BasicPublishOptions::default(),
-                body,
-                properties.with_delivery_mode(2),
-            )
-            .await?;
-        match tokio::time::timeout(self.timeout, confirm).await {
-            Ok(Ok(Confirmation::Ack(_))) => Ok(()),
-            Ok(Ok(_)) => Err(MessagingError::Nacked {
-                queue: queue.to_string(),
-                message_id: String::new(),
-            }),
-            Ok(Err(error)) => Err(error.into()),
-            Err(_) => Err(MessagingError::Timeout(self.timeout)),
-        }
+        messaging::link::publish_confirmed(&self.channel, queue, body, properties, self.timeout)
+            .await
     }
 }
 

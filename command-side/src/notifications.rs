@@ -209,16 +209,6 @@ pub fn notification_from_log(
     Ok(None)
 }
 
-/// The metadata of a command caused by a log event.
-pub fn caused_by(event: &RecordedEvent, source: &str, command_type: &str) -> CommandMetadata {
-    let mut metadata =
-        CommandMetadata::new(source, Some(Actor::System)).with_command_type(command_type);
-    metadata.causation_id = Some(event.event_id.to_string());
-    metadata.correlation_id = event.metadata_str("correlation_id").map(str::to_string);
-    metadata.traceparent = event.metadata_str("traceparent").map(str::to_string);
-    metadata
-}
-
 #[async_trait]
 impl Subscriber for NotificationRaiser {
     fn name(&self) -> &'static str {
@@ -238,7 +228,7 @@ impl Subscriber for NotificationRaiser {
             let Some(request) = notification_from_log(event)? else {
                 continue;
             };
-            let metadata = caused_by(event, "process-manager", "notification.raise");
+            let metadata = crate::process_manager::caused_by(event, "notification.raise");
             self.commands
                 .raise_notification(request, &metadata)
                 .await

@@ -23,15 +23,16 @@ pub struct TradeRecorder {
     pub commands: Arc<CommandSide>,
 }
 
-impl TradeRecorder {
-    fn metadata(event: &RecordedEvent, command_type: &str) -> CommandMetadata {
-        let mut metadata = CommandMetadata::new("process-manager", Some(Actor::System))
-            .with_command_type(command_type);
-        metadata.causation_id = Some(event.event_id.to_string());
-        metadata.correlation_id = event.metadata_str("correlation_id").map(str::to_string);
-        metadata.traceparent = event.metadata_str("traceparent").map(str::to_string);
-        metadata
-    }
+/// The metadata of a command a process manager issues because of `event`:
+/// the system as actor, `event` as cause, its correlation and trace carried
+/// on.
+pub fn caused_by(event: &RecordedEvent, command_type: &str) -> CommandMetadata {
+    let mut metadata = CommandMetadata::new("process-manager", Some(Actor::System))
+        .with_command_type(command_type);
+    metadata.causation_id = Some(event.event_id.to_string());
+    metadata.correlation_id = event.metadata_str("correlation_id").map(str::to_string);
+    metadata.traceparent = event.metadata_str("traceparent").map(str::to_string);
+    metadata
 }
 
 #[async_trait]
@@ -72,7 +73,7 @@ impl Subscriber for TradeRecorder {
                     executed_at: fill.executed_at,
                 },
             };
-            let metadata = Self::metadata(event, "portfolio.record_trade");
+            let metadata = caused_by(event, "portfolio.record_trade");
             match self
                 .commands
                 .execute_portfolio(&owner_id.to_string(), command, &metadata)
@@ -86,7 +87,7 @@ impl Subscriber for TradeRecorder {
                         message: format!("portfolio refused fill {order_id}: {refusal}"),
                         at: Utc::now(),
                     };
-                    let metadata = Self::metadata(event, "bot.record_error");
+                    let metadata = caused_by(event, "bot.record_error");
                     self.commands
                         .execute_bot(&bot_id.to_string(), report, &metadata)
                         .await

@@ -2,12 +2,16 @@
 //! first failure, so the next use reconnects. Callers pace their retries
 //! (the subscriber runner and the bot runner back off exponentially).
 
-use lapin::options::ConfirmSelectOptions;
-use lapin::{Channel, Connection, ConnectionProperties};
+use std::time::Duration;
+
+use lapin::message::Delivery;
+use lapin::options::{BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions};
+use lapin::types::AMQPValue;
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use tokio::sync::Mutex;
 
 use crate::settings::RabbitSettings;
-use crate::topology::Topology;
+use crate::topology::{Queue, Topology};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MessagingError {
@@ -97,4 +101,108 @@ impl AmqpLink {
         tracing::info!(url = %self.settings.redacted_url(), prefix = %self.settings.queue_prefix, "connected to rabbitmq");
         Ok(opened)
     }
+}
+
+/// A consumer's connection, named `name`, within `settings.timeout`: the
+/// topology declared, a consuming channel with `prefetch` unacknowledged
+/// deliveries, and an outlet channel with publisher confirms on (for
+/// dead letters and requeues). The bot runner's queues and the notifier
+/// open theirs this way.
+pub async fn open_consumer(
+    settings: &RabbitSettings,
+    topology: &Topology,
+    name: &str,
+    prefetch: u16,
+) -> Result<(Connection, Channel, Channel), MessagingError> {
+    let timeout = settings.timeout;
+    tokio::time::timeout(timeout, async {
+        let connection = Connection::connect(
+            &settings.url,
+            ConnectionProperties::default().with_connection_name(name.into()),
+        )
+        .await?;
+        topology.declare(&connection).await?;
+        let channel = connection.create_channel().await?;
+        channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await?;
+        let outlet = connection.create_channel().await?;
+        outlet
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok::<_, lapin::Error>((connection, channel, outlet))
+    })
+    .await
+    .map_err(|_| MessagingError::Timeout(timeout))?
+    .map_err(MessagingError::from)
+}
+
+/// The header naming why a message was dead-lettered.
+pub const DEATH_REASON_HEADER: &str = "x-death-reason";
+
+/// Publishes `body` persistently to `queue` through the default exchange
+/// on `channel` (publisher confirms on) and waits, up to `timeout`, for
+/// RabbitMQ's confirm.
+pub async fn publish_confirmed(
+    channel: &Channel,
+    queue: &str,
+    body: &[u8],
+    properties: BasicProperties,
+    timeout: Duration,
+) -> Result<(), MessagingError> {
+    let confirm = channel
+        .basic_publish(
+            "".into(),
+            queue.into(),
+            BasicPublishOptions::default(),
+            body,
+            properties.with_delivery_mode(2),
+        )
+        .await?;
+    match tokio::time::timeout(timeout, confirm).await {
+        Ok(Ok(Confirmation::Ack(_))) => Ok(()),
+        Ok(Ok(_)) => Err(MessagingError::Nacked {
+            queue: queue.to_string(),
+            message_id: String::new(),
+        }),
+        Ok(Err(error)) => Err(error.into()),
+        Err(_) => Err(MessagingError::Timeout(timeout)),
+    }
+}
+
+/// Publishes `delivery`, read from `queue`, unchanged but for the headers
+/// `x-death-reason` (`reason`), `x-original-queue` and
+/// `x-dead-lettered-at`, to the queue's dead-letter queue, and waits for
+/// the confirm (see [`publish_confirmed`]). The consumer acknowledges the
+/// delivery only after this.
+pub async fn dead_letter(
+    outlet: &Channel,
+    timeout: Duration,
+    topology: &Topology,
+    queue: Queue,
+    delivery: &Delivery,
+    reason: &str,
+) -> Result<(), MessagingError> {
+    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+    headers.insert(
+        DEATH_REASON_HEADER.into(),
+        AMQPValue::LongString(reason.into()),
+    );
+    headers.insert(
+        "x-original-queue".into(),
+        AMQPValue::LongString(topology.name(queue).as_str().into()),
+    );
+    headers.insert(
+        "x-dead-lettered-at".into(),
+        AMQPValue::LongString(chrono::Utc::now().to_rfc3339().as_str().into()),
+    );
+    let properties = delivery.properties.clone().with_headers(headers);
+    publish_confirmed(
+        outlet,
+        &topology.dead_letter_name(queue),
+        &delivery.data,
+        properties,
+        timeout,
+    )
+    .await
 }

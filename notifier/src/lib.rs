@@ -29,12 +29,9 @@ use domain::notification::{NotificationKind, NotificationSubject};
 use domain::Actor;
 use futures::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions,
-};
-use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Channel, Confirmation, Connection, ConnectionProperties};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection};
 use messaging::{MessagingError, Queue, RabbitSettings, StatusMessage, Topology};
 use prometheus::IntCounterVec;
 use serde_json::Value;
@@ -43,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// The header naming why a message was dead-lettered (as the runner's).
-pub const DEATH_REASON_HEADER: &str = "x-death-reason";
+pub use messaging::link::DEATH_REASON_HEADER;
 
 /// The queues the notifier consumes.
 pub const QUEUES: [Queue; 4] = [
@@ -264,27 +261,13 @@ impl Consumer {
     }
 
     async fn connect(&self) -> Result<(Connection, Channel, Channel), MessagingError> {
-        let timeout = self.rabbit.timeout;
-        tokio::time::timeout(timeout, async {
-            let connection = Connection::connect(
-                &self.rabbit.url,
-                ConnectionProperties::default().with_connection_name("muckard-notifier".into()),
-            )
-            .await?;
-            self.topology.declare(&connection).await?;
-            let channel = connection.create_channel().await?;
-            channel
-                .basic_qos(self.settings.prefetch, BasicQosOptions::default())
-                .await?;
-            let outlet = connection.create_channel().await?;
-            outlet
-                .confirm_select(ConfirmSelectOptions::default())
-                .await?;
-            Ok::<_, lapin::Error>((connection, channel, outlet))
-        })
+        messaging::link::open_consumer(
+            &self.rabbit,
+            &self.topology,
+            "muckard-notifier",
+            self.settings.prefetch,
+        )
         .await
-        .map_err(|_| MessagingError::Timeout(timeout))?
-        .map_err(MessagingError::from)
     }
 
     async fn consume(
@@ -452,7 +435,15 @@ impl Consumer {
             }
             Disposition::DeadLetter(reason) => {
                 tracing::warn!(queue = queue.base_name(), reason = %reason, "status message dead-lettered");
-                self.dead_letter(queue, delivery, &reason, outlet).await?;
+                messaging::link::dead_letter(
+                    outlet,
+                    self.rabbit.timeout,
+                    &self.topology,
+                    queue,
+                    delivery,
+                    &reason,
+                )
+                .await?;
                 delivery.ack(BasicAckOptions::default()).await?;
                 count("dead_lettered");
             }
@@ -469,50 +460,6 @@ impl Consumer {
             }
         }
         Ok(())
-    }
-
-    /// Publishes the message, unchanged but for the reason headers, to the
-    /// queue's dead-letter queue and waits for the confirm.
-    async fn dead_letter(
-        &self,
-        queue: Queue,
-        delivery: &Delivery,
-        reason: &str,
-        outlet: &Channel,
-    ) -> Result<(), MessagingError> {
-        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-        headers.insert(
-            DEATH_REASON_HEADER.into(),
-            AMQPValue::LongString(reason.into()),
-        );
-        headers.insert(
-            "x-original-queue".into(),
-            AMQPValue::LongString(self.topology.name(queue).as_str().into()),
-        );
-        let properties = delivery
-            .properties
-            .clone()
-            .with_headers(headers)
-            .with_delivery_mode(2);
-        let dead_letters = self.topology.dead_letter_name(queue);
-        let confirm = outlet
-            .basic_publish(
-                "".into(),
-                dead_letters.as_str().into(),
-                BasicPublishOptions::default(),
-                &delivery.data,
-                properties,
-            )
-            .await?;
-        match tokio::time::timeout(self.rabbit.timeout, confirm).await {
-            Ok(Ok(Confirmation::Ack(_))) => Ok(()),
-            Ok(Ok(_)) => Err(MessagingError::Nacked {
-                queue: dead_letters,
-                message_id: String::new(),
-            }),
-            Ok(Err(error)) => Err(error.into()),
-            Err(_) => Err(MessagingError::Timeout(self.rabbit.timeout)),
-        }
     }
 }
 
