@@ -322,6 +322,47 @@ impl TestApp {
         response.body["key_id"].as_str().unwrap().parse().unwrap()
     }
 
+    /// Raises a notification for `owner_id` as the notifier would, caused by
+    /// a made-up event of the kind's type; returns its id (a new user wants
+    /// every kind, so one whose level leaves it out is a test's mistake).
+    pub async fn raise_notification(
+        &self,
+        owner_id: Uuid,
+        kind: domain::notification::NotificationKind,
+        subject: domain::notification::NotificationSubject,
+        message: &str,
+    ) -> Uuid {
+        use domain::notification::NotificationKind;
+        let source_event_type = match kind {
+            NotificationKind::BotError => "bot.error",
+            NotificationKind::BotStopped => "bot.stopped",
+            NotificationKind::KeyTestFailed => "kraken.key.test.failed",
+            NotificationKind::TradeExecuted => "bot.trade.executed",
+            NotificationKind::SupportReply => "support.reply_added",
+        };
+        let request = command_side::notifications::NotificationRequest {
+            owner_id,
+            kind,
+            subject,
+            message: message.to_string(),
+            source_event_id: Uuid::new_v4(),
+            source_event_type: source_event_type.to_string(),
+        };
+        let metadata = command_side::CommandMetadata::new("test", Some(domain::Actor::System));
+        match self
+            .state
+            .commands
+            .raise_notification(request, &metadata)
+            .await
+            .expect("raise a notification")
+        {
+            command_side::notifications::Raised::Recorded { notification_id } => notification_id,
+            command_side::notifications::Raised::NotWanted => {
+                panic!("{owner_id}'s notification level leaves {kind:?} out")
+            }
+        }
+    }
+
     /// Connects a key for `user`, revokes it on the paper exchange (as the
     /// user would on Kraken's site) and tests it: a failed key test, a
     /// `kraken.key.test.failed` alert.

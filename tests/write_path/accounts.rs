@@ -452,7 +452,6 @@ async fn a_disabled_user_cannot_log_in_their_tokens_stop_and_their_bots_are_stop
 /// off, and never a fill.
 #[tokio::test]
 async fn errors_are_mailed_to_verified_users_who_want_them() {
-    use command_side::notifications::{NotificationRequest, Raised};
     use domain::notification::{NotificationKind, NotificationSubject};
 
     let smtp = SmtpSink::start();
@@ -480,24 +479,12 @@ async fn errors_are_mailed_to_verified_users_who_want_them() {
 
     // In log order: the ones nobody is mailed for first, the one that is
     // mailed last, so once it arrives the others were decided.
-    let raise = |user_id: Uuid, kind: NotificationKind, message: &str| {
-        let request = NotificationRequest {
-            owner_id: user_id,
-            kind,
-            subject: NotificationSubject {
-                key_id: Some(Uuid::new_v4()),
-                ..NotificationSubject::default()
-            },
-            message: message.to_string(),
-            source_event_id: Uuid::new_v4(),
-            source_event_type: "kraken.key.test.failed".to_string(),
+    let raise = |user_id: Uuid, kind: NotificationKind, message: &'static str| {
+        let subject = NotificationSubject {
+            key_id: Some(Uuid::new_v4()),
+            ..NotificationSubject::default()
         };
-        let commands = app.state.commands.clone();
-        async move {
-            let metadata = command_side::CommandMetadata::new("test", Some(domain::Actor::System));
-            let raised = commands.raise_notification(request, &metadata).await;
-            assert!(matches!(raised, Ok(Raised::Recorded { .. })), "{raised:?}");
-        }
+        app.raise_notification(user_id, kind, subject, message)
     };
     let wanting = app.login(&wants).await;
     let unverified_user = app.login(&unverified).await;

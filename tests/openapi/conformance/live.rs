@@ -4,10 +4,7 @@
 //! are `tests/gateway` and `tests/read_models/live.rs`.
 
 use axum::http::Method;
-use command_side::notifications::{NotificationRequest, Raised};
-use command_side::CommandMetadata;
 use domain::notification::{NotificationKind, NotificationSubject};
-use domain::Actor;
 use uuid::Uuid;
 
 use crate::conformance::Conformance;
@@ -21,28 +18,19 @@ async fn the_stream_answers_as_documented() {
     let other = c.app.user().await;
     let token = Some(user.token.as_str());
 
-    let request = NotificationRequest {
-        owner_id: user.id,
-        kind: NotificationKind::KeyTestFailed,
-        subject: NotificationSubject {
-            key_id: Some(Uuid::new_v4()),
-            ..NotificationSubject::default()
-        },
-        message: "exchange key test failed: EAPI:Invalid key".to_string(),
-        source_event_id: Uuid::new_v4(),
-        source_event_type: "kraken.key.test.failed".to_string(),
+    let subject = NotificationSubject {
+        key_id: Some(Uuid::new_v4()),
+        ..NotificationSubject::default()
     };
-    let metadata = CommandMetadata::new("test", Some(Actor::System));
-    let Raised::Recorded { notification_id } = c
+    let notification_id = c
         .app
-        .state
-        .commands
-        .raise_notification(request, &metadata)
-        .await
-        .expect("raised")
-    else {
-        panic!("a new user wants every notification");
-    };
+        .raise_notification(
+            user.id,
+            NotificationKind::KeyTestFailed,
+            subject,
+            "exchange key test failed: EAPI:Invalid key",
+        )
+        .await;
     // Once the read models have it, a stream from the start of the log
     // sends it.
     let position = c

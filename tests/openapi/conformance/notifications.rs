@@ -1,10 +1,7 @@
 //! The caller's notifications: the list, reading one and reading all, as
 //! their owner and as another user.
 
-use command_side::notifications::{NotificationRequest, Raised};
-use command_side::CommandMetadata;
 use domain::notification::{NotificationKind, NotificationSubject};
-use domain::Actor;
 use uuid::Uuid;
 
 use crate::conformance::Conformance;
@@ -20,29 +17,15 @@ async fn notification_operations_answer_as_documented() {
 
     let mut raised = Vec::new();
     for kind in [NotificationKind::BotError, NotificationKind::KeyTestFailed] {
-        let request = NotificationRequest {
-            owner_id: user.id,
-            kind,
-            subject: NotificationSubject {
-                bot_id: Some(Uuid::new_v4()),
-                ..NotificationSubject::default()
-            },
-            message: "exchange timed out".to_string(),
-            source_event_id: Uuid::new_v4(),
-            source_event_type: "bot.error".to_string(),
+        let subject = NotificationSubject {
+            bot_id: Some(Uuid::new_v4()),
+            ..NotificationSubject::default()
         };
-        let metadata = CommandMetadata::new("test", Some(Actor::System));
-        match c
-            .app
-            .state
-            .commands
-            .raise_notification(request, &metadata)
-            .await
-            .expect("raised")
-        {
-            Raised::Recorded { notification_id } => raised.push(notification_id),
-            Raised::NotWanted => panic!("a new user wants every notification"),
-        }
+        raised.push(
+            c.app
+                .raise_notification(user.id, kind, subject, "exchange timed out")
+                .await,
+        );
     }
     let position = c
         .app
