@@ -219,6 +219,9 @@ struct Consumer {
     rabbit: RabbitSettings,
     topology: Topology,
     settings: NotifierSettings,
+    /// Reads the events the messages name, upcast as the command side
+    /// loads them.
+    log: event_log::LogReader,
 }
 
 /// Starts the notifier's consumer of the status and alert queues. It does
@@ -236,6 +239,7 @@ pub fn spawn(
         topology: rabbit.topology(),
         rabbit,
         settings,
+        log: event_log::LogReader::with_upcasters(domain::upcasters()),
     });
     tokio::spawn(consumer.run(shutdown))
 }
@@ -382,7 +386,8 @@ impl Consumer {
     /// The message the log's event with `claimed`'s id is published as,
     /// or why there is none to act on.
     async fn as_logged(&self, claimed: &StatusMessage) -> Result<StatusMessage, Disposition> {
-        let recorded = event_log::LogReader::with_upcasters(domain::upcasters())
+        let recorded = self
+            .log
             .event_by_id(&self.commands.pool, claimed.event_id)
             .await
             .map_err(|error| match error {
