@@ -350,9 +350,12 @@ pub async fn caught_up(app: &TestApp) {
     .await;
 }
 
-/// Waits until the app's Kafka mirror has published every event up to the
-/// head of the log.
+/// Waits until the log has stopped growing (every subscriber of the app at
+/// its head at once: the process managers, which append notifications and
+/// portfolio records after the commands, included), then until the app's
+/// Kafka mirror has published every event up to that head.
 pub async fn mirror_reached_the_head(app: &TestApp) {
+    caught_up(app).await;
     let head = event_log::LogReader::new().head(&app.pool).await.unwrap();
     assert!(
         event_log::lag::wait_until_reached(
