@@ -164,6 +164,21 @@ ensure_nginx() {
   [ -x "$(nginx_binary)" ] || apt_install nginx "the gateway test" NGINX_BIN
 }
 
+# Chromium, the real browser the console's tests drive (Debian's package,
+# headless, through playwright-core from the Node tools below; never a
+# browser downloaded by Playwright).
+chromium_binary() {
+  if [ -n "${CHROMIUM_BIN:-}" ]; then
+    echo "$CHROMIUM_BIN"
+  else
+    echo /usr/bin/chromium
+  fi
+}
+
+ensure_chromium() {
+  [ -x "$(chromium_binary)" ] || apt_install chromium "the web console's browser tests" CHROMIUM_BIN
+}
+
 # promtool, Prometheus's own checker of rule files and runner of their
 # unit tests (deploy/prometheus/rules.yml and rules.test.yml, checked by
 # scripts/validate-deploy and tests/ops/operators_kit.rs). It comes with
@@ -228,7 +243,7 @@ ensure_node_tools() {
     return 0
   fi
   command -v npm >/dev/null || {
-    echo "services: npm (Node.js) is required by the AsyncAPI test (Debian: apt-get install nodejs npm)" >&2
+    echo "services: npm (Node.js) is required by the AsyncAPI and the console tests (Debian: apt-get install nodejs npm)" >&2
     return 1
   }
   echo "services: installing the Node tools in $dir" >&2

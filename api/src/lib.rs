@@ -17,6 +17,8 @@
 //! - [`routes`]: the endpoints, one module per resource;
 //! - [`openapi`]: the OpenAPI document, made from the handlers' annotations,
 //!   and the interactive page at `/docs`;
+//! - [`console`]: the web console at `/app`, its files built into the
+//!   binary;
 //! - [`metrics`], [`ready`]: `/metrics` and `/ready`;
 //! - [`live`]: the hub `GET /api/v1/stream` reads the `live_updates` read
 //!   model through, once per process;
@@ -30,6 +32,7 @@
 
 pub mod auth;
 pub mod caller;
+pub mod console;
 pub mod contracts;
 pub mod error;
 pub mod extract;
@@ -118,7 +121,11 @@ pub(crate) fn route_groups() -> RouteGroups {
         .routes(routes!(contracts::event_schema_file))
         .routes(routes!(openapi::docs))
         .routes(routes!(openapi::docs_page))
-        .routes(routes!(openapi::docs_asset));
+        .routes(routes!(openapi::docs_asset))
+        .routes(routes!(console::console))
+        .routes(routes!(console::console_page))
+        .routes(routes!(console::console_asset))
+        .routes(routes!(console::console_folder_asset));
     let commands = OpenApiRouter::default()
         .routes(routes!(auth::register))
         .routes(routes!(routes::users::update_me))
@@ -174,7 +181,8 @@ pub(crate) fn route_groups() -> RouteGroups {
         .routes(routes!(routes::audit::state))
         .routes(routes!(routes::audit_reports::keys))
         .routes(routes!(routes::audit_reports::export))
-        .routes(routes!(routes::audit_reports::verify_export));
+        .routes(routes!(routes::audit_reports::verify_export))
+        .routes(routes!(routes::audit_reports::verify_log));
     RouteGroups {
         service,
         queries,

@@ -51,6 +51,10 @@ pub const OPERATIONS: &[(&str, Access)] = &[
     ("docs", Public),
     ("docs_page", Public),
     ("docs_asset", Public),
+    ("console", Public),
+    ("console_page", Public),
+    ("console_asset", Public),
+    ("console_folder_asset", Public),
     // Sessions.
     ("register", Public),
     ("login", Public),
@@ -113,6 +117,7 @@ pub const OPERATIONS: &[(&str, Access)] = &[
     ("keys", Public),
     ("export", Requires(AuditRead)),
     ("verify_export", Requires(AuditRead)),
+    ("verify_log", Requires(AuditRead)),
 ];
 
 /// What the operation `operation_id` needs; `None` when it is not in

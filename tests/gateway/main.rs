@@ -301,6 +301,14 @@ async fn cors_is_answered_once_by_the_gateway_and_security_headers_are_set() {
     let docs_csp = docs.all("content-security-policy");
     assert_eq!(docs_csp.len(), 1, "{docs:?}");
     assert!(docs_csp[0].contains("script-src 'self'"), "{docs_csp:?}");
+    // The console: its own files and its own origin's API, nothing else.
+    for path in ["/app", "/app/", "/app/app.js"] {
+        let console = gateway.get(path, None).await;
+        assert_eq!(console.status, 200, "{path}: {console:?}");
+        assert_eq!(console.instance(), Some(USERS), "{path}");
+        let csp = console.all("content-security-policy");
+        assert_eq!(csp, [api::console::CONTENT_SECURITY_POLICY], "{path}");
+    }
 
     // Security headers on an instance's answer and on nginx's own.
     for response in [&allowed, &gateway.get("/metrics", None).await] {
@@ -538,4 +546,29 @@ async fn the_live_stream_passes_through_the_gateway_unbuffered_and_resumes() {
             .any(|e| e.data["data"]["state"] == "stopping"),
         "{resumed:?}"
     );
+}
+
+/// The web console through nginx, in the real browser: its page and
+/// files come from the user-facing group under the console's policy, and
+/// its calls reach both groups on the one origin (log-in, the dashboard,
+/// a running bot's page and its live stream, the keys).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_works_through_the_gateway() {
+    let gateway = Gateway::start(&[USERS], &[TRADING]).await;
+    let app = &gateway.app;
+    let user = app.user().await;
+    let bot_id = app.running_bot(&user).await;
+    let base = format!("http://127.0.0.1:{}", gateway.nginx.port);
+    let bot = bot_id.to_string();
+    let loaded = integration_tests::browser::scenario(
+        "smoke",
+        &base,
+        &[
+            ("EMAIL", &user.email),
+            ("PASSWORD", PASSWORD),
+            ("BOT_ID", &bot),
+        ],
+    )
+    .await;
+    assert_eq!(loaded["ok"], true, "{loaded}");
 }

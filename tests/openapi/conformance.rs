@@ -51,6 +51,10 @@ const GROUPS: &[(&str, &[Operation])] = &[
             ("get", "/docs"),
             ("get", "/docs/"),
             ("get", "/docs/{file}"),
+            ("get", "/app"),
+            ("get", "/app/"),
+            ("get", "/app/{file}"),
+            ("get", "/app/{folder}/{file}"),
             ("get", "/asyncapi.json"),
             ("get", "/schemas/{group}/{file}"),
             ("get", "/schemas/{group}/events/{file}"),
@@ -157,6 +161,7 @@ const GROUPS: &[(&str, &[Operation])] = &[
             ("get", "/api/v1/audit/keys"),
             ("post", "/api/v1/audit/users/{user_id}/export"),
             ("post", "/api/v1/audit/verify-export"),
+            ("post", "/api/v1/audit/verify"),
         ],
     ),
 ];

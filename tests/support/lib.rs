@@ -20,6 +20,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tower::ServiceExt;
 use uuid::Uuid;
 
+pub mod browser;
 pub mod rabbit;
 pub mod smtp;
 pub mod sse;

@@ -200,3 +200,119 @@ fn report_error(error: AuditError) -> ApiError {
         other => ApiError::Internal(anyhow::anyhow!(other)),
     }
 }
+
+/// What part of the log to verify: the rows recorded in `[from, to]`
+/// (either end open). Without either, the whole log, each stream also
+/// checked against its snapshot (the one other record of its length).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyLogRequest {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// The verdict on the log: clean when `broken_rows` is empty.
+#[derive(Serialize, ToSchema)]
+pub struct LogVerification {
+    pub clean: bool,
+    pub events_checked: u64,
+    pub streams_checked: u64,
+    pub seconds: f64,
+    /// Each row (or missing row) found wrong, in stream order.
+    pub broken_rows: Vec<BrokenRowBody>,
+}
+
+/// One row found wrong, named exactly.
+#[derive(Serialize, ToSchema)]
+pub struct BrokenRowBody {
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    /// The sequence of the row found wrong; for a gap, the row after it.
+    pub sequence: i64,
+    pub global_position: Option<i64>,
+    pub event_id: Option<uuid::Uuid>,
+    /// What is wrong: `kind` (`hash_mismatch`, `broken_link`, `gap`,
+    /// `duplicate_sequence`, `duplicate_event_id`,
+    /// `duplicate_global_position`, `out_of_order`, `truncated`) and its
+    /// details.
+    #[schema(value_type = Object)]
+    pub problem: Value,
+    /// The finding in one sentence, as `muckard-replay verify` prints it.
+    pub description: String,
+}
+
+/// One verification at a time per process: each reads the whole range of
+/// the log, so a second one waits for none and is told to retry.
+static VERIFYING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// `POST /api/v1/audit/verify`: every row's hash, its link to the row
+/// before it, contiguous sequences, unique ids and positions, as
+/// `muckard-replay verify` checks them.
+#[utoipa::path(
+    post,
+    path = "/api/v1/audit/verify",
+    tag = "audit",
+    summary = "Verify the log's hash chains and name each broken row",
+    description = "Reads the rows recorded in the range once, in stream order. This checks the \
+        log against itself; checking it against checkpoints signed outside the database (which \
+        an owner who rewrites every hash cannot forge) is `muckard-replay verify --anchors`.",
+    request_body = VerifyLogRequest,
+    responses(
+        (status = 200, description = "The verdict, each broken row named", body = LogVerification),
+        (status = 400, description = "A malformed body", body = ErrorResponse),
+        (status = 401, description = "No or a bad token", body = ErrorResponse),
+        (status = 403, description = "Not an auditor or admin", body = ErrorResponse),
+        (status = 422, description = "`to` is before `from`", body = ErrorResponse),
+        (status = 429, description = "A verification is already running in this instance", body = ErrorResponse),
+        (status = 503, description = "The database is unavailable", body = ErrorResponse),
+    ),
+)]
+pub async fn verify_log(
+    State(state): State<AppState>,
+    _caller: Caller,
+    JsonBody(request): JsonBody<VerifyLogRequest>,
+) -> Result<Json<LogVerification>, ApiError> {
+    if let (Some(from), Some(to)) = (request.from, request.to) {
+        if to < from {
+            return Err(ApiError::validation("to", "must not be before from"));
+        }
+    }
+    let _running = VERIFYING
+        .try_acquire()
+        .map_err(|_| ApiError::TooManyRequests {
+            reason: "a verification is already running in this instance; retry when it ends"
+                .to_string(),
+            retry_after_secs: 5,
+        })?;
+    let range = projections::audit::verify::VerifyRange {
+        from: request.from,
+        to: request.to,
+    };
+    let report = projections::audit::verify::verify_log(
+        state.pool(),
+        range,
+        &projections::audit::NoProgress,
+    )
+    .await
+    .map_err(report_error)?;
+    let broken_rows = report
+        .broken_rows
+        .iter()
+        .map(|row| BrokenRowBody {
+            aggregate_type: row.aggregate_type.clone(),
+            aggregate_id: row.aggregate_id.clone(),
+            sequence: row.sequence,
+            global_position: row.global_position,
+            event_id: row.event_id,
+            problem: serde_json::to_value(&row.problem).unwrap_or(Value::Null),
+            description: row.to_string(),
+        })
+        .collect();
+    Ok(Json(LogVerification {
+        clean: report.is_clean(),
+        events_checked: report.events_checked,
+        streams_checked: report.streams_checked,
+        seconds: report.seconds,
+        broken_rows,
+    }))
+}

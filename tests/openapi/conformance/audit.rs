@@ -67,5 +67,19 @@ async fn audit_operations_answer_as_documented() {
         json!({}),
     )
     .await;
+    // The log's own verification: clean, then refusals.
+    let verified = c.post("/api/v1/audit/verify", as_admin, json!({})).await;
+    assert_eq!(verified.body["clean"], true, "{}", verified.body);
+    assert!(verified.body["events_checked"].as_u64().unwrap() >= 3);
+    c.post(
+        "/api/v1/audit/verify",
+        as_admin,
+        json!({ "from": "2030-01-02T00:00:00Z", "to": "2030-01-01T00:00:00Z" }),
+    )
+    .await;
+    c.post("/api/v1/audit/verify", as_admin, json!({ "since": 1 }))
+        .await;
+    c.post("/api/v1/audit/verify", Some(&regular.token), json!({}))
+        .await;
     c.finish("audit");
 }
