@@ -20,7 +20,11 @@ const SECRET: &str =
 #[derive(Clone)]
 pub struct Api {
     client: reqwest::Client,
+    /// The first (or only) server's base URL.
     pub base_url: String,
+    /// Every API server's, each request sent to the next in turn.
+    base_urls: Arc<[String]>,
+    next: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// An answer: the status and the JSON body (`Null` when there is none).
@@ -50,7 +54,10 @@ impl Answer {
 }
 
 impl Api {
-    pub fn new(base_url: &str) -> Result<Api> {
+    /// A client of several instances of the same service: each request
+    /// goes to the next (tokens are valid at every one).
+    pub fn balanced(base_urls: &[String]) -> Result<Api> {
+        let first = base_urls.first().context("no API server")?.clone();
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(1024)
             .timeout(Duration::from_secs(30))
@@ -58,8 +65,16 @@ impl Api {
             .context("building the HTTP client")?;
         Ok(Api {
             client,
-            base_url: base_url.to_string(),
+            base_url: first,
+            base_urls: base_urls.into(),
+            next: Arc::default(),
         })
+    }
+
+    /// The base URL of the next request.
+    fn base(&self) -> &str {
+        let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        &self.base_urls[turn % self.base_urls.len()]
     }
 
     pub async fn post(
@@ -68,7 +83,7 @@ impl Api {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Result<Answer> {
-        let mut request = self.client.post(format!("{}{path}", self.base_url));
+        let mut request = self.client.post(format!("{}{path}", self.base()));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -89,7 +104,7 @@ impl Api {
     pub async fn get(&self, path: &str, token: &str) -> Result<Answer> {
         let request = self
             .client
-            .get(format!("{}{path}", self.base_url))
+            .get(format!("{}{path}", self.base()))
             .bearer_auth(token);
         answer(
             request

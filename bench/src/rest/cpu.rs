@@ -48,16 +48,17 @@ fn cpu_seconds(pid: &str, ticks: f64) -> Option<f64> {
     Some((utime + stime) / ticks)
 }
 
-pub async fn sample(pool: &PgPool, server: Option<u32>) -> Result<CpuSample> {
+pub async fn sample(pool: &PgPool, servers: &[u32]) -> Result<CpuSample> {
     let ticks = ticks_per_second();
     let pids: Vec<i32> =
         sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
             .fetch_all(pool)
             .await?;
     Ok(CpuSample {
-        server: server
-            .and_then(|pid| cpu_seconds(&pid.to_string(), ticks))
-            .unwrap_or(0.0),
+        server: servers
+            .iter()
+            .filter_map(|pid| cpu_seconds(&pid.to_string(), ticks))
+            .sum(),
         client: cpu_seconds("self", ticks).unwrap_or(0.0),
         backends: pids
             .into_iter()

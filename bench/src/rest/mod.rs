@@ -77,6 +77,13 @@ pub struct ApiArgs {
     #[arg(long)]
     pub throughput_roles: Option<String>,
 
+    /// Scale-out: this many `--roles api` processes behind the benchmark's
+    /// client (each request goes to the next, in turn), and the other
+    /// roles of --roles in one more process; all on the same database and
+    /// brokers. 1: one process with every role of --roles.
+    #[arg(long, default_value_t = 1)]
+    pub api_processes: usize,
+
     /// The server's PostgreSQL pool (DATABASE_MAX_CONNECTIONS).
     #[arg(long, default_value_t = 20)]
     pub server_pool: u32,
@@ -211,6 +218,12 @@ struct Level {
     /// Transactions committed in the database per REST command during the
     /// REST interval (every role's, the subscribers' included).
     database_transactions_per_command: f64,
+    /// Events appended per second in the measured interval by every
+    /// source: the REST commands' and what they cause (the bot runner's
+    /// fills, the process managers' commands), by `recorded_at`.
+    events_per_second: f64,
+    /// events_per_second / baseline.per_second.
+    events_ratio: f64,
     /// CPU per operation by process, warm-up included (see `cpu`).
     baseline_cpu: cpu::CpuPerOperation,
     chain_cpu: cpu::CpuPerOperation,
@@ -281,7 +294,7 @@ async fn measure(
         args,
         database_url: &database.url,
         run_id,
-        current: None,
+        current: Vec::new(),
     };
     let outcome = measure_server(args, database, pool, run_id, &mut servers).await;
     if outcome.is_err() {
@@ -296,46 +309,82 @@ async fn measure(
     Ok(Results { notes, ..results })
 }
 
-/// The server of the run, restarted with other roles when asked.
+/// The servers of the run, restarted with other roles when asked.
 struct Servers<'a> {
     args: &'a ApiArgs,
     database_url: &'a str,
     run_id: &'a str,
-    current: Option<server::Server>,
+    /// The API processes first, then the workers' process, if any.
+    current: Vec<server::Server>,
 }
 
+/// `all` spelled out, as `muckard serve --roles` reads it.
+const ALL_ROLES: &str = "api,projector,kafka-mirror,publisher,runner,notifier";
+
 impl Servers<'_> {
-    /// Stops the running server, if any, and starts one with `roles`.
+    /// Stops the running servers, if any, and starts `roles`: in one
+    /// process, or with --api-processes above 1, the API role in that many
+    /// and the others in one more.
     async fn start(&mut self, roles: &str) -> Result<Api> {
         self.stop().await;
-        let server = server::Server::spawn(&server::ServerPlan {
-            binary: &self.args.muckard_bin,
-            database_url: self.database_url,
-            roles,
-            pool: self.args.server_pool,
-            run_id: self.run_id,
-            bootstrap_servers: &self.args.bootstrap_servers,
-            rabbitmq_url: &self.args.rabbitmq_url,
-            extra_env: &self.args.server_env,
-        })
-        .await?;
-        eprintln!(
-            "server ({roles}) pid {} at {} (log {})",
-            server.pid,
-            server.base_url,
-            server.log.display()
-        );
-        let api = Api::new(&server.base_url)?;
-        self.current = Some(server);
-        Ok(api)
+        let expanded = if roles.trim() == "all" {
+            ALL_ROLES
+        } else {
+            roles
+        };
+        let wanted: Vec<&str> = expanded.split(',').map(str::trim).collect();
+        let plan: Vec<String> = if self.args.api_processes > 1 && wanted.contains(&"api") {
+            let workers: Vec<&str> = wanted.iter().copied().filter(|r| *r != "api").collect();
+            let mut plan = vec!["api".to_string(); self.args.api_processes];
+            if !workers.is_empty() {
+                plan.push(workers.join(","));
+            }
+            plan
+        } else {
+            vec![roles.to_string()]
+        };
+        let mut api_urls = Vec::new();
+        for roles in &plan {
+            let server = server::Server::spawn(&server::ServerPlan {
+                binary: &self.args.muckard_bin,
+                database_url: self.database_url,
+                roles,
+                pool: self.args.server_pool,
+                run_id: self.run_id,
+                bootstrap_servers: &self.args.bootstrap_servers,
+                rabbitmq_url: &self.args.rabbitmq_url,
+                extra_env: &self.args.server_env,
+            })
+            .await?;
+            eprintln!(
+                "server ({roles}) pid {} at {} (log {})",
+                server.pid,
+                server.base_url,
+                server.log.display()
+            );
+            if roles
+                .split(',')
+                .any(|role| matches!(role.trim(), "api" | "all"))
+            {
+                api_urls.push(server.base_url.clone());
+            }
+            self.current.push(server);
+        }
+        Api::balanced(&api_urls)
     }
 
+    /// The first server's pid (the API process with --api-processes).
     fn pid(&self) -> Option<u32> {
-        self.current.as_ref().map(|server| server.pid)
+        self.current.first().map(|server| server.pid)
+    }
+
+    /// Every server's pid.
+    fn pids(&self) -> Vec<u32> {
+        self.current.iter().map(|server| server.pid).collect()
     }
 
     async fn stop(&mut self) {
-        if let Some(server) = self.current.take() {
+        for server in self.current.drain(..) {
             server.stop().await;
         }
     }
@@ -349,6 +398,14 @@ async fn measure_server(
     servers: &mut Servers<'_>,
 ) -> Result<(Results, Vec<String>)> {
     let mut notes = Vec::new();
+    if args.api_processes > 1 {
+        notes.push(format!(
+            "scale-out: {} `--roles api` processes, each command sent to the next in turn, and the \
+             other roles in one more process; \"server\" CPU is all of them together; the wrk \
+             query phase and the live streams go to the first API process only",
+            args.api_processes
+        ));
+    }
     let mut api = servers.start(&args.roles).await?;
     eprintln!("registering {} users (argon2id, timed apart)", args.users);
     let (users, sessions) = client::make_users(&api, run_id, args.users, 4).await?;
@@ -398,12 +455,13 @@ async fn measure_server(
             .is_none_or(|roles| roles.split(',').any(|role| role.trim() != "api"));
         for &clients in &args.clients {
             let settle_seconds = settle_if(pool, subscribers).await?;
+            let pids = servers.pids();
             let baseline_at = |table, what: &str| {
                 eprintln!("{clients} clients: INSERT + COMMIT {what}");
                 throughput::baseline(
                     table,
                     pool,
-                    servers.pid(),
+                    &pids,
                     &database.url,
                     &row,
                     clients,
@@ -425,10 +483,17 @@ async fn measure_server(
                 _ => None,
             };
             let before = transactions(pool).await?;
-            let cpu_before = cpu::sample(pool, servers.pid()).await?;
+            let cpu_before = cpu::sample(pool, &servers.pids()).await?;
+            // The measured interval as `throughput::rest` times it (it
+            // starts 200 ms from now, then warms up).
+            let measured_from = database_now(pool).await?
+                + chrono::Duration::milliseconds(200)
+                + chrono::Duration::from_std(warmup)?;
             let rest = throughput::rest(&api, &users, &bots, clients, mix, warmup, seconds).await?;
-            let cpu_after = cpu::sample(pool, servers.pid()).await?;
+            let cpu_after = cpu::sample(pool, &servers.pids()).await?;
             let after = transactions(pool).await?;
+            let events_per_second =
+                events_recorded(pool, measured_from, seconds).await? / seconds.as_secs_f64();
             let rest_cpu = cpu::per_operation(&cpu_before, &cpu_after, rest.completed_with_warmup);
             if let Some(profiler) = profiler {
                 profile = Some(profiler.stop().await?);
@@ -443,6 +508,8 @@ async fn measure_server(
                 clients,
                 database_transactions_per_command: (after - before) as f64
                     / (rest.completed.max(1)) as f64,
+                events_per_second,
+                events_ratio: events_per_second / baseline.per_second.max(1e-9),
                 baseline,
                 chain,
                 rest,
@@ -616,6 +683,32 @@ async fn measure_server(
         notes: Vec::new(),
     };
     Ok((results, notes))
+}
+
+/// The database's clock, which `recorded_at` is taken from.
+async fn database_now(pool: &PgPool) -> Result<chrono::DateTime<chrono::Utc>> {
+    Ok(sqlx::query_scalar("SELECT clock_timestamp()")
+        .fetch_one(pool)
+        .await?)
+}
+
+/// Events recorded in `[from, from + length)`, once that interval has
+/// passed (appends still in flight at its end are counted by their time).
+async fn events_recorded(
+    pool: &PgPool,
+    from: chrono::DateTime<chrono::Utc>,
+    length: Duration,
+) -> Result<f64> {
+    let to = from + chrono::Duration::from_std(length)?;
+    let count: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE recorded_at >= $1 AND recorded_at < $2",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_one(pool)
+    .await
+    .context("counting the events of the measured interval")?;
+    Ok(count as f64)
 }
 
 /// Committed plus rolled-back transactions of this database so far.
@@ -942,6 +1035,8 @@ fn print_throughput(results: &Results) {
         "p99 ms",
         "failed",
         "db tx/command",
+        "events/s, all sources",
+        "events ratio",
     ])
     .first_column_right();
     for level in &results.throughput {
@@ -959,6 +1054,8 @@ fn print_throughput(results: &Results) {
             format!("{:.2}", p.map_or(0.0, |p| p.p99_ms)),
             failed.to_string(),
             format!("{:.2}", level.database_transactions_per_command),
+            format!("{:.0}", level.events_per_second),
+            format!("**{:.3}**", level.events_ratio),
         ]);
     }
     rates.print_markdown();

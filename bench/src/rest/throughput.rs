@@ -149,7 +149,7 @@ const HASH_SIZED: &str = "000000000000000000000000000000000000000000000000000000
 pub async fn baseline(
     table: Table,
     monitor: &PgPool,
-    server: Option<u32>,
+    servers: &[u32],
     database_url: &str,
     row: &BaselineRow,
     clients: u32,
@@ -159,7 +159,7 @@ pub async fn baseline(
 ) -> Result<(Load, super::cpu::CpuPerOperation)> {
     let connections = clients.min(max_connections).max(1);
     // Sampled before the pool closes, while its backends still exist.
-    let cpu_before = super::cpu::sample(monitor, server).await?;
+    let cpu_before = super::cpu::sample(monitor, servers).await?;
     let pool = PgPoolOptions::new()
         .max_connections(connections)
         .acquire_timeout(Duration::from_secs(30))
@@ -230,7 +230,7 @@ pub async fn baseline(
         }
         first_error = first_error.or(error);
     }
-    let cpu_after = super::cpu::sample(monitor, server).await?;
+    let cpu_after = super::cpu::sample(monitor, servers).await?;
     pool.close().await;
     if samples.is_empty() {
         anyhow::bail!(
