@@ -18,4 +18,5 @@ mod notifications;
 mod overflow;
 mod quotas;
 mod resume;
+mod revoked_key;
 mod strategies;

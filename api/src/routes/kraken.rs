@@ -181,7 +181,9 @@ pub async fn update(
     operation_id = "disconnect_key",
     tag = "kraken",
     summary = "Disconnect a key",
-    description = "Disconnects the key and shreds its stored credential.",
+    description = "Disconnects the key and shreds its stored credential at once, even while \
+        bots run on it, so a leaked key can always be revoked: each later trade of those bots \
+        fails, recorded as its error (the credential is missing), until the bot is stopped.",
     security(("bearer" = [])),
     params(("key_id" = Uuid, Path, description = "The key")),
     responses(
@@ -189,7 +191,7 @@ pub async fn update(
         (status = 400, description = "A malformed `key_id`", body = ErrorResponse),
         (status = 403, description = "Not the caller's key", body = ErrorResponse),
         (status = 404, description = "No such key", body = ErrorResponse),
-        (status = 409, description = "Already disconnected, or a bot still runs on it", body = ErrorResponse),
+        (status = 409, description = "Already disconnected", body = ErrorResponse),
     ),
 )]
 pub async fn disconnect(
