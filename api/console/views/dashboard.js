@@ -7,6 +7,20 @@ import { request } from '../api.js';
 import { amount, sign, time, words, short } from '../format.js';
 import { heading, section, table, loading, failure, listen, debounce, facts } from '../ui.js';
 
+/** The columns of a table of trades (with their owner when `everyone`). */
+export function tradeColumns({ everyone = false } = {}) {
+  return [
+    ['Time', (t) => time(t.executed_at)],
+    ...(everyone ? [['User', (t) => h('code', {}, short(t.user_id))]] : []),
+    ['Bot', (t) => h('a', { href: `#/bots/${encodeURIComponent(t.bot_id)}` }, short(t.bot_id))],
+    ['Pair', (t) => t.pair],
+    ['Side', (t) => words(t.side)],
+    ['Quantity', (t) => amount(t.quantity), 'num'],
+    ['Price', (t) => amount(t.price), 'num'],
+    ['Fee', (t) => amount(t.fee), 'num'],
+  ];
+}
+
 export async function render({ main, app, signal }) {
   heading(main, 'Dashboard');
   const notices = h('div', { class: 'notices' });
@@ -41,15 +55,7 @@ export async function render({ main, app, signal }) {
         rowTestid: 'last-trade',
         empty: 'No trades yet.',
         rows: board.last_trades,
-        columns: [
-          ['Time', (t) => time(t.executed_at)],
-          ['Bot', (t) => h('a', { href: `#/bots/${encodeURIComponent(t.bot_id)}` }, short(t.bot_id))],
-          ['Pair', (t) => t.pair],
-          ['Side', (t) => words(t.side)],
-          ['Quantity', (t) => amount(t.quantity), 'num'],
-          ['Price', (t) => amount(t.price), 'num'],
-          ['Fee', (t) => amount(t.fee), 'num'],
-        ],
+        columns: tradeColumns(),
       }),
     );
     app.setUnread(board.unread_notifications);

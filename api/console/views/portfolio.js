@@ -5,9 +5,9 @@
 import { h, replace } from '../dom.js';
 import { request } from '../api.js';
 import { field, form, valueOf } from '../forms.js';
-import { amount, localToRfc3339, multiply, parseDecimal, short, subtract, time, toFixed, words } from '../format.js';
+import { amount, localToRfc3339, multiply, parseDecimal, short, subtract, time, toFixed } from '../format.js';
 import { heading, section, table, tableRow, loading, failure, listen, button } from '../ui.js';
-import { signed } from './dashboard.js';
+import { signed, tradeColumns } from './dashboard.js';
 
 export async function render({ main, app, signal }) {
   heading(main, 'Positions and trades');
@@ -91,16 +91,7 @@ function unrealised(position, last) {
 }
 
 function tradesPanel({ app, signal, everyone }) {
-  const columns = [
-    ['Time', (t) => time(t.executed_at)],
-    ...(everyone ? [['User', (t) => h('code', {}, short(t.user_id))]] : []),
-    ['Bot', (t) => h('a', { href: `#/bots/${encodeURIComponent(t.bot_id)}` }, short(t.bot_id))],
-    ['Pair', (t) => t.pair],
-    ['Side', (t) => words(t.side)],
-    ['Quantity', (t) => amount(t.quantity), 'num'],
-    ['Price', (t) => amount(t.price), 'num'],
-    ['Fee', (t) => amount(t.fee), 'num'],
-  ];
+  const columns = tradeColumns({ everyone });
   let filters = {};
   let cursor = null;
   let rows = [];
