@@ -91,12 +91,18 @@ pub async fn dashboard(
     }
     let as_of = Utc::now();
     let today = as_of.date_naive();
-    let pool = state.pool();
+    // One snapshot for every part, so the parts agree (the P&L today and
+    // in total, the counts and the last trades all as of one moment).
+    let mut snapshot = state.pool().begin().await.map_err(database)?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *snapshot)
+        .await
+        .map_err(database)?;
     let states: Vec<(String, i64)> = sqlx::query_as(
         "SELECT state, count(*) FROM bot_status WHERE owner_id = $1 GROUP BY state ORDER BY state",
     )
     .bind(caller.user_id)
-    .fetch_all(pool)
+    .fetch_all(&mut *snapshot)
     .await
     .map_err(database)?;
     let pnl = |only_today: bool| {
@@ -109,26 +115,32 @@ pub async fn dashboard(
         .bind(caller.user_id)
         .bind(only_today)
         .bind(today)
-        .fetch_all(pool)
     };
-    let realised_today = pnl(true).await.map_err(database)?;
-    let realised_total = pnl(false).await.map_err(database)?;
+    let realised_today = pnl(true)
+        .fetch_all(&mut *snapshot)
+        .await
+        .map_err(database)?;
+    let realised_total = pnl(false)
+        .fetch_all(&mut *snapshot)
+        .await
+        .map_err(database)?;
     let last_trades = sqlx::query_as::<_, TradeView>(
         "SELECT trade_id, user_id, bot_id, order_id, pair, side, quantity, price, fee, executed_at \
            FROM trades WHERE user_id = $1 ORDER BY trade_id DESC LIMIT $2",
     )
     .bind(caller.user_id)
     .bind(LAST_TRADES)
-    .fetch_all(pool)
+    .fetch_all(&mut *snapshot)
     .await
     .map_err(database)?;
     let unread_notifications: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL",
     )
     .bind(caller.user_id)
-    .fetch_one(pool)
+    .fetch_one(&mut *snapshot)
     .await
     .map_err(database)?;
+    snapshot.commit().await.map_err(database)?;
     Ok(Json(Dashboard {
         bots: BotCounts {
             total: states.iter().map(|(_, n)| n).sum(),
