@@ -310,6 +310,18 @@ impl OwnBroker {
         }
     }
 
+    /// How many times this broker's storage has panicked so far (its
+    /// stderr, kept in `tansu-<port>.log`). tansu 0.6's SQLite engine
+    /// panics in its idempotent-producer check ("more or less than one
+    /// row", `tansu-storage` lite.rs) when, after a SIGKILL and a restart,
+    /// a producer id it handed out before is not in its table; the broker
+    /// then still accepts connections but serves no produce request again.
+    pub fn storage_panics(&self) -> usize {
+        std::fs::read_to_string(std::env::temp_dir().join(format!("tansu-{}.log", self.port)))
+            .map(|log| log.matches("panicked at").count())
+            .unwrap_or(0)
+    }
+
     /// Kills the broker (SIGKILL: nothing is flushed on the way out).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
