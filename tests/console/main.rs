@@ -19,26 +19,23 @@
 //!
 //! The gateway test loads the console through nginx.
 
+// The messaging target's steps; this target uses some of them.
+#[path = "../messaging/flow.rs"]
+#[allow(dead_code)]
+mod flow;
+
 use integration_tests::browser::scenario;
 use integration_tests::rabbit::RabbitTest;
 use integration_tests::smtp::SmtpSink;
 use integration_tests::{TestApp, GOOD_SECRET, PASSWORD};
-use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trader_signs_up_and_watches_a_bot_run_and_trade_without_reloading() {
     let rabbit = RabbitTest::new().await;
     let smtp = SmtpSink::start();
-    let env = rabbit.service_env();
     let smtp_url = smtp.url();
-    let mut overrides: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    overrides.extend([
-        ("SMTP_URL", smtp_url.as_str()),
-        ("RUNNER_TICK_MS", "100"),
-        ("PROJECTOR_POLL_MS", "50"),
-    ]);
-    let app = TestApp::spawn_with(&overrides).await;
+    let app = flow::notifying_service(&rabbit, &[("SMTP_URL", smtp_url.as_str())]).await;
     let base = app.listen().await;
     let email = format!("console-{}@example.com", Uuid::new_v4().simple());
 
@@ -110,13 +107,7 @@ async fn an_auditor_sees_a_tampered_row_named_and_a_signed_export_verified() {
     let auditor = app.user_with_role(domain::Role::Auditor).await;
 
     // The database's owner, triggers off, rewrites the bot's second row.
-    let mut owner = PgConnection::connect(&app.database_url)
-        .await
-        .expect("connect as the owner");
-    sqlx::query("SET session_replication_role = replica")
-        .execute(&mut owner)
-        .await
-        .expect("triggers off");
+    let mut owner = app.tamperer().await;
     let changed = sqlx::query(
         "UPDATE events SET payload = jsonb_set(payload::jsonb, '{tampered}', 'true')::json \
          WHERE aggregate_type = 'Bot' AND aggregate_id = $1 AND sequence = 2",

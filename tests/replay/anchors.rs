@@ -14,7 +14,7 @@ use projections::audit::signing::AuditSigner;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
-use crate::common::{caught_up, describe, replay, stdout, tamperer};
+use crate::common::{caught_up, describe, replay, stdout};
 use crate::history::some_history;
 
 struct AnchorDir(PathBuf);
@@ -129,7 +129,7 @@ async fn an_untouched_log_verifies_clean_against_its_checkpoints() {
 async fn a_stream_cut_at_its_tail_with_its_snapshot_is_named() {
     let (app, dir, _, bot_id) = anchored().await;
     let bot = bot_id.to_string();
-    let mut owner = tamperer(&app).await;
+    let mut owner = app.tamperer().await;
     sqlx::query(
         "DELETE FROM events WHERE aggregate_type = 'Bot' AND aggregate_id = $1 \
            AND sequence = (SELECT max(sequence) FROM events WHERE aggregate_type = 'Bot' AND aggregate_id = $1)",
@@ -155,7 +155,7 @@ async fn a_stream_cut_at_its_tail_with_its_snapshot_is_named() {
 async fn a_stream_deleted_whole_is_named() {
     let (app, dir, _, _) = anchored().await;
     let key = stream_id(&app, "ExchangeKey").await;
-    let mut owner = tamperer(&app).await;
+    let mut owner = app.tamperer().await;
     sqlx::query("DELETE FROM events WHERE aggregate_type = 'ExchangeKey' AND aggregate_id = $1")
         .bind(&key)
         .execute(&mut owner)
@@ -221,7 +221,7 @@ async fn re_hash_bot_stream_from_its_second_row(owner: &mut PgConnection, bot: &
 async fn a_stream_re_hashed_from_its_second_row_is_named() {
     let (app, dir, _, bot_id) = anchored().await;
     let bot = bot_id.to_string();
-    let mut owner = tamperer(&app).await;
+    let mut owner = app.tamperer().await;
     // Change the second event, then re-hash it and every later row: the
     // chain is self-consistent again, and `verify` without anchors passes.
     sqlx::query(
@@ -252,7 +252,7 @@ async fn a_stream_re_hashed_from_its_second_row_is_named() {
 async fn rows_reordered_and_re_hashed_are_named() {
     let (app, dir, _, bot_id) = anchored().await;
     let bot = bot_id.to_string();
-    let mut owner = tamperer(&app).await;
+    let mut owner = app.tamperer().await;
     // Swap the bot's second and third events (their sequences), then
     // re-hash from the second row on, so every link holds again.
     for (from, to) in [(2, 1_000_000), (3, 2), (1_000_000, 3)] {
@@ -296,7 +296,7 @@ async fn rows_reordered_and_re_hashed_are_named() {
 async fn a_correctly_hashed_row_inserted_behind_a_checkpoint_is_named() {
     let (app, dir, checkpoint, _) = anchored().await;
     let user = stream_id(&app, "User").await;
-    let mut owner = tamperer(&app).await;
+    let mut owner = app.tamperer().await;
     let rows = hashed_rows(&mut owner, "User", &user).await;
     let last = rows.last().unwrap();
     let last_hash: String = sqlx::query_scalar(

@@ -5,7 +5,6 @@ use std::process::{Command, Output};
 
 use chrono::{DateTime, Utc};
 use integration_tests::{workspace_binary, TestApp};
-use sqlx::{Connection, PgConnection};
 
 /// Runs `muckard-replay <args>` against the app's database, off the test's
 /// async threads.
@@ -35,19 +34,6 @@ pub fn describe(output: &Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
-}
-
-/// A connection as the superuser with the log's triggers off, as a
-/// tamperer with full access would have.
-pub async fn tamperer(app: &TestApp) -> PgConnection {
-    let mut connection = PgConnection::connect(&app.database_url)
-        .await
-        .expect("connect");
-    sqlx::query("SET session_replication_role = replica")
-        .execute(&mut connection)
-        .await
-        .expect("disable triggers for this session");
-    connection
 }
 
 /// The database's clock, the one `recorded_at` is taken from.

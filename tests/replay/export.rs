@@ -9,7 +9,7 @@ use projections::audit::export::{build_report, verify_report};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use crate::common::{describe, replay, stdout, tamperer};
+use crate::common::{describe, replay, stdout};
 use crate::history::some_history;
 
 struct TempFile(PathBuf);
@@ -136,7 +136,7 @@ async fn an_export_verifies_and_any_change_to_it_or_the_log_is_caught() {
 
     // The untouched report against a log changed since: named by row.
     std::fs::write(&file.0, &text).unwrap();
-    let mut connection = tamperer(&app).await;
+    let mut connection = app.tamperer().await;
     sqlx::query(
         "UPDATE events SET payload = replace(payload::text, '\"O-2\"', '\"O-8\"')::json \
          WHERE aggregate_type = 'Bot' AND aggregate_id = $1 AND sequence = 5",

@@ -9,7 +9,7 @@ use projections::audit::NoProgress;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::common::{describe, replay, stdout, tamperer};
+use crate::common::{describe, replay, stdout};
 use crate::history::some_history;
 
 async fn verify(app: &TestApp) -> VerifyReport {
@@ -50,7 +50,7 @@ fn row(
 }
 
 async fn execute(app: &TestApp, sql: &str, binds: &[&str]) {
-    let mut connection = tamperer(app).await;
+    let mut connection = app.tamperer().await;
     let mut query = sqlx::query(sql);
     for bind in binds {
         query = query.bind(*bind);

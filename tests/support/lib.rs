@@ -833,6 +833,21 @@ impl TestApp {
 }
 
 impl TestApp {
+    /// A connection as the database's owner with the log's triggers off
+    /// (`session_replication_role = replica`), as a tamperer with full
+    /// access would have: what it changes, the verifier must find.
+    pub async fn tamperer(&self) -> sqlx::PgConnection {
+        use sqlx::Connection;
+        let mut connection = sqlx::PgConnection::connect(&self.database_url)
+            .await
+            .expect("connect as the owner");
+        sqlx::query("SET session_replication_role = replica")
+            .execute(&mut connection)
+            .await
+            .expect("disable triggers for this session");
+        connection
+    }
+
     /// Serves the app on a loopback port, as `muckard serve` does, until
     /// the app's shutdown; returns its base URL.
     pub async fn listen(&self) -> String {
