@@ -14,51 +14,42 @@ use crate::support::{
 };
 
 async fn mirror_reaches_head(app: &TestApp, seconds: u64) {
-    // The trade recorder may still be appending; settle on a head that
-    // stays put while the mirror passes it.
-    let reader = event_log::LogReader::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
-    loop {
-        let head = reader.head(&app.pool).await.unwrap();
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let reached = event_log::lag::wait_until_reached(&app.pool, MIRROR_SUBSCRIBER, head, left)
-            .await
-            .unwrap();
-        assert!(
-            reached,
-            "the mirror did not reach {head} within {seconds} s"
-        );
-        if reader.head(&app.pool).await.unwrap() == head {
-            return;
-        }
-    }
+    reach_head(app, seconds, None).await;
 }
 
-/// Waits for the mirror to reach the head after the broker returned. If
-/// the returned broker's storage panicked (a tansu 0.6 defect, see
-/// `OwnBroker::storage_panics`: it then accepts connections and serves no
-/// produce request, which no client can get past), it is restarted once
-/// more, as an operator would restart a wedged broker, and the mirror must
-/// still drain everything, from its checkpoint, with nothing lost.
-async fn drain_through_storage_panics(app: &TestApp, broker: &mut OwnBroker, seconds: u64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
+/// Waits for the mirror to reach the log's head, settling on a head that
+/// stays put while the mirror passes it (the trade recorder may still be
+/// appending). With `broker`: if the broker's storage panicked (a tansu
+/// 0.6 defect, see `OwnBroker::storage_panics`: it then accepts
+/// connections and serves no produce request, which no client can get
+/// past), it is restarted once more, as an operator would restart a
+/// wedged broker, and the mirror must still drain everything from its
+/// checkpoint.
+async fn reach_head(app: &TestApp, seconds: u64, mut broker: Option<&mut OwnBroker>) {
     let reader = event_log::LogReader::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
     let mut restarts = 0;
     loop {
         let head = reader.head(&app.pool).await.unwrap();
-        let reached = event_log::lag::wait_until_reached(
-            &app.pool,
-            MIRROR_SUBSCRIBER,
-            head,
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
-        if reached && reader.head(&app.pool).await.unwrap() == head {
-            return;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        // Watching a broker, look at it every 5 s.
+        let within = if broker.is_some() {
+            left.min(Duration::from_secs(5))
+        } else {
+            left
+        };
+        let reached =
+            event_log::lag::wait_until_reached(&app.pool, MIRROR_SUBSCRIBER, head, within)
+                .await
+                .unwrap();
+        if reached {
+            if reader.head(&app.pool).await.unwrap() == head {
+                return;
+            }
+            continue;
         }
-        let panics = broker.storage_panics();
-        if panics > restarts {
+        let panics = broker.as_deref().map_or(0, OwnBroker::storage_panics);
+        if let Some(broker) = broker.as_deref_mut().filter(|_| panics > restarts) {
             assert!(restarts < 2, "the broker's storage panicked {panics} times");
             restarts += 1;
             eprintln!(
@@ -132,7 +123,7 @@ async fn events_wait_in_the_log_while_the_broker_is_down_and_drain_when_it_retur
     broker.resume();
     let late = app.user().await;
     trading_day(&app, &late, 2).await;
-    drain_through_storage_panics(&app, &mut broker, 120).await;
+    reach_head(&app, 120, Some(&mut broker)).await;
 
     let consumed = consume_everything(&app, &broker.bootstrap()).await;
     let log = log_rows(&app).await;
