@@ -129,15 +129,10 @@ fn console_file(path: &str, headers: &HeaderMap) -> Response {
         .get(header::IF_NONE_MATCH)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|tags| tags.split(',').any(|tag| tag.trim() == etag));
-    let status = if fresh {
-        StatusCode::NOT_MODIFIED
-    } else {
-        StatusCode::OK
-    };
     let mut response = if fresh {
-        status.into_response()
+        StatusCode::NOT_MODIFIED.into_response()
     } else {
-        (status, file.data.into_owned()).into_response()
+        file.data.into_owned().into_response()
     };
     let response_headers = response.headers_mut();
     response_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
