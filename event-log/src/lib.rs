@@ -13,6 +13,8 @@
 //!   (a PostgreSQL advisory lock), `LISTEN/NOTIFY` wake-ups with polling as
 //!   a fallback, and handles a batch in the same transaction that moves its
 //!   checkpoint;
+//! - [`read_ahead`]: the head of the log read once for all of a
+//!   runner's subscribers;
 //! - [`lag`]: how far each subscriber is behind, and read-your-writes waits;
 //! - [`data_keys`]: the per-user keys personal data is sealed under;
 //! - [`notify`]: [`CommitNotifier`], which wakes the subscribers after the
@@ -23,6 +25,7 @@ pub mod event;
 pub mod lag;
 pub mod notify;
 pub mod position;
+pub mod read_ahead;
 pub mod reader;
 pub mod subscriber;
 pub mod trace;

@@ -11,6 +11,12 @@
 //! others wait for it. The checkpoint update also checks that the
 //! checkpoint did not move meanwhile, so even a lost lock cannot apply a
 //! batch twice.
+//!
+//! An active instance keeps its checkpoint in memory and reads outside any
+//! transaction, through its runner's [`ReadAhead`] (one read of the head
+//! of the log for all of the runner's subscribers); only a batch with
+//! events to handle opens a transaction, and a transaction that moves a
+//! checkpoint does not wait for its WAL flush (see `move_checkpoint`).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, LazyLock};
@@ -26,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::event::RecordedEvent;
 use crate::position::Position;
+use crate::read_ahead::ReadAhead;
 use crate::reader::{LogError, LogReader};
 
 /// While committed events wait behind an older transaction, look again
@@ -152,7 +159,9 @@ pub trait Subscriber: Send + Sync {
     }
 
     /// Handles a batch, in commit order. `transaction` commits together
-    /// with the checkpoint that moves past the batch.
+    /// with the checkpoint that moves past the batch, without waiting for
+    /// its WAL flush: write derived rows through it, never events (a
+    /// command goes through the command side, which commits durably).
     async fn handle(
         &self,
         transaction: &mut PgConnection,
@@ -185,6 +194,9 @@ impl Default for SubscriberSettings {
 pub struct SubscriberRunner {
     pool: PgPool,
     reader: LogReader,
+    /// Shared by the clones: the head of the log, read once for all of
+    /// this runner's subscribers.
+    read_ahead: Arc<ReadAhead>,
     settings: SubscriberSettings,
     wake: watch::Receiver<u64>,
 }
@@ -212,6 +224,19 @@ pub async fn checkpoint(
 /// Moves `subscriber`'s checkpoint from `from` to `to` past `scanned`
 /// events; 0 rows when it was no longer at `from` (another instance moved
 /// it).
+///
+/// A transaction that moved a checkpoint does not wait for its WAL flush
+/// (`synchronous_commit` off for it alone, set once the row is updated).
+/// Only a crash of the database server (not of this process) can lose such
+/// a commit, and it loses a suffix of the WAL: the checkpoint goes
+/// together with the view rows the same transaction wrote, and the batch is
+/// handled again from the checkpoint before it, as after a crash before the
+/// commit. What a subscriber does outside PostgreSQL is at least once
+/// already. Events are never appended in a subscriber's transaction (the
+/// command side commits them, synchronously, on connections of its own),
+/// so nothing of the log depends on this commit. The win is the time the
+/// transaction holds its id: every event committed after a batch began is
+/// held back from every reader until the batch's transaction ends.
 async fn move_checkpoint<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     subscriber: &str,
@@ -219,11 +244,12 @@ async fn move_checkpoint<'e>(
     to: Position,
     scanned: usize,
 ) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query(
+    let moved: Option<String> = sqlx::query_scalar(
         "UPDATE subscriber_checkpoints \
          SET transaction_id = $2::text::xid8, global_position = $3, \
              events_handled = events_handled + $4, updated_at = now() \
-         WHERE subscriber = $1 AND transaction_id = $5::text::xid8 AND global_position = $6",
+         WHERE subscriber = $1 AND transaction_id = $5::text::xid8 AND global_position = $6 \
+         RETURNING set_config('synchronous_commit', 'off', true)",
     )
     .bind(subscriber)
     .bind(to.transaction_text())
@@ -231,9 +257,9 @@ async fn move_checkpoint<'e>(
     .bind(scanned as i64)
     .bind(from.transaction_text())
     .bind(from.global_position)
-    .execute(executor)
-    .await?
-    .rows_affected())
+    .fetch_optional(executor)
+    .await?;
+    Ok(u64::from(moved.is_some()))
 }
 
 fn lock_key(subscriber: &str) -> i64 {
@@ -255,6 +281,7 @@ impl SubscriberRunner {
         Self {
             pool,
             reader,
+            read_ahead: Arc::new(ReadAhead::new()),
             settings,
             wake,
         }
@@ -264,16 +291,19 @@ impl SubscriberRunner {
         &self.pool
     }
 
-    /// `subscriber`'s next batch after `after`.
+    /// `subscriber`'s next batch after `after`, and whether nothing more
+    /// was readable (see [`ReadAhead::read`]). It is read outside any
+    /// transaction: a read holds no transaction id, so it holds back
+    /// nobody's events.
     async fn read_next(
         &self,
-        connection: &mut PgConnection,
         subscriber: &dyn Subscriber,
         after: Position,
-    ) -> Result<crate::reader::Batch, LogError> {
-        self.reader
-            .read_batch_on(
-                connection,
+    ) -> Result<crate::read_ahead::Read, LogError> {
+        self.read_ahead
+            .read(
+                &self.pool,
+                &self.reader,
                 after,
                 scan_limit(self.settings.batch_size, subscriber),
                 subscriber.aggregate_types(),
@@ -284,30 +314,81 @@ impl SubscriberRunner {
     /// Handles the next batch after the checkpoint, if any, and returns how
     /// many events it handled.
     pub async fn step(&self, subscriber: &dyn Subscriber) -> Result<usize, SubscriberError> {
-        let mut transaction = self.pool.begin().await?;
-        let from = checkpoint(&mut transaction, subscriber.name()).await?;
-        let batch = self.read_next(&mut transaction, subscriber, from).await?;
-        let Some(to) = batch.last else {
-            transaction.rollback().await?;
-            return Ok(0);
-        };
-        let _spans = crate::trace::event_spans(subscriber.name(), &batch.events);
-        if !batch.events.is_empty() {
-            subscriber.handle(&mut transaction, &batch.events).await?;
-        }
-        let scanned = batch.scanned;
-        let moved =
-            move_checkpoint(&mut *transaction, subscriber.name(), from, to, scanned).await?;
-        if moved != 1 {
-            transaction.rollback().await?;
+        Ok(self.step_from(subscriber, &mut None, &mut None).await?.0)
+    }
+
+    /// [`step`](Self::step) from `at`, this instance's copy of the
+    /// checkpoint (read from the table when `None`), which it moves with
+    /// the checkpoint. A stale copy costs nothing: the checkpoint moves
+    /// only from where it is, so a batch read from elsewhere is discarded
+    /// with an error, after which the caller starts again from the table.
+    ///
+    /// The batch is read outside any transaction (a read holds no
+    /// transaction id, so it holds back nobody's events); only a batch
+    /// with events to handle opens one, for the handler's writes and the
+    /// checkpoint. A batch of rows the subscriber does not want moves the
+    /// checkpoint in one statement.
+    ///
+    /// Also returns whether the read came back short of its limit: nothing
+    /// more was readable then, so the caller can wait for a notification
+    /// (a commit after the read sends one) without reading again first.
+    async fn step_from(
+        &self,
+        subscriber: &dyn Subscriber,
+        at: &mut Option<Position>,
+        held_back: &mut Option<bool>,
+    ) -> Result<(usize, bool), SubscriberError> {
+        let name = subscriber.name();
+        loop {
+            let (from, cached) = match *at {
+                Some(position) => (position, true),
+                None => {
+                    let mut connection = self.pool.acquire().await?;
+                    (checkpoint(&mut connection, name).await?, false)
+                }
+            };
+            *at = Some(from);
+            let read = self.read_next(subscriber, from).await?;
+            *held_back = read.held_back;
+            let (batch, drained) = (read.batch, read.drained);
+            let Some(to) = batch.last else {
+                return Ok((0, drained));
+            };
+            let _spans = crate::trace::event_spans(name, &batch.events);
+            let scanned = batch.scanned;
+            let moved = if batch.events.is_empty() {
+                move_checkpoint(&self.pool, name, from, to, scanned).await?
+            } else {
+                let mut transaction = self.pool.begin().await?;
+                subscriber.handle(&mut transaction, &batch.events).await?;
+                let moved = move_checkpoint(&mut *transaction, name, from, to, scanned).await?;
+                if moved == 1 {
+                    transaction.commit().await?;
+                } else {
+                    transaction.rollback().await?;
+                }
+                moved
+            };
+            if moved == 1 {
+                *at = Some(to);
+                BATCH_COMMITS.send_modify(|count| *count = count.wrapping_add(1));
+                return Ok((scanned, drained));
+            }
+            *at = None;
+            if cached {
+                // The checkpoint was moved by someone else since this
+                // instance last moved it (a rebuild's promotion sets it):
+                // once more from where it is now.
+                tracing::debug!(
+                    subscriber = name,
+                    "checkpoint moved elsewhere; reading it again"
+                );
+                continue;
+            }
             return Err(SubscriberError::Failed(format!(
-                "checkpoint of {} moved under this instance; batch discarded",
-                subscriber.name()
+                "checkpoint of {name} moved under this instance; batch discarded"
             )));
         }
-        transaction.commit().await?;
-        BATCH_COMMITS.send_modify(|count| *count = count.wrapping_add(1));
-        Ok(scanned)
     }
 
     /// Handles batches until nothing committed is left; returns the count.
@@ -318,7 +399,7 @@ impl SubscriberRunner {
         loop {
             match self.next(subscriber, &mut pipeline, &mut wake).await {
                 Ok(Progress::Idle) => return Ok(handled),
-                Ok(Progress::Handled(n)) => handled += n as u64,
+                Ok(Progress::Handled(n) | Progress::Drained(n)) => handled += n as u64,
                 Ok(Progress::Started) => {}
                 Err(error) => {
                     pipeline.settle().await;
@@ -337,10 +418,20 @@ impl SubscriberRunner {
         wake: &mut watch::Receiver<u64>,
     ) -> Result<Progress, SubscriberError> {
         match subscriber.as_pipelined() {
-            None => Ok(match self.step(subscriber).await? {
-                0 => Progress::Idle,
-                n => Progress::Handled(n),
-            }),
+            None => {
+                let result = self
+                    .step_from(subscriber, &mut pipeline.read_to, &mut pipeline.held_back)
+                    .await;
+                if result.is_err() {
+                    // The commit may or may not have happened.
+                    pipeline.read_to = None;
+                }
+                Ok(match result? {
+                    (0, _) => Progress::Idle,
+                    (n, true) => Progress::Drained(n),
+                    (n, false) => Progress::Handled(n),
+                })
+            }
             Some(pipelined) => {
                 self.pipelined_step(subscriber, pipelined, pipeline, wake)
                     .await
@@ -378,9 +469,7 @@ impl SubscriberRunner {
         if pipeline.in_flight.len() < PIPELINE_DEPTH {
             // Notifications until now are answered by this read.
             wake.borrow_and_update();
-            let mut connection = self.pool.acquire().await?;
-            let batch = self.read_next(&mut connection, subscriber, read_to).await?;
-            drop(connection);
+            let batch = self.read_next(subscriber, read_to).await?.batch;
             if let Some(to) = batch.last {
                 let spans = crate::trace::event_spans(name, &batch.events);
                 let done = if batch.events.is_empty() {
@@ -530,14 +619,20 @@ impl SubscriberRunner {
             // back what the step below cannot read yet, and wakes it.
             batch_commits.borrow_and_update();
             match self.next(subscriber, &mut pipeline, &mut wake).await {
-                Ok(Progress::Idle) => {
+                Ok(progress @ (Progress::Idle | Progress::Drained(_))) => {
                     failures = 0;
+                    if matches!(progress, Progress::Drained(_)) {
+                        held_back_pause = Duration::from_millis(10);
+                    }
                     // Nothing readable. Committed events may still wait
                     // behind an older transaction (often another
                     // subscriber's batch) that holds back the snapshot
                     // xmin; its commit sends no notification, so look
                     // again soon while that is so.
-                    let held_back = matches!(self.held_back(name).await, Ok(true));
+                    let held_back = match pipeline.held_back.take() {
+                        Some(known) => known,
+                        None => matches!(self.held_back(name).await, Ok(true)),
+                    };
                     let pause = if held_back {
                         let pause = held_back_pause.min(self.settings.poll_interval);
                         held_back_pause = (held_back_pause * 2).min(HELD_BACK_MAX_PAUSE);
@@ -578,15 +673,22 @@ enum Progress {
     Idle,
     /// Batches of this many events handled and their checkpoint moved.
     Handled(usize),
+    /// The same, and the read came back short: nothing more was readable.
+    Drained(usize),
     /// A batch read and started, or a notification to read again.
     Started,
 }
 
-/// A pipelined subscriber's batches in flight, oldest first.
+/// A pipelined subscriber's batches in flight, oldest first; for any
+/// other, only where it stands.
 #[derive(Default)]
 struct Pipeline {
-    /// Where the next read starts; `None`: at the checkpoint.
+    /// Where the next read starts; `None`: at the checkpoint (as the table
+    /// holds it). For a subscriber that is not pipelined, its checkpoint as
+    /// this instance last read or moved it.
     read_to: Option<Position>,
+    /// What the last read found of events held back after it, if known.
+    held_back: Option<bool>,
     in_flight: VecDeque<Started>,
 }
 

@@ -17,9 +17,11 @@ const EVENTS_PER_WRITER: usize = 1_250;
 const STREAMS_PER_WRITER: usize = 5;
 const TOTAL: usize = WRITERS * EVENTS_PER_WRITER;
 
-/// Records what it was given, in order.
+/// Records what it was given, in order; with `only`, asks for those
+/// aggregate types alone.
 struct Recorder {
     name: &'static str,
+    only: Option<&'static [&'static str]>,
     seen: Arc<Mutex<Vec<(String, i64, Uuid)>>>,
 }
 
@@ -27,6 +29,10 @@ struct Recorder {
 impl Subscriber for Recorder {
     fn name(&self) -> &'static str {
         self.name
+    }
+
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        self.only
     }
 
     async fn handle(
@@ -175,26 +181,46 @@ async fn every_subscriber_sees_every_event_once_in_stream_order_where_global_pos
         },
     )
     .await;
+    // One event of another aggregate type, which a subscriber that asks
+    // for `GapTest` alone must never be handed.
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES ('GapOther', 'other', 1, 'gap.other', '1.0', '{}', '{}')",
+    )
+    .execute(&mut late)
+    .await
+    .unwrap();
     drop((early, late));
 
-    // Then at scale, with subscribers running while the writers write.
+    // Then at scale, with subscribers running while the writers write, all
+    // on one runner (so reading through its one read-ahead of the head):
+    // gap_a as two competing instances, as two processes would run it;
+    // gap_filtered asking for `GapTest` alone; gap_late started only once
+    // half of the events are in, so it begins far behind the others.
     let shutdown = CancellationToken::new();
     let runner = subscriber_runner(&app, 200, Duration::from_millis(50), &shutdown);
     let mut logs = Vec::new();
     let mut tasks = Vec::new();
-    for name in ["gap_a", "gap_b", "gap_c"] {
+    let spawn = |name: &'static str,
+                 only: Option<&'static [&'static str]>,
+                 instances: usize,
+                 logs: &mut Vec<_>,
+                 tasks: &mut Vec<_>| {
         let seen = Arc::new(Mutex::new(Vec::new()));
-        logs.push((name, seen.clone()));
-        // gap_a runs as two competing instances, as two processes would.
-        let instances = if name == "gap_a" { 2 } else { 1 };
+        logs.push((name, only, seen.clone()));
         for _ in 0..instances {
             let recorder = Arc::new(Recorder {
                 name,
+                only,
                 seen: seen.clone(),
             });
             tasks.push(tokio::spawn(runner.clone().run(recorder, shutdown.clone())));
         }
-    }
+    };
+    spawn("gap_a", None, 2, &mut logs, &mut tasks);
+    spawn("gap_b", None, 1, &mut logs, &mut tasks);
+    spawn("gap_c", None, 1, &mut logs, &mut tasks);
+    spawn("gap_filtered", Some(&["GapTest"]), 1, &mut logs, &mut tasks);
     let naive_seen = Arc::new(Mutex::new(HashSet::new()));
     let naive_stop = CancellationToken::new();
     let naive = tokio::spawn(naive_reader(
@@ -206,14 +232,29 @@ async fn every_subscriber_sees_every_event_once_in_stream_order_where_global_pos
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| tokio::spawn(writer(app.database_url.clone(), w)))
         .collect();
+    app.eventually(120, "half of the events to be in", || {
+        let pool = app.pool.clone();
+        async move {
+            let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            stored as usize >= TOTAL / 2
+        }
+    })
+    .await;
+    spawn("gap_late", None, 1, &mut logs, &mut tasks);
     for handle in writers {
         handle.await.expect("writer");
     }
     naive_stop.cancel();
     naive.await.unwrap();
 
-    let expected = TOTAL + 2;
-    for (name, seen) in &logs {
+    // The two demo events, the writers' and (for those that want it) the
+    // other type's.
+    let expected_by = |only: &Option<_>| TOTAL + 2 + usize::from(only.is_none());
+    for (name, only, seen) in &logs {
+        let expected = expected_by(only);
         let seen = seen.clone();
         app.eventually(120, &format!("{name} to see {expected} events"), || {
             let seen = seen.clone();
@@ -226,7 +267,7 @@ async fn every_subscriber_sees_every_event_once_in_stream_order_where_global_pos
         task.await.unwrap();
     }
 
-    for (name, seen) in &logs {
+    for (name, _, seen) in &logs {
         let seen = seen.lock().unwrap();
         let mut counts: HashMap<Uuid, usize> = HashMap::new();
         for (_, _, id) in seen.iter() {
@@ -243,9 +284,16 @@ async fn every_subscriber_sees_every_event_once_in_stream_order_where_global_pos
             counts.len()
         );
     }
-    for (name, seen) in &logs {
+    for (name, only, seen) in &logs {
+        let expected = expected_by(only);
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), expected, "{name} saw every event exactly once");
+        if only.is_some() {
+            assert!(
+                seen.iter().all(|(stream, _, _)| stream != "other"),
+                "{name} was handed only the type it asked for"
+            );
+        }
         let unique: HashSet<Uuid> = seen.iter().map(|(_, _, id)| *id).collect();
         assert_eq!(unique.len(), expected, "{name} saw no event twice");
         let mut last: HashMap<&str, i64> = HashMap::new();
@@ -259,6 +307,7 @@ async fn every_subscriber_sees_every_event_once_in_stream_order_where_global_pos
         .fetch_one(&app.pool)
         .await
         .unwrap();
+    let expected = expected_by(&None);
     assert_eq!(stored as usize, expected);
     eprintln!(
         "gap test: {expected} events; reading by global_position alone saw {naive_count}, skipped {}",
@@ -268,6 +317,59 @@ async fn every_subscriber_sees_every_event_once_in_stream_order_where_global_pos
         naive_count < expected,
         "reading by global_position alone skips events of late commits"
     );
+}
+
+/// Subscribers that share a runner (and so its read-ahead of the head of
+/// the log) are each woken by every commit's notification and handle it
+/// promptly: with a poll interval of ten minutes, a wake-up lost between
+/// them (one answered by another's read that began before the commit)
+/// would leave a subscriber waiting for minutes, and this test failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_runners_subscribers_are_each_woken_by_every_commit_without_polling() {
+    let app = TestApp::spawn_with(&[("MUCKARD_ROLES", "api")]).await;
+    let shutdown = CancellationToken::new();
+    let runner = subscriber_runner(&app, 200, Duration::from_secs(600), &shutdown);
+    let names: [(&'static str, Option<&'static [&'static str]>); 6] = [
+        ("wake_a", None),
+        ("wake_b", None),
+        ("wake_c", None),
+        ("wake_d", None),
+        ("wake_e", Some(&["GapTest"])),
+        ("wake_f", Some(&["GapTest"])),
+    ];
+    let mut logs = Vec::new();
+    let mut tasks = Vec::new();
+    for (name, only) in names {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        logs.push((name, seen.clone()));
+        let recorder = Arc::new(Recorder { name, only, seen });
+        tasks.push(tokio::spawn(runner.clone().run(recorder, shutdown.clone())));
+    }
+    let mut connection = PgConnection::connect(&app.database_url).await.unwrap();
+    for round in 1..=60i64 {
+        append(&mut connection, "wake", round).await.unwrap();
+        event_log::notify::notify(&app.pool).await.unwrap();
+        for (name, seen) in &logs {
+            let seen = seen.clone();
+            app.eventually(10, &format!("{name} to handle event {round}"), || {
+                let seen = seen.clone();
+                async move { seen.lock().unwrap().len() as i64 >= round }
+            })
+            .await;
+        }
+    }
+    shutdown.cancel();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for (name, seen) in &logs {
+        let sequences: Vec<i64> = seen.lock().unwrap().iter().map(|(_, n, _)| *n).collect();
+        assert_eq!(
+            sequences,
+            (1..=60).collect::<Vec<_>>(),
+            "{name} saw each event once, in order"
+        );
+    }
 }
 
 /// A subscriber runner on the app's database that stops with `shutdown`.
@@ -363,6 +465,7 @@ async fn a_subscriber_held_back_by_an_older_transaction_does_not_wait_for_its_po
     let seen = Arc::new(Mutex::new(Vec::new()));
     let recorder = Arc::new(Recorder {
         name: "tail",
+        only: None,
         seen: seen.clone(),
     });
     let task = tokio::spawn(runner.run(recorder, shutdown.clone()));

@@ -1,0 +1,198 @@
+//! One read of the head of the log for all of a runner's subscribers.
+//!
+//! Every commit wakes every subscriber, and each used to read the log for
+//! itself: a dozen reads of the same few rows per commit. A
+//! [`ReadAhead`] keeps the newest stretch of the log a runner's
+//! subscribers read, and serves a subscriber whose checkpoint lies inside
+//! it from memory; only a subscriber that reaches its end reads the
+//! database, once for all of them.
+//!
+//! What it holds is final: a read returns the rows after a position whose
+//! transactions are older than every transaction still running, in commit
+//! order, so no event can ever appear among or before them (the reader's
+//! own guarantee, [`crate::reader`]). Rows read from the end of the
+//! stretch extend it with nothing between; rows are never changed, only
+//! dropped from its front when it is full. A subscriber behind its front
+//! reads the database itself, as before.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::Mutex;
+
+use crate::event::RecordedEvent;
+use crate::position::Position;
+use crate::reader::{Batch, LogError, LogReader};
+
+/// At most this many rows are kept.
+pub const READ_AHEAD_ROWS: usize = 4096;
+
+/// A read at the end asks for at least this many rows.
+const READ_AT_LEAST: i64 = 512;
+
+/// A runner's shared stretch of the head of the log. Cheap to share
+/// behind an `Arc`.
+#[derive(Default)]
+pub struct ReadAhead {
+    stretch: Mutex<Stretch>,
+    /// How many reads of the database at the end of the stretch began.
+    reads_begun: AtomicU64,
+}
+
+#[derive(Default)]
+struct Stretch {
+    /// `None` until the first read: then the rows follow this position.
+    after: Option<Position>,
+    rows: VecDeque<RecordedEvent>,
+    /// Whether the last read at the end came back short of its limit:
+    /// nothing after the end was readable when it began.
+    short_end: bool,
+    /// The number (of `reads_begun`) of the read that ended the stretch.
+    last_read: u64,
+    /// After a short read: whether committed events after the end existed
+    /// that it could not return yet (an older transaction was running).
+    held_back: bool,
+}
+
+/// What [`ReadAhead::read`] found.
+#[derive(Debug, Default)]
+pub struct Read {
+    pub batch: Batch,
+    /// Whether nothing more was readable after the batch when a read that
+    /// began after the call did; if so, `held_back` says whether committed
+    /// events after it were waiting for an older transaction then (`None`:
+    /// not known).
+    pub drained: bool,
+    pub held_back: Option<bool>,
+}
+
+impl Stretch {
+    fn end(&self) -> Option<Position> {
+        self.rows.back().map(|row| row.position).or(self.after)
+    }
+
+    /// Whether `at` lies inside the stretch, its end included.
+    fn holds(&self, at: Position) -> bool {
+        match (self.after, self.end()) {
+            (Some(after), Some(end)) => after <= at && at <= end,
+            _ => false,
+        }
+    }
+
+    /// The rows after `at` (which the stretch holds), as a batch of at most
+    /// `limit` of them of which only `wanted` types' are returned whole.
+    fn serve(&self, at: Position, limit: usize, wanted: Option<&[&str]>) -> Batch {
+        let first = self.rows.partition_point(|row| row.position <= at);
+        let mut batch = Batch::default();
+        for row in self.rows.range(first..).take(limit) {
+            batch.scanned += 1;
+            batch.last = Some(row.position);
+            if wanted.is_none_or(|types| types.contains(&row.aggregate_type.as_str())) {
+                batch.events.push(row.clone());
+            }
+        }
+        batch
+    }
+
+    fn available_after(&self, at: Position) -> usize {
+        self.rows.len() - self.rows.partition_point(|row| row.position <= at)
+    }
+}
+
+impl ReadAhead {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The next `limit` committed events after `after` (of which only
+    /// those of `aggregate_types` whole, all when `None`), from the stretch
+    /// when it holds `after`, else from the database; the same batch
+    /// [`LogReader::read_batch_on`] returns. Also whether nothing more was
+    /// readable after it when a read that began after this call did.
+    ///
+    /// That second answer is what lets a woken subscriber wait again, so it
+    /// is never given on the strength of a read that began before the call:
+    /// the commit that woke the caller may be after what that read saw.
+    pub async fn read(
+        &self,
+        pool: &PgPool,
+        reader: &LogReader,
+        after: Position,
+        limit: i64,
+        aggregate_types: Option<&[&str]>,
+    ) -> Result<Read, LogError> {
+        let wanted = usize::try_from(limit).unwrap_or(0).max(1);
+        let called = self.reads_begun.load(Ordering::Acquire);
+        let mut stretch = self.stretch.lock().await;
+        // The stretch follows the subscriber furthest ahead.
+        if stretch.end().is_none_or(|end| after > end) {
+            *stretch = Stretch {
+                after: Some(after),
+                ..Stretch::default()
+            };
+        }
+        loop {
+            if !stretch.holds(after) {
+                drop(stretch);
+                let mut connection = pool.acquire().await?;
+                let batch = reader
+                    .read_batch_on(&mut connection, after, limit, aggregate_types)
+                    .await?;
+                let drained = (batch.scanned as i64) < limit;
+                return Ok(Read {
+                    batch,
+                    drained,
+                    held_back: None,
+                });
+            }
+            let available = stretch.available_after(after);
+            // Whether the end is known to be the end as of after this call.
+            let fresh_end = stretch.short_end && stretch.last_read > called;
+            if available >= wanted || (available > 0 && stretch.short_end) || fresh_end {
+                let batch = stretch.serve(after, wanted, aggregate_types);
+                let drained = fresh_end && batch.scanned == available;
+                return Ok(Read {
+                    batch,
+                    drained,
+                    held_back: drained.then_some(stretch.held_back),
+                });
+            }
+            // At the end, or near it after a full read: read on from the
+            // end, for everyone.
+            let end = stretch.end().unwrap_or(after);
+            let number = self.reads_begun.fetch_add(1, Ordering::AcqRel) + 1;
+            let read_limit = limit.max(READ_AT_LEAST);
+            let mut connection = pool.acquire().await?;
+            let read = reader
+                .read_batch_on(&mut connection, end, read_limit, None)
+                .await?;
+            stretch.short_end = (read.scanned as i64) < read_limit;
+            if stretch.short_end {
+                let end = read.last.unwrap_or(end);
+                stretch.held_back = held_back_after(&mut connection, end).await?;
+            }
+            drop(connection);
+            stretch.last_read = number;
+            stretch.rows.extend(read.events);
+            while stretch.rows.len() > READ_AHEAD_ROWS {
+                if let Some(dropped) = stretch.rows.pop_front() {
+                    stretch.after = Some(dropped.position);
+                }
+            }
+        }
+    }
+}
+
+/// Whether committed events after `end` exist (that a read just now could
+/// not return: an older transaction is still running).
+async fn held_back_after(connection: &mut PgConnection, end: Position) -> Result<bool, LogError> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM events \
+          WHERE (transaction_id, global_position) > ($1::text::xid8, $2))",
+    )
+    .bind(end.transaction_text())
+    .bind(end.global_position)
+    .fetch_one(connection)
+    .await?)
+}
