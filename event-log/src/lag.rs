@@ -69,14 +69,7 @@ pub async fn is_in_log(pool: &PgPool, position: Position) -> Result<bool, sqlx::
     if position == Position::default() {
         return Ok(true);
     }
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM events \
-                         WHERE (transaction_id, global_position) >= ($1::text::xid8, $2))",
-    )
-    .bind(position.transaction_text())
-    .bind(position.global_position)
-    .fetch_one(pool)
-    .await
+    crate::reader::any_after(pool, position, true).await
 }
 
 /// Waits until `subscriber` has handled `position`, checking every few

@@ -18,7 +18,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use tokio::sync::Mutex;
 
 use crate::event::RecordedEvent;
@@ -170,7 +170,7 @@ impl ReadAhead {
             stretch.short_end = (read.scanned as i64) < read_limit;
             if stretch.short_end {
                 let end = read.last.unwrap_or(end);
-                stretch.held_back = held_back_after(&mut connection, end).await?;
+                stretch.held_back = crate::reader::any_after(&mut *connection, end, false).await?;
             }
             drop(connection);
             stretch.last_read = number;
@@ -182,17 +182,4 @@ impl ReadAhead {
             }
         }
     }
-}
-
-/// Whether committed events after `end` exist (that a read just now could
-/// not return: an older transaction is still running).
-async fn held_back_after(connection: &mut PgConnection, end: Position) -> Result<bool, LogError> {
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM events \
-          WHERE (transaction_id, global_position) > ($1::text::xid8, $2))",
-    )
-    .bind(end.transaction_text())
-    .bind(end.global_position)
-    .fetch_one(connection)
-    .await?)
 }

@@ -29,6 +29,36 @@ const SELECT_COLUMNS: &str = "transaction_id::text AS transaction_text, global_p
      aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at, \
      prev_hash, hash";
 
+/// Whether a committed event stands after `position` in commit order (at
+/// or after it when `inclusive`), readable or not yet: one probe of the
+/// commit-order index.
+///
+/// Not `EXISTS (…)`: a prepared statement soon runs on a generic plan,
+/// which for `EXISTS` over a row comparison with parameters is a
+/// sequential scan of the whole log (the planner guesses a third of the
+/// rows match and stops at the first one, and none do), milliseconds per
+/// probe that grow with the log. `ORDER BY … LIMIT 1` keeps the index on
+/// every plan.
+pub async fn any_after<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    position: Position,
+    inclusive: bool,
+) -> Result<bool, sqlx::Error> {
+    let query = if inclusive {
+        "SELECT true FROM events WHERE (transaction_id, global_position) >= ($1::text::xid8, $2) \
+         ORDER BY transaction_id, global_position LIMIT 1"
+    } else {
+        "SELECT true FROM events WHERE (transaction_id, global_position) > ($1::text::xid8, $2) \
+         ORDER BY transaction_id, global_position LIMIT 1"
+    };
+    let found: Option<bool> = sqlx::query_scalar(query)
+        .bind(position.transaction_text())
+        .bind(position.global_position)
+        .fetch_optional(executor)
+        .await?;
+    Ok(found.is_some())
+}
+
 /// One read of the log: the events wanted, in commit order, and how far
 /// the read went (the position of the last row scanned, wanted or not).
 #[derive(Debug, Default)]

@@ -561,17 +561,19 @@ impl SubscriberRunner {
         }
     }
 
-    /// Whether committed events after `subscriber`'s checkpoint exist that
-    /// the reader cannot return yet (an older transaction is still open).
-    async fn held_back(&self, subscriber: &str) -> Result<bool, sqlx::Error> {
-        sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM events e JOIN subscriber_checkpoints c \
-               ON c.subscriber = $1 \
-              WHERE (e.transaction_id, e.global_position) > (c.transaction_id, c.global_position))",
-        )
-        .bind(subscriber)
-        .fetch_one(&self.pool)
-        .await
+    /// Whether committed events after `read_to` (where this instance has
+    /// read to; its checkpoint when `None`) exist that the reader cannot
+    /// return yet (an older transaction is still running).
+    async fn held_back(
+        &self,
+        subscriber: &str,
+        read_to: Option<Position>,
+    ) -> Result<bool, SubscriberError> {
+        let after = match read_to {
+            Some(position) => position,
+            None => checkpoint(&mut *self.pool.acquire().await?, subscriber).await?,
+        };
+        Ok(crate::reader::any_after(&self.pool, after, false).await?)
     }
 
     async fn become_active(&self, name: &str) -> Result<Option<PgConnection>, sqlx::Error> {
@@ -631,7 +633,7 @@ impl SubscriberRunner {
                     // again soon while that is so.
                     let held_back = match pipeline.held_back.take() {
                         Some(known) => known,
-                        None => matches!(self.held_back(name).await, Ok(true)),
+                        None => matches!(self.held_back(name, pipeline.read_to).await, Ok(true)),
                     };
                     let pause = if held_back {
                         let pause = held_back_pause.min(self.settings.poll_interval);
