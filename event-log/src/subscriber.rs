@@ -177,6 +177,11 @@ pub struct SubscriberSettings {
     pub poll_interval: Duration,
     /// How often a standby instance tries to become the active one.
     pub standby_retry: Duration,
+    /// An idle subscriber woken sooner than this after its last read waits
+    /// for the rest of it, so that under load the commits of that time are
+    /// handled as one batch (one read, one checkpoint move) instead of one
+    /// wake-up each; a wake-up after a quiet spell is handled at once.
+    pub min_wake_interval: Duration,
 }
 
 impl Default for SubscriberSettings {
@@ -185,6 +190,7 @@ impl Default for SubscriberSettings {
             batch_size: 500,
             poll_interval: Duration::from_millis(500),
             standby_retry: Duration::from_secs(2),
+            min_wake_interval: Duration::from_millis(5),
         }
     }
 }
@@ -620,6 +626,7 @@ impl SubscriberRunner {
             // A batch committed after this point may have been holding
             // back what the step below cannot read yet, and wakes it.
             batch_commits.borrow_and_update();
+            let stepped = tokio::time::Instant::now();
             match self.next(subscriber, &mut pipeline, &mut wake).await {
                 Ok(progress @ (Progress::Idle | Progress::Drained(_))) => {
                     failures = 0;
@@ -643,11 +650,20 @@ impl SubscriberRunner {
                         held_back_pause = Duration::from_millis(10);
                         self.settings.poll_interval
                     };
-                    tokio::select! {
-                        _ = shutdown.cancelled() => {}
-                        _ = wake.changed() => {}
-                        _ = batch_commits.changed(), if held_back => {}
-                        _ = tokio::time::sleep(pause) => {}
+                    let woken = tokio::select! {
+                        _ = shutdown.cancelled() => false,
+                        _ = wake.changed() => true,
+                        _ = batch_commits.changed(), if held_back => true,
+                        _ = tokio::time::sleep(pause) => false,
+                    };
+                    // Commits during the rest of the interval wake it no
+                    // further: the next read takes them all.
+                    let next_read = stepped + self.settings.min_wake_interval;
+                    if woken && tokio::time::Instant::now() < next_read {
+                        tokio::select! {
+                            _ = shutdown.cancelled() => {}
+                            _ = tokio::time::sleep_until(next_read) => {}
+                        }
                     }
                 }
                 Ok(_) => {

@@ -383,6 +383,7 @@ fn subscriber_runner(
         batch_size,
         poll_interval,
         standby_retry: Duration::from_millis(100),
+        ..SubscriberSettings::default()
     };
     SubscriberRunner::new(
         app.pool.clone(),
