@@ -13,7 +13,8 @@
 //! own guarantee, [`crate::reader`]). Rows read from the end of the
 //! stretch extend it with nothing between; rows are never changed, only
 //! dropped from its front when it is full. A subscriber behind its front
-//! reads the database itself, as before.
+//! reads the database itself, as before, and so does a subscriber while
+//! it is the only one that reads through it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,6 +43,10 @@ pub struct ReadAhead {
 
 #[derive(Default)]
 struct Stretch {
+    /// The subscribers that have read through it. While there is one, it
+    /// reads the database itself: a copy of every row it reads would only
+    /// cost it (the mirror and the publisher run alone on their runners).
+    readers: Vec<&'static str>,
     /// `None` until the first read: then the rows follow this position.
     after: Option<Position>,
     rows: VecDeque<RecordedEvent>,
@@ -116,6 +121,7 @@ impl ReadAhead {
     /// the commit that woke the caller may be after what that read saw.
     pub async fn read(
         &self,
+        subscriber: &'static str,
         pool: &PgPool,
         reader: &LogReader,
         after: Position,
@@ -125,15 +131,21 @@ impl ReadAhead {
         let wanted = usize::try_from(limit).unwrap_or(0).max(1);
         let called = self.reads_begun.load(Ordering::Acquire);
         let mut stretch = self.stretch.lock().await;
+        if !stretch.readers.contains(&subscriber) {
+            stretch.readers.push(subscriber);
+        }
         // The stretch follows the subscriber furthest ahead.
         if stretch.end().is_none_or(|end| after > end) {
+            let readers = std::mem::take(&mut stretch.readers);
             *stretch = Stretch {
+                readers,
                 after: Some(after),
                 ..Stretch::default()
             };
         }
+        let alone = stretch.readers.len() < 2;
         loop {
-            if !stretch.holds(after) {
+            if alone || !stretch.holds(after) {
                 drop(stretch);
                 let mut connection = pool.acquire().await?;
                 let batch = reader

@@ -308,6 +308,7 @@ impl SubscriberRunner {
     ) -> Result<crate::read_ahead::Read, LogError> {
         self.read_ahead
             .read(
+                subscriber.name(),
                 &self.pool,
                 &self.reader,
                 after,
