@@ -12,9 +12,15 @@
 //! order, so no event can ever appear among or before them (the reader's
 //! own guarantee, [`crate::reader`]). Rows read from the end of the
 //! stretch extend it with nothing between; rows are never changed, only
-//! dropped from its front when it is full. A subscriber behind its front
-//! reads the database itself, as before, and so does a subscriber while
-//! it is the only one that reads through it.
+//! dropped from its front when it is full.
+//!
+//! It is for the head of the log. A subscriber that is catching up (behind
+//! the stretch, or beyond an end that did not reach the head) reads the
+//! database itself, as before: subscribers far behind move at their own
+//! speeds, and a shared stretch would only hold the faster ones back. When
+//! such a read of its own reaches the head, the stretch starts again
+//! there. A subscriber that is the only one reading through it always
+//! reads for itself.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -134,64 +140,103 @@ impl ReadAhead {
         if !stretch.readers.contains(&subscriber) {
             stretch.readers.push(subscriber);
         }
-        // The stretch follows the subscriber furthest ahead.
-        if stretch.end().is_none_or(|end| after > end) {
+        let alone = stretch.readers.len() < 2;
+        loop {
+            // Live: its last read reached the head of the log.
+            let live = stretch.short_end;
+            if !alone && stretch.holds(after) {
+                let available = stretch.available_after(after);
+                // Whether the end is known to be the end as of after this
+                // call.
+                let fresh_end = live && stretch.last_read > called;
+                if available >= wanted || (available > 0 && live) || fresh_end {
+                    let batch = stretch.serve(after, wanted, aggregate_types);
+                    let drained = fresh_end && batch.scanned == available;
+                    return Ok(Read {
+                        batch,
+                        drained,
+                        held_back: drained.then_some(stretch.held_back),
+                    });
+                }
+                if live {
+                    // At the end: read on from it, for everyone.
+                    self.extend(&mut stretch, pool, reader, limit).await?;
+                    continue;
+                }
+            }
+            break;
+        }
+        // Behind the stretch, beyond it, or catching up (its last read
+        // did not reach the head, so the others are not waiting at its
+        // end): a read of its own, as if alone.
+        drop(stretch);
+        let number = self.reads_begun.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut connection = pool.acquire().await?;
+        let batch = reader
+            .read_batch_on(&mut connection, after, limit, aggregate_types)
+            .await?;
+        let drained = (batch.scanned as i64) < limit;
+        if !drained || alone {
+            return Ok(Read {
+                batch,
+                drained,
+                held_back: None,
+            });
+        }
+        // It reached the head: the stretch starts there again, for the
+        // others as they reach it.
+        let end = batch.last.unwrap_or(after);
+        let held_back = crate::reader::any_after(&mut *connection, end, false).await?;
+        drop(connection);
+        let mut stretch = self.stretch.lock().await;
+        if stretch.end().is_none_or(|current| end >= current) {
             let readers = std::mem::take(&mut stretch.readers);
             *stretch = Stretch {
                 readers,
-                after: Some(after),
-                ..Stretch::default()
+                after: Some(end),
+                rows: VecDeque::new(),
+                short_end: true,
+                last_read: number,
+                held_back,
             };
         }
-        let alone = stretch.readers.len() < 2;
-        loop {
-            if alone || !stretch.holds(after) {
-                drop(stretch);
-                let mut connection = pool.acquire().await?;
-                let batch = reader
-                    .read_batch_on(&mut connection, after, limit, aggregate_types)
-                    .await?;
-                let drained = (batch.scanned as i64) < limit;
-                return Ok(Read {
-                    batch,
-                    drained,
-                    held_back: None,
-                });
-            }
-            let available = stretch.available_after(after);
-            // Whether the end is known to be the end as of after this call.
-            let fresh_end = stretch.short_end && stretch.last_read > called;
-            if available >= wanted || (available > 0 && stretch.short_end) || fresh_end {
-                let batch = stretch.serve(after, wanted, aggregate_types);
-                let drained = fresh_end && batch.scanned == available;
-                return Ok(Read {
-                    batch,
-                    drained,
-                    held_back: drained.then_some(stretch.held_back),
-                });
-            }
-            // At the end, or near it after a full read: read on from the
-            // end, for everyone.
-            let end = stretch.end().unwrap_or(after);
-            let number = self.reads_begun.fetch_add(1, Ordering::AcqRel) + 1;
-            let read_limit = limit.max(READ_AT_LEAST);
-            let mut connection = pool.acquire().await?;
-            let read = reader
-                .read_batch_on(&mut connection, end, read_limit, None)
-                .await?;
-            stretch.short_end = (read.scanned as i64) < read_limit;
-            if stretch.short_end {
-                let end = read.last.unwrap_or(end);
-                stretch.held_back = crate::reader::any_after(&mut *connection, end, false).await?;
-            }
-            drop(connection);
-            stretch.last_read = number;
-            stretch.rows.extend(read.events);
-            while stretch.rows.len() > READ_AHEAD_ROWS {
-                if let Some(dropped) = stretch.rows.pop_front() {
-                    stretch.after = Some(dropped.position);
-                }
+        Ok(Read {
+            batch,
+            drained,
+            held_back: Some(held_back),
+        })
+    }
+
+    /// Reads on from the end of `stretch`, which is live, for everyone.
+    async fn extend(
+        &self,
+        stretch: &mut Stretch,
+        pool: &PgPool,
+        reader: &LogReader,
+        limit: i64,
+    ) -> Result<(), LogError> {
+        let Some(end) = stretch.end() else {
+            return Ok(());
+        };
+        let number = self.reads_begun.fetch_add(1, Ordering::AcqRel) + 1;
+        let read_limit = limit.max(READ_AT_LEAST);
+        let mut connection = pool.acquire().await?;
+        let read = reader
+            .read_batch_on(&mut connection, end, read_limit, None)
+            .await?;
+        stretch.short_end = (read.scanned as i64) < read_limit;
+        if stretch.short_end {
+            let end = read.last.unwrap_or(end);
+            stretch.held_back = crate::reader::any_after(&mut *connection, end, false).await?;
+        }
+        drop(connection);
+        stretch.last_read = number;
+        stretch.rows.extend(read.events);
+        while stretch.rows.len() > READ_AHEAD_ROWS {
+            if let Some(dropped) = stretch.rows.pop_front() {
+                stretch.after = Some(dropped.position);
             }
         }
+        Ok(())
     }
 }
