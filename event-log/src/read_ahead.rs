@@ -158,9 +158,9 @@ impl ReadAhead {
                         held_back: drained.then_some(stretch.held_back),
                     });
                 }
-                if live {
+                if let (true, Some(end)) = (live, stretch.end()) {
                     // At the end: read on from it, for everyone.
-                    self.extend(&mut stretch, pool, reader, limit).await?;
+                    self.extend(&mut stretch, end, pool, reader, limit).await?;
                     continue;
                 }
             }
@@ -207,17 +207,16 @@ impl ReadAhead {
         })
     }
 
-    /// Reads on from the end of `stretch`, which is live, for everyone.
+    /// Reads on from `end`, the end of `stretch`, which is live, for
+    /// everyone.
     async fn extend(
         &self,
         stretch: &mut Stretch,
+        end: Position,
         pool: &PgPool,
         reader: &LogReader,
         limit: i64,
     ) -> Result<(), LogError> {
-        let Some(end) = stretch.end() else {
-            return Ok(());
-        };
         let number = self.reads_begun.fetch_add(1, Ordering::AcqRel) + 1;
         let read_limit = limit.max(READ_AT_LEAST);
         let mut connection = pool.acquire().await?;

@@ -336,9 +336,10 @@ impl SubscriberRunner {
     /// checkpoint. A batch of rows the subscriber does not want moves the
     /// checkpoint in one statement.
     ///
-    /// Also returns whether the read came back short of its limit: nothing
-    /// more was readable then, so the caller can wait for a notification
-    /// (a commit after the read sends one) without reading again first.
+    /// Also returns whether nothing more was readable after the batch as
+    /// of a read that began after this call ([`ReadAhead::read`]), so the
+    /// caller can wait for a notification (a commit after that read sends
+    /// one) without reading again first.
     async fn step_from(
         &self,
         subscriber: &dyn Subscriber,
